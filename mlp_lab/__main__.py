@@ -1,0 +1,3 @@
+from mlp_lab.cli import main
+
+main()

@@ -1,0 +1,252 @@
+"""The run folder: how a run is written, and how it is read back.
+
+A run folder is ``<runs_dir>/<name>-<YYYYmmdd-HHMMSS>-<6 hex>/`` holding::
+
+    config.yaml        the fully resolved config
+    metrics.jsonl      one JSON object per finished epoch, appended and flushed
+    summary.json       status, final and best metrics, environment; rewritten atomically
+    model.pt           final weights (state_dict)
+    checkpoint.pt      last finished epoch, for --resume
+    diagnostics.jsonl  per-layer statistics, when diagnostics are on
+
+Writers replace files atomically (temporary file, then rename) so that a reader,
+``compare`` say, never sees half a file. Readers never raise on a broken folder: they
+report what they could not read and return the rest. No torch here: ``compare`` uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlp_lab.errors import RunError
+
+CONFIG = "config.yaml"
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
+MODEL = "model.pt"
+CHECKPOINT = "checkpoint.pt"
+DIAGNOSTICS = "diagnostics.jsonl"
+
+STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
+
+
+# --- writing --------------------------------------------------------------------------
+
+
+def create_run_dir(runs_dir: Path, name: str) -> Path:
+    """Make a fresh, uniquely named run folder.
+
+    ``os.mkdir`` fails if the folder exists, so runs started in the same second by
+    several processes can never share a folder: the loser just draws another id.
+    """
+    runs_dir = Path(runs_dir)
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"cannot create runs directory {runs_dir}: {e.strerror or e}") from None
+    if not os.access(runs_dir, os.W_OK | os.X_OK):
+        raise RunError(f"runs directory {runs_dir} is not writable; pass --runs-dir with a folder you can write to")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for _ in range(100):
+        path = runs_dir / f"{name}-{stamp}-{secrets.token_hex(3)}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise RunError(f"cannot create run folder in {runs_dir}: {e.strerror or e}") from None
+    raise RunError(f"could not find a free run folder name in {runs_dir}")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # Whatever happened (disk full, Ctrl-C), the old file stays and no temp is left.
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False, default=_json_default) + "\n")
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """Append one line and flush it, so a finished epoch is on disk before the next starts."""
+    line = json.dumps(record, allow_nan=True, default=_json_default) + "\n"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+# --- reading --------------------------------------------------------------------------
+
+
+@dataclass
+class RunRecord:
+    """What could be read of one run folder."""
+
+    path: Path
+    config: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def status(self) -> str:
+        status = (self.summary or {}).get("status")
+        if status in STATUSES:
+            return status
+        return "unknown"
+
+
+def is_run_dir(path: Path) -> bool:
+    path = Path(path)
+    return path.is_dir() and any((path / f).is_file() for f in (SUMMARY, CONFIG, METRICS))
+
+
+def discover_runs(paths: list[Path]) -> tuple[list[Path], list[str]]:
+    """Expand arguments into run folders: a run folder, or a folder holding run folders.
+
+    Returns the run folders (each once, in the order given, children sorted by name)
+    and one warning line per argument that is neither.
+    """
+    found: list[Path] = []
+    warnings: list[str] = []
+    seen: set[Path] = set()
+
+    def add(p: Path) -> None:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            found.append(p)
+
+    for arg in paths:
+        p = Path(arg)
+        if not p.exists():
+            warnings.append(f"{p}: no such file or folder, skipped")
+        elif is_run_dir(p):
+            add(p)
+        elif p.is_dir():
+            children = sorted(c for c in p.iterdir() if is_run_dir(c))
+            if children:
+                for c in children:
+                    add(c)
+            else:
+                warnings.append(f"{p}: not a run folder and holds none, skipped")
+        else:
+            warnings.append(f"{p}: not a run folder (no {SUMMARY}, {CONFIG} or {METRICS}), skipped")
+    return found, warnings
+
+
+def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Records of a JSON-lines file and how many lines could not be parsed."""
+    records: list[dict[str, Any]] = []
+    bad = 0
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                bad += 1
+                continue
+            if isinstance(rec, dict):
+                records.append(rec)
+            else:
+                bad += 1
+    return records, bad
+
+
+def load_run(path: Path) -> RunRecord:
+    """Read a run folder; a missing or corrupt file becomes a problem line, not an error."""
+    run = RunRecord(path=Path(path))
+    cfg_path, sum_path, met_path = run.path / CONFIG, run.path / SUMMARY, run.path / METRICS
+
+    if cfg_path.is_file():
+        try:
+            cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+            if isinstance(cfg, dict):
+                run.config = cfg
+            else:
+                run.problems.append(f"{CONFIG} is not a mapping")
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            run.problems.append(f"{CONFIG} is corrupt")
+    else:
+        run.problems.append(f"{CONFIG} is missing")
+
+    if sum_path.is_file():
+        try:
+            summary = json.loads(sum_path.read_text(encoding="utf-8"))
+            if isinstance(summary, dict):
+                run.summary = summary
+            else:
+                run.problems.append(f"{SUMMARY} is not a JSON object")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            run.problems.append(f"{SUMMARY} is corrupt")
+    else:
+        run.problems.append(f"{SUMMARY} is missing")
+
+    if met_path.is_file():
+        try:
+            run.metrics, bad = read_jsonl(met_path)
+            if bad:
+                run.problems.append(f"{METRICS} has {bad} unreadable line{'s' if bad > 1 else ''}")
+        except OSError:
+            run.problems.append(f"{METRICS} is unreadable")
+    return run
+
+
+def load_config_dict(run_dir: Path) -> dict[str, Any]:
+    """The resolved config of a run, for --resume. Raises RunError when unusable."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"run folder not found: {run_dir}")
+    path = run_dir / CONFIG
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{run_dir} is not a run folder: {CONFIG} is missing") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raise RunError(f"{path} is corrupt; this run cannot be resumed") from None
+    if not isinstance(cfg, dict):
+        raise RunError(f"{path} is not a YAML mapping; this run cannot be resumed")
+    return cfg

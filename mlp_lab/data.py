@@ -99,7 +99,9 @@ class DataSplits:
         self._scale = (1.0 / (255.0 * self.std.double())).float()
         self._shift = (self.mean.double() / self.std.double()).float()
 
+    @property
     def input_dim(self) -> int:
+        """Features per sample after flattening: C*H*W."""
         c, h, w = self.input_shape
         return c * h * w
 

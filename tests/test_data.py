@@ -172,7 +172,7 @@ def test_mnist_reads_idx_files(tmp_path, gz):
     np.testing.assert_array_equal(d.train_y.numpy(), arrays["train_labels"])
     np.testing.assert_array_equal(d.test_y.numpy(), arrays["test_labels"])
     assert torch.bincount(d.train_y, minlength=10).tolist() == [6] * 10
-    assert d.num_classes == 10 and d.input_shape == (1, 28, 28) and d.input_dim() == 784
+    assert d.num_classes == 10 and d.input_shape == (1, 28, 28) and d.input_dim == 784
     assert d.val_x is None and d.val_y is None
     assert d.source.startswith(f"MNIST from {tmp_path / 'd' / 'MNIST' / 'raw'}")
 
@@ -207,7 +207,7 @@ def test_cifar10_reads_pickled_batches(tmp_path):
     assert d.test_x.shape == (20, 3, 32, 32)
     assert d.train_y.tolist() == ref["train_y"].tolist()  # batches 1..5 in order
     assert d.test_y.tolist() == ref["test_y"].tolist()
-    assert d.input_shape == (3, 32, 32) and d.input_dim() == 3072
+    assert d.input_shape == (3, 32, 32) and d.input_dim == 3072
     # Each row is the red 32x32 plane, then green, then blue, each row-major.
     rows = ref["train_x"]
     for channel in range(3):
@@ -646,7 +646,7 @@ def test_synthetic_is_deterministic_and_mnist_shaped(tmp_path):
     assert a.test_x.shape == (200, 1, 28, 28) and a.train_y.dtype == torch.int64
     assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
     assert torch.bincount(a.train_y, minlength=10).tolist() == [50] * 10
-    assert a.source == "synthetic" and a.input_dim() == 784
+    assert a.source == "synthetic" and a.input_dim == 784
     bigger = load_data(cfg(dataset="synthetic", synthetic_train_size=800, synthetic_test_size=200), tmp_path)
     assert torch.equal(bigger.test_x, a.test_x)  # the test set does not depend on the training size
     assert not (tmp_path / "unused").exists()  # nothing written for generated data

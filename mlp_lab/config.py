@@ -104,7 +104,7 @@ class _Optimizer(_Section):
 
 class SGDConfig(_Optimizer):
     name: Literal["sgd"] = "sgd"
-    lr: PositiveFloat = 0.01
+    lr: PositiveFloat = 1e-3
     momentum: NonNegFloat = 0.0
     dampening: NonNegFloat = 0.0
     nesterov: bool = False
@@ -201,7 +201,10 @@ OPTIMIZER_NAMES = ("sgd", "adadelta", "adagrad", "adam", "adamw", "sparse_adam",
 
 
 class _Scheduler(_Section):
-    warmup_epochs: int = Field(0, ge=0, description="Linear warm-up from lr/10 to lr over this many epochs.")
+    warmup_epochs: int = Field(
+        0, ge=0, description="Linear warm-up from lr/10 to lr over this many epochs; the schedule's own "
+        "epoch counts (step_size, milestones, t_max) start after it."
+    )
 
 
 class NoScheduler(_Scheduler):
@@ -242,10 +245,10 @@ SCHEDULER_NAMES = ("none", "step", "multistep", "exponential", "cosine")
 
 
 class TrainConfig(_Section):
-    epochs: int = Field(15, ge=1)
-    batch_size: int = Field(100, ge=1)
+    epochs: int = Field(15, ge=1, description="Passes over the training set.")
+    batch_size: int = Field(100, ge=1, description="Training mini-batch size.")
     eval_batch_size: int = Field(10000, ge=1, description="Batch size for evaluation (no autograd, so it can be large).")
-    seed: int = 0
+    seed: int = Field(0, description="Seeds init, dropout and batch order: same seed, same config, same metrics on CPU.")
     device: Device = Field("auto", description="auto picks CUDA when present, else CPU.")
     precision: Precision = Field("fp32", description="fp32; tf32 matmuls on CUDA; bf16 autocast.")
     compile: bool = Field(False, description="Wrap the model in torch.compile.")

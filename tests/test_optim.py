@@ -44,13 +44,7 @@ def _default_cases():
         for field in cls.model_fields:
             if field == "name":
                 continue
-            marks = ()
-            if (name, field) == ("sgd", "lr"):
-                # torch.optim.SGD's lr default is 1e-3 (it had none before torch 2.3); the
-                # config says 0.01. Fix belongs in config.py (SGDConfig.lr = 1e-3); once it
-                # is made this XPASSes and the mark must go.
-                marks = pytest.mark.xfail(strict=True, reason="config.SGDConfig.lr=0.01 but torch's default is 1e-3")
-            yield pytest.param(name, field, id=f"{name}.{field}", marks=marks)
+            yield pytest.param(name, field, id=f"{name}.{field}")
 
 
 @pytest.mark.parametrize("name, field", list(_default_cases()))

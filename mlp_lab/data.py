@@ -16,6 +16,9 @@ Why it is built this way:
   modification times, so replacing a raw file rebuilds it.
 * Every problem a user can cause (missing or corrupt files) is a one-line ``DataError``
   that says what is wrong and how to fix it; the CLI prints it without a traceback.
+* Missing MNIST/Fashion-MNIST/CIFAR-10 files are downloaded through torchvision when
+  ``data.download`` is true, unless the environment sets ``MLP_LAB_OFFLINE=1``: then no
+  download is ever attempted (machines without network, tests).
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ NUM_CLASSES = 10  # every data set here has ten classes
 # Bumped whenever the cache's layout changes, so an old cache is rebuilt instead of misread.
 CACHE_FORMAT = "mlp-lab decoded data v1"
 CACHE_DIRNAME = "mlp_lab_cache"
+# Set to 1 to forbid downloads even when data.download is true (see offline()).
+OFFLINE_ENV = "MLP_LAB_OFFLINE"
 
 
 # --- where the data lives --------------------------------------------------------------
@@ -262,7 +267,7 @@ class _FileDataset:
         folder = data_dir / self.folder
         found, missing = self._locate(folder)
         download_problem = ""
-        if missing and cfg.download:
+        if missing and cfg.download and not offline():
             download_problem = _try_download(self.name, data_dir)
             found, missing = self._locate(folder)
         if missing:
@@ -293,6 +298,8 @@ class _FileDataset:
     def _missing_message(self, folder: Path, missing: list[str], download: bool, problem: str) -> str:
         if not download:
             why = "download is off (data.download: false)"
+        elif offline():
+            why = f"download is off ({OFFLINE_ENV} is set)"
         else:
             why = f"downloading it failed ({problem or 'torchvision finished but the files are not there'})"
         return (
@@ -300,6 +307,16 @@ class _FileDataset:
             f"Put the files there ({self.layout_hint}), or point --data-dir or MLP_LAB_DATA "
             f"at a folder that holds {self.folder}/"
         )
+
+
+def offline() -> bool:
+    """True when ``$MLP_LAB_OFFLINE`` is set (to anything but '', 0, false, no): never download.
+
+    For machines without network (CI, exam rooms) and for tests, which must never touch
+    the network: with it set, missing data is reported at once instead of after
+    torchvision's connection attempts and retries.
+    """
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
 def _try_download(dataset: str, data_dir: Path) -> str:
@@ -317,7 +334,8 @@ def _try_download(dataset: str, data_dir: Path) -> str:
 def _download(dataset: str, data_dir: Path) -> None:
     """Fetch a data set with torchvision, which writes its usual layout under data_dir.
 
-    The only function here that touches the network (tests replace it).
+    The only function here that touches the network (tests replace it, or set
+    MLP_LAB_OFFLINE=1 so that it is never called).
     """
     from torchvision import datasets  # slow to import; only needed here
 

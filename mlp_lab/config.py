@@ -7,6 +7,7 @@ import torch: ``compare`` and ``--help`` read configs and have to start fast.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 from pathlib import Path
@@ -167,7 +168,9 @@ class LBFGSConfig(_Optimizer):
     lr: PositiveFloat = 1.0
     max_iter: int = Field(20, ge=1)
     history_size: int = Field(100, ge=1)
-    line_search_fn: Literal["strong_wolfe"] | None = None
+    line_search_fn: Literal["strong_wolfe"] | None = Field(
+        None, description="strong_wolfe keeps mini-batch L-BFGS stable; without a line search it often diverges."
+    )
 
 
 class RMSpropConfig(_Optimizer):
@@ -334,7 +337,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
 
 
 def config_from_dict(raw: dict[str, Any], overrides: list[str] | None = None, source: str = "config") -> ExperimentConfig:
-    raw = dict(raw)
+    raw = copy.deepcopy(raw)  # overrides write into nested sections: never into the caller's dict
     for item in overrides or []:
         apply_override(raw, item)
     return validate_config(raw, source=source)

@@ -69,6 +69,78 @@ def schema() -> None:
     typer.echo(json.dumps(json_schema(), indent=2))
 
 
+def _stdout_console():
+    import os
+
+    from rich.console import Console
+
+    console = Console(highlight=False, emoji=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 200  # a pipe or a file: don't squeeze tables into 80 columns
+    return console
+
+
+@app.command()
+@_user_errors
+def compare(
+    paths: List[Path] = typer.Argument(None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False),
+    sort: str = typer.Option("test_acc", "--sort", "-s", help="Metric or config field to sort by; accuracies best first, losses and time lowest first."),
+    reverse: bool = typer.Option(False, "--reverse", "-r", help="Reverse the sort order."),
+    top: Optional[int] = typer.Option(None, "--top", "-n", help="Keep only the first N runs after sorting."),
+    filter_: List[str] = typer.Option([], "--filter", "-f", help="Keep runs where key=value (or !=, >, <, >=, <=); values read as YAML, so optimizer.lr=1e-3 matches 0.001. Repeatable."),
+    all_params: bool = typer.Option(False, "--all-params", "-a", help="Show every config field, not only those that differ."),
+    format_: Optional[str] = typer.Option(None, "--format", help="table, json, csv or markdown (default: from --output's suffix, else table)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of printing."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the compared runs' learning curves to FILE.png."),
+) -> None:
+    """Compare runs: the config fields that differ, final and best test accuracy, losses, time."""
+    from mlp_lab import compare as cmp
+    from mlp_lab import plots
+
+    fmt = cmp.resolve_format(format_, output)
+    if plot is not None:
+        plots.check_plot_path(plot)
+    comp = cmp.build_comparison(paths or [Path("runs")], sort=sort, top=top, filters=filter_, all_params=all_params, reverse=reverse)
+    for line in cmp.warning_lines(comp.warnings):
+        typer.echo(f"warning: {line}", err=True)
+    if output is not None:
+        cmp.write_output(output, cmp.render(comp, fmt))
+        typer.echo(f"wrote {len(comp.rows)} run{'s' if len(comp.rows) != 1 else ''} to {output}", err=True)
+    elif fmt == "table":
+        console = _stdout_console()
+        console.print(cmp.table_renderable(comp, console.width))
+    else:
+        typer.echo(cmp.render(comp, fmt), nl=False)
+    if plot is not None:
+        best = comp.rows.index(comp.best) if comp.best is not None else None
+        plots.plot_comparison([r.history for r in comp.rows], cmp.plot_labels(comp), plot, best=best)
+        typer.echo(f"wrote plot to {plot}", err=True)
+
+
+@app.command()
+@_user_errors
+def show(
+    run: Path = typer.Argument(..., help="A run folder.", show_default=False),
+    all_: bool = typer.Option(False, "--all", help="Show every config field, not only those that differ from the defaults."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw this run's loss and accuracy curves to FILE.png."),
+) -> None:
+    """Show one run: its config, per-epoch metrics, summary and files."""
+    from mlp_lab import compare as cmp
+    from mlp_lab import plots
+
+    if plot is not None:
+        plots.check_plot_path(plot)
+    details = cmp.describe_run(run, all_params=all_)
+    if details.record.problems:
+        typer.echo(f"warning: {run}: {', '.join(details.record.problems)}; showing what could be read", err=True)
+    console = _stdout_console()
+    for part in cmp.show_renderables(details, all_params=all_):
+        console.print(part)
+    if plot is not None:
+        plots.plot_run(details.record.metrics, plot, title=details.record.name)
+        typer.echo(f"wrote plot to {plot}", err=True)
+
+
 def main() -> None:
     app()
 

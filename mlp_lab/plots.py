@@ -1,0 +1,137 @@
+"""Learning-curve figures for ``compare --plot`` and ``show --plot``.
+
+matplotlib is imported inside the functions, with the Agg backend and no pyplot (no
+global figure state, no GUI): commands that draw nothing never pay for it.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+from mlp_lab import runs
+from mlp_lab.errors import MlpLabError
+
+PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+MAX_LEGEND = 15
+
+
+class PlotError(MlpLabError):
+    """The figure cannot be drawn or written."""
+
+
+def check_plot_path(path: Path) -> str:
+    """The figure format for ``path``; PlotError for a name matplotlib can't write or a missing folder."""
+    fmt = PLOT_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise PlotError(f"--plot {path}: the file name must end in {', '.join(PLOT_FORMATS)}")
+    if Path(path).is_dir():
+        raise PlotError(f"--plot {path}: is a folder; give a file name such as curves.png")
+    if not Path(path).parent.is_dir():
+        raise PlotError(f"--plot {path}: folder {Path(path).parent} does not exist")
+    return fmt
+
+
+def _figure(ncols: int, width: float = 11.0, height: float = 4.2) -> tuple[Any, list[Any]]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+    return fig, axes
+
+
+def _save(fig: Any, path: Path, fmt: str) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=120)
+    try:
+        runs.atomic_write_bytes(Path(path), buf.getvalue())
+    except OSError as e:
+        raise PlotError(f"--plot {path}: cannot write ({e.strerror or e})") from None
+
+
+def _series(history: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    xs, ys = [], []
+    for r in history:
+        e, v = r.get("epoch"), r.get(key)
+        if isinstance(e, int) and isinstance(v, (int, float)) and not isinstance(v, bool):
+            xs.append(e)
+            ys.append(float(v) if math.isfinite(v) else math.nan)
+    return xs, ys
+
+
+def _maybe_log(ax: Any, values: list[float]) -> None:
+    finite = [v for v in values if math.isfinite(v) and v > 0]
+    if finite and max(finite) / min(finite) > 30:
+        ax.set_yscale("log")
+
+
+def plot_comparison(histories: Sequence[Sequence[dict[str, Any]]], labels: Sequence[str], path: Path,
+                    best: int | None = None, title: str | None = None) -> Path:
+    """Test accuracy and training loss against epoch, one line per run, on one figure.
+
+    ``best`` is the index of the run to draw thicker. Legends beyond MAX_LEGEND runs
+    would hide the curves, so they are left out then (the title says how many runs).
+    """
+    fmt = check_plot_path(path)
+    if not any(_series(h, "test_acc")[0] or _series(h, "train_loss")[0] for h in histories):
+        raise PlotError("nothing to plot: no run has a finished epoch in its metrics.jsonl")
+    fig, (acc_ax, loss_ax) = _figure(2)
+    losses: list[float] = []
+    for i, (h, label) in enumerate(zip(histories, labels)):
+        lw, z = (2.6, 3) if i == best else (1.3, 2)
+        xs, ys = _series(h, "test_acc")
+        line = None
+        if xs:
+            (line,) = acc_ax.plot(xs, [100 * y for y in ys], marker="o" if len(xs) < 20 else None,
+                                  markersize=3, linewidth=lw, zorder=z, label=label)
+        xs, ys = _series(h, "train_loss")
+        if xs:
+            kw = {"color": line.get_color()} if line is not None else {}
+            loss_ax.plot(xs, ys, linewidth=lw, zorder=z, label=None if line is not None else label, **kw)
+            losses.extend(ys)
+    acc_ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy")
+    loss_ax.set(xlabel="epoch", ylabel="training loss", title="training loss")
+    _maybe_log(loss_ax, losses)
+    for ax in (acc_ax, loss_ax):
+        ax.grid(True, alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if len(histories) <= MAX_LEGEND:
+        handles = acc_ax.get_legend_handles_labels()
+        loss_handles = loss_ax.get_legend_handles_labels()
+        fig.legend(handles[0] + loss_handles[0], handles[1] + loss_handles[1],
+                   loc="outside right upper", fontsize="small", frameon=False)
+    fig.suptitle(title or f"{len(histories)} run{'s' if len(histories) != 1 else ''}")
+    _save(fig, path, fmt)
+    return Path(path)
+
+
+def plot_run(history: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path:
+    """One run: loss and accuracy against epoch, train and test (and val when present)."""
+    fmt = check_plot_path(path)
+    if not history:
+        raise PlotError("nothing to plot: this run has no finished epoch in its metrics.jsonl")
+    fig, (loss_ax, acc_ax) = _figure(2, width=10.0)
+    losses: list[float] = []
+    for split, style in (("train", "-"), ("test", "-"), ("val", "--")):
+        xs, ys = _series(history, f"{split}_loss")
+        if xs:
+            loss_ax.plot(xs, ys, style, marker="o" if len(xs) < 30 else None, markersize=3, label=split)
+            losses.extend(ys)
+        xs, ys = _series(history, f"{split}_acc")
+        if xs:
+            acc_ax.plot(xs, [100 * y for y in ys], style, marker="o" if len(xs) < 30 else None, markersize=3, label=split)
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    _maybe_log(loss_ax, losses)
+    for ax in (loss_ax, acc_ax):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        fig.suptitle(title)
+    _save(fig, path, fmt)
+    return Path(path)

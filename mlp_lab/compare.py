@@ -593,15 +593,16 @@ def warning_lines(warnings: Sequence[str], limit: int = MAX_WARNINGS) -> list[st
 # --- rendering ------------------------------------------------------------------------
 
 
-# Table layouts, tried in order until one fits the terminal: value width, compact
-# (two-line) headers, metric columns left out. The last resort is one block per run.
-_LAYOUTS: list[tuple[int, bool, tuple[str, ...]]] = [
-    (24, False, ()),
-    (16, True, ()),
-    (14, True, ("duration_s",)),
-    (14, True, ("duration_s", "train_loss")),
-    (12, True, ("duration_s", "train_loss", "val_loss", "epochs_done")),
-    (10, True, ("duration_s", "train_loss", "val_loss", "epochs_done", "test_loss", "best_test_acc")),
+# Table layouts, tried in order until one fits the terminal: widest value and run label,
+# compact headers (split after the dot where a header is wider than its values), metric
+# columns left out. The last resort is one block per run (``_stacked``).
+_LAYOUTS: list[tuple[int, int, bool, tuple[str, ...]]] = [
+    (24, 32, False, ()),
+    (16, 24, True, ()),
+    (14, 24, True, ("duration_s",)),
+    (14, 24, True, ("duration_s", "train_loss")),
+    (12, 20, True, ("duration_s", "train_loss", "val_loss", "epochs_done")),
+    (10, 16, True, ("duration_s", "train_loss", "val_loss", "epochs_done", "test_loss", "best_test_acc")),
 ]
 _HEADERS = {"epochs_done": "epochs", "duration_s": "time"}
 _TABLE_HIDDEN = ("best_epoch", "epochs_planned", "train_acc", "best_val_acc")
@@ -620,9 +621,9 @@ def _metric_cell(row: Row, m: str) -> str:
     return fmt_metric(m, v)
 
 
-def _cells(comp: Comparison, max_value: int, drop: Sequence[str] = ()) -> tuple[list[str], list[list[str]], list[bool]]:
+def _cells(comp: Comparison, max_value: int, drop: Sequence[str] = (), max_label: int = 32) -> tuple[list[str], list[list[str]], list[bool]]:
     """Headers, display rows and right-justification of the table/markdown views."""
-    labels = [shorten(x, max(max_value, 16)) for x in short_labels([r.run for r in comp.rows])]
+    labels = [shorten(x, max_label) for x in short_labels([r.run for r in comp.rows])]
     headers = ["#", "run", "status", *comp.param_columns]
     right = [True, False, False, *([False] * len(comp.param_columns))]
     shown_metrics = [m for m in comp.metric_columns if m not in _TABLE_HIDDEN and m not in drop]
@@ -640,13 +641,14 @@ def _cells(comp: Comparison, max_value: int, drop: Sequence[str] = ()) -> tuple[
 
 
 def _compact_header(h: str, limit: int) -> str:
-    """'model.activation' -> 'model.' over 'activation' (still reads as the key)."""
-    if len(h) <= limit:
+    """'model.activation' -> 'model.' over 'activation' (still reads as the key), when
+    the header is wider than ``limit`` (the column's widest value)."""
+    if len(h) <= limit + 2:  # saves too little to be worth a second line
         return h
     for sep in (".", "_"):
         if sep in h:
             head, _, tail = h.partition(sep)
-            return f"{head}{sep}\n{_compact_header(tail, limit) if sep == '.' else tail}"
+            return f"{head}{sep}\n{tail}"
     return h
 
 
@@ -662,10 +664,10 @@ _STATUS_STYLE = {"completed": "green", "running": "cyan", "interrupted": "yellow
 def table_layout(comp: Comparison, width: int) -> tuple[list[str], list[list[str]], list[bool], list[str]] | None:
     """The first layout that fits ``width``: headers, cells, right-justified, metrics
     left out. None when even the narrowest table is too wide (then: one block per run)."""
-    for max_value, compact, drop in _LAYOUTS:
-        headers, body, right = _cells(comp, max_value, drop)
+    for max_value, max_label, compact, drop in _LAYOUTS:
+        headers, body, right = _cells(comp, max_value, drop, max_label)
         if compact:
-            headers = [_compact_header(h, max(max_value, 8)) for h in headers]
+            headers = [_compact_header(h, max([len(r[i]) for r in body] + [4])) for i, h in enumerate(headers)]
         if _width(headers, body) <= width:
             dropped = [_HEADERS.get(m, m) for m in drop if m in comp.metric_columns]
             return headers, body, right, dropped

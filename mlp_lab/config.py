@@ -43,6 +43,39 @@ class _Section(BaseModel):
     # a config must not quietly run a different experiment.
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, data: Any) -> Any:
+        # YAML reads yes/no/on/off/true/false as booleans and pydantic would take them as
+        # 1 and 0: `epochs: yes` must be an error, not a quiet one-epoch run. Spelled as
+        # the string 'true'/'false', the value fails the field's own number check.
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for key, v in data.items():
+            field = cls.model_fields.get(key) if isinstance(key, str) else None
+            if field is None or not _is_numeric(field.annotation):
+                continue
+            if isinstance(v, bool):
+                out[key] = str(v).lower()
+            elif isinstance(v, (list, tuple)) and any(isinstance(x, bool) for x in v):
+                out[key] = [str(x).lower() if isinstance(x, bool) else x for x in v]
+        return out
+
+
+def _is_numeric(annotation: Any) -> bool:
+    """Does a field hold numbers (int, float, or lists/tuples of them) and never booleans?"""
+    found: set[Any] = set()
+    stack = [annotation]
+    while stack:
+        a = stack.pop()
+        if isinstance(a, type):
+            found.add(a)
+        stack.extend(getattr(a, "__args__", None) or ())
+        if getattr(a, "__origin__", None) is Annotated:
+            stack.append(a.__origin__)
+    return bool(found & {int, float}) and bool not in found
+
 
 # --- data -----------------------------------------------------------------------------
 
@@ -53,7 +86,7 @@ class DataConfig(_Section):
         None, description="Where the data lives (torchvision's layout). "
         "--data-dir, then $MLP_LAB_DATA, then this, then ./data."
     )
-    download: bool = Field(True, description="Download through torchvision when the files are missing.")
+    download: bool = Field(True, description="Download through torchvision when the files are missing (never when $MLP_LAB_OFFLINE=1).")
     preprocessing: Preprocessing = Field(
         "channel_mean",
         description="channel_mean: subtract each channel's training-set mean (VGG); pixel_mean: "
@@ -318,7 +351,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read config file ({e.__class__.__name__}: {e})") from None
     try:
-        raw = yaml.safe_load(text)  # safe loader only: a config can never run code
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a safe loader only: a config can never run code
     except yaml.YAMLError as e:
         where = ""
         mark = getattr(e, "problem_mark", None)
@@ -334,6 +367,29 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     for item in overrides or []:
         apply_override(raw, item)
     return validate_config(raw, source=str(path))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader (no Python objects, no code) that refuses duplicate keys: plain
+    YAML keeps the last one, so `epochs: 5 ... epochs: 50` would quietly run 50."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *defaults` may be overridden by explicit keys
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark)
+                except TypeError:
+                    continue  # unhashable: the base class reports it
+                if first is not key_node.start_mark:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first at line {first.line + 1}); keep only one",
+                        key_node.start_mark,
+                    )
+        return super().construct_mapping(node, deep=deep)
 
 
 def config_from_dict(raw: dict[str, Any], overrides: list[str] | None = None, source: str = "config") -> ExperimentConfig:
@@ -365,7 +421,7 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     if not key or any(not p for p in parts):
         raise ConfigError(f"--set {item!r}: expected key.path=value, e.g. --set optimizer.lr=0.01")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = yaml.load(text, Loader=_UniqueKeyLoader) if text.strip() else None
     except yaml.YAMLError:
         raise ConfigError(f"--set {key}: cannot parse value {text!r} (write it as YAML: 0.01, true, [256, 128], relu)") from None
     _check_path(parts, raw)
@@ -387,7 +443,8 @@ def _check_path(parts: list[str], raw: dict[str, Any]) -> None:
         fields = {name: f.annotation for name, f in model.model_fields.items()}
         if part not in fields:
             where = ".".join(parts[:depth]) or "top level"
-            raise ConfigError(f"--set {'.'.join(parts)}: unknown key '{part}' in {where}{_did_you_mean(part, fields)}; allowed: {', '.join(sorted(fields))}")
+            hint = _other_variants_hint(parts[0], part) if depth == 1 else ""
+            raise ConfigError(f"--set {'.'.join(parts)}: unknown key '{part}' in {where}{_did_you_mean(part, fields)}; allowed: {', '.join(sorted(fields))}{hint}")
         annotation = fields[part]
         if depth < len(parts) - 1:
             sub = _section_model(parts[: depth + 1], annotation, raw)
@@ -414,6 +471,17 @@ def section_class(section: str, name: str) -> type[BaseModel]:
             return cls
     names = OPTIMIZER_NAMES if section == "optimizer" else SCHEDULER_NAMES
     raise ConfigError(f"{section}.name: unknown {section} {name!r}{_did_you_mean(str(name), names)}; allowed: {', '.join(names)}")
+
+
+def _other_variants_hint(section: str, key: str) -> str:
+    """`optimizer: {momentum: 0.9}` means Adam, which has no momentum: say which have it."""
+    if section not in _UNIONS:
+        return ""
+    names = OPTIMIZER_NAMES if section == "optimizer" else SCHEDULER_NAMES
+    owners = [n for n in names if key in section_class(section, n).model_fields]
+    if not owners:
+        return ""
+    return f" ('{key}' is a setting of {section} {', '.join(owners)}: set {section}.name)"
 
 
 def _did_you_mean(word: str, choices: Any) -> str:
@@ -450,7 +518,8 @@ def _describe_one(err: dict[str, Any]) -> str:
         parent = _model_at(loc[:-1])
         allowed = sorted(parent.model_fields) if parent else []
         where = ".".join(_loc_str(loc[:-1]).split(".")) or "top level"
-        return f"unknown key '{loc[-1]}' in {where}{_did_you_mean(str(loc[-1]), allowed)}; allowed: {', '.join(allowed)}"
+        hint = _other_variants_hint(str(loc[0]), str(loc[-1])) if len(loc) in (2, 3) else ""
+        return f"unknown key '{loc[-1]}' in {where}{_did_you_mean(str(loc[-1]), allowed)}; allowed: {', '.join(allowed)}{hint}"
     if kind == "literal_error":
         allowed = [a.strip().strip("'") for a in re.split(r",| or ", ctx.get("expected", "")) if a.strip()]
         return f"{key}: {value!r} is not allowed{_did_you_mean(str(value), allowed)}; allowed: {', '.join(allowed)}"

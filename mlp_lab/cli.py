@@ -93,7 +93,10 @@ def compare(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of printing."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the compared runs' learning curves to FILE.png."),
 ) -> None:
-    """Compare runs: the config fields that differ, final and best test accuracy, losses, time."""
+    """Compare runs: the config fields that differ, final and best test accuracy, losses, time.
+
+    Example: mlp-lab compare runs/ --filter data.dataset=mnist --sort best_test_acc --top 5 --plot curves.png
+    """
     from mlp_lab import compare as cmp
     from mlp_lab import plots
 

@@ -645,11 +645,22 @@ def _compact_header(h: str, limit: int) -> str:
     the header is wider than ``limit`` (the column's widest value)."""
     if len(h) <= limit + 2:  # saves too little to be worth a second line
         return h
-    for sep in (".", "_"):
-        if sep in h:
-            head, _, tail = h.partition(sep)
-            return f"{head}{sep}\n{tail}"
-    return h
+    if "." not in h:
+        head, sep, tail = h.partition("_")  # best_test_acc -> best_ / test_acc
+        return f"{head}{sep}\n{tail}" if sep else h
+    head, _, tail = h.partition(".")
+    # A long field name wraps after its underscores: synthetic_ / train_size.
+    words = re.findall(r"[^_]+_?|_", tail)
+    target = max(limit, len(head) + 1, *(len(w) for w in words))
+    lines = [head + "."]
+    line = ""
+    for w in words:
+        if line and len(line) + len(w) > target:
+            lines.append(line)
+            line = ""
+        line += w
+    lines.append(line)
+    return "\n".join(lines)
 
 
 def _width(headers: list[str], body: list[list[str]]) -> int:

@@ -257,7 +257,6 @@ def test_table_shows_percentages_losses_and_time(activations):
 
 
 def test_best_run_is_highlighted(activations):
-    comp = build_comparison([activations], sort="train_loss")  # best by train_loss: all tie -> first
     comp = build_comparison([activations])
     lines = compare.table_lines(comp, 200)
     styled = [(text, style) for text, style, _ in lines if style == "bold green"]

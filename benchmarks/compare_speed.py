@@ -95,7 +95,7 @@ def main() -> None:
         comp = compare.build_comparison([d])
         rows = [
             ("library", "build_comparison (discover, read, compare)", timed(lambda: compare.build_comparison([d]), args.repeat)),
-            ("library", "  to_table (Rich, 200 columns)", timed(lambda: compare.to_table(comp, width=200), args.repeat)),
+            ("library", "  to_table (plain text)", timed(lambda: compare.to_table(comp, width=200), args.repeat)),
             ("library", "  to_json", timed(lambda: compare.to_json(comp), args.repeat)),
             ("library", "  to_csv", timed(lambda: compare.to_csv(comp), args.repeat)),
             ("library", "  to_markdown", timed(lambda: compare.to_markdown(comp), args.repeat)),

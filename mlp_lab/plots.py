@@ -104,7 +104,11 @@ def plot_comparison(histories: Sequence[Sequence[dict[str, Any]]], labels: Seque
         loss_handles = loss_ax.get_legend_handles_labels()
         fig.legend(handles[0] + loss_handles[0], handles[1] + loss_handles[1],
                    loc="outside right upper", fontsize="small", frameon=False)
-    fig.suptitle(title or f"{len(histories)} run{'s' if len(histories) != 1 else ''}")
+    if title is None:
+        title = f"{len(histories)} run{'s' if len(histories) != 1 else ''}"
+        if len(histories) > MAX_LEGEND:
+            title += f" (no legend above {MAX_LEGEND}; the thick line is the best; --top N picks fewer)"
+    fig.suptitle(title)
     _save(fig, path, fmt)
     return Path(path)
 

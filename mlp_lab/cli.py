@@ -144,6 +144,34 @@ def show(
         typer.echo(f"wrote plot to {plot}", err=True)
 
 
+@app.command()
+@_user_errors
+def inspect(
+    config: Path = typer.Option(..., "--config", "-c", help="YAML experiment file: the network to build.", show_default=False),
+    set_: List[str] = typer.Option([], "--set", help="Override a field: --set model.hidden=[500,500,500] (repeatable)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (else $MLP_LAB_DATA, data.data_dir, ./data)."),
+    batch: int = typer.Option(1000, "--batch", help="Samples pushed through the network."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw a histogram of each layer's activations to FILE.png."),
+    synthetic_input: bool = typer.Option(False, "--synthetic-input", help="Standard-normal inputs instead of the data set (no data needed)."),
+) -> None:
+    """No training: one batch through the freshly initialised network, forward and backward, per-layer statistics."""
+    from mlp_lab.config import load_config
+    from mlp_lab.diagnostic_plots import check_plot_path, plot_activation_histograms
+    from mlp_lab.diagnostics import inspect_network, inspection_table
+
+    if plot is not None:
+        check_plot_path(plot)
+    cfg = load_config(config, set_)
+    result = inspect_network(cfg, data_dir=data_dir, batch=batch, synthetic=synthetic_input)
+    console = _stdout_console()
+    console.print(inspection_table(result, title=f"{cfg.name}: {len(result.layers)} hidden layers at initialisation"))
+    for w in result.warnings:
+        typer.echo(f"warning: {w}", err=True)
+    if plot is not None:
+        plot_activation_histograms(result, plot, title=f"{cfg.name}: {cfg.model.activation}, init {cfg.model.init}")
+        typer.echo(f"wrote plot to {plot}", err=True)
+
+
 def main() -> None:
     app()
 

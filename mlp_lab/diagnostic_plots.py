@@ -1,0 +1,235 @@
+"""Figures of what diagnostics measured: ``inspect --plot`` and the diagnostics figure of
+``show --plot`` / ``compare --plot``.
+
+matplotlib is imported inside the functions (Agg backend, no pyplot, no global state),
+so importing this module costs nothing and never needs a display. No torch import
+either: ``compare`` must start fast.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+from mlp_lab import runs
+from mlp_lab.errors import MlpLabError
+
+PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+MAX_RUNS = 6  # diagnostics rows in one figure; more would be unreadable
+HIST_PER_ROW = 10  # inspect --plot: histograms per row before wrapping
+HIST_BINS = 60
+
+
+class DiagnosticsPlotError(MlpLabError):
+    """The diagnostics figure cannot be drawn or written."""
+
+
+def check_plot_path(path: Path) -> str:
+    """The figure format for ``path``; an error (one line, exit 2) for a bad name or folder."""
+    path = Path(path)
+    fmt = PLOT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DiagnosticsPlotError(f"--plot {path}: the file name must end in {', '.join(PLOT_FORMATS)}")
+    if path.is_dir():
+        raise DiagnosticsPlotError(f"--plot {path}: is a folder; give a file name such as layers.png")
+    if not path.parent.is_dir():
+        raise DiagnosticsPlotError(f"--plot {path}: folder {path.parent} does not exist")
+    return fmt
+
+
+def diagnostics_plot_path(path: Path) -> Path:
+    """Where ``show/compare --plot curves.png`` draws diagnostics: ``curves.diagnostics.png``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.diagnostics{path.suffix}")
+
+
+def read_diagnostics(run_dir: Path) -> list[dict[str, Any]]:
+    """The records of a run's diagnostics.jsonl ([] when it has none); unreadable lines skipped."""
+    path = Path(run_dir) / runs.DIAGNOSTICS
+    if not path.is_file():
+        return []
+    try:
+        return runs.read_jsonl(path)[0]
+    except OSError:
+        return []
+
+
+def _figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Any, Any]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def _save(fig: Any, path: Path, fmt: str) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=110)
+    try:
+        runs.atomic_write_bytes(Path(path), buf.getvalue())
+    except OSError as e:
+        raise DiagnosticsPlotError(f"--plot {path}: cannot write ({e.strerror or e})") from None
+
+
+# --- inspect --plot: activation histograms, one per layer --------------------------------
+
+
+def plot_activation_histograms(inspection: Any, path: Path, title: str = "") -> Path:
+    """A row of small histograms, one per hidden layer, of the post-activations of
+    :func:`mlp_lab.diagnostics.inspect_network` (the lecture's figure)."""
+    fmt = check_plot_path(path)
+    layers = [s for s in inspection.layers if s.values is not None]
+    if not layers:
+        raise DiagnosticsPlotError("nothing to plot: the network has no hidden layer")
+    ncols = min(len(layers), HIST_PER_ROW)
+    nrows = math.ceil(len(layers) / ncols)
+    fig, axes = _figure(nrows, ncols, width=max(4.0, 1.7 * ncols), height=2.1 * nrows + 0.5)
+    act = layers[0].activation
+    bounded = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}.get(act)
+    for k, ax in enumerate(axes.flat):
+        if k >= len(layers):
+            ax.set_visible(False)
+            continue
+        s = layers[k]
+        v = s.values.float().numpy()
+        rng = bounded
+        if rng is None:
+            lo, hi = float(v.min()), float(v.max())
+            rng = (lo, hi) if hi > lo else (lo - 1.0, hi + 1.0)
+        ax.hist(v, bins=HIST_BINS, range=rng, color="C0")
+        ax.set_title(f"layer {s.layer}\nmean {s.post_mean:.2g}, std {s.post_std:.2g}", fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.set_yticks([])
+    fig.suptitle(title or f"{act} activations per layer ({inspection.inputs})", fontsize=9)
+    _save(fig, path, fmt)
+    return Path(path)
+
+
+# --- training diagnostics over time --------------------------------------------------
+
+
+def _step_x(r: dict[str, Any]) -> float | None:
+    e, s, n = r.get("epoch"), r.get("step"), r.get("steps")
+    if not isinstance(e, int) or not isinstance(s, int) or not isinstance(n, int) or n <= 0:
+        return None
+    return e - 1 + s / n  # epoch 1's first step is at 0: the x axis counts finished epochs
+
+
+def _series(records: Sequence[dict[str, Any]], kind: str, key: str) -> dict[int, tuple[list[float], list[float]]]:
+    """layer -> (xs, ys) of ``key`` over the records of ``kind`` ("step" or "probe")."""
+    out: dict[int, tuple[list[float], list[float]]] = {}
+    for r in records:
+        if r.get("kind") != kind or not isinstance(r.get("layers"), list):
+            continue
+        x = _step_x(r) if kind == "step" else r.get("epoch")
+        if not isinstance(x, (int, float)):
+            continue
+        for d in r["layers"]:
+            if not isinstance(d, dict):
+                continue
+            v, layer = d.get(key), d.get("layer")
+            if isinstance(layer, int) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                xs, ys = out.setdefault(layer, ([], []))
+                xs.append(float(x))
+                ys.append(float(v))
+    return out
+
+
+def _output_layer(records: Sequence[dict[str, Any]]) -> int | None:
+    for r in records:
+        for d in r.get("layers") or []:
+            if isinstance(d, dict) and d.get("output"):
+                return d.get("layer")
+    return None
+
+
+def _draw_layers(ax: Any, series: dict[int, tuple[list[float], list[float]]], n_layers: int,
+                 output_layer: int | None, log: bool, marker: str | None = None) -> bool:
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    drawn = False
+    for layer in sorted(series):
+        xs, ys = series[layer]
+        if log:
+            xs, ys = zip(*[(x, y) for x, y in zip(xs, ys) if y > 0]) if any(y > 0 for y in ys) else ((), ())
+        if not xs:
+            continue
+        label = "output" if layer == output_layer else f"layer {layer}"
+        colour = "black" if layer == output_layer else cmap(0.9 * (layer - 1) / max(1, n_layers - 1))
+        ax.plot(xs, ys, color=colour, marker=marker, markersize=3, linewidth=1.2, label=label)
+        drawn = True
+    if log and drawn:
+        ax.set_yscale("log")
+    return drawn
+
+
+def plot_diagnostics(run_records: Sequence[tuple[str, Sequence[dict[str, Any]]]], path: Path,
+                     title: str | None = None) -> Path:
+    """One row per run (``(label, diagnostics records)``), three panels each:
+
+    * weight-gradient norm per layer over training (log scale; the output layer in black),
+    * dead fraction per layer (ReLU family) or saturated fraction (sigmoid, tanh) on the
+      probe batch after each epoch (epoch 0 = initialisation),
+    * update/weight ratio per layer per step (log scale).
+
+    Runs without diagnostics are skipped; DiagnosticsPlotError when none has any.
+    """
+    fmt = check_plot_path(path)
+    usable = [(label, recs) for label, recs in run_records if any(r.get("kind") == "step" for r in recs)]
+    if not usable:
+        raise DiagnosticsPlotError("nothing to plot: no run has diagnostics.jsonl (train with --diagnose)")
+    shown = usable[:MAX_RUNS]
+    fig, axes = _figure(len(shown), 3, width=13.0, height=3.1 * len(shown) + 0.6)
+    for row, (label, recs) in zip(axes, shown):
+        out_layer = _output_layer(recs)
+        grads = _series(recs, "step", "grad_norm")
+        n_layers = max(grads, default=1)
+        g_ax, a_ax, u_ax = row
+        _draw_layers(g_ax, grads, n_layers, out_layer, log=True)
+        g_ax.set(title=f"{label}: weight-gradient norm", xlabel="epoch", ylabel="||grad W||")
+
+        dead = _series(recs, "probe", "dead")
+        if dead:
+            _draw_layers(a_ax, dead, n_layers, out_layer, log=False, marker="o")
+            a_ax.set(title="dead units (probe batch)", ylabel="fraction dead")
+        else:
+            sat = _series(recs, "probe", "saturated")
+            if sat:
+                _draw_layers(a_ax, sat, n_layers, out_layer, log=False, marker="o")
+                a_ax.set(title="saturated outputs (probe batch)", ylabel="fraction saturated")
+            else:
+                _draw_layers(a_ax, _series(recs, "probe", "post_std"), n_layers, out_layer, log=True, marker="o")
+                a_ax.set(title="activation std (probe batch)", ylabel="std")
+        if dead or not a_ax.get_yscale() == "log":
+            a_ax.set_ylim(-0.03, 1.03)
+        a_ax.set(xlabel="epoch")
+
+        _draw_layers(u_ax, _series(recs, "step", "update_ratio"), n_layers, out_layer, log=True)
+        u_ax.axhline(1e-3, color="grey", linestyle=":", linewidth=1)
+        u_ax.set(title="update / weight ratio", xlabel="epoch", ylabel="||dW|| / ||W||")
+        for ax in row:
+            ax.grid(True, alpha=0.3)
+        handles, labels = g_ax.get_legend_handles_labels()
+        if handles:
+            u_ax.legend(handles, labels, fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5),
+                        frameon=False, ncol=1 if len(handles) <= 12 else 2)
+    more = len(usable) - len(shown)
+    suffix = f" (first {len(shown)} of {len(usable)} runs with diagnostics)" if more > 0 else ""
+    fig.suptitle((title or "training diagnostics") + suffix)
+    _save(fig, path, fmt)
+    return Path(path)
+
+
+def plot_run_diagnostics(run_dirs: Sequence[Path], labels: Sequence[str], plot_path: Path) -> Path | None:
+    """For ``show --plot FILE`` / ``compare --plot FILE``: when any of the runs has
+    diagnostics, draw them to ``FILE.diagnostics.<ext>`` and return that path; else None."""
+    records = [(label, read_diagnostics(d)) for d, label in zip(run_dirs, labels)]
+    if not any(any(r.get("kind") == "step" for r in recs) for _, recs in records):
+        return None
+    out = diagnostics_plot_path(plot_path)
+    return plot_diagnostics(records, out)

@@ -118,6 +118,7 @@ def compare(
         best = comp.rows.index(comp.best) if comp.best is not None else None
         plots.plot_comparison([r.history for r in comp.rows], cmp.plot_labels(comp), plot, best=best)
         typer.echo(f"wrote plot to {plot}", err=True)
+        _plot_diagnostics([r.path for r in comp.rows], cmp.plot_labels(comp), plot)
 
 
 @app.command()
@@ -142,6 +143,16 @@ def show(
     if plot is not None:
         plots.plot_run(details.record.metrics, plot, title=details.record.name)
         typer.echo(f"wrote plot to {plot}", err=True)
+        _plot_diagnostics([details.record.path], [details.record.name], plot)
+
+
+def _plot_diagnostics(run_dirs: List[Path], labels: List[str], plot: Path) -> None:
+    """Runs trained with --diagnose: their per-layer figure beside the curves, FILE.diagnostics.png."""
+    from mlp_lab.diagnostic_plots import plot_run_diagnostics
+
+    written = plot_run_diagnostics(run_dirs, labels, plot)
+    if written is not None:
+        typer.echo(f"wrote diagnostics plot to {written}", err=True)
 
 
 @app.command()

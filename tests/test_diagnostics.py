@@ -357,3 +357,21 @@ def test_every_lecture_config_builds_and_inspects():
         r = inspect_network(cfg, batch=16, synthetic=True)
         assert len(r.layers) == len(cfg.model.hidden)
         assert all(math.isfinite(s.grad_norm) for s in r.all_layers)
+
+
+def test_show_and_compare_plot_also_draw_diagnostics(tmp_path):
+    _, with_diag = train(tmp_path, name="a")
+    _, without = train(tmp_path, overrides=["train.diagnostics=false"], name="b")
+    result = runner.invoke(app, ["show", str(with_diag), "--plot", str(tmp_path / "one.png")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "one.png").read_bytes().startswith(PNG)
+    assert (tmp_path / "one.diagnostics.png").read_bytes().startswith(PNG)
+    assert "wrote diagnostics plot to" in result.output
+
+    result = runner.invoke(app, ["show", str(without), "--plot", str(tmp_path / "two.png")])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "two.diagnostics.png").exists() and "diagnostics plot" not in result.output
+
+    result = runner.invoke(app, ["compare", str(with_diag), str(without), "--plot", str(tmp_path / "all.png")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "all.diagnostics.png").read_bytes().startswith(PNG)

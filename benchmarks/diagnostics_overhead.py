@@ -1,0 +1,112 @@
+"""What do training diagnostics cost? Seconds per epoch with and without them.
+
+Trains the same experiment with ``train.diagnostics`` off and on, interleaved (off, on,
+off, on, ...) so that other load on the machine hits both alike, and prints the median
+and minimum seconds per epoch of each and the overhead in percent. The time is the whole
+``run_experiment`` call divided by the epochs (training, evaluation, and with
+diagnostics the recorded steps, the probe batch and the jsonl lines; no checkpoints).
+
+Data: MNIST from ``--data-dir`` when the files are there, else the synthetic MNIST-shaped
+set (``--train-size`` samples). Nothing here asserts a time: machines differ, and a busy
+machine makes single runs noisy, so use several repeats and read the medians.
+
+    .venv/bin/python benchmarks/diagnostics_overhead.py [--data-dir /work/shared/data]
+        [--repeat 5] [--epochs 1] [--per-epoch 4] [--nets 256x2,256x8] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from mlp_lab.config import config_from_dict
+from mlp_lab.data import load_data
+from mlp_lab.train import run_experiment
+
+
+def parse_net(text: str) -> list[int]:
+    width, _, depth = text.partition("x")
+    return [int(width)] * int(depth or 1)
+
+
+def has_mnist(data_dir: Path | None) -> bool:
+    return data_dir is not None and (Path(data_dir) / "MNIST" / "raw").is_dir()
+
+
+def time_run(raw: dict, data, diagnostics: bool, root: Path, epochs: int) -> float:
+    cfg = config_from_dict(raw, [f"train.diagnostics={str(diagnostics).lower()}"])
+    run_dir = Path(tempfile.mkdtemp(dir=root))
+    t0 = time.perf_counter()
+    result = run_experiment(cfg, run_dir, data, torch.device("cpu"))
+    seconds = time.perf_counter() - t0
+    if result.status != "completed":
+        sys.exit(f"run ended {result.status}: {result.summary.get('message')}")
+    return seconds / epochs
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", type=Path, default=None, help="Use real MNIST from here when present.")
+    p.add_argument("--train-size", type=int, default=60000, help="Synthetic training samples (when no MNIST).")
+    p.add_argument("--repeat", type=int, default=5, help="Runs per mode and net (median reported).")
+    p.add_argument("--epochs", type=int, default=1, help="Epochs per run.")
+    p.add_argument("--per-epoch", type=int, default=4, help="train.diagnostics_per_epoch.")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--nets", default="256x2,256x8", help="Comma-separated WIDTHxDEPTH hidden stacks.")
+    p.add_argument("--activation", default="relu")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice).")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    real = has_mnist(args.data_dir)
+    data_cfg = {"dataset": "mnist"} if real else {"dataset": "synthetic", "synthetic_train_size": args.train_size,
+                                                  "synthetic_test_size": 10000}
+    base = {"name": "bench", "data": data_cfg,
+            "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+            "train": {"epochs": args.epochs, "batch_size": args.batch_size, "checkpoint": False,
+                      "diagnostics_per_epoch": args.per_epoch, "device": "cpu"}}
+    data = load_data(config_from_dict(base).data, args.data_dir or Path("data"), "cpu")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"data: {data.source}, {data.train_x.shape[0]} training samples, batch {args.batch_size}; "
+          f"{args.per_epoch} recorded steps per epoch; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{os.cpu_count()} CPUs, load average {load:.2f} at start")
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for net in args.nets.split(","):
+            hidden = parse_net(net)
+            raw = {**base, "model": {"hidden": hidden, "activation": args.activation, "init": "kaiming_normal"}}
+            time_run(raw, data, True, root, args.epochs)  # warm-up: allocator, kernels, imports
+            off, on = [], []
+            for _ in range(args.repeat):
+                off.append(time_run(raw, data, False, root, args.epochs))
+                on.append(time_run(raw, data, True, root, args.epochs))
+            rows.append((net, off, on))
+            print(f"  {net}: off {[round(t, 2) for t in off]}  on {[round(t, 2) for t in on]}", flush=True)
+    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+    print()
+    header = f"{'hidden':>8} | {'off s/epoch (median, min)':>26} | {'on s/epoch (median, min)':>25} | {'overhead (median)':>17} | {'overhead (min)':>14}"
+    print(header)
+    print("-" * len(header))
+    for net, off, on in rows:
+        mo, mn = statistics.median(off), statistics.median(on)
+        lo, ln = min(off), min(on)
+        print(f"{net:>8} | {mo:>15.3f}, {lo:>8.3f} | {mn:>14.3f}, {ln:>8.3f} | "
+              f"{100 * (mn - mo) / mo:>+16.1f}% | {100 * (ln - lo) / lo:>+13.1f}%")
+    print(f"\nload average {load:.2f} at start, {load_end:.2f} at end "
+          f"({os.cpu_count()} CPUs): above ~{max(1, (os.cpu_count() or 1) // 2)} the machine was busy and "
+          f"the numbers are noisy")
+
+
+if __name__ == "__main__":
+    main()

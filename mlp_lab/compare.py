@@ -26,6 +26,7 @@ from typing import Any, Iterable, Sequence
 
 from mlp_lab import runs
 from mlp_lab.errors import MlpLabError, RunError
+from mlp_lab.keys import applicable_fields, flatten
 
 
 class CompareError(MlpLabError):
@@ -95,22 +96,6 @@ class Row:
         if self.params is not None and key in self.params:
             return self.params[key]
         return default
-
-
-def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'optimizer': {'lr': 0.1}} -> {'optimizer.lr': 0.1}; lists stay values.
-
-    The same as ``config.flatten``, repeated here so that compare need not import
-    pydantic (the config module) to start.
-    """
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def _num(x: Any) -> float | None:
@@ -187,7 +172,7 @@ def read_row(path: Path) -> Row | None:
         run=rec.name,
         path=rec.path,
         status=rec.status,
-        params=flatten(rec.config) if rec.config is not None else None,
+        params=applicable_fields(rec.config) if rec.config is not None else None,
         metrics=headline_metrics(rec.summary, rec.metrics),
         history=rec.metrics,
         problems=list(rec.problems),

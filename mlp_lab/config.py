@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlp_lab.errors import ConfigError
+from mlp_lab.keys import flatten  # noqa: F401 - part of this module's API
 
 # --- the names each choice accepts (model.py / optim.py map them to torch) -------------
 
@@ -581,18 +582,6 @@ def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
 
 def dump_config(cfg: ExperimentConfig) -> str:
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
-
-
-def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'optimizer': {'lr': 0.1}} -> {'optimizer.lr': 0.1}; lists stay values."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def json_schema() -> dict[str, Any]:

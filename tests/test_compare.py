@@ -122,6 +122,27 @@ def test_field_only_some_runs_have_is_shown_when_it_is_not_the_default(tmp_path)
     assert build_comparison([root2]).param_columns == ["optimizer.name"]
 
 
+def test_fields_that_do_nothing_in_a_run_are_blank_there(tmp_path):
+    # leaky_relu's slope means nothing in a ReLU run, the synthetic set's size nothing on MNIST.
+    make_run(tmp_path, "relu", {"model": {"activation": "relu"}})
+    make_run(tmp_path, "leaky", {"model": {"activation": "leaky_relu", "negative_slope": 0.2}})
+    make_run(tmp_path, "synth", {"data": {"dataset": "synthetic", "synthetic_train_size": 500}})
+    comp = build_comparison([tmp_path])
+    assert "model.negative_slope" in comp.param_columns
+    assert "data.synthetic_train_size" in comp.param_columns
+    by_name = {r.params["model.activation"] + "/" + r.params["data.dataset"]: r for r in comp.rows}
+    assert by_name["leaky_relu/mnist"].get("model.negative_slope") == 0.2
+    assert by_name["relu/mnist"].get("model.negative_slope") is None
+    assert by_name["relu/synthetic"].get("data.synthetic_train_size") == 500
+    assert by_name["relu/mnist"].get("data.synthetic_train_size") is None
+
+    # At its default, the slope of the one leaky run says nothing: no column.
+    only = tmp_path / "two"
+    make_run(only, "relu", {"model": {"activation": "relu"}})
+    make_run(only, "leaky", {"model": {"activation": "leaky_relu"}})
+    assert build_comparison([only]).param_columns == ["model.activation"]
+
+
 def test_values_equal_as_numbers_do_not_differ(tmp_path):
     root = tmp_path / "runs"
     a = make_run(root, "a")

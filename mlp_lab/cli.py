@@ -49,12 +49,18 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train one experiment and write its run folder."""
-    from mlp_lab.train import train_from_cli
+    try:
+        from mlp_lab.train import train_from_cli
 
-    code = train_from_cli(
-        config_path=config, overrides=set_, data_dir=data_dir, runs_dir=runs_dir,
-        resume=resume, diagnose=diagnose, quiet=quiet,
-    )
+        code = train_from_cli(
+            config_path=config, overrides=set_, data_dir=data_dir, runs_dir=runs_dir,
+            resume=resume, diagnose=diagnose, quiet=quiet,
+        )
+    except KeyboardInterrupt:
+        # Ctrl-C before training started (importing torch, loading data); once it has,
+        # the run itself handles Ctrl-C and ends with status interrupted.
+        typer.echo("interrupted before training started", err=True)
+        raise typer.Exit(130) from None
     raise typer.Exit(code)
 
 

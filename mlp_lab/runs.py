@@ -20,6 +20,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -124,6 +125,9 @@ class RunRecord:
     summary: dict[str, Any] | None = None
     metrics: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # summary.json says "running" but its process is gone (killed hard: SIGKILL, power
+    # loss, out of memory): the run will never finish, so it reads as failed.
+    process_gone: bool = False
 
     @property
     def name(self) -> str:
@@ -132,9 +136,35 @@ class RunRecord:
     @property
     def status(self) -> str:
         status = (self.summary or {}).get("status")
+        if status == "running" and self.process_gone:
+            return "failed"
         if status in STATUSES:
             return status
         return "unknown"
+
+
+def process_gone(summary: dict[str, Any]) -> bool:
+    """True when a "running" summary's process (its pid on its host) no longer exists.
+
+    False whenever that cannot be told: no pid recorded, or the run is on another host
+    (a shared file system) -- a run is only ever declared dead on evidence.
+    """
+    pid, host = summary.get("pid"), summary.get("host")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    if host is not None and host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: it exists, run by someone else
+        return False
+    try:  # a killed child its parent has not reaped yet is a zombie: gone too
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def is_run_dir(path: Path) -> bool:
@@ -219,6 +249,12 @@ def load_run(path: Path) -> RunRecord:
             summary = json.loads(sum_path.read_text(encoding="utf-8"))
             if isinstance(summary, dict):
                 run.summary = summary
+                if summary.get("status") == "running" and process_gone(summary):
+                    run.process_gone = True
+                    run.problems.append(
+                        f"{SUMMARY} says running but its process {summary['pid']} is gone (killed?), so it counts as "
+                        f"failed; mlp-lab train --resume {run.path} continues from its last checkpoint"
+                    )
             else:
                 run.problems.append(f"{SUMMARY} is not a JSON object")
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):

@@ -16,10 +16,14 @@ import io
 import json
 import math
 import os
+import pickle
+import shutil
 import signal
+import socket
 import sys
 import time
 import traceback
+import warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -32,7 +36,7 @@ import torch.nn.functional as F
 from mlp_lab import __version__, runs
 from mlp_lab.config import ExperimentConfig, config_from_dict, dump_config, load_config
 from mlp_lab.data import DataSplits, load_data, resolve_data_dir
-from mlp_lab.errors import ConfigError, RunError
+from mlp_lab.errors import ConfigError, MlpLabError, RunError
 from mlp_lab.model import build_model, count_params
 from mlp_lab.optim import build_optimizer, build_scheduler, needs_closure
 
@@ -131,11 +135,15 @@ class _StopFlag:
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        # Set once training has ended: from then on a signal is only noted, so a
+        # second Ctrl-C cannot cut the final summary or model.pt short.
+        self.finishing = False
 
     def __call__(self, signum: int, frame: Any) -> None:
-        if self.signal is not None and signum == signal.SIGINT:
+        if self.signal is not None and signum == signal.SIGINT and not self.finishing:
             raise KeyboardInterrupt
-        self.signal = signum
+        if self.signal is None:
+            self.signal = signum
 
     def check(self) -> None:
         if self.signal is not None:
@@ -267,12 +275,25 @@ def _torch_save_atomic(path: Path, obj: Any) -> None:
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
     try:
-        # weights_only: a checkpoint is data; loading one must never run code.
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # weights_only: a checkpoint is data; loading one must never run code. Its
+        # warnings (about pickle protocols, say) would break the one-line error.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise RunError(f"{path.parent} has no {path.name}: it finished no epoch, or ran with train.checkpoint: false") from None
+    except pickle.UnpicklingError as e:
+        if "weights_only" in str(e) or "Weights only" in str(e):
+            raise RunError(
+                f"{path} is corrupt or not an mlp-lab checkpoint and cannot be resumed: it holds Python objects "
+                "that loading could run as code, so it is refused (UnpicklingError)"
+            ) from None
+        raise RunError(f"{path} is corrupt and cannot be resumed (UnpicklingError)") from None
     except Exception as e:  # noqa: BLE001 - any unpickling problem means the same to the user
         raise RunError(f"{path} is corrupt and cannot be resumed ({e.__class__.__name__})") from None
+    if not isinstance(ckpt, dict):
+        raise RunError(f"{path} is corrupt and cannot be resumed (it holds a {type(ckpt).__name__}, not a checkpoint)")
+    return ckpt
 
 
 # --- the experiment -------------------------------------------------------------------
@@ -293,8 +314,10 @@ def _best(history: list[dict[str, Any]]) -> dict[str, Any] | None:
     return out
 
 
-def _divergence_advice(cfg: ExperimentConfig) -> str:
+def _divergence_advice(cfg: ExperimentConfig, lr: float | None = None) -> str:
     tips = [f"lower optimizer.lr (now {cfg.optimizer.lr:g})"]
+    if lr is not None and cfg.scheduler.name != "none" and not math.isclose(lr, cfg.optimizer.lr):
+        tips[0] += f"; scheduler {cfg.scheduler.name} had taken the lr to {lr:g}, check its settings"
     if cfg.model.init in ("normal", "uniform", "constant") and cfg.model.hidden:
         tips.append("use a scaled init (model.init: xavier_normal or kaiming_normal)")
     if cfg.model.norm == "none" and cfg.model.hidden:
@@ -348,22 +371,30 @@ def run_experiment(
         "param_count": count_params(model),
         "data": data.source,
         "preprocessing": data.preprocessing_stats(),
-        "pid": os.getpid(),
+        "pid": os.getpid(),  # with host: lets readers tell a killed run from a running one
+        "host": socket.gethostname(),
         "error": None,
         "message": None,
         "warnings": [],
     }
     if resume_from is not None:
         ckpt = _load_checkpoint(resume_from)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if scheduler is not None and ckpt.get("scheduler") is not None:
-            scheduler.load_state_dict(ckpt["scheduler"])
-        torch.set_rng_state(ckpt["rng_cpu"])
-        shuffle.set_state(ckpt["rng_shuffle"])
-        if device.type == "cuda" and ckpt.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(ckpt["rng_cuda"], device)
-        start_epoch = int(ckpt["epoch"]) + 1
+        try:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            if scheduler is not None and ckpt.get("scheduler") is not None:
+                scheduler.load_state_dict(ckpt["scheduler"])
+            torch.set_rng_state(ckpt["rng_cpu"])
+            shuffle.set_state(ckpt["rng_shuffle"])
+            if device.type == "cuda" and ckpt.get("rng_cuda") is not None:
+                torch.cuda.set_rng_state(ckpt["rng_cuda"], device)
+            start_epoch = int(ckpt["epoch"]) + 1
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            detail = " ".join(str(e).split())[:160]
+            raise RunError(
+                f"{resume_from} does not match {run_dir / runs.CONFIG} (was the config edited?) and cannot be "
+                f"resumed: {e.__class__.__name__}: {detail}"
+            ) from None
         # Epochs logged after the checkpoint was written are redone: drop their lines.
         old = runs.read_jsonl(run_dir / runs.METRICS)[0] if (run_dir / runs.METRICS).exists() else []
         history = [r for r in old if r.get("epoch", 0) < start_epoch]
@@ -432,24 +463,31 @@ def run_experiment(
                     progress.end_epoch(record)
                 stop.check()
         except Diverged as e:
+            stop.finishing = True
             status = "diverged"
-            write_summary(message=f"diverged in epoch {epoch}: {e}; try: {_divergence_advice(cfg)}")
+            lr_now = optimizer.param_groups[0]["lr"]
+            write_summary(message=f"diverged in epoch {epoch}: {e}; try: {_divergence_advice(cfg, lr_now)}")
         except (Interrupted, KeyboardInterrupt) as e:
+            stop.finishing = True
             status = "interrupted"
             name = str(e) or "SIGINT"
             write_summary(message=f"interrupted by {name} during epoch {epoch}; {len(history)} finished epoch(s) kept; "
                                   f"continue with: mlp-lab train --resume {run_dir}")
         except Exception as e:  # noqa: BLE001 - a crash must still leave an honest summary
+            stop.finishing = True
             status = "failed"
             (run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
             write_summary(error=f"{e.__class__.__name__}: {e}", message=f"failed in epoch {epoch}: {e.__class__.__name__}: {e} (traceback in {run_dir / 'error.log'})")
 
-    if diagnostics is not None:
-        diagnostics.close()
-    if status == "completed":
-        _torch_save_atomic(run_dir / runs.MODEL, model.state_dict())
-    summary.pop("pid", None)
-    write_summary(status=status, finished_at=_now())
+        # Still under the signal handlers: a late Ctrl-C or SIGTERM cannot cut these short.
+        stop.finishing = True
+        if diagnostics is not None:
+            diagnostics.close()
+        if status == "completed":
+            _torch_save_atomic(run_dir / runs.MODEL, model.state_dict())
+        summary.pop("pid", None)
+        summary.pop("host", None)
+        write_summary(status=status, finished_at=_now())
     return RunResult(run_dir=run_dir, status=status, summary=summary, history=history)
 
 
@@ -465,6 +503,19 @@ def prepare(
             raise ConfigError("--resume continues a run exactly as configured; it takes no --config or --set")
         raw = runs.load_config_dict(resume)
         cfg = config_from_dict(raw, source=str(Path(resume) / runs.CONFIG))
+        record = runs.load_run(Path(resume))
+        if record.status == "running":
+            raise RunError(
+                f"{resume} is still running (process {record.summary.get('pid')}); stop it first "
+                "(Ctrl-C or kill PID), then resume"
+            )
+        if record.status == "completed":
+            raise RunError(f"{resume} already completed its {cfg.train.epochs} epochs; nothing to resume")
+        if record.status == "diverged":
+            raise RunError(
+                f"{resume} diverged; resuming would repeat the same steps and diverge again: change the config "
+                "(see the advice in its summary.json) and start a new run"
+            )
         return cfg, Path(resume) / runs.CHECKPOINT
     if config_path is None:
         raise ConfigError("no experiment given: pass --config FILE.yaml (see configs/), or --resume RUN_FOLDER")
@@ -488,7 +539,21 @@ def train_from_cli(
     data = load_data(cfg.data, resolve_data_dir(data_dir, cfg.data), device, seed=cfg.train.seed)
     run_dir = Path(resume) if resume is not None else runs.create_run_dir(runs_dir, cfg.name)
     show = not quiet and sys.stderr.isatty()
-    with TrainingProgress(enabled=show, run_name=run_dir.name) as progress:
-        result = run_experiment(cfg, run_dir, data, device, progress=progress, resume_from=checkpoint)
+    try:
+        with TrainingProgress(enabled=show, run_name=run_dir.name) as progress:
+            result = run_experiment(cfg, run_dir, data, device, progress=progress, resume_from=checkpoint)
+    except BaseException as e:
+        # run_experiment raises only while setting up (model, optimizer, checkpoint),
+        # before its first summary: a new folder holding nothing is removed again.
+        if resume is None and not (run_dir / runs.SUMMARY).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(e, MlpLabError | KeyboardInterrupt):
+            raise
+        if isinstance(e, MemoryError | torch.OutOfMemoryError) or "can't allocate memory" in str(e):
+            raise ConfigError(
+                f"model.hidden {cfg.model.hidden}: the model does not fit in {device} memory "
+                f"({e.__class__.__name__}); use fewer or smaller hidden layers"
+            ) from None
+        raise
     print_result(result, quiet=quiet)
     return result.exit_code

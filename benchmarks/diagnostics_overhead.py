@@ -11,7 +11,7 @@ set (``--train-size`` samples). Nothing here asserts a time: machines differ, an
 machine makes single runs noisy, so use several repeats and read the medians.
 
     .venv/bin/python benchmarks/diagnostics_overhead.py [--data-dir /work/shared/data]
-        [--repeat 5] [--epochs 1] [--per-epoch 4] [--nets 256x2,256x8] [--threads N]
+        [--train-size 60000] [--repeat 5] [--epochs 1] [--per-epoch 4] [--nets 256x2,256x8] [--threads N]
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def time_run(raw: dict, data, diagnostics: bool, root: Path, epochs: int) -> flo
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", type=Path, default=None, help="Use real MNIST from here when present.")
-    p.add_argument("--train-size", type=int, default=60000, help="Synthetic training samples (when no MNIST).")
+    p.add_argument("--train-size", type=int, default=60000,
+                   help="Training samples: synthetic set size, or data.limit_train for MNIST when below 60000.")
     p.add_argument("--repeat", type=int, default=5, help="Runs per mode and net (median reported).")
     p.add_argument("--epochs", type=int, default=1, help="Epochs per run.")
     p.add_argument("--per-epoch", type=int, default=4, help="train.diagnostics_per_epoch.")
@@ -67,7 +68,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     real = has_mnist(args.data_dir)
-    data_cfg = {"dataset": "mnist"} if real else {"dataset": "synthetic", "synthetic_train_size": args.train_size,
+    data_cfg = {"dataset": "mnist", "limit_train": min(args.train_size, 60000)} if real else {"dataset": "synthetic", "synthetic_train_size": args.train_size,
                                                   "synthetic_test_size": 10000}
     base = {"name": "bench", "data": data_cfg,
             "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},

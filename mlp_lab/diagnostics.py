@@ -49,7 +49,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -155,70 +155,137 @@ def _layer_linears(model: nn.Sequential) -> list[nn.Linear]:
 # --- warnings, shared by training and inspect ----------------------------------------
 
 
-def activation_warnings(layers: Sequence[dict[str, Any]], probe_size: int) -> list[tuple[str, int, str]]:
-    """(kind, layer, text) for dead, saturated and vanished activations.
+class Finding(NamedTuple):
+    """One threshold crossed: ``kind`` (dead, saturated, vanished, exploded, vanishing,
+    exploding, no_grad, update), the 1-based layer, the warning's text, and for dead and
+    saturated the fraction and activation (to merge several layers into one line)."""
+
+    kind: str
+    layer: int
+    text: str
+    value: float | None = None
+    activation: str = ""
+
+
+def activation_warnings(layers: Sequence[dict[str, Any]], probe_size: int) -> list[Finding]:
+    """Findings for dead, saturated and vanished or exploding activations.
 
     ``layers`` are hidden-layer dicts with ``layer``, ``activation``, ``post_std`` and
     ``dead`` or ``saturated``. Vanished activations are reported for the first layer
     below the threshold only (every later layer inherits it), and so are exploding ones.
     """
-    out: list[tuple[str, int, str]] = []
+    out: list[Finding] = []
     vanished_reported = exploded_reported = False
     for d in layers:
         i, act = d["layer"], d["activation"]
         dead, sat, std = d.get("dead"), d.get("saturated"), d.get("post_std")
+        flagged = False
         if isinstance(dead, float) and dead >= DEAD_WARN_FRACTION:
-            out.append(("dead", i, f"{100 * dead:.0f}% of layer {i}'s {act} units are dead: never positive on "
-                                   f"{probe_size} probe samples, so they get no gradient "
-                                   f"(threshold {100 * DEAD_WARN_FRACTION:.0f}%)"))
+            flagged = True
+            out.append(Finding("dead", i, f"{100 * dead:.0f}% of layer {i}'s {act} units are dead: "
+                                          f"{_dead_reason(probe_size)}", dead, act))
         if isinstance(sat, float) and sat >= SATURATION_WARN_FRACTION:
-            out.append(("saturated", i, f"layer {i}'s {act} units are {100 * sat:.0f}% saturated: outputs within "
-                                        f"{SATURATION_MARGIN:g} of their bounds, where the gradient is ~0 "
-                                        f"(threshold {100 * SATURATION_WARN_FRACTION:.0f}%)"))
-        flagged = out and out[-1][1] == i
+            flagged = True
+            out.append(Finding("saturated", i, f"layer {i}'s {act} units are {100 * sat:.0f}% saturated: "
+                                               f"{_saturation_reason()}", sat, act))
         if not vanished_reported and not flagged and isinstance(std, float) and std < VANISHING_ACTIVATION_STD:
             vanished_reported = True
-            out.append(("vanished", i, f"layer {i}'s {act} activations have std {std:.1e}: the signal has all "
-                                       f"but vanished by this layer (threshold {VANISHING_ACTIVATION_STD:.0e}); "
-                                       f"use a scaled init such as xavier_normal or kaiming_normal"))
+            out.append(Finding("vanished", i, f"layer {i}'s {act} activations have std {std:.1e}: the signal has "
+                                              f"all but vanished by this layer (threshold {VANISHING_ACTIVATION_STD:.0e}); "
+                                              f"use a scaled init such as xavier_normal or kaiming_normal"))
         if not exploded_reported and isinstance(std, float) and std > EXPLODING_ACTIVATION_STD:
             exploded_reported = True
-            out.append(("exploded", i, f"layer {i}'s {act} activations have std {std:.1e}: the signal is blowing "
-                                       f"up (threshold {EXPLODING_ACTIVATION_STD:.0e}); use a scaled init such as "
-                                       f"xavier_normal or kaiming_normal, or batch norm"))
+            out.append(Finding("exploded", i, f"layer {i}'s {act} activations have std {std:.1e}: the signal is "
+                                              f"blowing up (threshold {EXPLODING_ACTIVATION_STD:.0e}); use a scaled "
+                                              f"init such as xavier_normal or kaiming_normal, or batch norm"))
     return out
 
 
-def gradient_warnings(grad_norms: Sequence[float]) -> list[tuple[str, int, str]]:
-    """(kind, layer, text) comparing the first layer's weight-gradient norm with the
+def _dead_reason(probe_size: int) -> str:
+    return (f"never positive on {probe_size} probe samples, so they get no gradient "
+            f"(threshold {100 * DEAD_WARN_FRACTION:.0f}%)")
+
+
+def _saturation_reason() -> str:
+    return (f"outputs within {SATURATION_MARGIN:g} of their bounds, where the gradient is ~0 "
+            f"(threshold {100 * SATURATION_WARN_FRACTION:.0f}%)")
+
+
+def _layer_list(layers: list[int]) -> str:
+    """[1, 2, 3, 5] -> '1-3 and 5'."""
+    parts: list[str] = []
+    start = prev = layers[0]
+    for n in [*layers[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _percent_list(values: list[float]) -> str:
+    pcts = [f"{100 * v:.0f}%" for v in values]
+    if len(set(pcts)) == 1:
+        return pcts[0]
+    return ", ".join(pcts[:-1]) + " and " + pcts[-1]
+
+
+def merge_findings(findings: Sequence[Finding], probe_size: int) -> list[str]:
+    """Warning lines: dead or saturated units in several layers become one line
+    (at the position of the first), everything else stays one line per finding."""
+    out: list[str] = []
+    done: set[str] = set()
+    for f in findings:
+        if f.kind not in ("dead", "saturated"):
+            out.append(f.text)
+            continue
+        if f.kind in done:
+            continue
+        group = [g for g in findings if g.kind == f.kind]
+        done.add(f.kind)
+        if len(group) == 1:
+            out.append(f.text)
+            continue
+        layers, values = _layer_list([g.layer for g in group]), _percent_list([g.value or 0.0 for g in group])
+        if f.kind == "dead":
+            out.append(f"{values} of the {f.activation} units of layers {layers} are dead: {_dead_reason(probe_size)}")
+        else:
+            out.append(f"the {f.activation} units of layers {layers} are {values} saturated: {_saturation_reason()}")
+    return out
+
+
+def gradient_warnings(grad_norms: Sequence[float]) -> list[Finding]:
+    """Findings comparing the first layer's weight-gradient norm with the
     output layer's (the last entry). Needs at least one hidden layer."""
     if len(grad_norms) < 2 or not all(isinstance(g, float) and math.isfinite(g) for g in grad_norms):
         return []
     first, last, out_layer = grad_norms[0], grad_norms[-1], len(grad_norms)
     if last == 0 and first == 0:
-        return [("no_grad", 1, "no layer's weights get any gradient (all weight-gradient norms are 0): "
+        return [Finding("no_grad", 1, "no layer's weights get any gradient (all weight-gradient norms are 0): "
                                "the network cannot learn; check model.init (zeros?)")]
     if first == 0:
-        return [("no_grad", 1, f"layer 1's weights get no gradient at all (norm 0) while the output layer's get "
+        return [Finding("no_grad", 1, f"layer 1's weights get no gradient at all (norm 0) while the output layer's get "
                                f"{last:.1e}: the gradient is blocked on its way down (dead or saturated units, or all-zero "
                                f"weights from model.init: zeros)")]
     if last == 0:
         return []
     ratio = first / last
     if ratio < VANISHING_GRAD_RATIO:
-        return [("vanishing", 1, f"layer 1 gets {_fmt_ratio(ratio)} of the gradient norm of layer {out_layer} "
+        return [Finding("vanishing", 1, f"layer 1 gets {_fmt_ratio(ratio)} of the gradient norm of layer {out_layer} "
                                  f"(the output layer): vanishing gradients (threshold {VANISHING_GRAD_RATIO:.0e})")]
     if ratio > EXPLODING_GRAD_RATIO:
-        return [("exploding", 1, f"layer 1's gradient norm is {_fmt_ratio(ratio)} times that of layer {out_layer} "
+        return [Finding("exploding", 1, f"layer 1's gradient norm is {_fmt_ratio(ratio)} times that of layer {out_layer} "
                                  f"(the output layer): exploding gradients (threshold {EXPLODING_GRAD_RATIO:.0e})")]
     return []
 
 
-def update_warnings(ratios: Sequence[float | None]) -> list[tuple[str, int, str]]:
+def update_warnings(ratios: Sequence[float | None]) -> list[Finding]:
     out = []
     for i, r in enumerate(ratios, start=1):
         if isinstance(r, float) and math.isfinite(r) and r > UPDATE_RATIO_WARN:
-            out.append(("update", i, f"one optimizer step changes layer {i}'s weights by {r:.2g} of their norm "
+            out.append(Finding("update", i, f"one optimizer step changes layer {i}'s weights by {r:.2g} of their norm "
                                      f"(threshold {UPDATE_RATIO_WARN:g}; ~1e-3 is typical): the learning rate "
                                      f"is too high for this layer"))
     return out
@@ -401,15 +468,12 @@ class TrainingDiagnostics:
         self._epoch = epoch + 1
         return new
 
-    def _new_warnings(self, found: list[tuple[str, int, str]]) -> list[str]:
+    def _new_warnings(self, found: list[Finding]) -> list[str]:
         # Each (kind, layer) is reported once per run: its numbers change every epoch,
         # so train.py's exact-text deduplication would repeat it.
-        new = []
-        for kind, layer_no, text in found:
-            if (kind, layer_no) not in self._warned:
-                self._warned.add((kind, layer_no))
-                new.append(text)
-        return new
+        fresh = [f for f in found if (f.kind, f.layer) not in self._warned]
+        self._warned.update((f.kind, f.layer) for f in fresh)
+        return merge_findings(fresh, self.probe_size)
 
     def _probe_initial(self) -> None:
         """Epoch 0: the probe at initialisation, before the first step of a fresh run.
@@ -597,7 +661,7 @@ def inspect_network(cfg: ExperimentConfig, data_dir: Path | None = None, batch: 
     layer_dicts = [{"layer": s.layer, "activation": s.activation, "post_std": s.post_std,
                     "dead": s.dead, "saturated": s.saturated} for s in layers]
     found = activation_warnings(layer_dicts, batch) + gradient_warnings([s.grad_norm for s in [*layers, output]])
-    warnings = [text.replace("probe samples", "samples") for _, _, text in found]
+    warnings = [text.replace("probe samples", "samples") for text in merge_findings(found, batch)]
     return Inspection(layers=layers, output=output, loss=float(loss.detach()), inputs=inputs, batch=batch, warnings=warnings)
 
 

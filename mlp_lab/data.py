@@ -237,18 +237,20 @@ def _preprocessing(x: torch.Tensor, kind: str):
 def _pixel_sums(x: torch.Tensor, chunk: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pixel sum and sum of squares over the batch, exact (int64), in bounded memory."""
     # In chunks: 60000 MNIST images as float64 would be 376 MB at once. Within a chunk
-    # int32 cannot overflow (512 * 255**2 < 2**31); the running totals are int64.
-    # Summing with dtype=int32 and squaring in place: a plain int32 .sum() promotes to
-    # int64 through a full-size copy. Measured on CIFAR-10's 50000 training images (CPU,
-    # 1 thread): 2.5 s and a 200 MB transient with 4096-image chunks and the promoting sum,
-    # 0.1 s and 6 MB now (benchmarks/memory.py, benchmarks/README.md). Runs on every load.
-    total = torch.zeros(x.shape[1:], dtype=torch.int64)
-    total_sq = torch.zeros(x.shape[1:], dtype=torch.int64)
-    for start in range(0, len(x), chunk):
-        part = x[start : start + chunk].to(torch.int32)
-        total += part.sum(dim=0, dtype=torch.int32)
-        total_sq += part.mul_(part).sum(dim=0, dtype=torch.int32)
-    return total, total_sq
+    # int32 cannot overflow (512 * 255**2 < 2**31); numpy's sums and the totals are int64.
+    # numpy, not torch: this runs on every load, and torch splits each of these small,
+    # memory-bound ops across its intra-op threads, which on a busy machine wait for one
+    # another (MNIST, 2 cores, load 9: 5.6 s with torch and 2 threads, 0.07 s with numpy;
+    # the earlier torch version with 4096-image chunks also held a 200 MB transient for
+    # CIFAR-10, its int32 .sum() promoting through a full int64 copy). benchmarks/README.md
+    a = x.cpu().numpy().reshape(len(x), -1)
+    total = np.zeros(a.shape[1], dtype=np.int64)
+    total_sq = np.zeros(a.shape[1], dtype=np.int64)
+    for start in range(0, len(a), chunk):
+        part = a[start : start + chunk].astype(np.int32)
+        total += part.sum(axis=0)
+        total_sq += np.multiply(part, part, out=part).sum(axis=0)
+    return torch.from_numpy(total).reshape(x.shape[1:]), torch.from_numpy(total_sq).reshape(x.shape[1:])
 
 
 # --- files on disk: locating, downloading, caching ---------------------------------------

@@ -236,6 +236,7 @@ def test_ctrl_c_while_the_last_files_are_written_is_ignored(tmp_path, monkeypatc
 
 # --- resume: exactly the run that was never interrupted ---------------------------------------
 
+# 60 short epochs (tens of ms each): a signal sent after epoch 2 always lands mid-run.
 RESUMABLE = {
     # dropout draws from the global RNG; a warm-up + step schedule; a validation split.
     "dropout-adam-step-val": {
@@ -243,7 +244,7 @@ RESUMABLE = {
         "model": {"hidden": [24, 16], "dropout": 0.3},
         "optimizer": {"name": "adam", "lr": 0.003},
         "scheduler": {"name": "step", "step_size": 3, "gamma": 0.7, "warmup_epochs": 2},
-        "train": {"epochs": 40, "batch_size": 20},
+        "train": {"epochs": 60, "batch_size": 20},
     },
     # momentum buffers, batch norm running statistics, a cosine schedule.
     "batchnorm-sgd-cosine": {
@@ -251,7 +252,7 @@ RESUMABLE = {
         "model": {"hidden": [24], "norm": "batchnorm", "dropout": 0.1},
         "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True},
         "scheduler": {"name": "cosine", "eta_min": 0.001},
-        "train": {"epochs": 40, "batch_size": 20},
+        "train": {"epochs": 60, "batch_size": 20},
     },
 }
 
@@ -497,13 +498,13 @@ def test_eight_runs_started_at_once_into_one_runs_dir(tmp_path):
     write_config(tmp_path / "same.yaml", {"data": {"synthetic_train_size": 100, "synthetic_test_size": 20},
                                           "model": {"hidden": [8]}, "train": {"epochs": 3}})
     procs = [start_training(tmp_path / "same.yaml", tmp_path) for _ in range(8)]
-    results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
-    for code, out, err in results:
+    results = [(*p.communicate(timeout=300), p.returncode) for p in procs]
+    for out, err, code in results:
         assert code == 0, out + err
         assert "Traceback" not in out + err
     folders = run_folders(tmp_path / "runs")
     assert len(folders) == 8
-    printed = {line.split("run folder: ")[1].strip() for _, out, _ in results for line in out.splitlines()
+    printed = {line.split("run folder: ")[1].strip() for out, _, _ in results for line in out.splitlines()
                if line.startswith("run folder: ")}
     assert printed == {str(f.relative_to(tmp_path)) for f in folders}  # each process its own folder
     finals = []

@@ -88,6 +88,25 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def remove_temp_files(run_dir: Path) -> list[Path]:
+    """Delete the temporaries that atomic writes of a killed process left in ``run_dir``.
+
+    A process killed hard (SIGKILL, power loss) between creating ``.summary.json.XXXX.tmp``
+    and renaming it cannot clean up; the next process to own the folder (--resume) does.
+    Only our own names are touched. Returns what was removed.
+    """
+    removed = []
+    names = (CONFIG, METRICS, SUMMARY, MODEL, CHECKPOINT, DIAGNOSTICS)
+    for p in Path(run_dir).iterdir():
+        if p.name.endswith(".tmp") and any(p.name.startswith(f".{n}.") for n in names) and p.is_file():
+            try:
+                p.unlink()
+                removed.append(p)
+            except FileNotFoundError:
+                pass
+    return removed
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 

@@ -398,6 +398,7 @@ def run_experiment(
                 f"{resume_from} does not match {run_dir / runs.CONFIG} (was the config edited?) and cannot be "
                 f"resumed: {e.__class__.__name__}: {detail}"
             ) from None
+        runs.remove_temp_files(run_dir)  # left by a process killed mid-write
         # Epochs logged after the checkpoint was written are redone: drop their lines.
         old = runs.read_jsonl(run_dir / runs.METRICS)[0] if (run_dir / runs.METRICS).exists() else []
         history = [r for r in old if r.get("epoch", 0) < start_epoch]

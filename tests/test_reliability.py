@@ -355,6 +355,9 @@ def test_sigkill_leaves_running_summary_that_readers_see_as_failed(tmp_path, ref
     assert shown.code == 0, shown
     assert "failed" in shown.stdout and "is gone" in shown.stderr
 
+    # A kill between writing a temporary and renaming it leaves the temporary (as here,
+    # by chance); resume removes such leftovers.
+    (run / ".checkpoint.pt.k1ll3d.tmp").write_bytes(b"half a checkpoint")
     res = cli_subprocess("train", "--resume", run, "--quiet", cwd=tmp_path, timeout=300)
     assert res.code == 0, res
     _assert_same_as_reference(run, reference_runs[name])

@@ -2,7 +2,8 @@
 
 Trains the same experiment with ``train.diagnostics`` off and on, interleaved (off, on,
 off, on, ...) so that other load on the machine hits both alike, and prints the median
-and minimum seconds per epoch of each and the overhead in percent. The time is the whole
+and minimum seconds per epoch of each (wall clock, and this process's CPU time, which
+other load disturbs less) and the overhead in percent. The time is the whole
 ``run_experiment`` call divided by the epochs (training, evaluation, and with
 diagnostics the recorded steps, the probe batch and the jsonl lines; no checkpoints).
 
@@ -40,15 +41,17 @@ def has_mnist(data_dir: Path | None) -> bool:
     return data_dir is not None and (Path(data_dir) / "MNIST" / "raw").is_dir()
 
 
-def time_run(raw: dict, data, diagnostics: bool, root: Path, epochs: int) -> float:
+def time_run(raw: dict, data, diagnostics: bool, root: Path, epochs: int) -> tuple[float, float]:
+    """(wall seconds, this process's CPU seconds) per epoch. CPU time is less sensitive to
+    other load than wall time (with --threads 1 it is close to the work done)."""
     cfg = config_from_dict(raw, [f"train.diagnostics={str(diagnostics).lower()}"])
     run_dir = Path(tempfile.mkdtemp(dir=root))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = run_experiment(cfg, run_dir, data, torch.device("cpu"))
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     if result.status != "completed":
         sys.exit(f"run ended {result.status}: {result.summary.get('message')}")
-    return seconds / epochs
+    return seconds / epochs, cpu / epochs
 
 
 def main() -> None:
@@ -92,18 +95,21 @@ def main() -> None:
                 off.append(time_run(raw, data, False, root, args.epochs))
                 on.append(time_run(raw, data, True, root, args.epochs))
             rows.append((net, off, on))
-            print(f"  {net}: off {[round(t, 2) for t in off]}  on {[round(t, 2) for t in on]}", flush=True)
+            print(f"  {net} wall: off {[round(t, 2) for t, _ in off]}  on {[round(t, 2) for t, _ in on]}", flush=True)
+            print(f"  {net} cpu:  off {[round(c, 2) for _, c in off]}  on {[round(c, 2) for _, c in on]}", flush=True)
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
     print()
-    header = f"{'hidden':>8} | {'off s/epoch (median, min)':>26} | {'on s/epoch (median, min)':>25} | {'overhead (median)':>17} | {'overhead (min)':>14}"
+    header = (f"{'hidden':>8} | {'time':>4} | {'off s/epoch (median, min)':>26} | {'on s/epoch (median, min)':>25} | "
+              f"{'overhead (median)':>17} | {'overhead (min)':>14}")
     print(header)
     print("-" * len(header))
     for net, off, on in rows:
-        mo, mn = statistics.median(off), statistics.median(on)
-        lo, ln = min(off), min(on)
-        print(f"{net:>8} | {mo:>15.3f}, {lo:>8.3f} | {mn:>14.3f}, {ln:>8.3f} | "
-              f"{100 * (mn - mo) / mo:>+16.1f}% | {100 * (ln - lo) / lo:>+13.1f}%")
+        for k, kind in ((0, "wall"), (1, "cpu")):
+            a, b = [t[k] for t in off], [t[k] for t in on]
+            mo, mn, lo, ln = statistics.median(a), statistics.median(b), min(a), min(b)
+            print(f"{net:>8} | {kind:>4} | {mo:>15.3f}, {lo:>8.3f} | {mn:>14.3f}, {ln:>8.3f} | "
+                  f"{100 * (mn - mo) / mo:>+16.1f}% | {100 * (ln - lo) / lo:>+13.1f}%")
     print(f"\nload average {load:.2f} at start, {load_end:.2f} at end "
           f"({os.cpu_count()} CPUs): above ~{max(1, (os.cpu_count() or 1) // 2)} the machine was busy and "
           f"the numbers are noisy")

@@ -398,3 +398,21 @@ def test_show_and_compare_plot_also_draw_diagnostics(tmp_path):
     result = runner.invoke(app, ["compare", str(with_diag), str(without), "--plot", str(tmp_path / "all.png")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "all.diagnostics.png").read_bytes().startswith(PNG)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "maxout", "gelu", "silu"])
+def test_every_activation_inspects(activation):
+    r = inspect(activation, "xavier_normal", batch=32, hidden=[24, 24])
+    assert [s.width for s in r.layers] == [24, 24]
+    assert (r.layers[0].saturated is not None) == (activation in ("sigmoid", "tanh"))
+    assert (r.layers[0].dead is not None) == (activation in diag.RELU_FAMILY)
+    assert all(math.isfinite(s.post_std) and s.grad_norm > 0 for s in r.layers)
+
+
+def test_diagnostics_with_maxout_norm_after_activation_and_dropout(tmp_path):
+    result, run_dir = train(tmp_path, overrides=["model.activation=maxout", "model.norm=batchnorm",
+                                                 "model.norm_position=after_activation", "model.dropout=0.2"])
+    assert result.status == "completed"
+    steps = [r for r in read_diagnostics(run_dir) if r["kind"] == "step"]
+    assert [d.get("width") for d in steps[0]["layers"]] == [32, 32, None]
+    assert all(d["post_std"] > 0 for r in steps for d in r["layers"][:2])

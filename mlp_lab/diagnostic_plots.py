@@ -161,10 +161,16 @@ def _draw_layers(ax: Any, series: dict[int, tuple[list[float], list[float]]], n_
             continue
         label = "output" if layer == output_layer else f"layer {layer}"
         colour = "black" if layer == output_layer else cmap(0.9 * (layer - 1) / max(1, n_layers - 1))
-        ax.plot(xs, ys, color=colour, marker=marker, markersize=3, linewidth=1.2, label=label)
+        ax.plot(xs, ys, color=colour, marker=marker or ("o" if len(xs) <= 3 else None), markersize=3,
+                linewidth=1.2, label=label)
         drawn = True
     if log and drawn:
         ax.set_yscale("log")
+    if not drawn:
+        # e.g. model.init: zeros: every gradient is exactly 0, and the update ratio of a
+        # zero weight matrix is undefined (recorded as null)
+        ax.text(0.5, 0.5, "all values are 0" if any(series.values()) and log else "no values (0 or undefined)",
+                transform=ax.transAxes, ha="center", va="center", color="grey")
     return drawn
 
 
@@ -191,7 +197,7 @@ def plot_diagnostics(run_records: Sequence[tuple[str, Sequence[dict[str, Any]]]]
         n_layers = max(grads, default=1)
         g_ax, a_ax, u_ax = row
         _draw_layers(g_ax, grads, n_layers, out_layer, log=True)
-        g_ax.set(title=f"{label}: weight-gradient norm", xlabel="epoch", ylabel="||grad W||")
+        g_ax.set(title=f"{label}\nweight-gradient norm", xlabel="epoch", ylabel="||grad W||")
 
         dead = _series(recs, "probe", "dead")
         if dead:

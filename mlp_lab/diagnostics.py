@@ -514,12 +514,16 @@ class TrainingDiagnostics:
             layers.append(layer)
         return layers
 
-    def close(self) -> None:
+    def close(self) -> list[str]:
+        """Remove the hooks; return warnings not yet handed out (the initial probe's,
+        when the run ended before its first epoch did: diverged at once, say)."""
         for h in self._handles:
             h.remove()
         self._handles = []
         self._mode = None
         self._before = None
+        pending, self._pending_warnings = self._pending_warnings, []
+        return pending
 
     # -- resume
 

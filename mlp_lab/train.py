@@ -416,6 +416,13 @@ def run_experiment(
         summary["duration_s"] = round(summary.get("prior_duration_s", 0.0) + time.time() - started, 3)
         runs.atomic_write_json(run_dir / runs.SUMMARY, summary)
 
+    def add_warnings(warnings: list[str]) -> None:
+        for warning in warnings:
+            if warning not in summary["warnings"]:
+                summary["warnings"].append(warning)
+                if progress is not None:
+                    progress.warn(warning)
+
     runs.atomic_write_text(run_dir / runs.CONFIG, dump_config(cfg))
     write_summary()
 
@@ -446,11 +453,7 @@ def run_experiment(
                 history.append(record)
                 runs.append_jsonl(run_dir / runs.METRICS, record)
                 if diagnostics is not None:
-                    for warning in diagnostics.end_epoch(epoch):
-                        if warning not in summary["warnings"]:
-                            summary["warnings"].append(warning)
-                            if progress is not None:
-                                progress.warn(warning)
+                    add_warnings(diagnostics.end_epoch(epoch))
                 if cfg.train.checkpoint:
                     _torch_save_atomic(run_dir / runs.CHECKPOINT, {
                         "epoch": epoch,
@@ -486,7 +489,7 @@ def run_experiment(
         # Still under the signal handlers: a late Ctrl-C or SIGTERM cannot cut these short.
         stop.finishing = True
         if diagnostics is not None:
-            diagnostics.close()
+            add_warnings(diagnostics.close())
         if status == "completed":
             _torch_save_atomic(run_dir / runs.MODEL, model.state_dict())
         summary.pop("pid", None)

@@ -416,3 +416,16 @@ def test_diagnostics_with_maxout_norm_after_activation_and_dropout(tmp_path):
     steps = [r for r in read_diagnostics(run_dir) if r["kind"] == "step"]
     assert [d.get("width") for d in steps[0]["layers"]] == [32, 32, None]
     assert all(d["post_std"] > 0 for r in steps for d in r["layers"][:2])
+
+
+def test_a_run_that_diverges_in_its_first_epoch_keeps_the_initial_probes_warnings(tmp_path):
+    # N(0, 1) init in a deep ReLU net: activations blow up at initialisation (the probe
+    # says so before step 1), and a huge learning rate makes epoch 1 diverge.
+    result, run_dir = train(tmp_path, overrides=[
+        "model.hidden=[64, 64, 64, 64, 64, 64]", "model.init=normal", "model.init_std=1.0",
+        "optimizer.lr=1000000.0",
+    ])
+    assert result.status == "diverged" and result.summary["epochs_done"] == 0
+    summary = json.loads((run_dir / runs.SUMMARY).read_text())
+    assert summary["warnings"], summary
+    assert any("layer" in w for w in summary["warnings"])

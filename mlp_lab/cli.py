@@ -7,7 +7,6 @@ must start fast, so heavy modules are imported inside the commands that need the
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -173,7 +172,8 @@ def inspect(
 ) -> None:
     """No training: one batch through the freshly initialised network, forward and backward, per-layer statistics."""
     from mlp_lab.config import load_config
-    from mlp_lab.diagnostic_plots import check_plot_path, plot_activation_histograms
+    from mlp_lab.diagnostic_plots import plot_activation_histograms
+    from mlp_lab.plots import check_plot_path
     from mlp_lab.diagnostics import inspect_network, inspection_table
 
     if plot is not None:

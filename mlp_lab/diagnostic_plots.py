@@ -8,35 +8,16 @@ either: ``compare`` must start fast.
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 from typing import Any, Sequence
 
 from mlp_lab import runs
-from mlp_lab.errors import MlpLabError
+from mlp_lab.plots import PlotError, check_plot_path, new_figure, save_figure
 
-PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 MAX_RUNS = 6  # diagnostics rows in one figure; more would be unreadable
 HIST_PER_ROW = 10  # inspect --plot: histograms per row before wrapping
 HIST_BINS = 60
-
-
-class DiagnosticsPlotError(MlpLabError):
-    """The diagnostics figure cannot be drawn or written."""
-
-
-def check_plot_path(path: Path) -> str:
-    """The figure format for ``path``; an error (one line, exit 2) for a bad name or folder."""
-    path = Path(path)
-    fmt = PLOT_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise DiagnosticsPlotError(f"--plot {path}: the file name must end in {', '.join(PLOT_FORMATS)}")
-    if path.is_dir():
-        raise DiagnosticsPlotError(f"--plot {path}: is a folder; give a file name such as layers.png")
-    if not path.parent.is_dir():
-        raise DiagnosticsPlotError(f"--plot {path}: folder {path.parent} does not exist")
-    return fmt
 
 
 def diagnostics_plot_path(path: Path) -> Path:
@@ -56,25 +37,6 @@ def read_diagnostics(run_dir: Path) -> list[dict[str, Any]]:
         return []
 
 
-def _figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Any, Any]:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    return fig, axes
-
-
-def _save(fig: Any, path: Path, fmt: str) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=110)
-    try:
-        runs.atomic_write_bytes(Path(path), buf.getvalue())
-    except OSError as e:
-        raise DiagnosticsPlotError(f"--plot {path}: cannot write ({e.strerror or e})") from None
-
-
 # --- inspect --plot: activation histograms, one per layer --------------------------------
 
 
@@ -84,10 +46,10 @@ def plot_activation_histograms(inspection: Any, path: Path, title: str = "") -> 
     fmt = check_plot_path(path)
     layers = [s for s in inspection.layers if s.values is not None]
     if not layers:
-        raise DiagnosticsPlotError("nothing to plot: the network has no hidden layer")
+        raise PlotError("nothing to plot: the network has no hidden layer")
     ncols = min(len(layers), HIST_PER_ROW)
     nrows = math.ceil(len(layers) / ncols)
-    fig, axes = _figure(nrows, ncols, width=max(4.0, 1.7 * ncols), height=2.1 * nrows + 0.5)
+    fig, axes = new_figure(nrows, ncols, width=max(4.0, 1.7 * ncols), height=2.1 * nrows + 0.5)
     act = layers[0].activation
     bounded = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}.get(act)
     for k, ax in enumerate(axes.flat):
@@ -105,7 +67,7 @@ def plot_activation_histograms(inspection: Any, path: Path, title: str = "") -> 
         ax.tick_params(labelsize=6)
         ax.set_yticks([])
     fig.suptitle(title or f"{act} activations per layer ({inspection.inputs})", fontsize=9)
-    _save(fig, path, fmt)
+    save_figure(fig, path, fmt)
     return Path(path)
 
 
@@ -183,14 +145,14 @@ def plot_diagnostics(run_records: Sequence[tuple[str, Sequence[dict[str, Any]]]]
       probe batch after each epoch (epoch 0 = initialisation),
     * update/weight ratio per layer per step (log scale).
 
-    Runs without diagnostics are skipped; DiagnosticsPlotError when none has any.
+    Runs without diagnostics are skipped; PlotError when none has any.
     """
     fmt = check_plot_path(path)
     usable = [(label, recs) for label, recs in run_records if any(r.get("kind") == "step" for r in recs)]
     if not usable:
-        raise DiagnosticsPlotError("nothing to plot: no run has diagnostics.jsonl (train with --diagnose)")
+        raise PlotError("nothing to plot: no run has diagnostics.jsonl (train with --diagnose)")
     shown = usable[:MAX_RUNS]
-    fig, axes = _figure(len(shown), 3, width=13.0, height=3.1 * len(shown) + 0.6)
+    fig, axes = new_figure(len(shown), 3, width=13.0, height=3.1 * len(shown) + 0.6)
     for row, (label, recs) in zip(axes, shown):
         out_layer = _output_layer(recs)
         grads = _series(recs, "step", "grad_norm")
@@ -227,7 +189,7 @@ def plot_diagnostics(run_records: Sequence[tuple[str, Sequence[dict[str, Any]]]]
     more = len(usable) - len(shown)
     suffix = f" (first {len(shown)} of {len(usable)} runs with diagnostics)" if more > 0 else ""
     fig.suptitle((title or "training diagnostics") + suffix)
-    _save(fig, path, fmt)
+    save_figure(fig, path, fmt)
     return Path(path)
 
 

@@ -24,27 +24,33 @@ class PlotError(MlpLabError):
 
 def check_plot_path(path: Path) -> str:
     """The figure format for ``path``; PlotError for a name matplotlib can't write or a missing folder."""
-    fmt = PLOT_FORMATS.get(Path(path).suffix.lower())
+    path = Path(path)
+    fmt = PLOT_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise PlotError(f"--plot {path}: the file name must end in {', '.join(PLOT_FORMATS)}")
-    if Path(path).is_dir():
-        raise PlotError(f"--plot {path}: is a folder; give a file name such as curves.png")
-    if not Path(path).parent.is_dir():
-        raise PlotError(f"--plot {path}: folder {Path(path).parent} does not exist")
+    if path.is_dir():
+        raise PlotError(f"--plot {path}: is a folder; give a file name such as figure.png")
+    if not path.parent.is_dir():
+        raise PlotError(f"--plot {path}: folder {path.parent} does not exist")
     return fmt
 
 
-def _figure(ncols: int, width: float = 11.0, height: float = 4.2) -> tuple[Any, list[Any]]:
+def new_figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Any, Any]:
+    """A headless figure with a grid of axes (``axes[row][col]``).
+
+    Figure + FigureCanvasAgg instead of pyplot: no global state, no GUI backend, and
+    matplotlib is imported only when a plot is asked for.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
-    return fig, axes
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 
-def _save(fig: Any, path: Path, fmt: str) -> None:
+def save_figure(fig: Any, path: Path, fmt: str) -> None:
+    """Write the figure atomically: a failed write never leaves half a PNG behind."""
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=120)
     try:
@@ -79,7 +85,8 @@ def plot_comparison(histories: Sequence[Sequence[dict[str, Any]]], labels: Seque
     fmt = check_plot_path(path)
     if not any(_series(h, "test_acc")[0] or _series(h, "train_loss")[0] for h in histories):
         raise PlotError("nothing to plot: no run has a finished epoch in its metrics.jsonl")
-    fig, (acc_ax, loss_ax) = _figure(2)
+    fig, axes = new_figure(1, 2, width=11.0, height=4.2)
+    acc_ax, loss_ax = axes[0]
     losses: list[float] = []
     for i, (h, label) in enumerate(zip(histories, labels)):
         lw, z = (2.6, 3) if i == best else (1.3, 2)
@@ -109,7 +116,7 @@ def plot_comparison(histories: Sequence[Sequence[dict[str, Any]]], labels: Seque
         if len(histories) > MAX_LEGEND:
             title += f" (no legend above {MAX_LEGEND}; the thick line is the best; --top N picks fewer)"
     fig.suptitle(title)
-    _save(fig, path, fmt)
+    save_figure(fig, path, fmt)
     return Path(path)
 
 
@@ -118,7 +125,8 @@ def plot_run(history: Sequence[dict[str, Any]], path: Path, title: str = "") -> 
     fmt = check_plot_path(path)
     if not history:
         raise PlotError("nothing to plot: this run has no finished epoch in its metrics.jsonl")
-    fig, (loss_ax, acc_ax) = _figure(2, width=10.0)
+    fig, axes = new_figure(1, 2, width=10.0, height=4.2)
+    loss_ax, acc_ax = axes[0]
     losses: list[float] = []
     for split, style in (("train", "-"), ("test", "-"), ("val", "--")):
         xs, ys = _series(history, f"{split}_loss")
@@ -137,5 +145,5 @@ def plot_run(history: Sequence[dict[str, Any]], path: Path, title: str = "") -> 
         ax.xaxis.get_major_locator().set_params(integer=True)
     if title:
         fig.suptitle(title)
-    _save(fig, path, fmt)
+    save_figure(fig, path, fmt)
     return Path(path)

@@ -301,9 +301,9 @@ def test_plot_diagnostics_draws_runs_that_have_them(tmp_path):
     out = plot_run_diagnostics([with_diag, without], ["a", "b"], tmp_path / "curves.png")
     assert out == tmp_path / "curves.diagnostics.png"
     assert out.read_bytes().startswith(PNG)
-    from mlp_lab.diagnostic_plots import DiagnosticsPlotError
+    from mlp_lab.plots import PlotError
 
-    with pytest.raises(DiagnosticsPlotError, match="no run has diagnostics"):
+    with pytest.raises(PlotError, match="no run has diagnostics"):
         plot_diagnostics([("b", [])], tmp_path / "x.png")
 
 

@@ -12,7 +12,6 @@ import yaml
 from typer.testing import CliRunner
 
 from fakedata import make_cifar, make_idx_dataset
-from mlp_lab import runs
 from mlp_lab.cli import app
 from mlp_lab.config import OPTIMIZER_NAMES, config_from_dict, load_config
 from mlp_lab.data import load_data

@@ -1,0 +1,119 @@
+"""The benchmark scripts run end to end with tiny settings and print/write their results.
+
+Functional smoke tests only: nothing here asserts a time (machines and their load differ).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mlp_lab.config import DataConfig
+from mlp_lab.data import load_data
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _script(name: str):
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fake_cifar10_is_the_official_format(tmp_path):
+    fake = _script("make_fake_cifar10")
+    folder = fake.write_fake_cifar10(tmp_path, per_batch=7, seed=1)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["batches.meta", "test_batch"] + [f"data_batch_{i}" for i in range(1, 6)])
+    # Python 2 style: loaded with encoding='bytes', keys and strings are bytes.
+    with open(folder / "data_batch_3", "rb") as f:
+        batch = pickle.load(f, encoding="bytes")
+    assert set(batch) == {b"batch_label", b"labels", b"data", b"filenames"}
+    assert batch[b"data"].dtype == np.uint8 and batch[b"data"].shape == (7, 3072)
+    assert isinstance(batch[b"labels"], list) and all(0 <= v < 10 for v in batch[b"labels"])
+    assert batch[b"batch_label"] == b"training batch 3 of 5" and batch[b"filenames"][0].endswith(b".png")
+    with open(folder / "batches.meta", "rb") as f:
+        meta = pickle.load(f, encoding="latin1")  # as torchvision reads it: str keys
+    assert meta["label_names"][0] == "airplane"
+    # mlp-lab's own (restricted) reader takes it, and so does torchvision's class.
+    d = load_data(DataConfig(dataset="cifar10", preprocessing="none"), tmp_path)
+    assert d.train_x.shape == (35, 3, 32, 32) and d.test_x.shape == (7, 3, 32, 32)
+    assert torch.equal(d.train_x[14].flatten(), torch.from_numpy(batch[b"data"][0]))
+    ds = _script("epoch_speed").torchvision_dataset("cifar10", tmp_path, real=False)
+    image, label = ds[14]
+    assert image.shape == (3, 32, 32) and label == batch[b"labels"][0]
+    assert fake.has_cifar10(tmp_path) and not fake.has_cifar10(tmp_path / "nothing")
+
+
+def test_epoch_speed_end_to_end(tmp_path, capsys):
+    # An empty data dir: synthetic MNIST idx files and synthetic CIFAR-10 files are written.
+    out = tmp_path / "speed.json"
+    result = _script("epoch_speed").main([
+        "--data-dir", str(tmp_path / "no-data"), "--epochs", "1", "--repeats", "1", "--limit-train", "200",
+        "--cifar-per-batch", "60", "--json", str(out),
+    ])
+    printed = capsys.readouterr().out
+    for row in ("a ", "b ", "b+f", "c ", "eval", "c+eval", "a/c", "c/b", "SYNTHETIC"):
+        assert row in printed, row
+    saved = json.loads(out.read_text())
+    assert saved == json.loads(json.dumps(result))
+    mnist, cifar = saved["results"]
+    assert mnist["dataset"] == "mnist" and not mnist["real_data"] and mnist["model"].startswith("784-256-256-10")
+    assert cifar["dataset"] == "cifar10" and cifar["model"].startswith("3072-")
+    for r in mnist, cifar:
+        assert r["train_images"] == 200
+        assert {row["row"] for row in r["rows"]} == {"a", "b", "b+f", "c", "eval", "c+eval"}
+        assert all(row["median_s"] > 0 and row["n"] >= 1 for row in r["rows"])
+        assert set(r["ratios"]) >= {"a/c", "c/b", "eval/c"}
+    assert torch.get_float32_matmul_precision() == "highest"
+
+
+def test_epoch_speed_precision_rows(tmp_path, capsys):
+    result = _script("epoch_speed").main([
+        "--data-dir", str(tmp_path), "--datasets", "mnist", "--epochs", "1", "--repeats", "1", "--limit-train", "100",
+        "--precision", "fp32,tf32,bf16", "--skip-tutorial", "--skip-run",
+    ])
+    rows = {r["row"] for r in result["results"][0]["rows"]}
+    assert rows == {"b", "b+f", "c", "c tf32", "c bf16", "eval"}
+    assert "c bf16" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not Path("/usr/bin/time").is_file(), reason="needs /usr/bin/time")
+def test_memory_end_to_end(tmp_path, capsys):
+    out = tmp_path / "memory.json"
+    result = _script("memory").main([
+        "--data-dir", str(tmp_path / "no-data"), "--datasets", "cifar10", "--cifar-per-batch", "30",
+        "--limit-train", "60", "--no-baseline", "--json", str(out),
+    ])
+    printed = capsys.readouterr().out
+    assert "cifar10 cold" in printed and "cifar10 cached" in printed and "max RSS" in printed
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["row"] for r in rows] == ["cifar10 cold", "cifar10 cached"] == [r["row"] for r in result["rows"]]
+    assert all(r["max_rss_mb"] > 50 and r["exit_code"] == 0 and r["limit_mb"] == 1200 for r in rows)
+
+
+def test_startup_end_to_end(tmp_path, capsys):
+    from fakedata import make_idx_dataset  # a small MNIST in the real idx format
+
+    out = tmp_path / "startup.json"
+    data = tmp_path / "data"
+    make_idx_dataset(data, n_train=50, n_test=10)
+    result = _script("startup").main(["--data-dir", str(data), "--runs", "1", "--cifar-per-batch", "20", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert "mlp-lab --help" in printed and "decoded-data cache" in printed
+    saved = json.loads(out.read_text())
+    assert saved["cli"]["imports_torch"] == {"mlp-lab --help": False, "mlp-lab train --help": False, "mlp-lab compare DIR": False}
+    assert {r["row"] for r in saved["cli"]["rows"]} >= {"mlp-lab --help", "mlp-lab compare DIR", "import torch"}
+    cache = {r["dataset"]: r for r in result["cache"]["rows"]}
+    assert set(cache) == {"mnist", "cifar10"} and cache["mnist"]["train_images"] == 50
+    assert all(r["first_load_s"] > 0 and r["cached_median_s"] > 0 and r["cache_mb"] > 0 for r in cache.values())

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import os
 import pickle
 import platform
@@ -62,6 +61,7 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import default_data_dir, load_avg, write_json  # noqa: E402
 from make_fake_cifar10 import has_cifar10, write_fake_cifar10  # noqa: E402
 
 from mlp_lab import train as mltrain  # noqa: E402
@@ -73,21 +73,6 @@ from mlp_lab.optim import build_optimizer  # noqa: E402
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 DEVICE = torch.device("cpu")
-
-
-def default_data_dir() -> Path:
-    env = os.environ.get("MLP_LAB_DATA", "").strip()
-    if env:
-        return Path(env)
-    shared = REPO.parent / "shared" / "data"
-    return shared if shared.is_dir() else Path("data")
-
-
-def load_avg() -> list[float]:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return []
 
 
 # --- data: real when present, else synthetic in the same on-disk format -------------------
@@ -420,9 +405,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"load average before {env['load_before']}, after {env['load_after']})")
     for r in results:
         print(format_table(r))
-    if args.json is not None:
-        args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
+    write_json(args.json, out)
     return out
 
 

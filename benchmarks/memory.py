@@ -26,7 +26,6 @@ Limits (issue 5): MNIST under 800 MB, CIFAR-10 under 1.2 GB.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -38,19 +37,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import default_data_dir, write_json  # noqa: E402
 from make_fake_cifar10 import has_cifar10, write_fake_cifar10  # noqa: E402
 
 LIMITS_MB = {"mnist": 800, "cifar10": 1200}
 TIME = "/usr/bin/time"
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-
-def default_data_dir() -> Path:
-    env = os.environ.get("MLP_LAB_DATA", "").strip()
-    if env:
-        return Path(env)
-    shared = REPO.parent / "shared" / "data"
-    return shared if shared.is_dir() else Path("data")
 
 
 # The least any PyTorch training process here holds: torch imported, a model, one
@@ -158,9 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
         ok = ("yes" if r["ok"] else "NO") if "ok" in r else ""
         print(f"  {r['row']:<16} {r['max_rss_mb']:6.0f} MB {limit} {ok:>4} {r['wall_s']:6.1f}s  {r['data']}")
     out = {"benchmark": "memory", "torch": build, "epochs": args.epochs, "limit_train": args.limit_train, "rows": rows}
-    if args.json is not None:
-        args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
+    write_json(args.json, out)
     return out
 
 

@@ -23,7 +23,6 @@ dir). The cache goes to a temp dir (XDG_CACHE_HOME), never to ~/.cache.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import resource
@@ -36,6 +35,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import default_data_dir, load_avg, write_json  # noqa: E402
 
 HELP_TARGET_S = 0.3
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -50,21 +51,6 @@ except SystemExit:
     pass
 print('TORCH_IMPORTED=' + str('torch' in sys.modules), file=sys.stderr)
 """
-
-
-def default_data_dir() -> Path:
-    env = os.environ.get("MLP_LAB_DATA", "").strip()
-    if env:
-        return Path(env)
-    shared = REPO.parent / "shared" / "data"
-    return shared if shared.is_dir() else Path("data")
-
-
-def load_avg() -> list[float]:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return []
 
 
 def mlp_lab_command() -> list[str]:
@@ -235,9 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
         for r in out["cache"]["rows"]:
             print(f"  {r['dataset']:<9} {r['first_load_s']:8.3f} {r['cached_median_s']:8.3f} {r['cached_cpu_median_s']:8.3f} "
                   f"{r['cache_read_median_s']:8.3f} {r['cache_mb']:6.0f}MB  {r['data']}")
-    if args.json is not None:
-        args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
+    write_json(args.json, out)
     return out
 
 

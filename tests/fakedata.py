@@ -10,9 +10,15 @@ from __future__ import annotations
 import gzip
 import pickle
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
+
+# The Python-2 style pickler lives with the benchmark tool that writes full-size fake
+# CIFAR-10; the tests use the same one, so both write exactly the same format.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from make_fake_cifar10 import Py2StylePickler  # noqa: E402,F401 - re-exported for tests
 
 IDX_NAMES = {
     "train_images": "train-images-idx3-ubyte",
@@ -20,7 +26,6 @@ IDX_NAMES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-
 
 
 # --- writing files in the real formats -----------------------------------------------------
@@ -85,25 +90,3 @@ def write_cifar_batch(path: Path, rows: np.ndarray, labels, str_keys: bool = Fal
         batch = {k.decode(): v for k, v in batch.items()}
     with open(path, "wb") as f:
         (pickler or pickle.Pickler)(f, protocol=2).dump(batch)
-
-
-class Py2StylePickler(pickle._Pickler):
-    """Writes what Python 2's cPickle wrote for the official batches: bytes and str as
-    8-bit strings (SHORT_BINSTRING/BINSTRING) and numpy under its old name numpy.core."""
-
-    dispatch = pickle._Pickler.dispatch.copy()
-
-    def _save_str8(self, obj):
-        raw = obj.encode("latin1") if isinstance(obj, str) else bytes(obj)
-        head = pickle.SHORT_BINSTRING + bytes([len(raw)]) if len(raw) < 256 else pickle.BINSTRING + struct.pack("<i", len(raw))
-        self.write(head + raw)
-        self.memoize(obj)
-
-    def save_global(self, obj, name=None):
-        module = "numpy" if obj in (np.ndarray, np.dtype) else obj.__module__.replace("numpy._core", "numpy.core")
-        self.write(pickle.GLOBAL + f"{module}\n{name or obj.__qualname__}\n".encode())
-        self.memoize(obj)
-
-    dispatch[bytes] = _save_str8
-    dispatch[str] = _save_str8
-    dispatch[type] = save_global

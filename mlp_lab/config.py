@@ -292,6 +292,10 @@ class TrainConfig(_Section):
     device: Device = Field("auto", description="auto picks CUDA when present, else CPU.")
     precision: Precision = Field("fp32", description="fp32; tf32 matmuls on CUDA; bf16 autocast.")
     compile: bool = Field(False, description="Wrap the model in torch.compile.")
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads torch may use; None keeps torch's choice (one per core). "
+        "On a machine shared with other jobs, 1 avoids threads waiting on each other."
+    )
     diagnostics: bool = Field(False, description="Record per-layer activation and gradient statistics.")
     diagnostics_per_epoch: int = Field(4, ge=1, description="How many times per epoch diagnostics are recorded.")
     checkpoint: bool = Field(True, description="Write a resumable checkpoint at the end of each epoch.")

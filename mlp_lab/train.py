@@ -328,6 +328,18 @@ def _divergence_advice(cfg: ExperimentConfig, lr: float | None = None) -> str:
     return "; ".join(tips)
 
 
+@contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """Use ``n`` CPU threads inside the block (None: leave torch's choice), then restore."""
+    previous = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def run_experiment(
     cfg: ExperimentConfig,
     run_dir: Path,
@@ -338,7 +350,14 @@ def run_experiment(
 ) -> RunResult:
     """Train ``cfg`` into ``run_dir`` and return how it ended. Never raises for a run
     that started: divergence, interruption and crashes all end in a summary."""
-    run_dir = Path(run_dir)
+    with _torch_threads(cfg.train.threads):
+        return _run_experiment(cfg, Path(run_dir), data, device, progress, resume_from)
+
+
+def _run_experiment(
+    cfg: ExperimentConfig, run_dir: Path, data: DataSplits, device: torch.device,
+    progress: Any, resume_from: Path | None,
+) -> RunResult:
     started = time.time()
     _set_matmul_precision(cfg)
     torch.manual_seed(cfg.train.seed)  # model init and dropout
@@ -369,6 +388,7 @@ def run_experiment(
         "final": None,
         "best": None,
         "device": str(device),
+        "threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
         "mlp_lab_version": __version__,
         "param_count": count_params(model),

@@ -214,3 +214,11 @@ def test_relu_adam_on_real_mnist_learns_in_one_epoch(shared_data, tmp_path):
     summary = json.loads((only_run(tmp_path / "runs") / "summary.json").read_text())
     assert summary["final"]["test_acc"] > 0.95
     assert summary["preprocessing"]["mean"][0] == pytest.approx(0.1307, abs=1e-3)
+
+
+def test_threads_setting_is_used_for_the_run_and_then_restored(tmp_path):
+    before = torch.get_num_threads()
+    result, _, _ = run_tiny(tmp_path, overrides=["train.threads=1"])
+    assert result.status == "completed"
+    assert result.summary["threads"] == 1
+    assert torch.get_num_threads() == before

@@ -33,7 +33,6 @@ import os
 import pickle
 import stat
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ import torch.nn.functional as F
 
 from mlp_lab.config import DataConfig
 from mlp_lab.errors import DataError
+from mlp_lab.runs import atomic_write
 
 NUM_CLASSES = 10  # every data set here has ten classes
 
@@ -427,21 +427,13 @@ def _write_cache(data_dir: Path, dataset: str, key: list[list[Any]], tensors: tu
             continue
         if folder == primary and not folder.exists() and not _writable_dir(data_dir):
             continue  # never create folders inside a read-only data set
-        tmp = None
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            # Write to a temp file in the same folder, then rename over the old cache: a
-            # concurrent run sees either the old file or the new one, never half a file.
-            fd, tmp = tempfile.mkstemp(prefix=f".{dataset}.", suffix=".pt.tmp", dir=folder)
-            with os.fdopen(fd, "wb") as f:
-                torch.save(blob, f)
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; others sharing the data may read it
-            os.replace(tmp, folder / f"{dataset}.pt")
+            # Atomic: a concurrent run sees the old cache or the new one, never half a file.
+            atomic_write(folder / f"{dataset}.pt", lambda f: torch.save(blob, f))
             return
         except Exception:  # noqa: BLE001 - a cache we cannot write is not an error
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+            pass
 
 
 def _corrupt(path: Path, problem: str) -> DataError:

@@ -25,7 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import yaml
 
@@ -70,14 +70,20 @@ def create_run_dir(runs_dir: Path, name: str) -> Path:
     raise RunError(f"could not find a free run folder name in {runs_dir}")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Replace ``path`` with what ``write(file)`` writes, all or nothing.
+
+    The data goes to a temporary file in the same folder, which is then renamed over
+    ``path``: a reader sees the old file or the new one, never half of either.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; results and caches are for reading
         os.replace(tmp, path)
     except BaseException:
         # Whatever happened (disk full, Ctrl-C), the old file stays and no temp is left.
@@ -86,6 +92,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda f: f.write(data))
 
 
 def remove_temp_files(run_dir: Path) -> list[Path]:
@@ -249,37 +259,15 @@ def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
 def load_run(path: Path) -> RunRecord:
     """Read a run folder; a missing or corrupt file becomes a problem line, not an error."""
     run = RunRecord(path=Path(path))
-    cfg_path, sum_path, met_path = run.path / CONFIG, run.path / SUMMARY, run.path / METRICS
-
-    if cfg_path.is_file():
-        try:
-            cfg = safe_load_yaml(cfg_path.read_text(encoding="utf-8"))
-            if isinstance(cfg, dict):
-                run.config = cfg
-            else:
-                run.problems.append(f"{CONFIG} is not a mapping")
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            run.problems.append(f"{CONFIG} is corrupt")
-    else:
-        run.problems.append(f"{CONFIG} is missing")
-
-    if sum_path.is_file():
-        try:
-            summary = json.loads(sum_path.read_text(encoding="utf-8"))
-            if isinstance(summary, dict):
-                run.summary = summary
-                if summary.get("status") == "running" and process_gone(summary):
-                    run.process_gone = True
-                    run.problems.append(
-                        f"{SUMMARY} says running but its process {summary['pid']} is gone (killed?), so it counts as "
-                        f"failed; mlp-lab train --resume {run.path} continues from its last checkpoint"
-                    )
-            else:
-                run.problems.append(f"{SUMMARY} is not a JSON object")
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            run.problems.append(f"{SUMMARY} is corrupt")
-    else:
-        run.problems.append(f"{SUMMARY} is missing")
+    met_path = run.path / METRICS
+    run.config = _read_mapping(run, CONFIG, safe_load_yaml, "a mapping")
+    run.summary = _read_mapping(run, SUMMARY, json.loads, "a JSON object")
+    if run.summary is not None and run.summary.get("status") == "running" and process_gone(run.summary):
+        run.process_gone = True
+        run.problems.append(
+            f"{SUMMARY} says running but its process {run.summary['pid']} is gone (killed?), so it counts as "
+            f"failed; mlp-lab train --resume {run.path} continues from its last checkpoint"
+        )
 
     if met_path.is_file():
         try:
@@ -289,6 +277,23 @@ def load_run(path: Path) -> RunRecord:
         except OSError:
             run.problems.append(f"{METRICS} is unreadable")
     return run
+
+
+def _read_mapping(run: RunRecord, name: str, parse: Callable[[str], Any], kind: str) -> dict[str, Any] | None:
+    """One file of a run folder parsed into a dict; None, with a problem line, if it can't be."""
+    path = run.path / name
+    if not path.is_file():
+        run.problems.append(f"{name} is missing")
+        return None
+    try:
+        data = parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):  # JSONDecodeError is a ValueError
+        run.problems.append(f"{name} is corrupt")
+        return None
+    if not isinstance(data, dict):
+        run.problems.append(f"{name} is not {kind}")
+        return None
+    return data
 
 
 def load_config_dict(run_dir: Path) -> dict[str, Any]:

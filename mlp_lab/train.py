@@ -12,7 +12,6 @@ Design choices, and why:
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -271,9 +270,7 @@ def evaluate(
 
 
 def _torch_save_atomic(path: Path, obj: Any) -> None:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    runs.atomic_write_bytes(path, buf.getvalue())
+    runs.atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:

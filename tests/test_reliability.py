@@ -432,17 +432,20 @@ def test_unserialisable_summary_never_touches_the_file(tmp_path):
 
 
 def test_checkpoint_write_failing_mid_run_keeps_the_last_good_one(tmp_path, monkeypatch):
-    real = runs.atomic_write_bytes
+    real = runs.atomic_write
     checkpoints = []
 
-    def flaky(path, data):
+    def flaky(path, write):
         if Path(path).name == "checkpoint.pt":
             checkpoints.append(1)
             if len(checkpoints) == 2:
-                raise DiskFull(28, "No space left on device")
-        return real(path, data)
+                def half_then_full(f):  # the disk fills up halfway through the write
+                    f.write(b"half a checkpoint")
+                    raise DiskFull(28, "No space left on device")
+                return real(path, half_then_full)
+        return real(path, write)
 
-    monkeypatch.setattr(runs, "atomic_write_bytes", flaky)
+    monkeypatch.setattr(runs, "atomic_write", flaky)
     write_config(tmp_path / "c.yaml", {"train": {"epochs": 3}})
     res = cli("train", "--config", "c.yaml", "--quiet")
     assert res.code == 1, res

@@ -222,3 +222,12 @@ def test_threads_setting_is_used_for_the_run_and_then_restored(tmp_path):
     assert result.status == "completed"
     assert result.summary["threads"] == 1
     assert torch.get_num_threads() == before
+
+
+def test_run_files_are_readable_by_others_like_any_written_file(tmp_path):
+    # Atomic writes go through mkstemp, which makes private (0600) files: a teacher
+    # reading students' runs folder, or compare on a shared disk, needs 0644.
+    result, _, _ = run_tiny(tmp_path, overrides=["train.epochs=1"])
+    modes = {p.name: p.stat().st_mode & 0o777 for p in result.run_dir.iterdir()}
+    assert {"summary.json", "config.yaml", "checkpoint.pt", "model.pt"} <= set(modes)
+    assert set(modes.values()) == {0o644}, modes

@@ -425,12 +425,16 @@ def _run_experiment(
         summary["resumed_at_epoch"] = start_epoch
         summary["prior_duration_s"] = float(prior.get("duration_s", 0.0))
 
+    def elapsed() -> float:
+        """Seconds this run has trained, across resumes."""
+        return summary.get("prior_duration_s", 0.0) + time.time() - started
+
     def write_summary(**changes: Any) -> None:
         summary.update(changes)
         summary["epochs_done"] = len(history)
         summary["final"] = history[-1] if history else None
         summary["best"] = _best(history)
-        summary["duration_s"] = round(summary.get("prior_duration_s", 0.0) + time.time() - started, 3)
+        summary["duration_s"] = round(elapsed(), 3)
         runs.atomic_write_json(run_dir / runs.SUMMARY, summary)
 
     def add_warnings(warnings: list[str]) -> None:
@@ -444,6 +448,8 @@ def _run_experiment(
     write_summary()
 
     status = "completed"
+    ending: dict[str, Any] = {}  # message (and error) of a run that did not complete
+    crash_log: str | None = None
     epoch = start_epoch - 1
     with _stop_on_signals() as stop:
         try:
@@ -480,38 +486,38 @@ def _run_experiment(
                         "rng_cpu": torch.get_rng_state(),
                         "rng_shuffle": shuffle.get_state(),
                         "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                        "summary": {k: summary[k] for k in ("started_at", "warnings")} | {"duration_s": summary.get("prior_duration_s", 0.0) + time.time() - started},
+                        "summary": {k: summary[k] for k in ("started_at", "warnings")} | {"duration_s": elapsed()},
                     })
                 write_summary()
                 if progress is not None:
                     progress.end_epoch(record)
                 stop.check()
         except Diverged as e:
-            stop.finishing = True
             status = "diverged"
             lr_now = optimizer.param_groups[0]["lr"]
-            write_summary(message=f"diverged in epoch {epoch}: {e}; try: {_divergence_advice(cfg, lr_now)}")
+            ending["message"] = f"diverged in epoch {epoch}: {e}; try: {_divergence_advice(cfg, lr_now)}"
         except (Interrupted, KeyboardInterrupt) as e:
-            stop.finishing = True
             status = "interrupted"
             name = str(e) or "SIGINT"
-            write_summary(message=f"interrupted by {name} during epoch {epoch}; {len(history)} finished epoch(s) kept; "
-                                  f"continue with: mlp-lab train --resume {run_dir}")
+            ending["message"] = (f"interrupted by {name} during epoch {epoch}; {len(history)} finished epoch(s) kept; "
+                                 f"continue with: mlp-lab train --resume {run_dir}")
         except Exception as e:  # noqa: BLE001 - a crash must still leave an honest summary
-            stop.finishing = True
             status = "failed"
-            (run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
-            write_summary(error=f"{e.__class__.__name__}: {e}", message=f"failed in epoch {epoch}: {e.__class__.__name__}: {e} (traceback in {run_dir / 'error.log'})")
+            crash_log = traceback.format_exc()
+            ending["error"] = f"{e.__class__.__name__}: {e}"
+            ending["message"] = f"failed in epoch {epoch}: {ending['error']} (traceback in {run_dir / 'error.log'})"
 
         # Still under the signal handlers: a late Ctrl-C or SIGTERM cannot cut these short.
         stop.finishing = True
+        if crash_log is not None:
+            (run_dir / "error.log").write_text(crash_log, encoding="utf-8")
         if diagnostics is not None:
             add_warnings(diagnostics.close())
         if status == "completed":
             _torch_save_atomic(run_dir / runs.MODEL, model.state_dict())
         summary.pop("pid", None)
         summary.pop("host", None)
-        write_summary(status=status, finished_at=_now())
+        write_summary(status=status, finished_at=_now(), **ending)
     return RunResult(run_dir=run_dir, status=status, summary=summary, history=history)
 
 
@@ -519,7 +525,7 @@ def _run_experiment(
 
 
 def prepare(
-    config_path: Path | None, overrides: list[str], data_dir: Path | None, resume: Path | None, diagnose: bool,
+    config_path: Path | None, overrides: list[str], resume: Path | None, diagnose: bool,
 ) -> tuple[ExperimentConfig, Path | None]:
     """Resolve the config (from a file, or from the run being resumed)."""
     if resume is not None:
@@ -555,7 +561,7 @@ def train_from_cli(
 ) -> int:
     from mlp_lab.console import TrainingProgress, print_result
 
-    cfg, checkpoint = prepare(config_path, overrides, data_dir, resume, diagnose)
+    cfg, checkpoint = prepare(config_path, overrides, resume, diagnose)
     if checkpoint is not None and not checkpoint.exists():
         _load_checkpoint(checkpoint)  # raises the explanatory RunError
     device = resolve_device(cfg.train.device)

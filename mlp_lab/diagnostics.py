@@ -311,7 +311,7 @@ class TrainingDiagnostics:
         forward, loss.backward()
         diag.after_backward()            # not for LBFGS (closure): end() copes
         optimizer.step()
-        diag.end(optimizer_stepped=True)
+        diag.end()
 
     and ``end_epoch(epoch)`` after each epoch, ``close()`` at the end.
     """
@@ -401,7 +401,7 @@ class TrainingDiagnostics:
         norms = iter(torch._foreach_norm(present)) if present else iter(())
         return [next(norms).float() if g is not None else zero.new_full((), math.nan) for g in grads]
 
-    def end(self, optimizer_stepped: bool) -> None:
+    def end(self) -> None:
         """Update ratios, then one JSON line for this step; disarm."""
         self._mode = None
         if self._step is None:
@@ -411,7 +411,7 @@ class TrainingDiagnostics:
         n_lin = len(self.linears)
         with torch.no_grad():
             weights = [m.weight.detach() for m in self.linears]
-            if self._before is not None and optimizer_stepped:
+            if self._before is not None:
                 before_norms = torch.stack(torch._foreach_norm(self._before)).float()
                 delta_norms = torch.stack(torch._foreach_norm(torch._foreach_sub(weights, self._before))).float()
             else:

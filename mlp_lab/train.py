@@ -218,8 +218,6 @@ def _train_epoch(
 
             optimizer.step(closure)
             logits, loss = first["logits"], first["loss"]
-            if recording:
-                diagnostics.end(optimizer_stepped=True)
         else:
             with _autocast(cfg, device):
                 logits = model(x)
@@ -229,8 +227,8 @@ def _train_epoch(
             if recording:
                 diagnostics.after_backward()
             optimizer.step()
-            if recording:
-                diagnostics.end(optimizer_stepped=True)
+        if recording:
+            diagnostics.end()
 
         loss_sum += loss.detach()
         correct += (logits.argmax(dim=1) == y).sum()

@@ -213,7 +213,7 @@ def test_update_ratio_matches_the_weights_actual_change(tmp_path):
     d.after_backward()
     grad_norm = float(model[0].weight.grad.norm())
     opt.step()
-    d.end(optimizer_stepped=True)
+    d.end()
     rec = read_diagnostics_file(tmp_path / "d.jsonl")[-1]
     layer1 = rec["layers"][0]
     assert layer1["grad_norm"] == pytest.approx(grad_norm, rel=1e-4)

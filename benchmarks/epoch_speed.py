@@ -65,7 +65,8 @@ from _common import default_data_dir, load_avg, write_json  # noqa: E402
 from make_fake_cifar10 import has_cifar10, write_fake_cifar10  # noqa: E402
 
 from mlp_lab import train as mltrain  # noqa: E402
-from mlp_lab.config import DataConfig, ExperimentConfig, load_config  # noqa: E402
+from mlp_lab.config import load_config  # noqa: E402
+from mlp_lab.schema import DataConfig, ExperimentConfig  # noqa: E402
 from mlp_lab.console import TrainingProgress  # noqa: E402
 from mlp_lab.data import DataSplits, load_data  # noqa: E402
 from mlp_lab.model import build_model  # noqa: E402

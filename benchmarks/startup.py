@@ -137,7 +137,7 @@ def cache_section(data_dir: Path, runs: int, tmp: Path, cifar_per_batch: int, lo
     from make_fake_cifar10 import has_cifar10, write_fake_cifar10
 
     from mlp_lab import data as mldata
-    from mlp_lab.config import DataConfig
+    from mlp_lab.schema import DataConfig
     from mlp_lab.data import load_data
 
     rows = []

@@ -69,7 +69,7 @@ def schema() -> None:
     """Print the config's JSON schema (every key, its default and what it allows)."""
     import json
 
-    from mlp_lab.config import json_schema
+    from mlp_lab.schema import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))
 

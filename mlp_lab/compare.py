@@ -535,7 +535,7 @@ def differing_fields(rows: list[Row], keys: Sequence[str]) -> list[str]:
     return out
 
 
-_DEFAULTS_CACHE: dict[tuple[str, str], dict[str, Any] | None] = {}
+_DEFAULTS_CACHE: dict[tuple[str, ...], dict[str, Any] | None] = {}
 
 
 def defaults_for(params: dict[str, Any]) -> dict[str, Any] | None:
@@ -544,16 +544,15 @@ def defaults_for(params: dict[str, Any]) -> dict[str, Any] | None:
     Imports the config module (pydantic) on first use only: compare needs it just for
     fields that some runs lack, and ``show`` for its 'differs from default' view.
     """
-    key = (str(params.get("optimizer.name", "adam")), str(params.get("scheduler.name", "none")))
+    from mlp_lab.config import config_to_dict
+    from mlp_lab.schema import DEFAULT_NAMES, VARIANTS, ExperimentConfig
+
+    key = tuple(str(params.get(f"{section}.name", DEFAULT_NAMES[section])) for section in VARIANTS)
     if key not in _DEFAULTS_CACHE:
         try:
-            from mlp_lab.config import ExperimentConfig, config_to_dict, section_class
-
-            cfg = ExperimentConfig()
-            d = config_to_dict(cfg)
-            for section, name in zip(("optimizer", "scheduler"), key):
-                cls = section_class(section, name)
-                d[section] = cls().model_dump(mode="json")
+            d = config_to_dict(ExperimentConfig())
+            for section, name in zip(VARIANTS, key):
+                d[section] = VARIANTS[section][name]().model_dump(mode="json")
             _DEFAULTS_CACHE[key] = flatten(d)
         except Exception:  # noqa: BLE001 - an unknown optimizer name: no defaults to compare with
             _DEFAULTS_CACHE[key] = None

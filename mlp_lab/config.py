@@ -1,8 +1,9 @@
-"""The experiment config: one pydantic schema is the single source of truth.
+"""Reading, overriding and saving experiment configs; the schema itself is ``schema.py``.
 
-Defaults, validation, error messages and the JSON schema (``mlp-lab schema``) all come
-from the models below. A YAML file only states what it changes. This module must not
-import torch: ``compare`` and ``--help`` read configs and have to start fast.
+``load_config`` reads a YAML file (duplicate keys refused, a safe loader only), applies
+``--set key.path=value`` overrides with a did-you-mean for unknown keys, and validates
+against ``schema.ExperimentConfig``; pydantic's multi-line report becomes one line that
+names the key, the value and what is allowed. No torch here.
 """
 
 from __future__ import annotations
@@ -11,340 +12,15 @@ import copy
 import difflib
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ValidationError
 
 from mlp_lab.errors import ConfigError
-from mlp_lab.keys import flatten  # noqa: F401 - part of this module's API
+from mlp_lab.schema import DEFAULT_NAMES, VARIANTS, ExperimentConfig
 
-# --- the names each choice accepts (model.py / optim.py map them to torch) -------------
-
-Activation = Literal["sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "maxout", "gelu", "silu"]
-Init = Literal[
-    "default", "zeros", "constant", "normal", "uniform", "xavier_uniform", "xavier_normal",
-    "kaiming_uniform", "kaiming_normal", "orthogonal",
-]
-BiasInit = Literal["default", "zeros", "constant", "normal", "uniform"]
-Norm = Literal["none", "batchnorm", "layernorm"]
-NormPosition = Literal["before_activation", "after_activation"]
-Dataset = Literal["mnist", "fashion_mnist", "cifar10", "synthetic"]
-Preprocessing = Literal["none", "channel_mean", "pixel_mean", "standardize"]
-Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")]
-Precision = Literal["fp32", "tf32", "bf16"]
-
-PositiveFloat = Annotated[float, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
-Beta = Annotated[float, Field(ge=0, lt=1)]
-
-
-class _Section(BaseModel):
-    # Unknown keys are errors (with a did-you-mean), never silently ignored: a typo in
-    # a config must not quietly run a different experiment.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_bool_for_numbers(cls, data: Any) -> Any:
-        # YAML reads yes/no/on/off/true/false as booleans and pydantic would take them as
-        # 1 and 0: `epochs: yes` must be an error, not a quiet one-epoch run. Spelled as
-        # the string 'true'/'false', the value fails the field's own number check.
-        if not isinstance(data, dict):
-            return data
-        out = dict(data)
-        for key, v in data.items():
-            field = cls.model_fields.get(key) if isinstance(key, str) else None
-            if field is None or not _is_numeric(field.annotation):
-                continue
-            if isinstance(v, bool):
-                out[key] = str(v).lower()
-            elif isinstance(v, (list, tuple)) and any(isinstance(x, bool) for x in v):
-                out[key] = [str(x).lower() if isinstance(x, bool) else x for x in v]
-        return out
-
-
-def _is_numeric(annotation: Any) -> bool:
-    """Does a field hold numbers (int, float, or lists/tuples of them) and never booleans?"""
-    found: set[Any] = set()
-    stack = [annotation]
-    while stack:
-        a = stack.pop()
-        if isinstance(a, type):
-            found.add(a)
-        stack.extend(getattr(a, "__args__", None) or ())
-        if getattr(a, "__origin__", None) is Annotated:
-            stack.append(a.__origin__)
-    return bool(found & {int, float}) and bool not in found
-
-
-# --- data -----------------------------------------------------------------------------
-
-
-class DataConfig(_Section):
-    dataset: Dataset = Field("mnist", description="Data set to train on.")
-    data_dir: str | None = Field(
-        None, description="Where the data lives (torchvision's layout). "
-        "--data-dir, then $MLP_LAB_DATA, then this, then ./data."
-    )
-    download: bool = Field(True, description="Download through torchvision when the files are missing (never when $MLP_LAB_OFFLINE=1).")
-    preprocessing: Preprocessing = Field(
-        "channel_mean",
-        description="channel_mean: subtract each channel's training-set mean (VGG); pixel_mean: "
-        "subtract the mean image (AlexNet); standardize: per-channel mean and std; none: pixels in [0, 1].",
-    )
-    val_split: float = Field(0.0, ge=0, lt=1, description="Fraction of the training set held out for validation.")
-    limit_train: int | None = Field(None, ge=1, description="Use only the first N training samples (quick runs).")
-    synthetic_train_size: int = Field(6000, ge=10, description="Training samples of the synthetic data set.")
-    synthetic_test_size: int = Field(1000, ge=10, description="Test samples of the synthetic data set.")
-
-
-# --- model ----------------------------------------------------------------------------
-
-
-class ModelConfig(_Section):
-    hidden: list[Annotated[int, Field(ge=1)]] = Field(
-        default_factory=lambda: [256, 256],
-        description="Hidden layer sizes; [] is softmax regression.",
-    )
-    activation: Activation = "relu"
-    negative_slope: float = Field(0.01, ge=0, description="leaky_relu's slope for x < 0.")
-    prelu_init: float = Field(0.25, description="prelu's initial learned slope.")
-    elu_alpha: float = Field(1.0, gt=0, description="elu's alpha.")
-    maxout_pieces: int = Field(2, ge=2, description="maxout: each hidden unit is the max of k linear pieces.")
-    init: Init = Field("default", description="Weight initialiser; 'default' keeps PyTorch's.")
-    init_std: PositiveFloat = Field(0.01, description="std of init: normal (0.01 = 'small random', 1 = large).")
-    init_range: PositiveFloat = Field(0.05, description="init: uniform draws from [-init_range, init_range].")
-    init_value: float = Field(0.0, description="init: constant fills weights with this value.")
-    init_gain: PositiveFloat | None = Field(
-        None, description="Gain for xavier_* and orthogonal; None uses torch.nn.init.calculate_gain(activation)."
-    )
-    bias_init: BiasInit = Field("zeros", description="Bias initialiser ('default' keeps PyTorch's).")
-    bias_value: float = Field(0.0, description="bias_init: constant fills biases with this value.")
-    norm: Norm = "none"
-    norm_position: NormPosition = Field(
-        "before_activation", description="Where the norm layer sits: Linear -> norm -> activation, or after it."
-    )
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout rate after each hidden activation.")
-
-
-# --- optimizers: one model per torch.optim class, discriminated by name ----------------
-# Defaults are torch's own (tests/test_optim.py checks them against the signatures), so
-# a saved config says exactly which hyper-parameters ran.
-
-
-class _Optimizer(_Section):
-    lr: PositiveFloat = 1e-3
-
-
-class SGDConfig(_Optimizer):
-    name: Literal["sgd"] = "sgd"
-    lr: PositiveFloat = 1e-3
-    momentum: NonNegFloat = 0.0
-    dampening: NonNegFloat = 0.0
-    nesterov: bool = False
-    weight_decay: NonNegFloat = 0.0
-
-    @model_validator(mode="after")
-    def _nesterov_needs_momentum(self) -> SGDConfig:
-        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
-            raise ValueError("nesterov: true needs momentum > 0 and dampening 0")
-        return self
-
-
-class AdamConfig(_Optimizer):
-    name: Literal["adam"] = "adam"
-    betas: tuple[Beta, Beta] = (0.9, 0.999)
-    eps: PositiveFloat = 1e-8
-    weight_decay: NonNegFloat = 0.0
-    amsgrad: bool = False
-
-
-class AdamWConfig(AdamConfig):
-    name: Literal["adamw"] = "adamw"  # type: ignore[assignment]
-    weight_decay: NonNegFloat = 0.01
-
-
-class SparseAdamConfig(_Optimizer):
-    name: Literal["sparse_adam"] = "sparse_adam"
-    betas: tuple[Beta, Beta] = (0.9, 0.999)
-    eps: PositiveFloat = 1e-8
-
-
-class AdadeltaConfig(_Optimizer):
-    name: Literal["adadelta"] = "adadelta"
-    lr: PositiveFloat = 1.0
-    rho: float = Field(0.9, ge=0, le=1)
-    eps: PositiveFloat = 1e-6
-    weight_decay: NonNegFloat = 0.0
-
-
-class AdagradConfig(_Optimizer):
-    name: Literal["adagrad"] = "adagrad"
-    lr: PositiveFloat = 0.01
-    lr_decay: NonNegFloat = 0.0
-    weight_decay: NonNegFloat = 0.0
-    initial_accumulator_value: NonNegFloat = 0.0
-    eps: PositiveFloat = 1e-10
-
-
-class ASGDConfig(_Optimizer):
-    name: Literal["asgd"] = "asgd"
-    lr: PositiveFloat = 0.01
-    lambd: NonNegFloat = 1e-4
-    alpha: NonNegFloat = 0.75
-    t0: NonNegFloat = 1e6
-    weight_decay: NonNegFloat = 0.0
-
-
-class LBFGSConfig(_Optimizer):
-    name: Literal["lbfgs"] = "lbfgs"
-    lr: PositiveFloat = 1.0
-    max_iter: int = Field(20, ge=1)
-    history_size: int = Field(100, ge=1)
-    line_search_fn: Literal["strong_wolfe"] | None = Field(
-        None, description="strong_wolfe keeps mini-batch L-BFGS stable; without a line search it often diverges."
-    )
-
-
-class RMSpropConfig(_Optimizer):
-    name: Literal["rmsprop"] = "rmsprop"
-    lr: PositiveFloat = 0.01
-    alpha: float = Field(0.99, ge=0, le=1)
-    eps: PositiveFloat = 1e-8
-    weight_decay: NonNegFloat = 0.0
-    momentum: NonNegFloat = 0.0
-    centered: bool = False
-
-
-class RpropConfig(_Optimizer):
-    name: Literal["rprop"] = "rprop"
-    lr: PositiveFloat = 0.01
-    etas: tuple[PositiveFloat, PositiveFloat] = (0.5, 1.2)
-    step_sizes: tuple[PositiveFloat, PositiveFloat] = (1e-6, 50.0)
-
-
-OptimizerConfig = Annotated[
-    Union[
-        SGDConfig, AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, SparseAdamConfig,
-        ASGDConfig, LBFGSConfig, RMSpropConfig, RpropConfig,
-    ],
-    Field(discriminator="name"),
-]
-OPTIMIZER_NAMES = ("sgd", "adadelta", "adagrad", "adam", "adamw", "sparse_adam", "asgd", "lbfgs", "rmsprop", "rprop")
-
-
-# --- schedulers (stepped once per epoch) ----------------------------------------------
-
-
-class _Scheduler(_Section):
-    warmup_epochs: int = Field(
-        0, ge=0, description="Linear warm-up from lr/10 to lr over this many epochs; the schedule's own "
-        "epoch counts (step_size, milestones, t_max) start after it."
-    )
-
-
-class NoScheduler(_Scheduler):
-    name: Literal["none"] = "none"
-
-
-class StepSchedulerConfig(_Scheduler):
-    name: Literal["step"] = "step"
-    step_size: int = Field(5, ge=1, description="Multiply the lr by gamma every step_size epochs.")
-    gamma: PositiveFloat = 0.1
-
-
-class MultiStepSchedulerConfig(_Scheduler):
-    name: Literal["multistep"] = "multistep"
-    milestones: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [10, 15])
-    gamma: PositiveFloat = 0.1
-
-
-class ExponentialSchedulerConfig(_Scheduler):
-    name: Literal["exponential"] = "exponential"
-    gamma: PositiveFloat = 0.9
-
-
-class CosineSchedulerConfig(_Scheduler):
-    name: Literal["cosine"] = "cosine"
-    t_max: int | None = Field(None, ge=1, description="Epochs of one cosine half-period; None = all epochs.")
-    eta_min: NonNegFloat = 0.0
-
-
-SchedulerConfig = Annotated[
-    Union[NoScheduler, StepSchedulerConfig, MultiStepSchedulerConfig, ExponentialSchedulerConfig, CosineSchedulerConfig],
-    Field(discriminator="name"),
-]
-SCHEDULER_NAMES = ("none", "step", "multistep", "exponential", "cosine")
-
-
-# --- training -------------------------------------------------------------------------
-
-
-class TrainConfig(_Section):
-    epochs: int = Field(15, ge=1, description="Passes over the training set.")
-    batch_size: int = Field(100, ge=1, description="Training mini-batch size.")
-    # 1000, not the whole test set at once: for CIFAR-10 a 10000-image batch briefly holds
-    # ~100 MB more and evaluates slower on CPU (0.33 s vs 0.27 s); for MNIST 1000 costs
-    # 8 ms more per epoch (0.058 s vs 0.050 s, under 1%). benchmarks/README.md
-    eval_batch_size: int = Field(1000, ge=1, description="Batch size for evaluation (no autograd).")
-    seed: int = Field(0, description="Seeds init, dropout and batch order: same seed, same config, same metrics on CPU.")
-    device: Device = Field("auto", description="auto picks CUDA when present, else CPU.")
-    precision: Precision = Field("fp32", description="fp32; tf32 matmuls on CUDA; bf16 autocast.")
-    compile: bool = Field(False, description="Wrap the model in torch.compile.")
-    threads: int | None = Field(
-        None, ge=1, description="CPU threads torch may use; None keeps torch's choice (one per core). "
-        "On a machine shared with other jobs, 1 avoids threads waiting on each other."
-    )
-    diagnostics: bool = Field(False, description="Record per-layer activation and gradient statistics.")
-    diagnostics_per_epoch: int = Field(4, ge=1, description="How many times per epoch diagnostics are recorded.")
-    checkpoint: bool = Field(True, description="Write a resumable checkpoint at the end of each epoch.")
-
-
-class ExperimentConfig(_Section):
-    name: str = Field("experiment", description="Run name; the run folder is <name>-<timestamp>-<id>.")
-    description: str = ""
-    data: DataConfig = Field(default_factory=DataConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    optimizer: OptimizerConfig = Field(default_factory=AdamConfig)
-    scheduler: SchedulerConfig = Field(default_factory=NoScheduler)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_union_names(cls, data: Any) -> Any:
-        # A config only states what it changes: `optimizer: {lr: 0.01}` means Adam.
-        if isinstance(data, dict):
-            for section, default in (("optimizer", "adam"), ("scheduler", "none")):
-                if isinstance(data.get(section), dict) and "name" not in data[section]:
-                    data = {**data, section: {"name": default, **data[section]}}
-        return data
-
-    @field_validator("name")
-    @classmethod
-    def _safe_name(cls, v: str) -> str:
-        # The name becomes a folder under runs/: it must not be able to escape it.
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", v) or ".." in v:
-            raise ValueError(
-                "must be 1-64 letters, digits, '_', '-' or '.', start with a letter or digit, "
-                "and contain no '..' or path separators"
-            )
-        return v
-
-    @model_validator(mode="after")
-    def _cross_checks(self) -> ExperimentConfig:
-        if self.optimizer.name == "sparse_adam":
-            raise ValueError(
-                "optimizer.name: sparse_adam only trains sparse gradients (nn.Embedding(sparse=True)); "
-                "an MLP's Linear layers have dense gradients, so use adam or adamw instead"
-            )
-        return self
-
-
-# --- loading, overrides, errors -------------------------------------------------------
-
-# Sections whose field set depends on a `name` discriminator.
-_UNIONS = {"optimizer": OptimizerConfig, "scheduler": SchedulerConfig}
+# --- loading ----------------------------------------------------------------------------
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -462,10 +138,9 @@ def _check_path(parts: list[str], raw: dict[str, Any]) -> None:
 
 
 def _section_model(path: list[str], annotation: Any, raw: dict[str, Any]) -> type[BaseModel] | None:
-    if len(path) == 1 and path[0] in _UNIONS:
+    if len(path) == 1 and path[0] in VARIANTS:
         section = raw.get(path[0]) if isinstance(raw.get(path[0]), dict) else {}
-        name = section.get("name", "adam" if path[0] == "optimizer" else "none")
-        return section_class(path[0], name)
+        return section_class(path[0], section.get("name", DEFAULT_NAMES[path[0]]))
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     return None
@@ -473,20 +148,23 @@ def _section_model(path: list[str], annotation: Any, raw: dict[str, Any]) -> typ
 
 def section_class(section: str, name: str) -> type[BaseModel]:
     """The pydantic model for ``optimizer`` / ``scheduler`` with the given name."""
-    union = _UNIONS[section]
-    for cls in union.__origin__.__args__:  # type: ignore[attr-defined]
-        if cls.model_fields["name"].default == name:
-            return cls
-    names = OPTIMIZER_NAMES if section == "optimizer" else SCHEDULER_NAMES
-    raise ConfigError(f"{section}.name: unknown {section} {name!r}{_did_you_mean(str(name), names)}; allowed: {', '.join(names)}")
+    variants = VARIANTS[section]
+    try:
+        return variants[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"{section}.name: {_unknown_name(section, name)}") from None
+
+
+def _unknown_name(section: str, name: Any) -> str:
+    names = list(VARIANTS[section])
+    return f"unknown {section} {name!r}{_did_you_mean(str(name), names)}; allowed: {', '.join(names)}"
 
 
 def _other_variants_hint(section: str, key: str) -> str:
     """`optimizer: {momentum: 0.9}` means Adam, which has no momentum: say which have it."""
-    if section not in _UNIONS:
+    if section not in VARIANTS:
         return ""
-    names = OPTIMIZER_NAMES if section == "optimizer" else SCHEDULER_NAMES
-    owners = [n for n in names if key in section_class(section, n).model_fields]
+    owners = [n for n, cls in VARIANTS[section].items() if key in cls.model_fields]
     if not owners:
         return ""
     return f" ('{key}' is a setting of {section} {', '.join(owners)}: set {section}.name)"
@@ -500,9 +178,8 @@ def _did_you_mean(word: str, choices: Any) -> str:
 def _loc_str(loc: tuple[Any, ...]) -> str:
     # Pydantic puts the union tag into the location (optimizer.adam.lr): drop it.
     parts = [str(p) for p in loc]
-    for section in _UNIONS:
-        if len(parts) >= 2 and parts[0] == section and parts[1] in (OPTIMIZER_NAMES + SCHEDULER_NAMES):
-            del parts[1]
+    if len(parts) >= 2 and parts[0] in VARIANTS and parts[1] in VARIANTS[parts[0]]:
+        del parts[1]
     return ".".join(parts)
 
 
@@ -532,14 +209,9 @@ def _describe_one(err: dict[str, Any]) -> str:
         allowed = [a.strip().strip("'") for a in re.split(r",| or ", ctx.get("expected", "")) if a.strip()]
         return f"{key}: {value!r} is not allowed{_did_you_mean(str(value), allowed)}; allowed: {', '.join(allowed)}"
     if kind == "union_tag_invalid":
-        section = str(loc[0]) if loc else ""
-        names = OPTIMIZER_NAMES if section == "optimizer" else SCHEDULER_NAMES
-        tag = ctx.get("tag", value)
-        return f"{key}.name: unknown {section} {tag!r}{_did_you_mean(str(tag), names)}; allowed: {', '.join(names)}"
+        return f"{key}.name: {_unknown_name(str(loc[0]), ctx.get('tag', value))}"
     if kind == "union_tag_not_found":
-        section = str(loc[0]) if loc else ""
-        names = OPTIMIZER_NAMES if section == "optimizer" else SCHEDULER_NAMES
-        return f"{key}: needs a 'name', one of {', '.join(names)}"
+        return f"{key}: needs a 'name', one of {', '.join(VARIANTS[str(loc[0])])}"
     if kind == "string_pattern_mismatch" and key.endswith("device"):
         return f"{key}: {value!r} is not a device; allowed: auto, cpu, cuda, cuda:N, mps"
     if kind == "value_error":
@@ -561,8 +233,8 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     i = 0
     while i < len(parts):
         p = str(parts[i])
-        if p in _UNIONS and i + 1 < len(parts) and str(parts[i + 1]) in (OPTIMIZER_NAMES + SCHEDULER_NAMES):
-            model = section_class(p, str(parts[i + 1]))
+        if p in VARIANTS and i + 1 < len(parts) and str(parts[i + 1]) in VARIANTS[p]:
+            model = VARIANTS[p][str(parts[i + 1])]
             i += 2
             continue
         field = model.model_fields.get(p)
@@ -579,7 +251,7 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
 def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
     """The fully resolved config as plain data (tuples as lists, so YAML stays readable)."""
     d = cfg.model_dump(mode="json")
-    for section in _UNIONS:  # the name first: it says what the other keys mean
+    for section in VARIANTS:  # the name first: it says what the other keys mean
         d[section] = {"name": d[section].pop("name"), **d[section]}
     return d
 
@@ -587,6 +259,3 @@ def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
 def dump_config(cfg: ExperimentConfig) -> str:
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
 
-
-def json_schema() -> dict[str, Any]:
-    return ExperimentConfig.model_json_schema()

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mlp_lab.config import DataConfig
+from mlp_lab.schema import DataConfig
 from mlp_lab.errors import DataError
 from mlp_lab.runs import atomic_write
 

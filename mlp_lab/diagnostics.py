@@ -56,7 +56,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlp_lab import runs
-from mlp_lab.config import ExperimentConfig
+from mlp_lab.choices import ACTIVATIONS as ACTIVATION_INFO
+from mlp_lab.choices import activations_in
+from mlp_lab.schema import ExperimentConfig
 from mlp_lab.data import DataSplits
 from mlp_lab.errors import ConfigError
 from mlp_lab.model import build_model, hidden_blocks
@@ -79,11 +81,12 @@ EXPLODING_ACTIVATION_STD = 1e2  # post-activation std above this: the signal is 
 UPDATE_RATIO_WARN = 0.1  # median ||dW||/||W|| of a layer above this: steps too large for the weights
 PROBE_SIZE = 1000  # training samples in the fixed probe batch (dead units are judged on it)
 
-# Activations whose outputs are bounded (saturation is measured), with their bounds.
-SATURATING: dict[str, tuple[float, float]] = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
-# ReLU-like activations: a unit that is never positive is "dead" (for leaky_relu, prelu,
-# elu, gelu, silu it still passes a small gradient, but it carries no signal forward).
-RELU_FAMILY = frozenset({"relu", "leaky_relu", "prelu", "elu", "gelu", "silu"})
+# Activations whose outputs are bounded (saturation is measured), with their bounds, and
+# the ReLU-like ones, whose units can die: both read off choices.ACTIVATIONS.
+SATURATING: dict[str, tuple[float, float]] = {
+    name: info.bounds for name, info in ACTIVATION_INFO.items() if info.family == "saturating" and info.bounds
+}
+RELU_FAMILY = activations_in("relu_like")
 
 # data.dataset -> the shape of one input, for inspect's Gaussian inputs (no data needed).
 INPUT_SHAPES: dict[str, tuple[int, int, int]] = {

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlp_lab.choices import ACTIVATIONS
+
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{'optimizer': {'lr': 0.1}} -> {'optimizer.lr': 0.1}; lists stay values."""
@@ -20,16 +22,24 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+
+
+def _activation_fields() -> dict[str, list[tuple[str, frozenset[str]]]]:
+    """Each field only some activations read (choices.ACTIVATIONS) -> when it applies."""
+    owners: dict[str, set[str]] = {}
+    for name, info in ACTIVATIONS.items():
+        for f in info.fields:
+            owners.setdefault(f, set()).add(name)
+    return {f: [("model.activation", frozenset(names))] for f, names in owners.items()}
+
+
 # Fields that only mean something for some choices: `model.negative_slope` is unused
 # unless the activation is leaky_relu. Each key lists (field, values) pairs; the key
 # applies when any pair matches. Fields not listed always apply.
 APPLIES_WHEN: dict[str, list[tuple[str, frozenset[str]]]] = {
     "data.synthetic_train_size": [("data.dataset", frozenset({"synthetic"}))],
     "data.synthetic_test_size": [("data.dataset", frozenset({"synthetic"}))],
-    "model.negative_slope": [("model.activation", frozenset({"leaky_relu"}))],
-    "model.prelu_init": [("model.activation", frozenset({"prelu"}))],
-    "model.elu_alpha": [("model.activation", frozenset({"elu"}))],
-    "model.maxout_pieces": [("model.activation", frozenset({"maxout"}))],
+    **_activation_fields(),
     "model.init_std": [("model.init", frozenset({"normal"})), ("model.bias_init", frozenset({"normal"}))],
     "model.init_range": [("model.init", frozenset({"uniform"})), ("model.bias_init", frozenset({"uniform"}))],
     "model.init_value": [("model.init", frozenset({"constant"}))],

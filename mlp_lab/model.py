@@ -10,13 +10,14 @@ the lecture draws it, and diagnostics can walk it without knowing how it was bui
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, TypeVar
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
 
-from mlp_lab.config import ModelConfig
-from mlp_lab.errors import ConfigError
+from mlp_lab.choices import ACTIVATIONS as ACTIVATION_INFO
+from mlp_lab.errors import lookup
+from mlp_lab.schema import ModelConfig
 
 __all__ = [
     "ACTIVATIONS", "INIT_NONLINEARITY", "WEIGHT_INITS", "BIAS_INITS", "NORMS",
@@ -65,20 +66,8 @@ ACTIVATIONS: dict[str, ActivationFactory] = {
 }
 
 # The ``nonlinearity`` torch.nn.init uses for the gain of a layer followed by each
-# activation (xavier/orthogonal gain, He's fan-in scaling). Torch only knows gains for a
-# few functions; ELU, GELU, SiLU and maxout are ReLU-like (unbounded above, roughly
-# half the input's variance survives), so they take ReLU's sqrt(2), as He et al. do.
-INIT_NONLINEARITY: dict[str, str] = {
-    "sigmoid": "sigmoid",
-    "tanh": "tanh",
-    "relu": "relu",
-    "leaky_relu": "leaky_relu",
-    "prelu": "leaky_relu",
-    "elu": "relu",
-    "maxout": "relu",
-    "gelu": "relu",
-    "silu": "relu",
-}
+# activation (xavier/orthogonal gain, He's fan-in scaling): choices.py says why each.
+INIT_NONLINEARITY: dict[str, str] = {name: info.gain for name, info in ACTIVATION_INFO.items()}
 
 # The output Linear feeds the softmax inside cross-entropy: no nonlinearity, gain 1.
 OUTPUT_NONLINEARITY = "linear"
@@ -146,15 +135,6 @@ NORMS: dict[str, Callable[[int], nn.Module] | None] = {
 }
 _NORM_TYPES = (nn.BatchNorm1d, nn.LayerNorm)
 
-_T = TypeVar("_T")
-
-
-def _lookup(registry: dict[str, _T], key: str, value: str) -> _T:
-    try:
-        return registry[value]
-    except KeyError:
-        raise ConfigError(f"{key}: {value!r} is not allowed; allowed: {', '.join(registry)}") from None
-
 
 # --- the model ------------------------------------------------------------------------
 
@@ -167,15 +147,11 @@ def build_model(cfg: ModelConfig, input_dim: int, num_classes: int) -> nn.Sequen
     """
     if input_dim < 1 or num_classes < 1:
         raise ValueError(f"build_model: input_dim and num_classes must be >= 1, got {input_dim} and {num_classes}")
-    make_act = _lookup(ACTIVATIONS, "model.activation", cfg.activation)
-    nonlinearity = _lookup(INIT_NONLINEARITY, "model.activation", cfg.activation)
-    init_weight = _lookup(WEIGHT_INITS, "model.init", cfg.init)
-    init_bias = _lookup(BIAS_INITS, "model.bias_init", cfg.bias_init)
-    make_norm = _lookup(NORMS, "model.norm", cfg.norm)
-    if cfg.norm_position not in ("before_activation", "after_activation"):
-        raise ConfigError(
-            f"model.norm_position: {cfg.norm_position!r} is not allowed; allowed: before_activation, after_activation"
-        )
+    make_act = lookup(ACTIVATIONS, "model.activation", cfg.activation)
+    nonlinearity = INIT_NONLINEARITY[cfg.activation]
+    init_weight = lookup(WEIGHT_INITS, "model.init", cfg.init)
+    init_bias = lookup(BIAS_INITS, "model.bias_init", cfg.bias_init)
+    make_norm = lookup(NORMS, "model.norm", cfg.norm)
     pieces = cfg.maxout_pieces if cfg.activation == "maxout" else 1
 
     layers: list[nn.Module] = []

@@ -13,8 +13,8 @@ from typing import Any, Callable, Iterable
 import torch
 from torch.optim import lr_scheduler
 
-from mlp_lab.config import OptimizerConfig, SchedulerConfig
-from mlp_lab.errors import ConfigError
+from mlp_lab.schema import OptimizerConfig, SchedulerConfig
+from mlp_lab.errors import lookup
 
 __all__ = ["OPTIMIZERS", "SCHEDULERS", "build_optimizer", "build_scheduler", "needs_closure", "WARMUP_START_FACTOR"]
 
@@ -64,13 +64,6 @@ def _fast_kernel_kwargs(name: str, device: torch.device) -> dict[str, bool]:
     return {}
 
 
-def _lookup(registry: dict[str, Any], key: str, value: str) -> Any:
-    try:
-        return registry[value]
-    except KeyError:
-        raise ConfigError(f"{key}: {value!r} is not allowed; allowed: {', '.join(registry)}") from None
-
-
 def _device_of(entry: Any) -> torch.device:
     # torch accepts tensors, (name, tensor) pairs, or param-group dicts of either.
     if isinstance(entry, dict):
@@ -88,7 +81,7 @@ def build_optimizer(cfg: OptimizerConfig, params: Iterable[Any], device: torch.d
     kernel (fused / foreach); by default it is the first parameter's device, so build the
     optimizer after moving the model.
     """
-    cls = _lookup(OPTIMIZERS, "optimizer.name", cfg.name)
+    cls = lookup(OPTIMIZERS, "optimizer.name", cfg.name)
     params = list(params)
     if not params:
         raise ValueError("build_optimizer: the model has no parameters to optimize")
@@ -130,7 +123,7 @@ WARMUP_START_FACTOR = 0.1
 def build_scheduler(cfg: SchedulerConfig, optimizer: torch.optim.Optimizer, epochs: int) -> lr_scheduler.LRScheduler | None:
     """The per-epoch lr schedule ``cfg.name`` names, with ``cfg.warmup_epochs`` of linear
     warm-up (lr/10 -> lr) chained in front. None for a constant lr without warm-up."""
-    make = _lookup(SCHEDULERS, "scheduler.name", cfg.name)
+    make = lookup(SCHEDULERS, "scheduler.name", cfg.name)
     warmup = cfg.warmup_epochs
     if warmup == 0:
         return make(cfg, optimizer, epochs)

@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from mlp_lab import __version__, runs
-from mlp_lab.config import ExperimentConfig, config_from_dict, dump_config, load_config
+from mlp_lab.config import config_from_dict, dump_config, load_config
+from mlp_lab.schema import ExperimentConfig
 from mlp_lab.data import DataSplits, load_data, resolve_data_dir
 from mlp_lab.errors import ConfigError, MlpLabError, RunError
 from mlp_lab.model import build_model, count_params

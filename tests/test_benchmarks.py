@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlp_lab.config import DataConfig
+from mlp_lab.schema import DataConfig
 from mlp_lab.data import load_data
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"

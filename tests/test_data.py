@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from mlp_lab import data as data_mod
-from mlp_lab.config import DataConfig
+from mlp_lab.schema import DataConfig
 from mlp_lab.data import DataSplits, load_data, resolve_data_dir
 from mlp_lab.errors import DataError
 

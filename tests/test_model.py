@@ -9,16 +9,19 @@ import pytest
 import torch
 from torch import nn
 
-from mlp_lab import config
-from mlp_lab.config import ModelConfig
+from mlp_lab import schema
+from mlp_lab.choices import ACTIVATIONS as ACTIVATION_INFO
+from mlp_lab.config import config_to_dict
 from mlp_lab.errors import ConfigError
+from mlp_lab.keys import APPLIES_WHEN, flatten
+from mlp_lab.schema import ModelConfig
 from mlp_lab.model import (
     ACTIVATIONS, BIAS_INITS, INIT_NONLINEARITY, NORMS, WEIGHT_INITS, Maxout, build_model, count_params, hidden_blocks,
 )
 
-ACTS = get_args(config.Activation)
-INITS = get_args(config.Init)
-NORM_NAMES = get_args(config.Norm)
+ACTS = get_args(schema.Activation)
+INITS = get_args(schema.Init)
+NORM_NAMES = get_args(schema.Norm)
 
 
 @pytest.fixture(autouse=True)
@@ -36,16 +39,37 @@ def linears(model: nn.Module) -> list[nn.Linear]:
 @pytest.mark.parametrize(
     "registry, literal",
     [
-        (ACTIVATIONS, config.Activation),
-        (INIT_NONLINEARITY, config.Activation),
-        (WEIGHT_INITS, config.Init),
-        (BIAS_INITS, config.BiasInit),
-        (NORMS, config.Norm),
+        (ACTIVATIONS, schema.Activation),
+        (INIT_NONLINEARITY, schema.Activation),
+        (WEIGHT_INITS, schema.Init),
+        (BIAS_INITS, schema.BiasInit),
+        (NORMS, schema.Norm),
     ],
     ids=["activations", "init_nonlinearity", "weight_inits", "bias_inits", "norms"],
 )
 def test_registry_keys_are_the_config_names(registry, literal):
     assert set(registry) == set(get_args(literal))
+
+
+def test_every_activation_has_its_facts_and_they_name_real_fields():
+    assert list(ACTIVATION_INFO) == list(get_args(schema.Activation))
+    for name, info in ACTIVATION_INFO.items():
+        assert info.family in ("saturating", "relu_like", "maxout"), name
+        assert (info.bounds is not None) == (info.family == "saturating"), name
+        nn.init.calculate_gain(info.gain, 0.01)  # a nonlinearity torch knows
+        for f in info.fields:
+            section, field = f.split(".")
+            assert section == "model" and field in ModelConfig.model_fields, f
+
+
+def test_fields_that_apply_only_to_some_choices_are_schema_fields_and_values():
+    flat = flatten(config_to_dict(schema.ExperimentConfig()))
+    for key, conditions in APPLIES_WHEN.items():
+        assert key in flat, key
+        for field, values in conditions:
+            assert field in flat, field
+    owners = {v for k, c in APPLIES_WHEN.items() if k.startswith("model.") for f, vs in c if f == "model.activation" for v in vs}
+    assert owners == {n for n, info in ACTIVATION_INFO.items() if info.fields}
 
 
 @pytest.mark.parametrize(
@@ -99,7 +123,7 @@ def test_norm_after_activation_with_dropout_trains(activation, norm):
         assert count_params(block.norm) == 2 * h
 
 
-@pytest.mark.parametrize("bias_init", get_args(config.BiasInit))
+@pytest.mark.parametrize("bias_init", get_args(schema.BiasInit))
 @pytest.mark.parametrize("norm", NORM_NAMES)
 def test_softmax_regression_and_every_bias_init_train(bias_init, norm):
     cfg = ModelConfig(hidden=[], bias_init=bias_init, norm=norm, dropout=0.5)

@@ -11,16 +11,16 @@ import pytest
 import torch
 from torch import nn
 
-from mlp_lab import config
-from mlp_lab.config import ModelConfig
+from mlp_lab import config, schema
+from mlp_lab.schema import ModelConfig
 from mlp_lab.errors import ConfigError
 from mlp_lab.model import build_model
 from mlp_lab.optim import (
     OPTIMIZERS, SCHEDULERS, WARMUP_START_FACTOR, _fast_kernel_kwargs, build_optimizer, build_scheduler, needs_closure,
 )
 
-OPTIMIZER_CONFIGS = {cls.model_fields["name"].default: cls for cls in get_args(get_args(config.OptimizerConfig)[0])}
-SCHEDULER_CONFIGS = {cls.model_fields["name"].default: cls for cls in get_args(get_args(config.SchedulerConfig)[0])}
+OPTIMIZER_CONFIGS = {cls.model_fields["name"].default: cls for cls in get_args(get_args(schema.OptimizerConfig)[0])}
+SCHEDULER_CONFIGS = {cls.model_fields["name"].default: cls for cls in get_args(get_args(schema.SchedulerConfig)[0])}
 
 
 @pytest.fixture(autouse=True)
@@ -32,11 +32,11 @@ def _seed():
 
 
 def test_optimizer_registry_is_the_config_names():
-    assert set(OPTIMIZERS) == set(config.OPTIMIZER_NAMES) == set(OPTIMIZER_CONFIGS)
+    assert set(OPTIMIZERS) == set(schema.OPTIMIZER_NAMES) == set(OPTIMIZER_CONFIGS)
 
 
 def test_scheduler_registry_is_the_config_names():
-    assert set(SCHEDULERS) == set(config.SCHEDULER_NAMES) == set(SCHEDULER_CONFIGS)
+    assert set(SCHEDULERS) == set(schema.SCHEDULER_NAMES) == set(SCHEDULER_CONFIGS)
 
 
 def _default_cases():
@@ -58,7 +58,7 @@ def test_config_default_is_torchs_default(name, field):
     assert ours == torch_default, f"{name}.{field}: config default {ours!r}, torch's {torch_default!r}"
 
 
-@pytest.mark.parametrize("name", [n for n in config.OPTIMIZER_NAMES if n != "sparse_adam"])
+@pytest.mark.parametrize("name", [n for n in schema.OPTIMIZER_NAMES if n != "sparse_adam"])
 def test_config_fields_reach_the_optimizer(name):
     cls = OPTIMIZER_CONFIGS[name]
     cfg = cls()
@@ -70,12 +70,12 @@ def test_config_fields_reach_the_optimizer(name):
 
 
 def test_non_default_values_pass_straight_through():
-    cfg = config.SGDConfig(lr=0.3, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    cfg = schema.SGDConfig(lr=0.3, momentum=0.9, nesterov=True, weight_decay=5e-4)
     group = build_optimizer(cfg, nn.Linear(3, 2).parameters()).param_groups[0]
     assert (group["lr"], group["momentum"], group["nesterov"], group["weight_decay"]) == (0.3, 0.9, True, 5e-4)
-    group = build_optimizer(config.AdamConfig(betas=(0.5, 0.9)), nn.Linear(3, 2).parameters()).param_groups[0]
+    group = build_optimizer(schema.AdamConfig(betas=(0.5, 0.9)), nn.Linear(3, 2).parameters()).param_groups[0]
     assert group["betas"] == (0.5, 0.9)
-    group = build_optimizer(config.RpropConfig(etas=(0.4, 1.5)), nn.Linear(3, 2).parameters()).param_groups[0]
+    group = build_optimizer(schema.RpropConfig(etas=(0.4, 1.5)), nn.Linear(3, 2).parameters()).param_groups[0]
     assert group["etas"] == (0.4, 1.5)
 
 
@@ -86,16 +86,16 @@ def test_sparse_adam_is_mapped_but_rejected_by_the_config():
 
 
 def test_unknown_optimizer_and_scheduler_are_config_errors():
-    bad = config.AdamConfig.model_construct(name="adamax", lr=1e-3)
+    bad = schema.AdamConfig.model_construct(name="adamax", lr=1e-3)
     with pytest.raises(ConfigError, match=r"optimizer\.name: 'adamax' is not allowed; allowed: sgd, "):
         build_optimizer(bad, nn.Linear(3, 2).parameters())
     opt = torch.optim.SGD(nn.Linear(3, 2).parameters(), lr=1.0)
     with pytest.raises(ConfigError, match=r"scheduler\.name: 'plateau' is not allowed; allowed: none, "):
-        build_scheduler(config.NoScheduler.model_construct(name="plateau", warmup_epochs=0), opt, 5)
+        build_scheduler(schema.NoScheduler.model_construct(name="plateau", warmup_epochs=0), opt, 5)
 
 
 def test_needs_closure_only_for_lbfgs():
-    for name in config.OPTIMIZER_NAMES:
+    for name in schema.OPTIMIZER_NAMES:
         if name == "sparse_adam":
             continue
         opt = build_optimizer(OPTIMIZER_CONFIGS[name](), nn.Linear(3, 2).parameters())
@@ -108,7 +108,7 @@ def test_needs_closure_only_for_lbfgs():
 TEST_LR = {"sgd": 0.1, "asgd": 0.1}
 
 
-@pytest.mark.parametrize("name", [n for n in config.OPTIMIZER_NAMES if n != "sparse_adam"])
+@pytest.mark.parametrize("name", [n for n in schema.OPTIMIZER_NAMES if n != "sparse_adam"])
 def test_every_optimizer_lowers_the_loss(name):
     x = torch.randn(128, 20)
     y = (x @ torch.randn(20, 4)).argmax(dim=1)  # a linear teacher: learnable
@@ -173,7 +173,7 @@ def test_fast_adam_matches_the_reference_loop(name):
 def test_device_is_taken_from_param_groups():
     model = build_model(ModelConfig(hidden=[4]), 3, 2)
     groups = [{"params": list(model[0].parameters())}, {"params": list(model[2].parameters()), "lr": 0.1}]
-    opt = build_optimizer(config.AdamConfig(), groups)
+    opt = build_optimizer(schema.AdamConfig(), groups)
     assert [g["lr"] for g in opt.param_groups] == [1e-3, 0.1]
 
 
@@ -193,7 +193,7 @@ def lr_sequence(sched_cfg, epochs: int = 10, lr: float = 1.0) -> list[float]:
     return out
 
 
-C = config
+C = schema
 W = WARMUP_START_FACTOR
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mlp_lab.config import OPTIMIZER_NAMES, SCHEDULER_NAMES, ExperimentConfig, config_to_dict, flatten
+from mlp_lab.config import config_to_dict
+from mlp_lab.keys import flatten
+from mlp_lab.schema import OPTIMIZER_NAMES, SCHEDULER_NAMES, ExperimentConfig
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()

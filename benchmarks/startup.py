@@ -137,6 +137,7 @@ def cache_section(data_dir: Path, runs: int, tmp: Path, cifar_per_batch: int, lo
     from make_fake_cifar10 import has_cifar10, write_fake_cifar10
 
     from mlp_lab import data as mldata
+    from mlp_lab.data import files as data_files
     from mlp_lab.schema import DataConfig
     from mlp_lab.data import load_data
 
@@ -172,7 +173,7 @@ def cache_section(data_dir: Path, runs: int, tmp: Path, cifar_per_batch: int, lo
             ds = mldata.DATASETS[name]
             found, _ = ds._locate(Path(root) / ds.folder)
             t = time.perf_counter()
-            mldata._read_cache(Path(root), name, mldata._cache_key(found))
+            data_files.read_cache(Path(root), name, data_files.cache_key(found))
             read.append(time.perf_counter() - t)
         size = sum(p.stat().st_size for p in (tmp / "xdg-cache").rglob(f"{name}.pt")) + sum(
             p.stat().st_size for p in Path(root).glob(f"mlp_lab_cache/{name}.pt"))

@@ -26,7 +26,7 @@ from fakedata import IDX_NAMES, make_cifar, make_idx_dataset
 from helpers import (
     TINY, assert_user_error, cli, cli_subprocess, merge, only_run, run_folders, summary, write_config,
 )
-from mlp_lab import data as data_mod
+from mlp_lab.data import files as data_files
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +36,7 @@ def _offline(monkeypatch):
     def tripwire(*args, **kwargs):
         raise AssertionError("a test tried to download a data set")
 
-    monkeypatch.setattr(data_mod, "_download", tripwire)
+    monkeypatch.setattr(data_files, "download", tripwire)
 
 
 def assert_no_run_left(root: Path) -> None:

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from mlp_lab import data as data_mod
+from mlp_lab.data import cifar, files, idx
 from mlp_lab.schema import DataConfig
 from mlp_lab.data import DataSplits, load_data, resolve_data_dir
 from mlp_lab.errors import DataError
@@ -32,7 +33,7 @@ def _offline_and_private_cache(monkeypatch, tmp_path):
     def no_network(dataset, data_dir):
         raise AssertionError("a test tried to download")
 
-    monkeypatch.setattr(data_mod, "_download", no_network)
+    monkeypatch.setattr(files, "download", no_network)
     # The per-user fallback cache goes under tmp_path, never into the real home folder.
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
@@ -239,7 +240,7 @@ def test_failed_download_is_one_line(tmp_path, monkeypatch, dataset, folder):
         calls.append((name, data_dir))
         raise RuntimeError("Error downloading x.gz:\nTried https://example/, got:\n<urlopen error [Errno -3]>\n")
 
-    monkeypatch.setattr(data_mod, "_download", offline)
+    monkeypatch.setattr(files, "download", offline)
     with pytest.raises(DataError) as e:
         load_data(cfg(dataset=dataset, download=True), tmp_path)
     msg = one_line_error(e)
@@ -251,13 +252,13 @@ def test_successful_download_is_used(tmp_path, monkeypatch):
     def fake_download(name, data_dir):
         make_idx_dataset(data_dir, n_train=30)  # writes torchvision's layout like the real one
 
-    monkeypatch.setattr(data_mod, "_download", fake_download)
+    monkeypatch.setattr(files, "download", fake_download)
     d = load_data(cfg(download=True), tmp_path)
     assert len(d.train_y) == 30
 
 
 def test_download_that_writes_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(data_mod, "_download", lambda name, data_dir: None)
+    monkeypatch.setattr(files, "download", lambda name, data_dir: None)
     with pytest.raises(DataError) as e:
         load_data(cfg(download=True), tmp_path)
     assert "files are not there" in one_line_error(e)
@@ -453,7 +454,7 @@ def test_second_load_uses_cache(tmp_path, monkeypatch):
     cache = tmp_path / "d" / "mlp_lab_cache" / "mnist.pt"
     assert cache.is_file()
     assert [p.name for p in cache.parent.iterdir()] == ["mnist.pt"]  # no temp files left behind
-    monkeypatch.setattr(data_mod, "_read_idx", _fail)
+    monkeypatch.setattr(idx, "read_idx", _fail)
     second = load_data(cfg(), tmp_path / "d")
     assert second.source.endswith("(cache)")
     np.testing.assert_array_equal(second.train_x[:, 0].numpy(), arrays["train_images"])
@@ -463,7 +464,7 @@ def test_second_load_uses_cache(tmp_path, monkeypatch):
 def test_cifar_cache(tmp_path, monkeypatch):
     make_cifar(tmp_path)
     first = load_data(cfg(dataset="cifar10"), tmp_path)
-    monkeypatch.setattr(data_mod, "_read_cifar_batch", _fail)
+    monkeypatch.setattr(cifar, "read_cifar_batch", _fail)
     second = load_data(cfg(dataset="cifar10"), tmp_path)
     assert second.source.endswith("(cache)") and torch.equal(first.train_x, second.train_x)
 
@@ -521,7 +522,7 @@ def test_read_only_data_dir_falls_back_to_user_cache(tmp_path, monkeypatch):
         assert not (tmp_path / "ro" / "mlp_lab_cache").exists()  # the read-only folder is untouched
         caches = list((tmp_path / "home" / ".cache" / "mlp-lab").glob("*/mnist.pt"))
         assert len(caches) == 1
-        monkeypatch.setattr(data_mod, "_read_idx", _fail)
+        monkeypatch.setattr(idx, "read_idx", _fail)
         second = load_data(cfg(), tmp_path / "ro")
         assert second.source.endswith("(cache)") and torch.equal(first.train_x, second.train_x)
     finally:
@@ -600,7 +601,7 @@ def test_real_mnist(shared_data, tmp_path, monkeypatch):
     assert abs(d.preprocessing_stats()["data_std"][0] - 0.3081) < 1e-3
     # The shared folder is read-only: the cache went to the per-user fallback.
     assert not (shared_data / "mlp_lab_cache").exists()
-    monkeypatch.setattr(data_mod, "_read_idx", _fail)
+    monkeypatch.setattr(idx, "read_idx", _fail)
     again = load_data(cfg(preprocessing="standardize"), shared_data)
     assert again.source.endswith("(cache)") and torch.equal(again.test_y, d.test_y)
     assert abs(again.std.item() - 0.3081) < 1e-3

@@ -23,7 +23,7 @@ from helpers import (
     cli, cli_subprocess, interrupt, metrics, only_run, run_folders, start, start_training, summary,
     wait_for_epochs, without_seconds, write_config,
 )
-from mlp_lab import data as data_mod
+from mlp_lab.data import files as data_files
 from mlp_lab import runs
 from mlp_lab import train as train_mod
 
@@ -31,7 +31,7 @@ from mlp_lab import train as train_mod
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch):
     monkeypatch.setenv("MLP_LAB_OFFLINE", "1")
-    monkeypatch.setattr(data_mod, "_download", lambda *a, **k: pytest.fail("a test tried to download"))
+    monkeypatch.setattr(data_files, "download", lambda *a, **k: pytest.fail("a test tried to download"))
 
 
 def no_temp_files(folder: Path) -> list[Path]:

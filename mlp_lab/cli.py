@@ -174,7 +174,7 @@ def inspect(
     from mlp_lab.config import load_config
     from mlp_lab.diagnostic_plots import plot_activation_histograms
     from mlp_lab.plots import check_plot_path
-    from mlp_lab.diagnostics import inspect_network, inspection_table
+    from mlp_lab.inspection import inspect_network, inspection_table
 
     if plot is not None:
         check_plot_path(plot)

@@ -219,7 +219,7 @@ def parse_value(text: str) -> Any:
     if not text.strip():
         return None
     try:
-        v = runs.safe_load_yaml(text)
+        v = runs.load_yaml(text)
     except Exception:  # noqa: BLE001 - yaml.YAMLError, but yaml is not imported here
         return text.strip()
     if isinstance(v, str):

@@ -2,9 +2,10 @@
 
 A run folder is ``<runs_dir>/<name>-<YYYYmmdd-HHMMSS>-<6 hex>/`` holding::
 
-    config.yaml        the fully resolved config
+    config.yaml        the fully resolved config (what --resume reads)
     metrics.jsonl      one JSON object per finished epoch, appended and flushed
-    summary.json       status, final and best metrics, environment; rewritten atomically
+    summary.json       status, final and best metrics, environment, and the resolved
+                       config again as JSON (what compare reads); rewritten atomically
     model.pt           final weights (state_dict)
     checkpoint.pt      last finished epoch, for --resume
     diagnostics.jsonl  per-layer statistics, when diagnostics are on
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import socket
 import tempfile
@@ -256,12 +256,25 @@ def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
     return records, bad
 
 
+def truncate_jsonl(path: Path, before_epoch: int) -> list[dict[str, Any]]:
+    """Keep only the records of ``path`` whose ``epoch`` is below ``before_epoch`` (a
+    resumed run redoes the later ones); return them. A missing file stays missing."""
+    if not Path(path).exists():
+        return []
+    kept = [r for r in read_jsonl(path)[0] if isinstance(r.get("epoch"), int) and r["epoch"] < before_epoch]
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+    return kept
+
+
 def load_run(path: Path) -> RunRecord:
     """Read a run folder; a missing or corrupt file becomes a problem line, not an error."""
     run = RunRecord(path=Path(path))
     met_path = run.path / METRICS
-    run.config = _read_mapping(run, CONFIG, safe_load_yaml, "a mapping")
     run.summary = _read_mapping(run, SUMMARY, json.loads, "a JSON object")
+    # summary.json carries the resolved config as JSON, so compare parses no YAML; run
+    # folders written before it did are read from config.yaml.
+    config = (run.summary or {}).get("config")
+    run.config = config if isinstance(config, dict) else _read_mapping(run, CONFIG, load_yaml, "a mapping")
     if run.summary is not None and run.summary.get("status") == "running" and process_gone(run.summary):
         run.process_gone = True
         run.problems.append(
@@ -314,121 +327,10 @@ def load_config_dict(run_dir: Path) -> dict[str, Any]:
 
 
 # libyaml's C parser, when PyYAML was built with it, reads a config.yaml about 8x faster
-# than the pure-Python one: that is most of the time ``compare`` spends on 1,000 runs.
-# Same safe constructor: no Python objects, no code.
+# than the pure-Python one. Same safe constructor: no Python objects, no code.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def safe_load_yaml(text: str) -> Any:
-    """``yaml.safe_load``, faster: the block-style YAML that ``dump_config`` writes is read
-    by ``fast_load_config``; anything else goes through the C loader when available.
-    Raises yaml.YAMLError."""
-    data = fast_load_config(text)
-    if data is not None:
-        return data
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load``, through libyaml when available. Raises yaml.YAMLError."""
     return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
-
-
-# PyYAML spends ~0.5 ms constructing Python objects for a 50-line config, even with the C
-# parser. config.yaml is always written by yaml.safe_dump(default_flow_style=False): nested
-# mappings of simple keys, block lists of scalars, plain or single-quoted scalars. This
-# reads exactly that subset ~10x faster and returns None, so the caller falls back to
-# PyYAML, at the first line or value outside it (a comment, a folded long string, a
-# double-quoted string, a flow collection, anything YAML might resolve differently).
-_LINE_RE = re.compile(r"^( *)(?:- (.*)|([A-Za-z_][A-Za-z0-9_]*):(?: (.*))?)$")
-_INT_RE = re.compile(r"^-?(?:0|[1-9][0-9]*)$")
-_FLOAT_RE = re.compile(r"^-?(?:0|[1-9][0-9]*)\.[0-9]*(?:e[-+][0-9]+)?$")
-_PLAIN_RE = re.compile(r"^[A-Za-z_](?:[A-Za-z0-9_./-]| (?! )|:(?=[^ ]))*(?<! )$")
-# Words YAML 1.1 resolves to booleans or null: a plain one is left to PyYAML.
-_YAML_WORDS = frozenset(
-    "yes Yes YES no No NO true True TRUE false False FALSE on On ON off Off OFF null Null NULL".split()
-)
-_FAIL = object()
-
-
-def _fast_scalar(s: str) -> Any:
-    if s == "null":
-        return None
-    if s == "true":
-        return True
-    if s == "false":
-        return False
-    if s == "[]":
-        return []
-    if s == "{}":
-        return {}
-    if _INT_RE.match(s):
-        return int(s)
-    if _FLOAT_RE.match(s):
-        return float(s)
-    if s in (".inf", "-.inf", ".nan"):
-        return float(s.replace(".", ""))
-    if s.startswith("'"):
-        inner = s[1:-1]
-        if len(s) >= 2 and s.endswith("'") and "'" not in inner.replace("''", ""):
-            return inner.replace("''", "'")
-        return _FAIL
-    if _PLAIN_RE.match(s) and s not in _YAML_WORDS:
-        return s
-    return _FAIL
-
-
-def fast_load_config(text: str) -> dict[str, Any] | None:
-    """The mapping in ``text`` if it is in the simple block-YAML subset, else None."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if not lines:
-        return None
-    root: dict[str, Any] = {}
-    stack: list[tuple[int, dict[str, Any]]] = [(0, root)]
-    open_key: tuple[dict[str, Any], str, int] | None = None  # "key:" awaiting its block
-    items: tuple[list[Any], int] | None = None  # the block list being read
-    for line in lines:
-        m = _LINE_RE.match(line)
-        if m is None:
-            return None
-        indent = len(m.group(1))
-        if m.group(2) is not None:  # "- item"
-            if open_key is not None:
-                parent, key, key_indent = open_key
-                if indent < key_indent:
-                    return None
-                items = ([], indent)
-                parent[key] = items[0]
-                open_key = None
-            if items is None or indent != items[1]:
-                return None
-            v = _fast_scalar(m.group(2))
-            if v is _FAIL:
-                return None
-            items[0].append(v)
-            continue
-        items = None
-        if open_key is not None:
-            parent, key, key_indent = open_key
-            if indent > key_indent:
-                child: dict[str, Any] = {}
-                parent[key] = child
-                stack.append((indent, child))
-            else:
-                parent[key] = None
-            open_key = None
-        while stack and stack[-1][0] > indent:
-            stack.pop()
-        if not stack or stack[-1][0] != indent:
-            return None
-        node = stack[-1][1]
-        key, rest = m.group(3), m.group(4)
-        if key in node or key in _YAML_WORDS:
-            return None
-        if rest is None:
-            open_key = (node, key, indent)
-        else:
-            v = _fast_scalar(rest)
-            if v is _FAIL:
-                return None
-            node[key] = v
-    if open_key is not None:
-        open_key[0][open_key[1]] = None
-    return root

@@ -11,7 +11,6 @@ import io
 import json
 import math
 import os
-import random
 import re
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from typer.testing import CliRunner
 from mlp_lab import compare, runs
 from mlp_lab.cli import app
 from mlp_lab.compare import CompareError, build_comparison
-from mlp_lab.config import config_from_dict, dump_config, load_config
+from mlp_lab.config import config_from_dict, config_to_dict, dump_config
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -608,41 +607,20 @@ def test_compare_and_help_commands_do_not_import_torch(activations):
         assert "matplotlib" not in imported, args
 
 
-# --- the fast config reader ----------------------------------------------------------
+# --- where compare reads a run's config ----------------------------------------------
 
 
-def _typed(x):
-    if isinstance(x, dict):
-        return ("dict", tuple((k, _typed(v)) for k, v in x.items()))
-    if isinstance(x, list):
-        return ("list", tuple(_typed(v) for v in x))
-    if isinstance(x, float) and math.isnan(x):
-        return ("nan",)
-    return (type(x).__name__, x)
-
-
-def test_fast_config_reader_agrees_with_pyyaml():
-    texts = [dump_config(load_config(p)) for p in sorted((REPO / "configs").glob("*.yaml"))]
-    texts += [dump_config(config_from_dict({"optimizer": {"name": o}, "scheduler": {"name": s}, "model": {"hidden": h}}))
-              for o in ("sgd", "adamw", "rmsprop", "rprop", "lbfgs", "asgd", "adagrad", "adadelta")
-              for s, h in (("multistep", []), ("cosine", [8]))]
-    texts += [dump_config(config_from_dict({"train": {"device": "cuda:1"}, "model": {"init_gain": 1e-12, "bias_value": -0.5}}))]
-    fast = sum(runs.fast_load_config(t) is not None for t in texts)
-    assert fast == len(texts)  # the configs train.py writes take the fast path
-    odd = ["", "hello world", "yes", "No", "null", "~", "a: b", "x # y", "long " * 40, "it's", 'say "hi"', "1e-3",
-           "0.5", "ünïcode", " lead", "trail ", "-dash", "a  b", "1_000", "2024-01-01", "0x1f", "012", "@x", "*x",
-           "&x", "!x", "|x", ">x", "x\ny", "\t", "[1]", "{}", ".inf", ".5", "+1", "1:20", "a,b", "on", "cuda:0", "a:"]
-    rng = random.Random(0)
-    for desc in odd:
-        texts.append(dump_config(config_from_dict({"description": desc, "name": rng.choice(["a", "a.b-c_d", "X1"])})))
-    for t in texts:
-        got = runs.fast_load_config(t)
-        if got is not None:
-            assert _typed(got) == _typed(yaml.safe_load(t)), t
-        assert _typed(runs.safe_load_yaml(t)) == _typed(yaml.safe_load(t))
-    for text in ("a: 1\n  b: 2\n", "a:\n- 1\n- x: 2\n", "a: 1 # c\n", "a: [1, 2]\n", "- 1\n", "a: 1\na: 2\n",
-                 "a:\n  b: 1\n c: 2\n", "a: b: c\n", "a: \"q\"\n", "a: !!python/name:os.system\n", "a: *x\n", ""):
-        assert runs.fast_load_config(text) is None, text
+def test_a_run_folder_from_before_summary_held_the_config_is_read_from_config_yaml(tmp_path):
+    cfg = config_from_dict({"name": "old", "model": {"activation": "tanh", "hidden": [32, 16]}, "optimizer": {"name": "sgd"}})
+    old = tmp_path / "old-20260101-120000-000001"
+    old.mkdir()
+    runs.atomic_write_text(old / runs.CONFIG, dump_config(cfg))
+    runs.atomic_write_json(old / runs.SUMMARY, {"status": "completed", "final": {"epoch": 1, "test_acc": 0.5}})
+    new = tmp_path / "new-20260101-120000-000002"
+    new.mkdir()
+    runs.atomic_write_json(new / runs.SUMMARY, {"status": "completed", "config": config_to_dict(cfg)})
+    assert runs.load_run(old).config == runs.load_run(new).config == yaml.safe_load(dump_config(cfg))
+    assert runs.load_run(old).problems == runs.load_run(new).problems == []
 
 
 # --- real runs (once the training loop exists) ----------------------------------------

@@ -17,7 +17,9 @@ from mlp_lab.cli import app
 from mlp_lab.config import config_from_dict
 from mlp_lab.data import load_data
 from mlp_lab.diagnostic_plots import plot_diagnostics, plot_run_diagnostics, read_diagnostics
-from mlp_lab.diagnostics import TrainingDiagnostics, inspect_network, recorded_steps
+from mlp_lab.diagnostics import LayerStats, recorded_steps
+from mlp_lab.inspection import inspect_network
+from mlp_lab.training_diagnostics import TrainingDiagnostics
 from mlp_lab.train import run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,9 +89,9 @@ def test_large_init_saturates_tanh_and_warns_with_the_threshold():
 
 def test_saturation_is_measured_against_the_recorded_margin():
     pre = torch.tensor([[-10.0, 0.0, 10.0, 0.5]])
-    stats = diag._activation_stats(pre, torch.sigmoid(pre), "sigmoid").tolist()
+    stats = diag.activation_stats(pre, torch.sigmoid(pre), "sigmoid").tolist()
     assert stats[-1] == pytest.approx(0.5)  # sigmoid(+-10) are within 0.02 of 0 and 1
-    stats = diag._activation_stats(pre, torch.tanh(pre), "tanh").tolist()
+    stats = diag.activation_stats(pre, torch.tanh(pre), "tanh").tolist()
     assert stats[-1] == pytest.approx(0.5)
     assert diag.SATURATION_MARGIN == 0.02
 
@@ -102,16 +104,16 @@ def test_relu_forced_dead_reports_dead_fraction_one_and_warns():
 
 
 def test_warning_texts_name_layer_value_and_threshold():
-    layers = [{"layer": 1, "activation": "relu", "post_std": 0.5, "dead": 0.1},
-              {"layer": 2, "activation": "relu", "post_std": 0.5, "dead": 0.72},
-              {"layer": 3, "activation": "relu", "post_std": 5e-4, "dead": 0.2}]
+    layers = [LayerStats(layer=1, activation="relu", post_std=0.5, dead=0.1),
+              LayerStats(layer=2, activation="relu", post_std=0.5, dead=0.72),
+              LayerStats(layer=3, activation="relu", post_std=5e-4, dead=0.2)]
     found = diag.activation_warnings(layers, probe_size=1000)
     assert diag.merge_findings(found, 1000) == [
         "72% of layer 2's relu units are dead: never positive on 1000 probe samples, so they get no gradient (threshold 50%)",
         "layer 3's relu activations have std 5.0e-04: the signal has all but vanished by this layer (threshold 1e-03); "
         "use a scaled init such as xavier_normal or kaiming_normal",
     ]
-    layers = [{"layer": i, "activation": "tanh", "post_std": 0.9, "saturated": v}
+    layers = [LayerStats(layer=i, activation="tanh", post_std=0.9, saturated=v)
               for i, v in ((1, 0.85), (2, 0.4), (3, 0.9), (4, 0.91))]
     assert diag.merge_findings(diag.activation_warnings(layers, 1000), 1000) == [
         "the tanh units of layers 1 and 3-4 are 85%, 90% and 91% saturated: outputs within 0.02 of their bounds, "
@@ -203,27 +205,25 @@ def test_update_ratio_matches_the_weights_actual_change(tmp_path):
 
     model = build_model(cfg.model, data.input_dim, 10)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    d = TrainingDiagnostics(model, cfg, data, tmp_path / "d.jsonl", torch.device("cpu"))
+    d = TrainingDiagnostics(model, opt, cfg, data, tmp_path / "d.jsonl", torch.device("cpu"))
+    assert d.steps == 12 and 0 in d.schedule and 1 not in d.schedule
     x, y = data.normalize(data.train_x[:50]), data.train_y[:50]
     before = model[0].weight.detach().clone()
-    assert d.wants(0, 12)
-    d.begin()
-    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss = torch.nn.functional.cross_entropy(model(x), y)  # a plain step: the hooks do the recording
     loss.backward()
-    d.after_backward()
     grad_norm = float(model[0].weight.grad.norm())
     opt.step()
-    d.end()
     rec = read_diagnostics_file(tmp_path / "d.jsonl")[-1]
+    assert (rec["kind"], rec["step"]) == ("step", 0)
     layer1 = rec["layers"][0]
     assert layer1["grad_norm"] == pytest.approx(grad_norm, rel=1e-4)
     assert layer1["update_ratio"] == pytest.approx(float((model[0].weight.detach() - before).norm() / before.norm()), rel=1e-4)
     # Unrecorded steps: the hooks stay registered but compute nothing.
-    assert not d.wants(1, 12)
     model(x)
     assert d._stats == {}
     d.close()
     assert all(not m._forward_hooks for m in model)
+    assert not opt._optimizer_step_pre_hooks and not opt._optimizer_step_post_hooks
 
 
 def read_diagnostics_file(path: Path) -> list[dict]:
@@ -237,7 +237,7 @@ def test_diagnostics_do_not_change_what_training_computes(tmp_path):
     assert strip(on.history) == strip(off.history)
 
 
-def test_lbfgs_records_gradients_without_after_backward(tmp_path):
+def test_lbfgs_records_the_gradients_its_closure_computed(tmp_path):
     result, run_dir = train(tmp_path, overrides=["optimizer={name: lbfgs, lr: 0.1, max_iter: 3}"])
     assert result.status == "completed"
     steps = [r for r in read_diagnostics(run_dir) if r["kind"] == "step"]

@@ -27,20 +27,22 @@ import time
 from pathlib import Path
 
 from mlp_lab import compare, runs
-from mlp_lab.config import config_from_dict, dump_config
+from mlp_lab.config import config_from_dict, config_to_dict, dump_config
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu")
 LRS = (0.1, 0.01, 0.001, 0.0003)
 
 
-def make_runs(root: Path, n: int, epochs: int = 15) -> None:
+def make_runs(root: Path, n: int, epochs: int = 15, legacy: bool = False) -> None:
+    """``n`` run folders as train writes them (the config also inside summary.json); ``legacy``:
+    as runs written before that were, so compare reads config.yaml."""
     rng = random.Random(0)
     for i in range(n):
         act, lr, seed = ACTIVATIONS[i % len(ACTIVATIONS)], LRS[(i // 5) % len(LRS)], i // 20
         cfg = config_from_dict({"name": f"{act}-lr{lr}", "model": {"activation": act}, "optimizer": {"lr": lr},
                                 "train": {"seed": seed, "epochs": epochs}})
         d = root / f"{cfg.name}-20260101-120000-{i:06x}"
-        d.mkdir()
+        d.mkdir(parents=True)
         runs.atomic_write_text(d / runs.CONFIG, dump_config(cfg))
         history = []
         acc = 0.9 + rng.random() * 0.05
@@ -59,6 +61,8 @@ def make_runs(root: Path, n: int, epochs: int = 15) -> None:
             "device": "cpu", "torch_version": "2.x", "mlp_lab_version": "0.1.0", "param_count": 203530,
             "preprocessing": {"mean": [0.1307]}, "error": None, "warnings": [],
         }
+        if not legacy:
+            summary["config"] = config_to_dict(cfg)
         runs.atomic_write_json(d / runs.SUMMARY, summary)
 
 
@@ -89,12 +93,14 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     try:
         t = time.perf_counter()
-        make_runs(root, args.runs)
+        make_runs(root / "new", args.runs)
         setup = time.perf_counter() - t
-        d = str(root)
+        make_runs(root / "old", args.runs, legacy=True)
+        d, old = str(root / "new"), str(root / "old")
         comp = compare.build_comparison([d])
         rows = [
             ("library", "build_comparison (discover, read, compare)", timed(lambda: compare.build_comparison([d]), args.repeat)),
+            ("library", "build_comparison, older runs (config.yaml, libyaml)", timed(lambda: compare.build_comparison([old]), args.repeat)),
             ("library", "  to_table (plain text)", timed(lambda: compare.to_table(comp, width=200), args.repeat)),
             ("library", "  to_json", timed(lambda: compare.to_json(comp), args.repeat)),
             ("library", "  to_csv", timed(lambda: compare.to_csv(comp), args.repeat)),

@@ -65,6 +65,8 @@ from _common import default_data_dir, load_avg, write_json  # noqa: E402
 from make_fake_cifar10 import has_cifar10, write_fake_cifar10  # noqa: E402
 
 from mlp_lab import train as mltrain  # noqa: E402
+from mlp_lab.devices import set_matmul_precision  # noqa: E402
+from mlp_lab.signals import StopFlag  # noqa: E402
 from mlp_lab.config import load_config  # noqa: E402
 from mlp_lab.schema import DataConfig, ExperimentConfig  # noqa: E402
 from mlp_lab.console import TrainingProgress  # noqa: E402
@@ -205,23 +207,23 @@ class MlpLabLoop:
     def __init__(self, cfg: ExperimentConfig, data: DataSplits) -> None:
         self.cfg, self.data = cfg, data
         # The same steps, in the same order, as train.run_experiment().
-        mltrain._set_matmul_precision(cfg)
+        set_matmul_precision(cfg)
         torch.manual_seed(cfg.train.seed)
         self.shuffle = torch.Generator().manual_seed(cfg.train.seed)
         self.model = build_model(cfg.model, data.input_dim, data.num_classes).to(DEVICE)
         self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters(), DEVICE)
         self.forward = torch.compile(self.model) if cfg.train.compile else self.model
-        self.stop = mltrain._StopFlag()
+        self.stop = StopFlag()
         # What train_from_cli passes when stderr is not a terminal: a disabled bar.
         self.progress = TrainingProgress(enabled=False, run_name="bench")
 
     def epoch(self) -> None:
-        mltrain._set_matmul_precision(self.cfg)
+        set_matmul_precision(self.cfg)
         mltrain._train_epoch(self.forward, self.optimizer, self.data, self.cfg, DEVICE, self.shuffle, self.stop,
                              on_step=self.progress.step)
 
     def evaluate(self) -> None:
-        mltrain._set_matmul_precision(self.cfg)
+        set_matmul_precision(self.cfg)
         mltrain.evaluate(self.forward, self.data.test_x, self.data.test_y, self.data, self.cfg, DEVICE)
 
 

@@ -158,8 +158,26 @@ def test_default_sort_is_final_test_accuracy_best_first(activations):
     comp = build_comparison([activations])
     assert names(comp) == ["relu", "tanh", "sigmoid"]
     assert comp.best.params["name"] == "relu"
-    assert comp.verdict().startswith("best by test_acc: relu-")
-    assert "0.90 pp ahead of tanh-" in comp.verdict()
+    assert compare.verdict(comp).startswith("best by test_acc: relu-")
+    assert "0.90 pp ahead of tanh-" in compare.verdict(comp)
+
+
+def test_runs_on_other_data_are_not_comparable_on_accuracy(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root, "mnist", {"data": {"dataset": "mnist"}}, accs=[0.95, 0.97, 0.981])
+    make_run(root, "fashion", {"data": {"dataset": "fashion_mnist"}}, accs=[0.85, 0.88, 0.89])
+    text = compare.verdict(build_comparison([root]))
+    assert text.startswith("best by test_acc: mnist-") and "ahead of" not in text
+    assert "fashion-" in text and "(89.00%) is not comparable on accuracy: it ran with data.dataset fashion_mnist, " \
+        "not mnist" in text
+    # A comparable rival is still measured against; the other data set is named beside it.
+    make_run(root, "mnist-small", {"data": {"dataset": "mnist", "limit_train": 10000}}, accs=[0.90, 0.93, 0.95])
+    make_run(root, "mnist-tanh", {"data": {"dataset": "mnist"}, "model": {"activation": "tanh"}}, accs=[0.9, 0.95, 0.975])
+    comp = build_comparison([root])
+    text = compare.verdict(comp)
+    assert "0.60 pp ahead of mnist-tanh-" in text and "(and 1 more run on other data)" in text
+    assert [r.params["name"] for r in comp.incomparable] == ["mnist-small", "fashion"]
+    assert compare.verdict(build_comparison([root], sort="duration_s")).count("not comparable") == 0  # time compares
 
 
 def test_losses_sort_lowest_first_and_reverse_flips(tmp_path):
@@ -171,7 +189,7 @@ def test_losses_sort_lowest_first_and_reverse_flips(tmp_path):
     assert names(build_comparison([root], sort="train_loss", reverse=True)) == ["high", "mid", "low"]
     comp = build_comparison([root], sort="train_loss")
     assert comp.best_key == "train_loss" and comp.best.params["name"] == "low"
-    assert "lower than" in comp.verdict()
+    assert "lower than" in compare.verdict(comp)
 
 
 def test_sort_by_config_field_and_aliases(tmp_path):

@@ -26,6 +26,7 @@ from helpers import (
 from mlp_lab.data import files as data_files
 from mlp_lab import runs
 from mlp_lab import train as train_mod
+from mlp_lab.run_writer import save_torch
 
 
 @pytest.fixture(autouse=True)
@@ -395,7 +396,7 @@ def _fail_fsync(monkeypatch):
 @pytest.mark.parametrize("writer,name,old,new", [
     (runs.atomic_write_json, "summary.json", {"status": "running"}, {"status": "completed"}),
     (runs.atomic_write_text, "config.yaml", "model: {hidden: [8]}\n", "model: {hidden: [16]}\n"),
-    (train_mod._torch_save_atomic, "checkpoint.pt", {"epoch": 1}, {"epoch": 2}),
+    (save_torch, "checkpoint.pt", {"epoch": 1}, {"epoch": 2}),
 ], ids=["summary", "config", "checkpoint"])
 def test_failed_write_keeps_the_previous_file_and_no_temp(tmp_path, monkeypatch, writer, name, old, new):
     path = tmp_path / name

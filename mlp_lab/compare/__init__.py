@@ -1,0 +1,33 @@
+"""Compare run folders: which activation / init / optimizer won, and by how much.
+
+Library first, one module per step: ``rows`` reads a run folder into a ``Row``;
+``values`` holds the metric table and formats values; ``comparison`` builds the
+``Comparison`` (filters, sorting, the fields that differ, the best run and its rival);
+``render`` turns it into a table, JSON, CSV or markdown with the verdict sentence; and
+``show`` describes one run (``mlp-lab show``). The CLI only parses options, calls these
+and prints.
+
+Start-up matters (``mlp-lab compare runs/`` on 1,000 folders takes well under a second),
+so nothing here imports torch, pydantic (the config modules) or matplotlib at module
+level: defaults are looked up lazily and only when needed, plots live in ``plots.py``.
+"""
+
+from mlp_lab.compare.comparison import (
+    DATA_FIELDS, QUIET_FIELDS, CompareError, Comparison, Filter, build_comparison, data_differences, defaults_for,
+    differing_fields, parse_filter, warning_lines,
+)
+from mlp_lab.compare.render import (
+    FORMATS, plot_labels, render, resolve_format, table_lines, table_renderable, to_csv, to_json, to_markdown,
+    to_table, verdict, write_output,
+)
+from mlp_lab.compare.rows import IDENTITY, Row, headline_metrics, read_row
+from mlp_lab.compare.show import RunDetails, describe_run, show_renderables, show_text
+from mlp_lab.compare.values import METRICS, fmt_metric, fmt_seconds, fmt_value, parse_value, short_labels, shorten
+
+__all__ = [
+    "DATA_FIELDS", "FORMATS", "IDENTITY", "METRICS", "QUIET_FIELDS", "CompareError", "Comparison", "Filter", "Row",
+    "RunDetails", "build_comparison", "data_differences", "defaults_for", "describe_run", "differing_fields",
+    "fmt_metric", "fmt_seconds", "fmt_value", "headline_metrics", "parse_filter", "parse_value", "plot_labels",
+    "read_row", "render", "resolve_format", "short_labels", "shorten", "show_renderables", "show_text", "table_lines",
+    "table_renderable", "to_csv", "to_json", "to_markdown", "to_table", "verdict", "warning_lines", "write_output",
+]

@@ -1,0 +1,302 @@
+"""The comparison itself: read rows, filter, sort, keep --top, find the fields that differ
+and the best run. No rendering here (``render.py``), and no torch or matplotlib."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from mlp_lab import runs
+from mlp_lab.compare.rows import IDENTITY, Row, read_row
+from mlp_lab.compare.values import METRICS, MISSING, OPTIONAL_METRICS, canon, float_str, fmt_value, number, parse_value
+from mlp_lab.errors import MlpLabError
+from mlp_lab.keys import flatten
+
+
+class CompareError(MlpLabError):
+    """A compare/show request that cannot be answered: no runs, bad key, bad format."""
+
+
+# Config fields that differ between runs without saying anything about the result:
+# where the data happens to live, whether it may be downloaded, free text, and the name
+# (already in the run column). Shown with --all-params.
+QUIET_FIELDS = ("name", "description", "data.data_dir", "data.download")
+SORT_ALIASES = {
+    "acc": "test_acc", "accuracy": "test_acc", "best": "best_test_acc", "best_acc": "best_test_acc", "loss": "test_loss",
+    "epochs": "epochs_done", "time": "duration_s", "duration": "duration_s", "seconds": "duration_s",
+    "name": "run",
+}
+MAX_WARNINGS = 20
+# Fields that define the data a run was trained and tested on. Runs that differ in one of
+# them (MNIST against Fashion-MNIST, 10,000 training images against 60,000) are not
+# comparable on accuracy or loss, whatever else they share.
+DATA_FIELDS = ("data.dataset", "data.limit_train", "data.synthetic_train_size", "data.synthetic_test_size")
+
+
+def data_differences(a: Row, b: Row) -> list[str]:
+    """The DATA_FIELDS in which two runs differ (none when either's config is unreadable)."""
+    if a.params is None or b.params is None:
+        return []
+    return [k for k in DATA_FIELDS if canon(a.params.get(k, MISSING)) != canon(b.params.get(k, MISSING))]
+
+
+@dataclass
+class Filter:
+    key: str
+    op: str
+    value: Any
+    text: str
+
+    def matches(self, row: Row) -> bool:
+        have = row.get(self.key, MISSING)
+        if self.op in ("=", "=="):
+            return canon(have) == canon(self.value)
+        if self.op == "!=":
+            return canon(have) != canon(self.value)
+        a = number(have) if not isinstance(have, str) else float_str(have)
+        if a is None or math.isnan(a):
+            return False
+        b = float(self.value)
+        return {">": a > b, "<": a < b, ">=": a >= b, "<=": a <= b}[self.op]
+
+
+_FILTER_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(!=|>=|<=|==|=|>|<)(.*)$")
+
+
+def parse_filter(text: str) -> Filter:
+    """'optimizer.lr=1e-3', 'model.activation!=relu', 'test_acc>=0.9'."""
+    m = _FILTER_RE.match(text)
+    if not m:
+        raise CompareError(f"--filter {text!r}: expected key=value (or !=, >, <, >=, <=), e.g. --filter model.activation=relu")
+    key, op, raw = m.group(1), m.group(2), m.group(3)
+    key = SORT_ALIASES.get(key, key)
+    value = parse_value(raw)
+    if op in (">", "<", ">=", "<=") and number(value) is None:
+        raise CompareError(f"--filter {text!r}: {op} needs a number, got {raw.strip()!r}")
+    return Filter(key, op, value, text)
+
+
+@dataclass
+class Comparison:
+    """Rows (sorted, filtered, cut to --top), the columns to show, the best run."""
+
+    rows: list[Row]
+    param_columns: list[str]
+    metric_columns: list[str]
+    sort: str
+    descending: bool
+    best_key: str
+    best: Row | None
+    runner_up: Row | None  # the best run's nearest rival among the runs comparable with it
+    warnings: list[str]
+    total_runs: int
+    all_param_keys: list[str] = field(default_factory=list)
+    # Ranked runs trained or tested on other data than the best (data_differences says
+    # how): their accuracy and loss say nothing against the best's.
+    incomparable: list[Row] = field(default_factory=list)
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns of the JSON and CSV outputs, in order."""
+        return [*IDENTITY, *self.param_columns, *self.metric_columns]
+
+    def records(self) -> list[dict[str, Any]]:
+        """One dict per row, raw values (fractions, seconds), missing as None."""
+        return [{c: _raw(row.get(c)) for c in self.columns} for row in self.rows]
+
+
+def _raw(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, tuple):
+        return list(v)
+    return v
+
+
+def build_comparison(
+    paths: Iterable[str | Path],
+    sort: str = "test_acc",
+    top: int | None = None,
+    filters: Sequence[str | Filter] = (),
+    all_params: bool = False,
+    reverse: bool = False,
+) -> Comparison:
+    """Read run folders (or folders of run folders) and compare them.
+
+    Unreadable folders become warning lines, not errors; raises CompareError when no run
+    is left, or for an unknown sort/filter key or a bad --top.
+    """
+    if top is not None and top < 1:
+        raise CompareError(f"--top {top}: must be 1 or more")
+    parsed = [f if isinstance(f, Filter) else parse_filter(f) for f in filters]
+
+    folders, warnings = runs.discover_runs([Path(p) for p in paths])
+    rows: list[Row] = []
+    for folder in folders:
+        row = read_row(folder)
+        if row is None:
+            warnings.append(f"{folder}: nothing readable (config.yaml, summary.json and metrics.jsonl missing or corrupt), skipped")
+            continue
+        if row.problems:
+            warnings.append(f"{folder}: {', '.join(row.problems)}; shown with what could be read")
+        rows.append(row)
+    if not rows:
+        why = "; ".join(warnings[:3]) + (f"; and {len(warnings) - 3} more" if len(warnings) > 3 else "")
+        raise CompareError(f"no runs to compare ({why or 'no paths given'}); pass run folders or a folder holding them, e.g. mlp-lab compare runs/")
+    total = len(rows)
+
+    # Every config key any run has, grouped by section in the order they appear.
+    all_keys = _ordered_keys(rows)
+    known = [*IDENTITY, *METRICS, *all_keys]
+    sort_key = _resolve_key(sort, known, rows, "--sort")
+    for f in parsed:
+        _resolve_key(f.key, known, rows, "--filter")
+
+    if parsed:
+        rows = [r for r in rows if all(f.matches(r) for f in parsed)]
+        if not rows:
+            raise CompareError(f"no run matches {' and '.join(repr(f.text) for f in parsed)} (of {total} run{'s' if total != 1 else ''} read)")
+
+    descending = METRICS.get(sort_key, ("", False))[1]
+    if reverse:
+        descending = not descending
+    rows = _sorted(rows, sort_key, descending)
+    if top is not None:
+        rows = rows[:top]
+
+    if all_params:
+        params = list(all_keys)
+    else:
+        params = differing_fields(rows, all_keys)
+    metric_cols = [m for m in METRICS if m not in OPTIONAL_METRICS or any(r.metrics.get(m) is not None for r in rows)]
+
+    # The best run: by the sort key when it is a result (accuracy, loss, time), else test_acc.
+    best_key = sort_key if METRICS.get(sort_key, ("",))[0] in ("acc", "loss", "seconds") else "test_acc"
+    ranked = _sorted(rows, best_key, METRICS[best_key][1])
+    ranked = [r for r in ranked if number(r.get(best_key)) is not None and math.isfinite(r.get(best_key))]
+    best = ranked[0] if ranked else None
+    rivals = ranked[1:]
+    incomparable: list[Row] = []
+    if best is not None and METRICS[best_key][0] in ("acc", "loss"):
+        incomparable = [r for r in rivals if data_differences(best, r)]
+        rivals = [r for r in rivals if not data_differences(best, r)]
+    runner_up = rivals[0] if rivals else None
+    return Comparison(
+        rows=rows, param_columns=params, metric_columns=metric_cols, sort=sort_key, descending=descending,
+        best_key=best_key, best=best, runner_up=runner_up, warnings=warnings, total_runs=total,
+        all_param_keys=all_keys, incomparable=incomparable,
+    )
+
+
+def _ordered_keys(rows: list[Row]) -> list[str]:
+    seen: dict[str, int] = {}
+    sections: dict[str, int] = {}
+    for r in rows:
+        for k in r.params or {}:
+            if k not in seen:
+                seen[k] = len(seen)
+                sections.setdefault(k.split(".", 1)[0], len(sections))
+    return sorted(seen, key=lambda k: (sections[k.split(".", 1)[0]], seen[k]))
+
+
+def _resolve_key(key: str, known: list[str], rows: list[Row], option: str) -> str:
+    key = SORT_ALIASES.get(key, key)
+    if key in known:
+        return key
+    metric_keys = [*IDENTITY, *METRICS]
+    hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    did = f" (did you mean '{hint[0]}'?)" if hint else ""
+    params = [k for k in known if k not in metric_keys]
+    shown = differing_fields(rows, params) or params[:8]
+    more = f", ... ({len(params)} config fields in all)" if len(shown) < len(params) else ""
+    raise CompareError(
+        f"{option} {key!r}: unknown key{did}; allowed: {', '.join(metric_keys)}"
+        + (f", or a config field: {', '.join(shown)}{more}" if params else "")
+    )
+
+
+def _sort_key(v: Any, descending: bool) -> tuple:
+    """Missing and NaN last in either direction; numbers before text; mixed types safe."""
+    if v is None or v is MISSING or (isinstance(v, float) and math.isnan(v)):
+        return (1, 0, 0)
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return (0, 0, -v if descending else v)
+    if isinstance(v, bool):
+        return (0, 0, -int(v) if descending else int(v))
+    return (0, 1, fmt_value(v, None))
+
+
+def _sorted(rows: list[Row], key: str, descending: bool) -> list[Row]:
+    numeric = all(isinstance(r.get(key), (int, float, type(None))) for r in rows)
+    if numeric:
+        return sorted(rows, key=lambda r: _sort_key(r.get(key), descending))
+    # Text: sort ascending, then reverse the present values if asked (missing stay last).
+    present = sorted((r for r in rows if r.get(key, MISSING) not in (None, MISSING)), key=lambda r: _sort_key(r.get(key), False))
+    if descending:
+        present.reverse()
+    return present + [r for r in rows if r.get(key, MISSING) in (None, MISSING)]
+
+
+def differing_fields(rows: list[Row], keys: Sequence[str]) -> list[str]:
+    """The config fields whose values differ between the rows (rows with no readable
+    config don't count). A field only some runs have (sgd's momentum when comparing sgd
+    with adam) counts when its values differ or differ from that optimizer's default."""
+    with_config = [r for r in rows if r.params is not None]
+    if len(with_config) < 2:
+        return []
+    out = []
+    for k in keys:
+        if k in QUIET_FIELDS:
+            continue
+        present = [r for r in with_config if k in r.params]
+        values = {canon(r.params[k]) for r in present}
+        if len(values) > 1:
+            out.append(k)
+        elif len(present) < len(with_config) and any(not _is_default(r.params, k) for r in present):
+            out.append(k)
+    return out
+
+
+_DEFAULTS_CACHE: dict[tuple[str, ...], dict[str, Any] | None] = {}
+
+
+def defaults_for(params: dict[str, Any]) -> dict[str, Any] | None:
+    """Flattened default config for this run's optimizer and scheduler (None if unknown).
+
+    Imports the config module (pydantic) on first use only: compare needs it just for
+    fields that some runs lack, and ``show`` for its 'differs from default' view.
+    """
+    from mlp_lab.config import config_to_dict
+    from mlp_lab.schema import DEFAULT_NAMES, VARIANTS, ExperimentConfig
+
+    key = tuple(str(params.get(f"{section}.name", DEFAULT_NAMES[section])) for section in VARIANTS)
+    if key not in _DEFAULTS_CACHE:
+        try:
+            d = config_to_dict(ExperimentConfig())
+            for section, name in zip(VARIANTS, key):
+                d[section] = VARIANTS[section][name]().model_dump(mode="json")
+            _DEFAULTS_CACHE[key] = flatten(d)
+        except Exception:  # noqa: BLE001 - an unknown optimizer name: no defaults to compare with
+            _DEFAULTS_CACHE[key] = None
+    return _DEFAULTS_CACHE[key]
+
+
+def _is_default(params: dict[str, Any], key: str) -> bool:
+    defaults = defaults_for(params)
+    if defaults is None or key not in defaults:
+        return False
+    return canon(defaults[key]) == canon(params[key])
+
+
+def warning_lines(warnings: Sequence[str], limit: int = MAX_WARNINGS) -> list[str]:
+    """One line per problem folder, at most ``limit`` (then a count of the rest)."""
+    if len(warnings) <= limit:
+        return list(warnings)
+    rest = len(warnings) - (limit - 1)
+    return [*warnings[: limit - 1], f"... and {rest} more folders with problems (--format json lists them all)"]
+
+

@@ -1,0 +1,160 @@
+"""Values in a comparison: the metric table, a canonical form under which equal config
+values compare equal, parsing --filter values, and formatting cells."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, Sequence
+
+from mlp_lab import runs
+
+# The metric columns, in display order: key -> (kind, higher is better).
+# kind picks the formatting: acc as a percentage, loss with 4 significant digits.
+METRICS: dict[str, tuple[str, bool]] = {
+    "test_acc": ("acc", True),
+    "best_test_acc": ("acc", True),
+    "best_epoch": ("int", False),
+    "val_acc": ("acc", True),
+    "best_val_acc": ("acc", True),
+    "test_loss": ("loss", False),
+    "val_loss": ("loss", False),
+    "train_loss": ("loss", False),
+    "train_acc": ("acc", True),
+    "epochs_done": ("int", True),
+    "epochs_planned": ("int", True),
+    "duration_s": ("seconds", False),
+}
+# Shown only when some run has them (a validation split was set).
+OPTIONAL_METRICS = ("val_acc", "best_val_acc", "val_loss")
+MISSING = object()  # a field a run does not have (not the same as a null value)
+
+
+def number(x: Any) -> float | None:
+    """A finite or non-finite float from a JSON number; None for anything else."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    return float(x)
+
+
+def integer(x: Any) -> int | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        return None
+    return int(x)
+
+
+
+def canon(v: Any) -> Any:
+    """A hashable key under which equal config values are equal: 1 == 1.0, [a] == (a,)."""
+    if v is MISSING:
+        return ("missing",)
+    if v is None:
+        return ("null",)
+    if isinstance(v, bool):
+        return ("bool", v)
+    if isinstance(v, (int, float)):
+        f = float(v)
+        return ("nan",) if math.isnan(f) else ("num", f)
+    if isinstance(v, str):
+        f = float_str(v)
+        return ("num", f) if f is not None else ("str", v)
+    if isinstance(v, (list, tuple)):
+        return ("list", tuple(canon(x) for x in v))
+    if isinstance(v, dict):
+        return ("dict", tuple(sorted((str(k), canon(x)) for k, x in v.items())))
+    return ("str", str(v))
+
+
+_FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def float_str(s: str) -> float | None:
+    """'1e-3' -> 0.001: YAML 1.1 reads '1e-3' as a string, a user means the number."""
+    s = s.strip()
+    if _FLOAT_RE.match(s):
+        return float(s)
+    return None
+
+
+def parse_value(text: str) -> Any:
+    """A --filter value, parsed as YAML like --set values are."""
+    if not text.strip():
+        return None
+    try:
+        v = runs.load_yaml(text)
+    except Exception:  # noqa: BLE001 - yaml.YAMLError, but yaml is not imported here
+        return text.strip()
+    if isinstance(v, str):
+        f = float_str(v)
+        return f if f is not None else v
+    return v
+
+
+def fmt_value(v: Any, max_len: int | None = 24) -> str:
+    """A config value for a table cell: YAML-like spelling, long values shortened."""
+    if v is MISSING:
+        return "-"
+    if v is None:
+        s = "null"
+    elif isinstance(v, bool):
+        s = "true" if v else "false"
+    elif isinstance(v, float):
+        s = f"{v:.6g}"
+    elif isinstance(v, (list, tuple)):
+        s = "[" + ", ".join(fmt_value(x, None) for x in v) + "]"
+    elif isinstance(v, dict):
+        s = json.dumps(v, separators=(",", ":"))
+    else:
+        s = str(v)
+    s = s.replace("\n", " ")
+    return shorten(s, max_len) if max_len else s
+
+
+def shorten(s: str, max_len: int) -> str:
+    """Keep both ends of a long value: 'kaiming_uniform…_normal' reads better than a cut."""
+    if len(s) <= max_len:
+        return s
+    head = (max_len - 1 + 1) // 2
+    tail = max_len - 1 - head
+    return s[:head] + "…" + (s[-tail:] if tail else "")
+
+
+def fmt_metric(key: str, v: Any) -> str:
+    if v is None:
+        return "-"
+    kind = METRICS.get(key, ("other", True))[0]
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if kind == "acc":
+        return f"{100 * v:.2f}%"
+    if kind == "loss":
+        return f"{v:.4g}"
+    if kind == "int":
+        return str(int(v))
+    if kind == "seconds":
+        return fmt_seconds(v)
+    return fmt_value(v)
+
+
+def fmt_seconds(s: float) -> str:
+    if s < 60:
+        return f"{s:.1f}s"
+    s = int(round(s))
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+_RUN_NAME_RE = re.compile(r"^(?P<name>.+)-\d{8}-\d{6}-(?P<id>[0-9a-f]{6})$")
+
+
+def short_labels(names: Sequence[str]) -> list[str]:
+    """Run folder names without their timestamp ('relu-a1b2c3'), when still unique."""
+    short = []
+    for n in names:
+        m = _RUN_NAME_RE.match(n)
+        short.append(f"{m['name']}-{m['id']}" if m else n)
+    if len(set(short)) < len(set(names)):
+        return list(names)
+    return short

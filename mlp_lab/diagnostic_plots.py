@@ -9,6 +9,7 @@ either: ``compare`` must start fast.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -16,6 +17,9 @@ from mlp_lab import runs
 from mlp_lab.plots import PlotError, check_plot_path, new_figure, save_figure
 
 MAX_RUNS = 6  # diagnostics rows in one figure; more would be unreadable
+FIGURE_WIDTH = 13.0  # inches
+ROW_HEIGHT = 3.3  # inches per run
+TITLE_CHARS_PER_INCH = 11  # a row title at "medium" size, bold
 HIST_PER_ROW = 10  # inspect --plot: histograms per row before wrapping
 HIST_BINS = 60
 
@@ -148,18 +152,29 @@ def plot_diagnostics(run_records: Sequence[tuple[str, Sequence[dict[str, Any]]]]
     Runs without diagnostics are skipped; PlotError when none has any.
     """
     fmt = check_plot_path(path)
+    save_figure(diagnostics_figure(run_records, title), path, fmt)
+    return Path(path)
+
+
+def diagnostics_figure(run_records: Sequence[tuple[str, Sequence[dict[str, Any]]]], title: str | None = None) -> Any:
+    """The figure ``plot_diagnostics`` writes (PlotError when no run has diagnostics)."""
     usable = [(label, recs) for label, recs in run_records if any(r.get("kind") == "step" for r in recs)]
     if not usable:
         raise PlotError("nothing to plot: no run has diagnostics.jsonl (train with --diagnose)")
     shown = usable[:MAX_RUNS]
-    fig, axes = new_figure(len(shown), 3, width=13.0, height=3.1 * len(shown) + 0.6)
-    for row, (label, recs) in zip(axes, shown):
+    fig, _ = new_figure(0, 0, width=FIGURE_WIDTH, height=ROW_HEIGHT * len(shown) + 0.5)
+    # One sub-figure per run: its label is the row's own title, left-aligned over the
+    # whole row (wrapped when long), so it is never cut at the figure's edge.
+    rows = fig.subfigures(len(shown), 1, squeeze=False)[:, 0]
+    for sub, (label, recs) in zip(rows, shown):
+        sub.suptitle(textwrap.fill(label, width=int(FIGURE_WIDTH * TITLE_CHARS_PER_INCH)), x=0.01, ha="left",
+                     fontsize="medium", fontweight="bold")
+        g_ax, a_ax, u_ax = row = sub.subplots(1, 3)
         out_layer = _output_layer(recs)
         grads = _series(recs, "step", "grad_norm")
         n_layers = max(grads, default=1)
-        g_ax, a_ax, u_ax = row
         _draw_layers(g_ax, grads, n_layers, out_layer, log=True)
-        g_ax.set(title=f"{label}\nweight-gradient norm", xlabel="epoch", ylabel="||grad W||")
+        g_ax.set(title="weight-gradient norm", xlabel="epoch", ylabel="||grad W||")
 
         dead = _series(recs, "probe", "dead")
         if dead:
@@ -189,8 +204,7 @@ def plot_diagnostics(run_records: Sequence[tuple[str, Sequence[dict[str, Any]]]]
     more = len(usable) - len(shown)
     suffix = f" (first {len(shown)} of {len(usable)} runs with diagnostics)" if more > 0 else ""
     fig.suptitle((title or "training diagnostics") + suffix)
-    save_figure(fig, path, fmt)
-    return Path(path)
+    return fig
 
 
 def plot_run_diagnostics(run_dirs: Sequence[Path], labels: Sequence[str], plot_path: Path) -> Path | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -16,6 +17,33 @@ from mlp_lab.errors import MlpLabError
 
 PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 MAX_LEGEND = 15
+FIGURE_WIDTH = 11.0  # inches
+# Legend text at fontsize "small" (8.3 pt), measured on DejaVu Sans: about 15 characters
+# to the inch, and a line (with its spacing) takes about 0.2 inch.
+LEGEND_CHARS_PER_INCH = 15
+LEGEND_LINE_HEIGHT = 0.2
+
+
+def run_colours(n: int) -> list[Any]:
+    """One colour per run: matplotlib's ten, or its twenty when there are more runs."""
+    from matplotlib import colormaps
+
+    if n <= 10:
+        return [colormaps["tab10"](i) for i in range(n)]
+    # tab20 holds ten hues, each dark then light: all the dark ones first, then the light.
+    order = [*range(0, 20, 2), *range(1, 20, 2)]
+    return [colormaps["tab20"](order[i % 20]) for i in range(n)]
+
+
+def legend_layout(labels: Sequence[str], width: float) -> tuple[list[str], int]:
+    """Legend entries wrapped to fit a figure ``width`` inches wide, and how many columns
+    they take: as many as fit side by side, so short labels share lines and long ones
+    get whole lines (and wrap at commas when even a line is too short)."""
+    line = int(width * LEGEND_CHARS_PER_INCH) - 6  # less the handle and padding
+    entries = [textwrap.fill(label, width=line, break_long_words=False) for label in labels]
+    longest = max((len(part) for e in entries for part in e.split("\n")), default=1)
+    ncol = max(1, min(len(entries), (line + 6) // (longest + 8)))
+    return entries, ncol
 
 
 class PlotError(MlpLabError):
@@ -36,7 +64,8 @@ def check_plot_path(path: Path) -> str:
 
 
 def new_figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Any, Any]:
-    """A headless figure with a grid of axes (``axes[row][col]``).
+    """A headless figure with a grid of axes (``axes[row][col]``); no axes (None) for a
+    0 x 0 grid, when the caller lays the figure out itself (sub-figures).
 
     Figure + FigureCanvasAgg instead of pyplot: no global state, no GUI backend, and
     matplotlib is imported only when a plot is asked for.
@@ -46,7 +75,7 @@ def new_figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Any
 
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
-    return fig, fig.subplots(nrows, ncols, squeeze=False)
+    return fig, fig.subplots(nrows, ncols, squeeze=False) if nrows and ncols else None
 
 
 def save_figure(fig: Any, path: Path, fmt: str) -> None:
@@ -83,22 +112,34 @@ def plot_comparison(histories: Sequence[Sequence[dict[str, Any]]], labels: Seque
     would hide the curves, so they are left out then (the title says how many runs).
     """
     fmt = check_plot_path(path)
+    fig = comparison_figure(histories, labels, best, title)
+    save_figure(fig, path, fmt)
+    return Path(path)
+
+
+def comparison_figure(histories: Sequence[Sequence[dict[str, Any]]], labels: Sequence[str],
+                      best: int | None = None, title: str | None = None) -> Any:
+    """The figure ``plot_comparison`` writes (PlotError when there is nothing to draw)."""
     if not any(_series(h, "test_acc")[0] or _series(h, "train_loss")[0] for h in histories):
         raise PlotError("nothing to plot: no run has a finished epoch in its metrics.jsonl")
-    fig, axes = new_figure(1, 2, width=11.0, height=4.2)
+    show_legend = len(histories) <= MAX_LEGEND
+    entries, ncol = legend_layout(labels, FIGURE_WIDTH) if show_legend else ([], 1)
+    rows = math.ceil(len(entries) / ncol)
+    lines = rows * max((e.count("\n") + 1 for e in entries), default=0)
+    fig, axes = new_figure(1, 2, width=FIGURE_WIDTH, height=4.2 + LEGEND_LINE_HEIGHT * lines)
     acc_ax, loss_ax = axes[0]
     losses: list[float] = []
-    for i, (h, label) in enumerate(zip(histories, labels)):
+    colours = run_colours(len(histories))
+    for i, (h, label) in enumerate(zip(histories, entries or labels)):
         lw, z = (2.6, 3) if i == best else (1.3, 2)
         xs, ys = _series(h, "test_acc")
         line = None
         if xs:
             (line,) = acc_ax.plot(xs, [100 * y for y in ys], marker="o" if len(xs) < 20 else None,
-                                  markersize=3, linewidth=lw, zorder=z, label=label)
+                                  markersize=3, linewidth=lw, zorder=z, label=label, color=colours[i])
         xs, ys = _series(h, "train_loss")
         if xs:
-            kw = {"color": line.get_color()} if line is not None else {}
-            loss_ax.plot(xs, ys, linewidth=lw, zorder=z, label=None if line is not None else label, **kw)
+            loss_ax.plot(xs, ys, linewidth=lw, zorder=z, label=None if line is not None else label, color=colours[i])
             losses.extend(ys)
     acc_ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy")
     loss_ax.set(xlabel="epoch", ylabel="training loss", title="training loss")
@@ -106,18 +147,19 @@ def plot_comparison(histories: Sequence[Sequence[dict[str, Any]]], labels: Seque
     for ax in (acc_ax, loss_ax):
         ax.grid(True, alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    if len(histories) <= MAX_LEGEND:
+    if show_legend:
+        # Below the axes, across the whole figure: a long label (every field that
+        # differs, values in full) gets the width it needs and never squeezes the plots.
         handles = acc_ax.get_legend_handles_labels()
         loss_handles = loss_ax.get_legend_handles_labels()
         fig.legend(handles[0] + loss_handles[0], handles[1] + loss_handles[1],
-                   loc="outside right upper", fontsize="small", frameon=False)
+                   loc="outside lower center", ncol=ncol, fontsize="small", frameon=False)
     if title is None:
         title = f"{len(histories)} run{'s' if len(histories) != 1 else ''}"
         if len(histories) > MAX_LEGEND:
             title += f" (no legend above {MAX_LEGEND}; the thick line is the best; --top N picks fewer)"
     fig.suptitle(title)
-    save_figure(fig, path, fmt)
-    return Path(path)
+    return fig
 
 
 def plot_run(history: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path:

@@ -365,7 +365,8 @@ def write_output(path: Path, text: str) -> None:
 
 
 def plot_labels(comp: Comparison) -> list[str]:
-    """Legend entries: the differing fields' values, else the run names."""
+    """Legend entries: every differing field as ``field=value`` (names alone for the
+    ``*.name`` fields), values in full; the run names when nothing differs."""
     names = short_labels([r.run for r in comp.rows])
     if not comp.param_columns:
         return names
@@ -375,13 +376,12 @@ def plot_labels(comp: Comparison) -> list[str]:
             labels.append(name)
             continue
         parts = []
-        for k in comp.param_columns[:4]:
+        for k in comp.param_columns:
             if k not in row.params:
                 continue  # sgd's momentum on an adam run: nothing to say
-            v = fmt_value(row.params[k], 16)
+            v = fmt_value(row.params[k], None)
             parts.append(v if k.endswith(".name") else f"{k.split('.')[-1]}={v}")
-        labels.append(", ".join(parts))
-    if len(set(labels)) < len(labels):  # e.g. seeds hidden past the fourth field
+        labels.append(", ".join(parts) or name)
+    if len(set(labels)) < len(labels):  # two runs of one config (a repeat with the same seed)
         labels = [f"{lab} ({n})" for lab, n in zip(labels, names)]
     return labels
-

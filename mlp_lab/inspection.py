@@ -59,24 +59,10 @@ def inspect_network(cfg: ExperimentConfig, data_dir: Path | None = None, batch: 
         raise ConfigError(f"--batch must be at least 1, got {batch}")
     if not cfg.model.hidden:
         raise ConfigError("model.hidden is [] (softmax regression): there is no hidden layer to inspect")
-    from mlp_lab.data import NUM_CLASSES, load_data, resolve_data_dir
+    from mlp_lab.data import NUM_CLASSES
 
-    if synthetic:
-        shape = INPUT_SHAPES.get(cfg.data.dataset)
-        if shape is None:
-            raise ConfigError(f"data.dataset {cfg.data.dataset!r}: no known input shape for --synthetic-input")
-        g = torch.Generator().manual_seed(cfg.train.seed)
-        x = torch.randn(batch, shape[0] * shape[1] * shape[2], generator=g)
-        y = torch.randint(0, NUM_CLASSES, (batch,), generator=g)
-        inputs = f"{batch} standard-normal inputs of {cfg.data.dataset}'s shape {'x'.join(map(str, shape))}"
-    else:
-        data = load_data(cfg.data, resolve_data_dir(data_dir, cfg.data), "cpu", seed=cfg.train.seed)
-        n = min(batch, int(data.train_y.shape[0]))
-        x, y = data.normalize(data.train_x[:n]), data.train_y[:n]
-        inputs = f"the first {n} training samples of {data.source}"
-        if n < batch:
-            inputs += f" (all there are; {batch} asked)"
-        batch = n
+    x, y, inputs = _inputs(cfg, data_dir, batch, synthetic)
+    batch = len(y)
 
     torch.manual_seed(cfg.train.seed)  # the same initial weights `train` starts from
     model = build_model(cfg.model, x.shape[1], NUM_CLASSES)
@@ -120,6 +106,27 @@ def inspect_network(cfg: ExperimentConfig, data_dir: Path | None = None, batch: 
     found = activation_warnings(layers, batch) + gradient_warnings([s.grad_norm for s in [*layers, output]])
     warnings = [text.replace("probe samples", "samples") for text in merge_findings(found, batch)]
     return Inspection(layers=layers, output=output, loss=float(loss.detach()), inputs=inputs, batch=batch, warnings=warnings)
+
+
+def _inputs(cfg: ExperimentConfig, data_dir: Path | None, batch: int,
+            synthetic: bool) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """The batch to push through: (inputs, labels, where they came from)."""
+    from mlp_lab.data import NUM_CLASSES, load_data, resolve_data_dir
+
+    if synthetic:
+        shape = INPUT_SHAPES.get(cfg.data.dataset)
+        if shape is None:
+            raise ConfigError(f"data.dataset {cfg.data.dataset!r}: no known input shape for --synthetic-input")
+        g = torch.Generator().manual_seed(cfg.train.seed)
+        x = torch.randn(batch, shape[0] * shape[1] * shape[2], generator=g)
+        y = torch.randint(0, NUM_CLASSES, (batch,), generator=g)
+        return x, y, f"{batch} standard-normal inputs of {cfg.data.dataset}'s shape {'x'.join(map(str, shape))}"
+    data = load_data(cfg.data, resolve_data_dir(data_dir, cfg.data), "cpu", seed=cfg.train.seed)
+    n = min(batch, int(data.train_y.shape[0]))
+    inputs = f"the first {n} training samples of {data.source}"
+    if n < batch:
+        inputs += f" (all there are; {batch} asked)"
+    return data.normalize(data.train_x[:n]), data.train_y[:n], inputs
 
 
 def inspection_table(result: Inspection, title: str = "") -> Any:

@@ -134,19 +134,7 @@ def build_comparison(
         raise CompareError(f"--top {top}: must be 1 or more")
     parsed = [f if isinstance(f, Filter) else parse_filter(f) for f in filters]
 
-    folders, warnings = runs.discover_runs([Path(p) for p in paths])
-    rows: list[Row] = []
-    for folder in folders:
-        row = read_row(folder)
-        if row is None:
-            warnings.append(f"{folder}: nothing readable (config.yaml, summary.json and metrics.jsonl missing or corrupt), skipped")
-            continue
-        if row.problems:
-            warnings.append(f"{folder}: {', '.join(row.problems)}; shown with what could be read")
-        rows.append(row)
-    if not rows:
-        why = "; ".join(warnings[:3]) + (f"; and {len(warnings) - 3} more" if len(warnings) > 3 else "")
-        raise CompareError(f"no runs to compare ({why or 'no paths given'}); pass run folders or a folder holding them, e.g. mlp-lab compare runs/")
+    rows, warnings = read_rows(paths)
     total = len(rows)
 
     # Every config key any run has, grouped by section in the order they appear.
@@ -176,20 +164,46 @@ def build_comparison(
 
     # The best run: by the sort key when it is a result (accuracy, loss, time), else test_acc.
     best_key = sort_key if METRICS.get(sort_key, ("",))[0] in ("acc", "loss", "seconds") else "test_acc"
-    ranked = _sorted(rows, best_key, METRICS[best_key][1])
-    ranked = [r for r in ranked if number(r.get(best_key)) is not None and math.isfinite(r.get(best_key))]
-    best = ranked[0] if ranked else None
-    rivals = ranked[1:]
-    incomparable: list[Row] = []
-    if best is not None and METRICS[best_key][0] in ("acc", "loss"):
-        incomparable = [r for r in rivals if data_differences(best, r)]
-        rivals = [r for r in rivals if not data_differences(best, r)]
-    runner_up = rivals[0] if rivals else None
+    best, runner_up, incomparable = _best_and_rivals(rows, best_key)
     return Comparison(
         rows=rows, param_columns=params, metric_columns=metric_cols, sort=sort_key, descending=descending,
         best_key=best_key, best=best, runner_up=runner_up, warnings=warnings, total_runs=total,
         all_param_keys=all_keys, incomparable=incomparable,
     )
+
+
+def read_rows(paths: Iterable[str | Path]) -> tuple[list[Row], list[str]]:
+    """The runs under ``paths`` as rows, and a warning line per folder with problems.
+    CompareError when not one run could be read."""
+    folders, warnings = runs.discover_runs([Path(p) for p in paths])
+    rows: list[Row] = []
+    for folder in folders:
+        row = read_row(folder)
+        if row is None:
+            warnings.append(f"{folder}: nothing readable (config.yaml, summary.json and metrics.jsonl missing or corrupt), skipped")
+            continue
+        if row.problems:
+            warnings.append(f"{folder}: {', '.join(row.problems)}; shown with what could be read")
+        rows.append(row)
+    if not rows:
+        why = "; ".join(warnings[:3]) + (f"; and {len(warnings) - 3} more" if len(warnings) > 3 else "")
+        raise CompareError(f"no runs to compare ({why or 'no paths given'}); pass run folders or a folder holding them, e.g. mlp-lab compare runs/")
+    return rows, warnings
+
+
+def _best_and_rivals(rows: list[Row], key: str) -> tuple[Row | None, Row | None, list[Row]]:
+    """The best row by ``key``, its nearest rival on the same data, and the ranked rows on
+    other data (not comparable on accuracy or loss; any run's time compares)."""
+    ranked = _sorted(rows, key, METRICS[key][1])
+    ranked = [r for r in ranked if number(r.get(key)) is not None and math.isfinite(r.get(key))]
+    if not ranked:
+        return None, None, []
+    best, rivals = ranked[0], ranked[1:]
+    incomparable: list[Row] = []
+    if METRICS[key][0] in ("acc", "loss"):
+        incomparable = [r for r in rivals if data_differences(best, r)]
+        rivals = [r for r in rivals if not data_differences(best, r)]
+    return best, (rivals[0] if rivals else None), incomparable
 
 
 def _ordered_keys(rows: list[Row]) -> list[str]:

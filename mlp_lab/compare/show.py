@@ -74,19 +74,24 @@ def fmt_bytes(n: int) -> str:
 
 def show_renderables(d: RunDetails, all_params: bool = False) -> list[Any]:
     """What ``mlp-lab show`` prints, as Rich renderables (summary, config, epochs, files)."""
-    from rich import box
+    from rich.text import Text
+
+    rec = d.record
+    title = Text()
+    title.append(rec.name, style="bold")
+    title.append("  ")
+    title.append(rec.status, style=STATUS_STYLE.get(rec.status, ""))
+    return [title, _summary_grid(d), Text(""), *_config_part(d, all_params), Text(""), _epochs_part(d), Text(""),
+            Text(f"files in {rec.path}", style="bold"), _files_table(d)]
+
+
+def _summary_grid(d: RunDetails) -> Any:
+    """Epochs, final and best metrics, time, environment, message, warnings, problems."""
     from rich.table import Table
     from rich.text import Text
 
     rec, m = d.record, d.metrics
     s = rec.summary or {}
-    out: list[Any] = []
-    title = Text()
-    title.append(rec.name, style="bold")
-    title.append("  ")
-    title.append(rec.status, style=STATUS_STYLE.get(rec.status, ""))
-    out.append(title)
-
     info = Table.grid(padding=(0, 2))
     info.add_column(style="bold")
     info.add_column()
@@ -119,60 +124,70 @@ def show_renderables(d: RunDetails, all_params: bool = False) -> list[Any]:
         info.add_row("warning", Text(str(w), style="yellow"))
     for p in rec.problems:
         info.add_row("problem", Text(p, style="yellow"))
-    out.append(info)
+    return info
 
-    out.append(Text(""))
+
+def _config_part(d: RunDetails, all_params: bool) -> list[Any]:
+    """The config fields that differ from the defaults (all with --all), defaults beside them."""
+    from rich.table import Table
+    from rich.text import Text
+
     if d.params is None:
-        out.append(Text("config: unreadable", style="yellow"))
-    else:
-        heading = "config" if all_params else "config (what differs from the defaults; --all shows every field)"
-        out.append(Text(heading, style="bold"))
-        cfg = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2))
-        cfg.add_column()
-        cfg.add_column()
-        cfg.add_column(style="dim")
-        for k, v, default in d.config_rows:
-            same = default is MISSING or canon(default) == canon(v) or k == "name"
-            note = "" if same else f"default: {fmt_value(default, 40)}"
-            cfg.add_row(k, fmt_value(v, 60), note)
-        out.append(cfg)
+        return [Text("config: unreadable", style="yellow")]
+    heading = "config" if all_params else "config (what differs from the defaults; --all shows every field)"
+    cfg = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2))
+    cfg.add_column()
+    cfg.add_column()
+    cfg.add_column(style="dim")
+    for k, v, default in d.config_rows:
+        same = default is MISSING or canon(default) == canon(v) or k == "name"
+        note = "" if same else f"default: {fmt_value(default, 40)}"
+        cfg.add_row(k, fmt_value(v, 60), note)
+    return [Text(heading, style="bold"), cfg]
 
-    out.append(Text(""))
-    if rec.metrics:
-        keys = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
-        if any("val_acc" in r for r in rec.metrics):
-            keys += ["val_loss", "val_acc"]
-        keys += ["lr", "seconds"]
-        ep = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold", title="epochs", title_justify="left")
+
+def _epochs_part(d: RunDetails) -> Any:
+    """One row per finished epoch, the best one highlighted."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    rec = d.record
+    if not rec.metrics:
+        return Text("epochs: none finished yet", style="dim")
+    keys = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
+    if any("val_acc" in r for r in rec.metrics):
+        keys += ["val_loss", "val_acc"]
+    keys += ["lr", "seconds"]
+    ep = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold", title="epochs", title_justify="left")
+    for k in keys:
+        ep.add_column(k, justify="right")
+    best_epoch = d.metrics.get("best_epoch")
+    for r in rec.metrics:
+        cells = []
         for k in keys:
-            ep.add_column(k, justify="right")
-        best_epoch = m.get("best_epoch")
-        for r in rec.metrics:
-            cells = []
-            for k in keys:
-                v = r.get(k)
-                if k == "epoch":
-                    cells.append(str(v))
-                elif k == "lr":
-                    cells.append("-" if number(v) is None else f"{v:.4g}")
-                elif k == "seconds":
-                    cells.append("-" if number(v) is None else fmt_seconds(v))
-                else:
-                    cells.append(fmt_metric(k, number(v)))
-            ep.add_row(*cells, style="bold green" if r.get("epoch") == best_epoch else None)
-        out.append(ep)
-    else:
-        out.append(Text("epochs: none finished yet", style="dim"))
+            v = r.get(k)
+            if k == "epoch":
+                cells.append(str(v))
+            elif k == "lr":
+                cells.append("-" if number(v) is None else f"{v:.4g}")
+            elif k == "seconds":
+                cells.append("-" if number(v) is None else fmt_seconds(v))
+            else:
+                cells.append(fmt_metric(k, number(v)))
+        ep.add_row(*cells, style="bold green" if r.get("epoch") == best_epoch else None)
+    return ep
 
-    out.append(Text(""))
-    out.append(Text(f"files in {rec.path}", style="bold"))
+
+def _files_table(d: RunDetails) -> Any:
+    from rich.table import Table
+
     ft = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2))
     ft.add_column()
     ft.add_column(justify="right")
     for name, size in d.files:
         ft.add_row(name, fmt_bytes(size))
-    out.append(ft)
-    return out
+    return ft
 
 
 def show_text(d: RunDetails, all_params: bool = False, width: int = 100) -> str:

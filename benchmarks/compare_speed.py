@@ -1,9 +1,10 @@
 """How fast does `mlp-lab compare` read and render many run folders?
 
 Creates N synthetic run folders (default 1000: config.yaml, 15-line metrics.jsonl,
-summary.json, as train.py writes them) in a temporary directory, then times
+summary.json with the resolved config inside, as train.py writes them) in a temporary
+directory, and N more as older versions wrote them (no config in summary.json), then times
 
-* the library: ``build_comparison`` (discover + read + compare) and each renderer;
+* the library: ``build_comparison`` (discover + read + compare) of each set, and each renderer;
 * the CLI in a subprocess, start-up included: ``mlp-lab --help``, ``compare`` as a
   table, as JSON, with ``--top 10``, and with a filter.
 

@@ -628,7 +628,7 @@ def test_compare_and_help_commands_do_not_import_torch(activations):
 # --- where compare reads a run's config ----------------------------------------------
 
 
-def test_a_run_folder_from_before_summary_held_the_config_is_read_from_config_yaml(tmp_path):
+def test_a_run_folder_from_before_summary_held_the_config_is_read_from_config_yaml(tmp_path, monkeypatch):
     cfg = config_from_dict({"name": "old", "model": {"activation": "tanh", "hidden": [32, 16]}, "optimizer": {"name": "sgd"}})
     old = tmp_path / "old-20260101-120000-000001"
     old.mkdir()
@@ -639,6 +639,8 @@ def test_a_run_folder_from_before_summary_held_the_config_is_read_from_config_ya
     runs.atomic_write_json(new / runs.SUMMARY, {"status": "completed", "config": config_to_dict(cfg)})
     assert runs.load_run(old).config == runs.load_run(new).config == yaml.safe_load(dump_config(cfg))
     assert runs.load_run(old).problems == runs.load_run(new).problems == []
+    monkeypatch.setattr(runs, "load_yaml", lambda text: pytest.fail("a new run folder's config was parsed as YAML"))
+    assert runs.load_run(new).config["model"]["activation"] == "tanh"
 
 
 # --- real runs (once the training loop exists) ----------------------------------------

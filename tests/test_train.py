@@ -85,6 +85,9 @@ def test_smoke_config_trains_and_writes_the_run_folder(tmp_path):
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["optimizer"] == {"name": "adam", "lr": 0.003, "betas": [0.9, 0.999], "eps": 1e-08, "weight_decay": 0.0, "amsgrad": False}
     assert config_from_dict(saved) == load_config(CONFIGS / "smoke.yaml")
+    # summary.json carries the same config as JSON: compare reads it there, parsing no YAML.
+    assert summary["config"] == saved
+    assert list(summary["config"]["optimizer"])[0] == "name"  # the name first, as in config.yaml
 
 
 def test_set_overrides_reach_the_saved_config(tmp_path):

@@ -91,14 +91,20 @@ def compare(
     paths: List[Path] = typer.Argument(None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False),
     sort: str = typer.Option("test_acc", "--sort", "-s", help="Metric or config field to sort by; accuracies best first, losses and time lowest first."),
     reverse: bool = typer.Option(False, "--reverse", "-r", help="Reverse the sort order."),
-    top: Optional[int] = typer.Option(None, "--top", "-n", help="Keep only the first N runs after sorting."),
-    filter_: List[str] = typer.Option([], "--filter", "-f", help="Keep runs where key=value (or !=, >, <, >=, <=); values read as YAML, so optimizer.lr=1e-3 matches 0.001. Repeatable."),
+    top: Optional[int] = typer.Option(None, "--top", "-n", help="Keep only the first N rows (runs or seed groups) after sorting."),
+    filter_: List[str] = typer.Option([], "--filter", "-f", help="Keep runs where key=value (or !=, >, <, >=, <=); values read as YAML, so optimizer.lr=1e-3 matches 0.001; a metric filter keeps seed groups by their mean. Repeatable."),
     all_params: bool = typer.Option(False, "--all-params", "-a", help="Show every config field, not only those that differ."),
     format_: Optional[str] = typer.Option(None, "--format", help="table, json, csv or markdown (default: from --output's suffix, else table)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of printing."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the compared runs' learning curves to FILE.png."),
+    no_group: bool = typer.Option(False, "--no-group", help="One row per run: don't group runs that differ only in their seed."),
+    group_by: Optional[str] = typer.Option(None, "--group-by", help="Group runs by these fields only (KEY[,KEY]); the fields that still vary in a group are listed for it."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="The group every other is tested against (key=value[,key=value]); default: the best."),
 ) -> None:
     """Compare runs: the config fields that differ, final and best test accuracy, losses, time.
+
+    Runs that differ only in their seed are one row: mean ± std over the seeds, a 95%
+    interval, and each group's difference to the baseline with a p-value.
 
     Example: mlp-lab compare runs/ --filter data.dataset=mnist --sort best_test_acc --top 5 --plot curves.png
     """
@@ -108,7 +114,8 @@ def compare(
     fmt = cmp.resolve_format(format_, output)
     if plot is not None:
         plots.check_plot_path(plot)
-    comp = cmp.build_comparison(paths or [Path("runs")], sort=sort, top=top, filters=filter_, all_params=all_params, reverse=reverse)
+    comp = cmp.build_comparison(paths or [Path("runs")], sort=sort, top=top, filters=filter_, all_params=all_params,
+                                reverse=reverse, group=not no_group, group_by=cmp.split_keys(group_by), baseline=baseline)
     for line in cmp.warning_lines(comp.warnings):
         typer.echo(f"warning: {line}", err=True)
     if output is not None:
@@ -121,9 +128,10 @@ def compare(
         typer.echo(cmp.render(comp, fmt), nl=False)
     if plot is not None:
         best = comp.rows.index(comp.best) if comp.best is not None else None
-        plots.plot_comparison([r.history for r in comp.rows], cmp.plot_labels(comp), plot, best=best)
+        runs = [cmp.runs_of(r) for r in comp.rows]  # a seed group's runs draw as its mean and ±1 std band
+        plots.plot_comparison([[r.history for r in group] for group in runs], cmp.plot_labels(comp), plot, best=best)
         typer.echo(f"wrote plot to {plot}", err=True)
-        _plot_diagnostics([r.path for r in comp.rows], cmp.plot_labels(comp), plot)
+        _plot_diagnostics([[r.path for r in group] for group in runs], cmp.plot_labels(comp), plot)
 
 
 @app.command()
@@ -148,10 +156,10 @@ def show(
     if plot is not None:
         plots.plot_run(details.record.metrics, plot, title=details.record.name)
         typer.echo(f"wrote plot to {plot}", err=True)
-        _plot_diagnostics([details.record.path], [details.record.name], plot)
+        _plot_diagnostics([[details.record.path]], [details.record.name], plot)
 
 
-def _plot_diagnostics(run_dirs: List[Path], labels: List[str], plot: Path) -> None:
+def _plot_diagnostics(run_dirs: List[List[Path]], labels: List[str], plot: Path) -> None:
     """Runs trained with --diagnose: their per-layer figure beside the curves, FILE.diagnostics.png."""
     from mlp_lab.diagnostic_plots import plot_run_diagnostics
 

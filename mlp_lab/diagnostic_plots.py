@@ -207,11 +207,45 @@ def diagnostics_figure(run_records: Sequence[tuple[str, Sequence[dict[str, Any]]
     return fig
 
 
-def plot_run_diagnostics(run_dirs: Sequence[Path], labels: Sequence[str], plot_path: Path) -> Path | None:
+def plot_run_diagnostics(groups: Sequence[Sequence[Path]], labels: Sequence[str], plot_path: Path) -> Path | None:
     """For ``show --plot FILE`` / ``compare --plot FILE``: when any of the runs has
-    diagnostics, draw them to ``FILE.diagnostics.<ext>`` and return that path; else None."""
-    records = [(label, read_diagnostics(d)) for d, label in zip(run_dirs, labels)]
+    diagnostics, draw them to ``FILE.diagnostics.<ext>`` and return that path; else None.
+    Each of ``groups`` is one row's run folders: a seed group is drawn as the mean of its
+    runs' statistics (the runs share a config, so they record the same steps)."""
+    records = []
+    for dirs, label in zip(groups, labels):
+        per_run = [recs for recs in (read_diagnostics(d) for d in dirs) if any(r.get("kind") == "step" for r in recs)]
+        if len(per_run) > 1:
+            records.append((f"{label} (mean of {len(per_run)} runs)", mean_records(per_run)))
+        else:
+            records.append((label, per_run[0] if per_run else []))
     if not any(any(r.get("kind") == "step" for r in recs) for _, recs in records):
         return None
     out = diagnostics_plot_path(plot_path)
     return plot_diagnostics(records, out)
+
+
+def mean_records(runs: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Diagnostics records of several runs -> one run's worth: each number the mean over
+    the runs that recorded it at the same (kind, epoch, step) for the same layer."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for recs in runs:
+        for r in recs:
+            if not isinstance(r.get("layers"), list):
+                continue
+            slot = merged.setdefault((r.get("kind"), r.get("epoch"), r.get("step")), {**r, "layers": {}})
+            for d in r["layers"]:
+                if not isinstance(d, dict) or not isinstance(d.get("layer"), int):
+                    continue
+                layer = slot["layers"].setdefault(d["layer"], {})
+                for k, v in d.items():
+                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "layer":
+                        layer.setdefault(k, []).append(float(v))
+                    else:
+                        layer.setdefault(k, v)
+    out = []
+    for slot in merged.values():
+        layers = [{k: (sum(v) / len(v) if isinstance(v, list) else v) for k, v in fields.items()} | {"layer": i}
+                  for i, fields in sorted(slot["layers"].items())]
+        out.append({**slot, "layers": layers})
+    return out

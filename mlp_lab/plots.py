@@ -104,43 +104,41 @@ def _maybe_log(ax: Any, values: list[float]) -> None:
         ax.set_yscale("log")
 
 
-def plot_comparison(histories: Sequence[Sequence[dict[str, Any]]], labels: Sequence[str], path: Path,
-                    best: int | None = None, title: str | None = None) -> Path:
-    """Test accuracy and training loss against epoch, one line per run, on one figure.
+History = Sequence[dict[str, Any]]
 
-    ``best`` is the index of the run to draw thicker. Legends beyond MAX_LEGEND runs
-    would hide the curves, so they are left out then (the title says how many runs).
+
+def plot_comparison(groups: Sequence[Sequence[History]], labels: Sequence[str], path: Path,
+                    best: int | None = None, title: str | None = None) -> Path:
+    """Test accuracy and training loss against epoch, one line per row of the comparison.
+
+    Each of ``groups`` is the histories of one row's runs: a single run is drawn as it
+    is, a seed group as the mean over its runs with a band of ±1 standard deviation.
+    ``best`` is the index of the row to draw thicker. Legends beyond MAX_LEGEND rows
+    would hide the curves, so they are left out then (the title says how many).
     """
     fmt = check_plot_path(path)
-    fig = comparison_figure(histories, labels, best, title)
+    fig = comparison_figure(groups, labels, best, title)
     save_figure(fig, path, fmt)
     return Path(path)
 
 
-def comparison_figure(histories: Sequence[Sequence[dict[str, Any]]], labels: Sequence[str],
+def comparison_figure(groups: Sequence[Sequence[History]], labels: Sequence[str],
                       best: int | None = None, title: str | None = None) -> Any:
     """The figure ``plot_comparison`` writes (PlotError when there is nothing to draw)."""
-    if not any(_series(h, "test_acc")[0] or _series(h, "train_loss")[0] for h in histories):
+    if not any(_series(h, "test_acc")[0] or _series(h, "train_loss")[0] for g in groups for h in g):
         raise PlotError("nothing to plot: no run has a finished epoch in its metrics.jsonl")
-    show_legend = len(histories) <= MAX_LEGEND
+    show_legend = len(groups) <= MAX_LEGEND
     entries, ncol = legend_layout(labels, FIGURE_WIDTH) if show_legend else ([], 1)
     rows = math.ceil(len(entries) / ncol)
     lines = rows * max((e.count("\n") + 1 for e in entries), default=0)
     fig, axes = new_figure(1, 2, width=FIGURE_WIDTH, height=4.2 + LEGEND_LINE_HEIGHT * lines)
     acc_ax, loss_ax = axes[0]
     losses: list[float] = []
-    colours = run_colours(len(histories))
-    for i, (h, label) in enumerate(zip(histories, entries or labels)):
-        lw, z = (2.6, 3) if i == best else (1.3, 2)
-        xs, ys = _series(h, "test_acc")
-        line = None
-        if xs:
-            (line,) = acc_ax.plot(xs, [100 * y for y in ys], marker="o" if len(xs) < 20 else None,
-                                  markersize=3, linewidth=lw, zorder=z, label=label, color=colours[i])
-        xs, ys = _series(h, "train_loss")
-        if xs:
-            loss_ax.plot(xs, ys, linewidth=lw, zorder=z, label=None if line is not None else label, color=colours[i])
-            losses.extend(ys)
+    colours = run_colours(len(groups))
+    for i, (members, label) in enumerate(zip(groups, entries or labels)):
+        style = {"linewidth": 2.6 if i == best else 1.3, "zorder": 3 if i == best else 2, "color": colours[i]}
+        drawn = _draw_mean(acc_ax, members, "test_acc", 100.0, label=label, markers=True, **style)
+        losses += _draw_mean(loss_ax, members, "train_loss", 1.0, label=None if drawn else label, **style)
     acc_ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy")
     loss_ax.set(xlabel="epoch", ylabel="training loss", title="training loss")
     _maybe_log(loss_ax, losses)
@@ -155,11 +153,50 @@ def comparison_figure(histories: Sequence[Sequence[dict[str, Any]]], labels: Seq
         fig.legend(handles[0] + loss_handles[0], handles[1] + loss_handles[1],
                    loc="outside lower center", ncol=ncol, fontsize="small", frameon=False)
     if title is None:
-        title = f"{len(histories)} run{'s' if len(histories) != 1 else ''}"
-        if len(histories) > MAX_LEGEND:
+        n_runs = sum(len(g) for g in groups)
+        title = f"{n_runs} run{'s' if n_runs != 1 else ''}"
+        if n_runs > len(groups):
+            title += f" in {len(groups)} seed group{'s' if len(groups) != 1 else ''}: mean and ±1 std band"
+        if len(groups) > MAX_LEGEND:
             title += f" (no legend above {MAX_LEGEND}; the thick line is the best; --top N picks fewer)"
     fig.suptitle(title)
     return fig
+
+
+def mean_series(histories: Sequence[History], key: str) -> tuple[list[int], list[float], list[float]]:
+    """Per epoch, the mean of ``key`` over the runs that reached it and its sample std (0
+    where one run did). NaN values (a diverged run) count as missing."""
+    by_epoch: dict[int, list[float]] = {}
+    for h in histories:
+        for x, y in zip(*_series(h, key)):
+            if math.isfinite(y):
+                by_epoch.setdefault(x, []).append(y)
+    xs = sorted(by_epoch)
+    means, stds = [], []
+    for x in xs:
+        v = by_epoch[x]
+        m = math.fsum(v) / len(v)
+        means.append(m)
+        stds.append(math.sqrt(math.fsum((y - m) ** 2 for y in v) / (len(v) - 1)) if len(v) > 1 else 0.0)
+    return xs, means, stds
+
+
+def _draw_mean(ax: Any, members: Sequence[History], key: str, scale: float, label: str | None,
+               markers: bool = False, **style: Any) -> list[float]:
+    """One row's line (and band, for several runs); returns the values drawn."""
+    if len(members) == 1:
+        xs, ys = _series(members[0], key)
+        stds = [0.0] * len(ys)
+    else:
+        xs, ys, stds = mean_series(members, key)
+    if not xs:
+        return []
+    marker = "o" if markers and len(xs) < 20 else None
+    ax.plot(xs, [scale * y for y in ys], marker=marker, markersize=3, label=label, **style)
+    if len(members) > 1:
+        ax.fill_between(xs, [scale * (y - s) for y, s in zip(ys, stds)], [scale * (y + s) for y, s in zip(ys, stds)],
+                        color=style["color"], alpha=0.18, linewidth=0, zorder=1)
+    return ys
 
 
 def plot_run(history: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path:

@@ -181,13 +181,13 @@ def test_runs_on_other_data_are_not_comparable_on_accuracy(tmp_path):
 
 
 def test_losses_sort_lowest_first_and_reverse_flips(tmp_path):
-    root = tmp_path / "runs"
+    root = tmp_path / "runs"  # one config run thrice: --no-group shows each run
     make_run(root, "low", losses=[0.5, 0.2, 0.1])
     make_run(root, "high", losses=[0.5, 0.4, 0.3])
     make_run(root, "mid", losses=[0.5, 0.3, 0.2])
-    assert names(build_comparison([root], sort="train_loss")) == ["low", "mid", "high"]
-    assert names(build_comparison([root], sort="train_loss", reverse=True)) == ["high", "mid", "low"]
-    comp = build_comparison([root], sort="train_loss")
+    assert names(build_comparison([root], group=False, sort="train_loss")) == ["low", "mid", "high"]
+    assert names(build_comparison([root], group=False, sort="train_loss", reverse=True)) == ["high", "mid", "low"]
+    comp = build_comparison([root], group=False, sort="train_loss")
     assert comp.best_key == "train_loss" and comp.best.params["name"] == "low"
     assert "lower than" in compare.verdict(comp)
 
@@ -207,10 +207,10 @@ def test_missing_and_nan_sort_last_either_way(tmp_path):
     make_run(root, "diverged", accs=[0.5, float("nan")], status="diverged")
     make_run(root, "nothing", accs=[], status="running", planned=15)
     make_run(root, "ok", accs=[0.9, 0.92])
-    assert names(build_comparison([root], sort="test_acc")) == ["good", "ok", "diverged", "nothing"]
-    assert names(build_comparison([root], sort="test_acc", reverse=True))[:2] == ["ok", "good"]
-    assert names(build_comparison([root], sort="test_loss"))[-2:] == ["diverged", "nothing"]
-    comp = build_comparison([root])
+    assert names(build_comparison([root], group=False, sort="test_acc")) == ["good", "ok", "diverged", "nothing"]
+    assert names(build_comparison([root], group=False, sort="test_acc", reverse=True))[:2] == ["ok", "good"]
+    assert names(build_comparison([root], group=False, sort="test_loss"))[-2:] == ["diverged", "nothing"]
+    comp = build_comparison([root], group=False)
     diverged = next(r for r in comp.rows if r.params["name"] == "diverged")
     assert diverged.metrics["best_test_acc"] == 0.5 and diverged.metrics["best_epoch"] == 1
 
@@ -485,7 +485,7 @@ def test_broken_folders_are_one_warning_line_each_and_never_a_traceback(activati
     (tmp_path / "notes.txt").write_text("hello")
 
     args = [str(activations), str(broken), str(tmp_path / "empty"), str(tmp_path / "notes.txt"), str(tmp_path / "nope")]
-    r = invoke("compare", *args, "--format", "json")
+    r = invoke("compare", *args, "--format", "json", "--no-group")  # each broken run on its own row
     assert r.exit_code == 0, r.output
     warnings = r.stderr.strip().splitlines()
     assert all(w.startswith("warning: ") for w in warnings)
@@ -508,7 +508,7 @@ def test_broken_folders_are_one_warning_line_each_and_never_a_traceback(activati
     assert doc["rows"][0]["run"].startswith("nosummary")  # 99% wins even without a summary
     assert len(doc["warnings"]) == 7
 
-    table = invoke("compare", *args)
+    table = invoke("compare", *args, "--no-group")
     assert table.exit_code == 0 and "nosummary" in table.stdout and "Traceback" not in table.output
 
 

@@ -297,8 +297,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def test_plot_diagnostics_draws_runs_that_have_them(tmp_path):
     _, with_diag = train(tmp_path, name="a")
     _, without = train(tmp_path, overrides=["train.diagnostics=false"], name="b")
-    assert plot_run_diagnostics([without], ["b"], tmp_path / "curves.png") is None
-    out = plot_run_diagnostics([with_diag, without], ["a", "b"], tmp_path / "curves.png")
+    assert plot_run_diagnostics([[without]], ["b"], tmp_path / "curves.png") is None
+    out = plot_run_diagnostics([[with_diag], [without]], ["a", "b"], tmp_path / "curves.png")
     assert out == tmp_path / "curves.diagnostics.png"
     assert out.read_bytes().startswith(PNG)
     from mlp_lab.plots import PlotError

@@ -40,7 +40,7 @@ def _overlap(a, b) -> bool:
     [f"{LONG}, seed={i}" for i in range(12)],
 ], ids=["1 long", "3 long", "12 short", "12 long"])
 def test_comparison_figure_keeps_every_label_whole_and_nothing_overlaps(labels):
-    fig = comparison_figure([_history(5, i) for i in range(len(labels))], labels, best=0)
+    fig = comparison_figure([[_history(5, i)] for i in range(len(labels))], labels, best=0)
     renderer = _boxes(fig)
     page = fig.bbox
     (legend,) = fig.legends

@@ -3,7 +3,8 @@
 Library first, one module per step: ``rows`` reads a run folder into a ``Row``;
 ``values`` holds the metric table and formats values; ``comparison`` builds the
 ``Comparison`` (filters, sorting, the fields that differ, the best run and its rival);
-``render`` turns it into a table, JSON, CSV or markdown with the verdict sentence; and
+``groups`` and ``stats`` make seed groups and test them against a baseline; ``render``
+turns it into a table, JSON, CSV or markdown, with ``verdict``'s sentence; and
 ``show`` describes one run (``mlp-lab show``). The CLI only parses options, calls these
 and prints.
 
@@ -14,18 +15,21 @@ level: defaults are looked up lazily and only when needed, plots live in ``plots
 
 from mlp_lab.compare.comparison import (
     DATA_FIELDS, QUIET_FIELDS, CompareError, Comparison, Filter, build_comparison, data_differences, defaults_for,
-    differing_fields, parse_filter, warning_lines,
+    differing_fields, parse_filter, runs_of, split_keys, warning_lines,
 )
+from mlp_lab.compare.groups import Group
+from mlp_lab.compare.verdict import verdict
+from mlp_lab.compare.values import Varies
 from mlp_lab.compare.render import (
     FORMATS, plot_labels, render, resolve_format, table_lines, table_renderable, to_csv, to_json, to_markdown,
-    to_table, verdict, write_output,
+    to_table, write_output,
 )
 from mlp_lab.compare.rows import IDENTITY, Row, headline_metrics, read_row
 from mlp_lab.compare.show import RunDetails, describe_run, show_renderables, show_text
 from mlp_lab.compare.values import METRICS, fmt_metric, fmt_seconds, fmt_value, parse_value, short_labels, shorten
 
 __all__ = [
-    "DATA_FIELDS", "FORMATS", "IDENTITY", "METRICS", "QUIET_FIELDS", "CompareError", "Comparison", "Filter", "Row",
+    "DATA_FIELDS", "FORMATS", "Group", "Varies", "runs_of", "split_keys", "IDENTITY", "METRICS", "QUIET_FIELDS", "CompareError", "Comparison", "Filter", "Row",
     "RunDetails", "build_comparison", "data_differences", "defaults_for", "describe_run", "differing_fields",
     "fmt_metric", "fmt_seconds", "fmt_value", "headline_metrics", "parse_filter", "parse_value", "plot_labels",
     "read_row", "render", "resolve_format", "short_labels", "shorten", "show_renderables", "show_text", "table_lines",

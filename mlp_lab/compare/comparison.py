@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from mlp_lab import runs
+from mlp_lab.compare.groups import SEED, Group, Versus, make_groups, versus
 from mlp_lab.compare.rows import IDENTITY, Row, read_row
 from mlp_lab.compare.values import METRICS, MISSING, OPTIONAL_METRICS, canon, float_str, fmt_value, number, parse_value
 from mlp_lab.errors import MlpLabError
@@ -98,15 +99,50 @@ class Comparison:
     # Ranked runs trained or tested on other data than the best (data_differences says
     # how): their accuracy and loss say nothing against the best's.
     incomparable: list[Row] = field(default_factory=list)
+    # Seed groups: rows are Groups with statistics of best_key, each against the baseline.
+    grouped: bool = False
+    baseline: Row | None = None
+    versus: dict[int, Versus] = field(default_factory=dict)  # id(row) -> against the baseline
 
     @property
     def columns(self) -> list[str]:
         """The columns of the JSON and CSV outputs, in order."""
+        if self.grouped:
+            return [*IDENTITY, "n", *self.param_columns, *self.metric_columns, *self.stat_columns]
         return [*IDENTITY, *self.param_columns, *self.metric_columns]
+
+    @property
+    def stat_columns(self) -> list[str]:
+        """A seed group's statistics of the compared metric, and its difference to the baseline."""
+        k = self.best_key
+        return [f"{k}_std", f"{k}_ci_low", f"{k}_ci_high", "diff", "diff_ci_low", "diff_ci_high", "p_value", "test",
+                "within_noise", "versus"]
+
+    def versus_of(self, row: Row) -> Versus | None:
+        return self.versus.get(id(row))
 
     def records(self) -> list[dict[str, Any]]:
         """One dict per row, raw values (fractions, seconds), missing as None."""
-        return [{c: _raw(row.get(c)) for c in self.columns} for row in self.rows]
+        out = []
+        for row in self.rows:
+            rec = {c: _raw(row.get(c)) for c in self.columns if c not in ("n", *self.stat_columns)}
+            if self.grouped and isinstance(row, Group):
+                rec.update(self._group_record(row))
+            out.append({c: rec.get(c) for c in self.columns} | ({"runs": rec["runs"]} if "runs" in rec else {}))
+        return out
+
+    def _group_record(self, group: Group) -> dict[str, Any]:
+        k, st, vs = self.best_key, group.stats, self.versus_of(group)
+        rec: dict[str, Any] = {"n": group.n, f"{k}_std": st.std if st and st.n > 1 else None,
+                               f"{k}_ci_low": st.ci[0] if st and st.ci else None,
+                               f"{k}_ci_high": st.ci[1] if st and st.ci else None}
+        d = vs.difference if vs else None
+        rec.update(diff=d.diff if d else None, diff_ci_low=d.ci[0] if d else None, diff_ci_high=d.ci[1] if d else None,
+                   p_value=d.p if d else None, test=d.test if d else None,
+                   within_noise=d.within_noise if d else None, versus=(vs.reason or "baseline difference") if vs else None)
+        rec["runs"] = [{"run": r.run, "path": str(r.path), "status": r.status, "train.seed": (r.params or {}).get(SEED),
+                        **{m: _raw(r.metrics.get(m)) for m in self.metric_columns}} for r in group.runs]
+        return rec
 
 
 def _raw(v: Any) -> Any:
@@ -124,11 +160,18 @@ def build_comparison(
     filters: Sequence[str | Filter] = (),
     all_params: bool = False,
     reverse: bool = False,
+    group: bool = True,
+    group_by: Sequence[str] = (),
+    baseline: str | None = None,
 ) -> Comparison:
     """Read run folders (or folders of run folders) and compare them.
 
-    Unreadable folders become warning lines, not errors; raises CompareError when no run
-    is left, or for an unknown sort/filter key or a bad --top.
+    Runs that differ only in their seed form one row, a seed group (``group=False``: one
+    row per run; ``group_by``: the fields that decide). Sorting, ``top`` and filters on
+    metrics act on the rows; filters on config fields pick runs. ``baseline``
+    ("key=value[,key=value]") names the group every other is tested against; by default
+    the best. Unreadable folders become warning lines, not errors; raises CompareError
+    when no run is left, or for an unknown key, a bad --top or --baseline.
     """
     if top is not None and top < 1:
         raise CompareError(f"--top {top}: must be 1 or more")
@@ -143,33 +186,80 @@ def build_comparison(
     sort_key = _resolve_key(sort, known, rows, "--sort")
     for f in parsed:
         _resolve_key(f.key, known, rows, "--filter")
+    group_by = [_resolve_key(k, all_keys, rows, "--group-by") for k in group_by]
+    # The best row: by the sort key when it is a result (accuracy, loss, time), else test_acc.
+    best_key = sort_key if METRICS.get(sort_key, ("",))[0] in ("acc", "loss", "seconds") else "test_acc"
 
-    if parsed:
-        rows = [r for r in rows if all(f.matches(r) for f in parsed)]
-        if not rows:
-            raise CompareError(f"no run matches {' and '.join(repr(f.text) for f in parsed)} (of {total} run{'s' if total != 1 else ''} read)")
-
+    rows = _keep(rows, [f for f in parsed if f.key not in METRICS], total)  # runs, by what they are
+    units: list[Row] = make_groups(rows, best_key, group_by, QUIET_FIELDS) if group else rows
+    units = _keep(units, [f for f in parsed if f.key in METRICS], total)  # rows, by what they reached
     descending = METRICS.get(sort_key, ("", False))[1]
     if reverse:
         descending = not descending
-    rows = _sorted(rows, sort_key, descending)
+    units = _sorted(units, sort_key, descending)
     if top is not None:
-        rows = rows[:top]
+        units = units[:top]
 
-    if all_params:
-        params = list(all_keys)
-    else:
-        params = differing_fields(rows, all_keys)
-    metric_cols = [m for m in METRICS if m not in OPTIONAL_METRICS or any(r.metrics.get(m) is not None for r in rows)]
-
-    # The best run: by the sort key when it is a result (accuracy, loss, time), else test_acc.
-    best_key = sort_key if METRICS.get(sort_key, ("",))[0] in ("acc", "loss", "seconds") else "test_acc"
-    best, runner_up, incomparable = _best_and_rivals(rows, best_key)
-    return Comparison(
-        rows=rows, param_columns=params, metric_columns=metric_cols, sort=sort_key, descending=descending,
+    params = list(all_keys) if all_params else differing_fields(units, all_keys)
+    metric_cols = [m for m in METRICS if m not in OPTIONAL_METRICS or any(r.metrics.get(m) is not None for r in units)]
+    best, runner_up, incomparable = _best_and_rivals(units, best_key)
+    comp = Comparison(
+        rows=units, param_columns=params, metric_columns=metric_cols, sort=sort_key, descending=descending,
         best_key=best_key, best=best, runner_up=runner_up, warnings=warnings, total_runs=total,
         all_param_keys=all_keys, incomparable=incomparable,
     )
+    if group and (baseline is not None or any(g.n > 1 for g in units)):
+        _against_baseline(comp, _find_baseline(units, baseline, all_keys) if baseline is not None else best)
+    return comp
+
+
+def split_keys(text: str | None) -> list[str]:
+    """'model.init, model.activation' -> ['model.init', 'model.activation']."""
+    return [k.strip() for k in (text or "").split(",") if k.strip()]
+
+
+def runs_of(row: Row) -> list[Row]:
+    """The runs behind a row: a seed group's, or the run itself."""
+    return list(row.runs) if isinstance(row, Group) else [row]
+
+
+def _keep(rows: list[Row], filters: list[Filter], total: int) -> list[Row]:
+    if not filters:
+        return rows
+    kept = [r for r in rows if all(f.matches(r) for f in filters)]
+    if not kept:
+        raise CompareError(f"no run matches {' and '.join(repr(f.text) for f in filters)} (of {total} run{'s' if total != 1 else ''} read)")
+    return kept
+
+
+def _against_baseline(comp: Comparison, baseline: Row | None) -> None:
+    """Seed-group statistics: each group against the baseline, on the compared metric."""
+    comp.grouped, comp.baseline = True, baseline
+    if baseline is None:
+        return
+    for row in comp.rows:
+        comp.versus[id(row)] = versus(row, baseline, comp.best_key, bool(data_differences(baseline, row)))  # type: ignore[arg-type]
+
+
+_BASELINE_SPLIT = re.compile(r",(?=\s*[A-Za-z_][A-Za-z0-9_.]*\s*=)")  # commas that start another key=
+
+
+def _find_baseline(groups: list[Row], text: str, keys: list[str]) -> Row:
+    """The one group that ``--baseline key=value[,key=value]`` names."""
+    parts = [p for p in _BASELINE_SPLIT.split(text) if p.strip()]
+    conditions = [parse_filter(p) for p in parts]
+    if not conditions or any(c.op not in ("=", "==") for c in conditions):
+        raise CompareError(f"--baseline {text!r}: expected key=value[,key=value], e.g. --baseline model.init=kaiming_normal")
+    for c in conditions:
+        c.key = _resolve_key(c.key, keys, groups, "--baseline")
+    found = [g for g in groups if all(c.matches(g) for c in conditions)]
+    if len(found) == 1:
+        return found[0]
+    fields = differing_fields(groups, keys)
+    if not found:
+        raise CompareError(f"--baseline {text!r}: no group of runs has that; the groups differ in {', '.join(fields) or 'nothing'}")
+    raise CompareError(f"--baseline {text!r}: {len(found)} groups have that; name more of the fields they differ in "
+                       f"({', '.join(fields)}), comma-separated")
 
 
 def read_rows(paths: Iterable[str | Path]) -> tuple[list[Row], list[str]]:

@@ -13,55 +13,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mlp_lab import runs
-from mlp_lab.compare.comparison import CompareError, Comparison, data_differences
+from mlp_lab.compare.comparison import CompareError, Comparison
 from mlp_lab.compare.rows import Row
-from mlp_lab.compare.values import METRICS, MISSING, fmt_metric, fmt_seconds, fmt_value, shorten, short_labels
+from mlp_lab.compare.verdict import verdict
+from mlp_lab.compare.values import MISSING, ci_cell, fmt_value, metric_cell, shorten, short_labels, versus_cell
 
 FORMATS = ("table", "json", "csv", "markdown")
 _SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
-
-def verdict(comp: Comparison) -> str:
-    """One sentence: who won on what, and by how much over the runner-up; and which runs,
-    on other data, cannot be held against the winner on accuracy or loss at all."""
-    if comp.best is None:
-        return ""
-    key = comp.best_key
-    labels = dict(zip((r.run for r in comp.rows), short_labels([r.run for r in comp.rows])))
-    v = comp.best.get(key)
-    text = f"best by {key}: {labels[comp.best.run]} ({fmt_metric(key, v)})"
-    if comp.runner_up is not None:
-        w = comp.runner_up.get(key)
-        kind, higher = METRICS[key]
-        diff = abs(v - w)
-        if kind == "acc":
-            by = f"{100 * diff:.2f} pp"
-        elif kind == "seconds":
-            by = fmt_seconds(diff)
-        else:
-            by = f"{diff:.2g}"
-        other = f"{labels[comp.runner_up.run]} ({fmt_metric(key, w)})"
-        if fmt_metric(key, v) == fmt_metric(key, w):
-            text += f", tied with {other}"
-        else:
-            word = "ahead of" if higher else ("faster than" if kind == "seconds" else "lower than")
-            text += f", {by} {word} {other}"
-    if comp.incomparable:
-        text += "; " + _not_comparable(comp, labels)
-    return text
-
-
-def _not_comparable(comp: Comparison, labels: dict[str, str]) -> str:
-    """'fashion-b (89.10%) is not comparable on accuracy: it ran with data.dataset fashion_mnist, not mnist'."""
-    best, key = comp.best, comp.best_key
-    what = "accuracy" if METRICS[key][0] == "acc" else "loss"
-    first = comp.incomparable[0]
-    fields = data_differences(best, first)
-    how = ", ".join(f"{k} {fmt_value(first.get(k, MISSING))}, not {fmt_value(best.get(k, MISSING))}" for k in fields)
-    text = f"{labels[first.run]} ({fmt_metric(key, first.get(key))}) is not comparable on {what}: it ran with {how}"
-    if len(comp.incomparable) > 1:
-        text += f" (and {len(comp.incomparable) - 1} more run{'s' if len(comp.incomparable) > 2 else ''} on other data)"
-    return text
-
 
 # Table layouts, tried in order until one fits the terminal: widest value and run label,
 # compact headers (split after the dot where a header is wider than its values), metric
@@ -78,36 +36,39 @@ _HEADERS = {"epochs_done": "epochs", "duration_s": "time"}
 _TABLE_HIDDEN = ("best_epoch", "epochs_planned", "train_acc", "best_val_acc")
 
 
-def _metric_cell(row: Row, m: str) -> str:
-    v = row.metrics.get(m)
-    if m == "best_test_acc":
-        s = fmt_metric(m, v)
-        e = row.metrics.get("best_epoch")
-        return f"{s} @{e}" if v is not None and e is not None else s
-    if m == "epochs_done":
-        planned = row.metrics.get("epochs_planned")
-        done = "-" if v is None else str(v)
-        return f"{done}/{planned}" if planned is not None else done
-    return fmt_metric(m, v)
-
-
 def _cells(comp: Comparison, max_value: int, drop: Sequence[str] = (), max_label: int = 32) -> tuple[list[str], list[list[str]], list[bool]]:
     """Headers, display rows and right-justification of the table/markdown views."""
     labels = [shorten(x, max_label) for x in short_labels([r.run for r in comp.rows])]
-    headers = ["#", "run", "status", *comp.param_columns]
-    right = [True, False, False, *([False] * len(comp.param_columns))]
+    grouped = ["n"] if comp.grouped else []
+    headers = ["#", "run", "status", *grouped, *comp.param_columns]
+    right = [True, False, False, *([True] * len(grouped)), *([False] * len(comp.param_columns))]
     shown_metrics = [m for m in comp.metric_columns if m not in _TABLE_HIDDEN and m not in drop]
     for m in shown_metrics:
         headers.append(_HEADERS.get(m, m))
         right.append(True)
+    if comp.grouped:
+        headers += ["95% CI", "vs baseline"]
+        right += [True, False]
     body = []
     for i, (row, label) in enumerate(zip(comp.rows, labels), 1):
         cells = [str(i), label, row.status]
+        if comp.grouped:
+            cells.append(_n_cell(row))
         for k in comp.param_columns:
             cells.append(fmt_value(row.get(k, MISSING) if row.params is not None else MISSING, max_value))
-        cells.extend(_metric_cell(row, m) for m in shown_metrics)
+        spread = getattr(row, "stats", None) if comp.grouped else None
+        cells.extend(metric_cell(row, m, spread if m == comp.best_key else None) for m in shown_metrics)
+        if comp.grouped:
+            cells += [ci_cell(comp.best_key, spread), versus_cell(comp.best_key, comp.versus_of(row))]
         body.append(cells)
     return headers, body, right
+
+
+def _n_cell(row: Row) -> str:
+    """A group's runs; '2/5' when only 2 of them reached a value of the compared metric."""
+    n, st = getattr(row, "n", 1), getattr(row, "stats", None)
+    used = st.n if st is not None else 0
+    return str(n) if used == n else f"{used}/{n}"
 
 
 def _compact_header(h: str, limit: int) -> str:
@@ -157,7 +118,12 @@ def table_layout(comp: Comparison, width: int) -> tuple[list[str], list[list[str
 
 def _caption(comp: Comparison, dropped: Sequence[str] = ()) -> str:
     notes = [verdict(comp)] if verdict(comp) else []
-    if comp.total_runs > len(comp.rows):
+    shown = sum(getattr(r, "n", 1) for r in comp.rows)
+    if comp.grouped:
+        of = f" (of {comp.total_runs} read)" if comp.total_runs > shown else ""
+        notes.append(f"{shown} runs{of} in {len(comp.rows)} groups of runs that differ only in their seed "
+                     f"(--no-group shows each run)")
+    elif comp.total_runs > len(comp.rows):
         notes.append(f"{len(comp.rows)} of {comp.total_runs} runs shown")
     hidden = len(comp.all_param_keys) - len(comp.param_columns)
     if hidden > 0:
@@ -244,13 +210,21 @@ def _stacked(comp: Comparison, width: int) -> Any:
         head.append(label, style="bold green" if row.run == best_run else "bold")
         head.append("  ")
         head.append(row.status, style=STATUS_STYLE.get(row.status, ""))
+        spread = getattr(row, "stats", None) if comp.grouped else None
+        if comp.grouped:
+            head.append(f"  n={getattr(row, 'n', 1)}")
         for m in first:
-            head.append(f"  {'best' if m == 'best_test_acc' else _HEADERS.get(m, m)} {_metric_cell(row, m)}")
+            cell = metric_cell(row, m, spread if m == comp.best_key else None)
+            head.append(f"  {'best' if m == 'best_test_acc' else _HEADERS.get(m, m)} {cell}")
         parts.append(Padding(head, (0, 0, 0, 0)))
+        if comp.grouped:
+            vs = versus_cell(comp.best_key, comp.versus_of(row))
+            line = f"95% CI {ci_cell(comp.best_key, spread)}  " + ("the baseline" if vs == "baseline" else f"vs baseline {vs}")
+            parts.append(Padding(Text(line), (0, 0, 0, 3)))
         if comp.param_columns and row.params is not None:
             vals = [f"{k}={fmt_value(row.params[k], 24)}" for k in comp.param_columns if k in row.params]
             parts.append(Padding(Text("  ".join(vals)), (0, 0, 0, 3)))
-        parts.append(Padding(Text("  ".join(f"{_HEADERS.get(m, m)} {_metric_cell(row, m)}" for m in rest)), (0, 0, 0, 3)))
+        parts.append(Padding(Text("  ".join(f"{_HEADERS.get(m, m)} {metric_cell(row, m)}" for m in rest)), (0, 0, 0, 3)))
     caption = _caption(comp)
     if caption:
         parts.append(Text(caption))
@@ -278,6 +252,8 @@ def to_json(comp: Comparison) -> str:
         "descending": comp.descending,
         "best_key": comp.best_key,
         "best": comp.best.run if comp.best is not None else None,
+        "grouped": comp.grouped,
+        "baseline": comp.baseline.run if comp.baseline is not None else None,
         "verdict": verdict(comp),
         "total_runs": comp.total_runs,
         "columns": comp.columns,

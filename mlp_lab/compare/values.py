@@ -31,6 +31,10 @@ OPTIONAL_METRICS = ("val_acc", "best_val_acc", "val_loss")
 MISSING = object()  # a field a run does not have (not the same as a null value)
 
 
+class Varies(tuple):
+    """The values a field takes inside one seed group (shown as ``{0, 1, 2}``)."""
+
+
 def number(x: Any) -> float | None:
     """A finite or non-finite float from a JSON number; None for anything else."""
     if isinstance(x, bool) or not isinstance(x, (int, float)):
@@ -59,6 +63,8 @@ def canon(v: Any) -> Any:
     if isinstance(v, str):
         f = float_str(v)
         return ("num", f) if f is not None else ("str", v)
+    if isinstance(v, Varies):
+        return ("varies", tuple(canon(x) for x in v))
     if isinstance(v, (list, tuple)):
         return ("list", tuple(canon(x) for x in v))
     if isinstance(v, dict):
@@ -101,6 +107,8 @@ def fmt_value(v: Any, max_len: int | None = 24) -> str:
         s = "true" if v else "false"
     elif isinstance(v, float):
         s = f"{v:.6g}"
+    elif isinstance(v, Varies):
+        s = "{" + ", ".join(fmt_value(x, None) for x in v) + "}"
     elif isinstance(v, (list, tuple)):
         s = "[" + ", ".join(fmt_value(x, None) for x in v) + "]"
     elif isinstance(v, dict):
@@ -158,3 +166,55 @@ def short_labels(names: Sequence[str]) -> list[str]:
     if len(set(short)) < len(set(names)):
         return list(names)
     return short
+
+
+# --- cells of the table and of the verdict ------------------------------------------
+
+
+def metric_cell(row: Any, m: str, spread: Any = None) -> str:
+    """A metric's cell; ``spread`` (a seed group's stats.Summary of it): mean ± std."""
+    v = row.metrics.get(m)
+    if spread is not None and spread.n > 1:
+        return f"{num(m, spread.mean)} ± {num(m, spread.std)}{'%' if METRICS[m][0] == 'acc' else ''}"
+    if m == "best_test_acc":
+        s = fmt_metric(m, v)
+        e = row.metrics.get("best_epoch")
+        return f"{s} @{e:g}" if v is not None and e is not None else s
+    if m == "epochs_done":
+        planned = row.metrics.get("epochs_planned")
+        done = "-" if v is None else str(v)
+        return f"{done}/{planned}" if planned is not None else done
+    return fmt_metric(m, v)
+
+
+def ci_cell(key: str, st: Any) -> str:
+    if st is None or st.ci is None:
+        return "-"
+    return f"[{num(key, st.ci[0])}, {num(key, st.ci[1])}]"
+
+
+def num(key: str, v: float, signed: bool = False) -> str:
+    """A metric's value (or a difference) without its unit: 97.90 for 0.979, 0.2301 for a loss."""
+    kind = METRICS[key][0]
+    sign = "+" if signed else ""
+    if kind == "acc":
+        return f"{100 * v:{sign}.2f}"
+    if kind == "seconds":
+        return f"{v:{sign}.1f}"
+    return f"{v:{sign}.4g}"
+
+
+def unit(key: str) -> str:
+    return {"acc": " pp", "seconds": " s"}.get(METRICS[key][0], "")
+
+
+def versus_cell(key: str, vs: Any) -> str:
+    """A seed group against the baseline (a groups.Versus): the difference, its interval
+    and p-value, 'noise' when the interval holds 0; or why there is none."""
+    if vs is None:
+        return "-"
+    if vs.difference is None:
+        return {"too few runs": "n<3: more seeds", "too few results": "<3 results"}.get(vs.reason, vs.reason)
+    d, k = vs.difference, key
+    text = f"{num(k, d.diff, True)}{unit(k)} [{num(k, d.ci[0], True)}, {num(k, d.ci[1], True)}] p={d.p:.2g}"
+    return text + (" noise" if d.within_noise else "")

@@ -31,7 +31,8 @@ from mlp_lab import compare, runs
 from mlp_lab.config import config_from_dict, config_to_dict, dump_config
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu")
-LRS = (0.1, 0.01, 0.001, 0.0003)
+LRS = tuple(round(0.1 * 0.85 ** k, 6) for k in range(40))  # 5 activations x 40 lrs: 200 configs
+SEEDS = 5  # each config run with 5 seeds: 1,000 runs are 200 seed groups
 
 
 def make_runs(root: Path, n: int, epochs: int = 15, legacy: bool = False) -> None:
@@ -39,7 +40,8 @@ def make_runs(root: Path, n: int, epochs: int = 15, legacy: bool = False) -> Non
     as runs written before that were, so compare reads config.yaml."""
     rng = random.Random(0)
     for i in range(n):
-        act, lr, seed = ACTIVATIONS[i % len(ACTIVATIONS)], LRS[(i // 5) % len(LRS)], i // 20
+        act, lr = ACTIVATIONS[i % len(ACTIVATIONS)], LRS[(i // len(ACTIVATIONS)) % len(LRS)]
+        seed = (i // (len(ACTIVATIONS) * len(LRS))) % SEEDS
         cfg = config_from_dict({"name": f"{act}-lr{lr}", "model": {"activation": act}, "optimizer": {"lr": lr},
                                 "train": {"seed": seed, "epochs": epochs}})
         d = root / f"{cfg.name}-20260101-120000-{i:06x}"
@@ -100,14 +102,16 @@ def main() -> None:
         d, old = str(root / "new"), str(root / "old")
         comp = compare.build_comparison([d])
         rows = [
-            ("library", "build_comparison (discover, read, compare)", timed(lambda: compare.build_comparison([d]), args.repeat)),
+            ("library", "build_comparison (discover, read, group, compare)", timed(lambda: compare.build_comparison([d]), args.repeat)),
+            ("library", "build_comparison --no-group", timed(lambda: compare.build_comparison([d], group=False), args.repeat)),
             ("library", "build_comparison, older runs (config.yaml, libyaml)", timed(lambda: compare.build_comparison([old]), args.repeat)),
             ("library", "  to_table (plain text)", timed(lambda: compare.to_table(comp, width=200), args.repeat)),
             ("library", "  to_json", timed(lambda: compare.to_json(comp), args.repeat)),
             ("library", "  to_csv", timed(lambda: compare.to_csv(comp), args.repeat)),
             ("library", "  to_markdown", timed(lambda: compare.to_markdown(comp), args.repeat)),
             ("CLI", "mlp-lab --help (start-up only)", timed(lambda: cli("--help"), args.repeat)),
-            ("CLI", "mlp-lab compare DIR", timed(lambda: cli("compare", d), args.repeat)),
+            ("CLI", "mlp-lab compare DIR (seed groups)", timed(lambda: cli("compare", d), args.repeat)),
+            ("CLI", "mlp-lab compare DIR --no-group", timed(lambda: cli("compare", d, "--no-group"), args.repeat)),
             ("CLI", "mlp-lab compare DIR --format json", timed(lambda: cli("compare", d, "--format", "json"), args.repeat)),
             ("CLI", "mlp-lab compare DIR --top 10", timed(lambda: cli("compare", d, "--top", "10"), args.repeat)),
             ("CLI", "mlp-lab compare DIR -f model.activation=relu", timed(lambda: cli("compare", d, "-f", "model.activation=relu"), args.repeat)),
@@ -131,7 +135,7 @@ def main() -> None:
     console = Console()
     console.print(table)
     console.print(f"(creating the {args.runs} folders took {setup:.1f}s; "
-                  f"{len(comp.rows)} rows, {len(comp.param_columns)} differing config fields)")
+                  f"{len(comp.rows)} rows (seed groups), {len(comp.param_columns)} differing config fields)")
 
 
 if __name__ == "__main__":

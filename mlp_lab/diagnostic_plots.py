@@ -202,7 +202,7 @@ def diagnostics_figure(run_records: Sequence[tuple[str, Sequence[dict[str, Any]]
             u_ax.legend(handles, labels, fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5),
                         frameon=False, ncol=1 if len(handles) <= 12 else 2)
     more = len(usable) - len(shown)
-    suffix = f" (first {len(shown)} of {len(usable)} runs with diagnostics)" if more > 0 else ""
+    suffix = f" (the first {len(shown)} of {len(usable)} with diagnostics)" if more > 0 else ""
     fig.suptitle((title or "training diagnostics") + suffix)
     return fig
 

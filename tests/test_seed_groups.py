@@ -128,6 +128,12 @@ def test_a_bad_baseline_is_one_line_and_exit_2(inits, text, message):
     assert r.exit_code == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("option", [["--baseline", "model.init=xavier_normal"], ["--group-by", "model.init"]])
+def test_grouping_options_refuse_no_group(inits, option):
+    r = invoke("compare", str(inits), "--no-group", *option)
+    assert r.exit_code == 2 and "cannot go with --no-group" in r.stderr and option[0] in r.stderr
+
+
 def test_group_by_lists_what_still_varies_in_a_group(tmp_path):
     root = tmp_path / "runs"
     seeded(root, "he", HE, HE_ACCS)

@@ -175,6 +175,9 @@ def build_comparison(
     """
     if top is not None and top < 1:
         raise CompareError(f"--top {top}: must be 1 or more")
+    if not group and (baseline is not None or group_by):
+        option = "--baseline" if baseline is not None else "--group-by"
+        raise CompareError(f"{option} works on groups of runs; it cannot go with --no-group")
     parsed = [f if isinstance(f, Filter) else parse_filter(f) for f in filters]
 
     rows, warnings = read_rows(paths)

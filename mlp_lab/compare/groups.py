@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from mlp_lab.compare import stats
+from mlp_lab.compare import stats as st
 from mlp_lab.compare.rows import Row
 from mlp_lab.compare.values import METRICS, MISSING, Varies, canon, number
 
@@ -26,7 +26,7 @@ _STATUS_ORDER = ("failed", "diverged", "interrupted", "running", "unknown", "com
 class Group(Row):
     runs: list[Row] = field(default_factory=list)
     varying: list[str] = field(default_factory=list)  # fields whose values differ inside the group
-    stats: stats.Summary | None = None  # of the compared metric over the runs that have it
+    stats: st.Summary | None = None  # of the compared metric over the runs that have it
 
     @property
     def n(self) -> int:
@@ -52,7 +52,7 @@ class Group(Row):
                 continue
             seed = (r.params or {}).get(SEED, MISSING)
             values.setdefault(canon(seed) if seed is not MISSING else ("run", i), []).append(v)
-        return {k: stats.mean(v) for k, v in values.items()}
+        return {k: st.mean(v) for k, v in values.items()}
 
     def values(self, key: str) -> list[float]:
         return list(self.by_seed(key).values())
@@ -90,9 +90,9 @@ def _group(members: list[Row], key: str) -> Group:
     return group
 
 
-def _summary(values: list[float | None]) -> stats.Summary | None:
+def _summary(values: list[float | None]) -> st.Summary | None:
     finite = [v for v in values if v is not None and math.isfinite(v)]
-    return stats.summarize(finite) if finite else None
+    return st.summarize(finite) if finite else None
 
 
 def _shared_params(members: list[Row]) -> tuple[dict[str, Any] | None, list[str]]:
@@ -125,7 +125,7 @@ def _mean_metrics(members: list[Row]) -> dict[str, Any]:
     for m in METRICS:
         vals = [number(r.metrics.get(m)) for r in members]
         finite = [v for v in vals if v is not None and math.isfinite(v)]
-        out[m] = stats.mean(finite) if finite else None
+        out[m] = st.mean(finite) if finite else None
     # Epochs as whole numbers: the fewest any run finished of the most any planned.
     done = [number(r.metrics.get("epochs_done")) for r in members]
     planned = [number(r.metrics.get("epochs_planned")) for r in members]
@@ -150,14 +150,14 @@ class Versus:
     there is none (``reason``: "baseline", "other data", "no result", "too few runs",
     "too few results": enough runs, but fewer than 3 that reached a value)."""
 
-    difference: stats.Difference | None
+    difference: st.Difference | None
     reason: str = ""
 
 
 def versus(group: Group, baseline: Group, key: str, other_data: bool) -> Versus:
     """``group`` - ``baseline`` on ``key``: the paired t-test when both ran the same seeds
     (every run with a value), else Welch's; nothing when they ran on other data, or either
-    has fewer than stats.MIN_N_FOR_INTERVAL values."""
+    has fewer than st.MIN_N_FOR_INTERVAL values."""
     if group is baseline:
         return Versus(None, "baseline")
     if other_data:
@@ -165,11 +165,11 @@ def versus(group: Group, baseline: Group, key: str, other_data: bool) -> Versus:
     a, b = group.values(key), baseline.values(key)
     if not a or not b:
         return Versus(None, "no result")
-    if min(len(a), len(b)) < stats.MIN_N_FOR_INTERVAL:
-        few = group if len(a) < stats.MIN_N_FOR_INTERVAL else baseline
+    if min(len(a), len(b)) < st.MIN_N_FOR_INTERVAL:
+        few = group if len(a) < st.MIN_N_FOR_INTERVAL else baseline
         # Too few seeds, or enough seeds of which too many diverged or failed.
-        return Versus(None, "too few runs" if few.n < stats.MIN_N_FOR_INTERVAL else "too few results")
+        return Versus(None, "too few runs" if few.n < st.MIN_N_FOR_INTERVAL else "too few results")
     sa, sb = group.by_seed(key), baseline.by_seed(key)
     if set(sa) == set(sb) and not any(k[0] == "run" for k in sa):  # the same seeds, every one with a value
-        return Versus(stats.paired([sa[k] for k in sa], [sb[k] for k in sa]))
-    return Versus(stats.welch(a, b))
+        return Versus(st.paired([sa[k] for k in sa], [sb[k] for k in sa]))
+    return Versus(st.welch(a, b))

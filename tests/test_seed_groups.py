@@ -157,6 +157,8 @@ def test_runs_on_other_data_are_never_tested_against_each_other(tmp_path):
     assert comp.versus_of(comp.rows[1]).reason == "other data" and comp.runner_up is None
     text = compare.verdict(comp)
     assert "is not comparable on accuracy" in text and "ahead of" not in text
+    text = compare.verdict(build_comparison([root], baseline="data.dataset=fashion_mnist"))
+    assert "the baseline fashion 89.00 ± 0.16% (n=5) ran on other data, so the two are not tested" in text
 
 
 def test_sort_top_and_metric_filters_act_on_groups(tmp_path):

@@ -69,6 +69,9 @@ def _group_verdict(comp: Comparison, labels: dict[str, str]) -> str:
     kind, higher = METRICS[key]
     word = "ahead of" if higher else ("faster than" if kind == "seconds" else "lower than")
     gap = abs(best.get(key) - other.get(key))
+    if d is None and vs is not None and vs.reason in ("other data", "no result"):
+        why = "ran on other data" if vs.reason == "other data" else "has no result"
+        return f"best by {key}: {said(best)}; the baseline {said(other)} {why}, so the two are not tested"
     if d is None:
         why = ("fewer than 3 runs in a group, so this cannot be told from seed noise: run more seeds"
                if vs is None or vs.reason == "too few runs" else

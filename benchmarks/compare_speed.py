@@ -1,7 +1,7 @@
 """How fast does `mlp-lab compare` read and render many run folders?
 
 Creates N synthetic run folders (default 1000: config.yaml, 15-line metrics.jsonl,
-summary.json with the resolved config inside, as train.py writes them) in a temporary
+summary.json with the resolved config inside, as training.py writes them) in a temporary
 directory, and N more as older versions wrote them (no config in summary.json), then times
 
 * the library: ``build_comparison`` (discover + read + compare) of each set, and each renderer;
@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlp_lab import compare, runs
+from mlp_lab import results, runs
 from mlp_lab.config import config_from_dict, config_to_dict, dump_config
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu")
@@ -100,15 +100,15 @@ def main() -> None:
         setup = time.perf_counter() - t
         make_runs(root / "old", args.runs, legacy=True)
         d, old = str(root / "new"), str(root / "old")
-        comp = compare.build_comparison([d])
+        comp = results.build_comparison([d])
         rows = [
-            ("library", "build_comparison (discover, read, group, compare)", timed(lambda: compare.build_comparison([d]), args.repeat)),
-            ("library", "build_comparison --no-group", timed(lambda: compare.build_comparison([d], group=False), args.repeat)),
-            ("library", "build_comparison, older runs (config.yaml, libyaml)", timed(lambda: compare.build_comparison([old]), args.repeat)),
-            ("library", "  to_table (plain text)", timed(lambda: compare.to_table(comp, width=200), args.repeat)),
-            ("library", "  to_json", timed(lambda: compare.to_json(comp), args.repeat)),
-            ("library", "  to_csv", timed(lambda: compare.to_csv(comp), args.repeat)),
-            ("library", "  to_markdown", timed(lambda: compare.to_markdown(comp), args.repeat)),
+            ("library", "build_comparison (discover, read, group, compare)", timed(lambda: results.build_comparison([d]), args.repeat)),
+            ("library", "build_comparison --no-group", timed(lambda: results.build_comparison([d], group=False), args.repeat)),
+            ("library", "build_comparison, older runs (config.yaml, libyaml)", timed(lambda: results.build_comparison([old]), args.repeat)),
+            ("library", "  to_table (plain text)", timed(lambda: results.to_table(comp, width=200), args.repeat)),
+            ("library", "  to_json", timed(lambda: results.to_json(comp), args.repeat)),
+            ("library", "  to_csv", timed(lambda: results.to_csv(comp), args.repeat)),
+            ("library", "  to_markdown", timed(lambda: results.to_markdown(comp), args.repeat)),
             ("CLI", "mlp-lab --help (start-up only)", timed(lambda: cli("--help"), args.repeat)),
             ("CLI", "mlp-lab compare DIR (seed groups)", timed(lambda: cli("compare", d), args.repeat)),
             ("CLI", "mlp-lab compare DIR --no-group", timed(lambda: cli("compare", d, "--no-group"), args.repeat)),

@@ -29,7 +29,7 @@ import torch
 
 from mlp_lab.config import config_from_dict
 from mlp_lab.data import load_data
-from mlp_lab.train import run_experiment
+from mlp_lab.training import run_experiment
 
 
 def parse_net(text: str) -> list[int]:

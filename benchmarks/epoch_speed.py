@@ -64,7 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import default_data_dir, load_avg, write_json  # noqa: E402
 from make_fake_cifar10 import has_cifar10, write_fake_cifar10  # noqa: E402
 
-from mlp_lab import train as mltrain  # noqa: E402
+from mlp_lab import training as mltrain  # noqa: E402
 from mlp_lab.devices import set_matmul_precision  # noqa: E402
 from mlp_lab.signals import StopFlag  # noqa: E402
 from mlp_lab.config import load_config  # noqa: E402

@@ -49,7 +49,7 @@ def train(
 ) -> None:
     """Train one experiment and write its run folder."""
     try:
-        from mlp_lab.train import train_from_cli
+        from mlp_lab.training import train_from_cli
 
         code = train_from_cli(
             config_path=config, overrides=set_, data_dir=data_dir, runs_dir=runs_dir,
@@ -108,7 +108,7 @@ def compare(
 
     Example: mlp-lab compare runs/ --filter data.dataset=mnist --sort best_test_acc --top 5 --plot curves.png
     """
-    from mlp_lab import compare as cmp
+    from mlp_lab import results as cmp
     from mlp_lab import plots
 
     fmt = cmp.resolve_format(format_, output)
@@ -142,7 +142,7 @@ def show(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw this run's loss and accuracy curves to FILE.png."),
 ) -> None:
     """Show one run: its config, per-epoch metrics, summary and files."""
-    from mlp_lab import compare as cmp
+    from mlp_lab import results as cmp
     from mlp_lab import plots
 
     if plot is not None:

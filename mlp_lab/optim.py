@@ -98,7 +98,7 @@ def needs_closure(optimizer: torch.optim.Optimizer) -> bool:
     return isinstance(optimizer, torch.optim.LBFGS)
 
 
-# --- schedulers (stepped once per epoch by train.py) ----------------------------------
+# --- schedulers (stepped once per epoch by training.py) ----------------------------------
 # A factory gets the scheduler config, the optimizer and the epochs the main schedule
 # runs for (the total minus the warm-up: warm-up is prepended, so step_size, milestones
 # and t_max count epochs from the end of warm-up). None means a constant lr.

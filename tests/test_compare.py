@@ -1,6 +1,6 @@
 """mlp-lab compare and show: columns, order, formats, plots, broken folders, start-up.
 
-Run folders are written by hand with runs.py's writers (as train.py writes them); one
+Run folders are written by hand with runs.py's writers (as training.py writes them); one
 test at the end trains real tiny runs when the training loop is importable.
 """
 
@@ -20,9 +20,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from mlp_lab import compare, runs
+from mlp_lab import results, runs
 from mlp_lab.cli import app
-from mlp_lab.compare import CompareError, build_comparison
+from mlp_lab.results import CompareError, build_comparison
 from mlp_lab.config import config_from_dict, config_to_dict, dump_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def make_run(root: Path, name: str, raw: dict | None = None, accs: list[float] | None = None,
              status: str = "completed", planned: int | None = None, losses: list[float] | None = None,
              val: bool = False, duration: float | None = None, summary: bool = True) -> Path:
-    """A run folder as train.py writes it: config.yaml, metrics.jsonl, summary.json."""
+    """A run folder as training.py writes it: config.yaml, metrics.jsonl, summary.json."""
     cfg = config_from_dict({"name": name, **(raw or {})})
     d = runs.create_run_dir(root, name)
     runs.atomic_write_text(d / runs.CONFIG, dump_config(cfg))
@@ -158,15 +158,15 @@ def test_default_sort_is_final_test_accuracy_best_first(activations):
     comp = build_comparison([activations])
     assert names(comp) == ["relu", "tanh", "sigmoid"]
     assert comp.best.params["name"] == "relu"
-    assert compare.verdict(comp).startswith("best by test_acc: relu-")
-    assert "0.90 pp ahead of tanh-" in compare.verdict(comp)
+    assert results.verdict(comp).startswith("best by test_acc: relu-")
+    assert "0.90 pp ahead of tanh-" in results.verdict(comp)
 
 
 def test_runs_on_other_data_are_not_comparable_on_accuracy(tmp_path):
     root = tmp_path / "runs"
     make_run(root, "mnist", {"data": {"dataset": "mnist"}}, accs=[0.95, 0.97, 0.981])
     make_run(root, "fashion", {"data": {"dataset": "fashion_mnist"}}, accs=[0.85, 0.88, 0.89])
-    text = compare.verdict(build_comparison([root]))
+    text = results.verdict(build_comparison([root]))
     assert text.startswith("best by test_acc: mnist-") and "ahead of" not in text
     assert "fashion-" in text and "(89.00%) is not comparable on accuracy: it ran with data.dataset fashion_mnist, " \
         "not mnist" in text
@@ -174,10 +174,10 @@ def test_runs_on_other_data_are_not_comparable_on_accuracy(tmp_path):
     make_run(root, "mnist-small", {"data": {"dataset": "mnist", "limit_train": 10000}}, accs=[0.90, 0.93, 0.95])
     make_run(root, "mnist-tanh", {"data": {"dataset": "mnist"}, "model": {"activation": "tanh"}}, accs=[0.9, 0.95, 0.975])
     comp = build_comparison([root])
-    text = compare.verdict(comp)
+    text = results.verdict(comp)
     assert "0.60 pp ahead of mnist-tanh-" in text and "(and 1 more run on other data)" in text
     assert [r.params["name"] for r in comp.incomparable] == ["mnist-small", "fashion"]
-    assert compare.verdict(build_comparison([root], sort="duration_s")).count("not comparable") == 0  # time compares
+    assert results.verdict(build_comparison([root], sort="duration_s")).count("not comparable") == 0  # time compares
 
 
 def test_losses_sort_lowest_first_and_reverse_flips(tmp_path):
@@ -189,7 +189,7 @@ def test_losses_sort_lowest_first_and_reverse_flips(tmp_path):
     assert names(build_comparison([root], group=False, sort="train_loss", reverse=True)) == ["high", "mid", "low"]
     comp = build_comparison([root], group=False, sort="train_loss")
     assert comp.best_key == "train_loss" and comp.best.params["name"] == "low"
-    assert "lower than" in compare.verdict(comp)
+    assert "lower than" in results.verdict(comp)
 
 
 def test_sort_by_config_field_and_aliases(tmp_path):
@@ -296,20 +296,20 @@ def test_table_shows_percentages_losses_and_time(activations):
 
 def test_best_run_is_highlighted(activations):
     comp = build_comparison([activations])
-    lines = compare.table_lines(comp, 200)
+    lines = results.table_lines(comp, 200)
     styled = [(text, style) for text, style, _ in lines if style == "bold green"]
     assert len(styled) == 1 and "relu" in styled[0][0]
     # In a colour terminal the best row is bold green (ANSI 1;32), the others are not.
     from rich.console import Console
 
     buf = io.StringIO()
-    Console(file=buf, width=200, force_terminal=True, color_system="standard").print(compare.table_renderable(comp, 200))
+    Console(file=buf, width=200, force_terminal=True, color_system="standard").print(results.table_renderable(comp, 200))
     best_line = next(line for line in buf.getvalue().splitlines() if "relu-" in line and "%" in line)
     assert "\x1b[1;32m" in best_line
     other = next(line for line in buf.getvalue().splitlines() if "tanh-" in line)
     assert "\x1b[1;32m" not in other
     # In markdown it is bold.
-    assert "| **relu-" in compare.to_markdown(comp)
+    assert "| **relu-" in results.to_markdown(comp)
 
 
 def test_narrow_terminal_keeps_the_table_legible(tmp_path):
@@ -320,18 +320,18 @@ def test_narrow_terminal_keeps_the_table_legible(tmp_path):
                  {"model": {"activation": act, "norm": norm, "init": "kaiming_uniform"}, "optimizer": {"name": opt, "lr": lr}},
                  accs=[0.9 + i / 100])
     comp = build_comparison([root])
-    wide = compare.to_table(comp, width=400)
+    wide = results.to_table(comp, width=400)
     assert "model.activation" in wide and "optimizer.lr" in wide
     for width in (120, 100, 80, 60, 40):
-        text = compare.to_table(comp, width=width)
+        text = results.to_table(comp, width=width)
         assert all(len(line) <= width for line in text.splitlines()), (width, text)
         assert "tanh" in text and "sigmoid" in text and "%" in text  # nothing squeezed to nothing
         assert "best by test_acc" in text
     # Below the widest layout: two-line headers ("model." over "activation"), then one
     # block per run with key=value lines.
-    medium = compare.to_table(comp, width=100)
+    medium = results.to_table(comp, width=100)
     assert "model." in medium and "activation" in medium
-    narrow = compare.to_table(comp, width=60)
+    narrow = results.to_table(comp, width=60)
     assert "model.activation=tanh" in narrow and "1. " in narrow
 
 
@@ -340,24 +340,24 @@ def test_long_values_are_shortened_in_the_table_not_in_json(tmp_path):
     make_run(root, "deep", {"model": {"hidden": [1024, 1024, 1024, 1024, 1024, 1024, 1024]}})
     make_run(root, "shallow", {"model": {"hidden": [64]}})
     comp = build_comparison([root])
-    table = compare.to_table(comp)
+    table = results.to_table(comp)
     assert "…" in table and "[1024, 1024, 1024, 1024, 1024, 1024, 1024]" not in table
-    rows = json.loads(compare.to_json(comp))["rows"]
+    rows = json.loads(results.to_json(comp))["rows"]
     assert [1024] * 7 in [r["model.hidden"] for r in rows]
 
 
 def test_value_formatting():
-    assert compare.fmt_metric("test_acc", 0.98123) == "98.12%"
-    assert compare.fmt_metric("test_loss", 0.0612345) == "0.06123"
-    assert compare.fmt_metric("train_loss", 2.302585) == "2.303"
-    assert compare.fmt_metric("test_loss", float("nan")) == "nan"
-    assert compare.fmt_metric("duration_s", 12.34) == "12.3s"
-    assert compare.fmt_metric("duration_s", 125) == "2m05s"
-    assert compare.fmt_metric("duration_s", 3725) == "1h02m"
-    assert compare.fmt_metric("test_acc", None) == "-"
-    assert compare.fmt_value(1e-05) == "1e-05" and compare.fmt_value(True) == "true" and compare.fmt_value(None) == "null"
-    assert compare.short_labels(["relu-20260101-120000-abc123", "plain-folder"]) == ["relu-abc123", "plain-folder"]
-    assert compare.short_labels(["x-20260101-120000-abc123", "x-20260102-120000-abc123"]) == [
+    assert results.fmt_metric("test_acc", 0.98123) == "98.12%"
+    assert results.fmt_metric("test_loss", 0.0612345) == "0.06123"
+    assert results.fmt_metric("train_loss", 2.302585) == "2.303"
+    assert results.fmt_metric("test_loss", float("nan")) == "nan"
+    assert results.fmt_metric("duration_s", 12.34) == "12.3s"
+    assert results.fmt_metric("duration_s", 125) == "2m05s"
+    assert results.fmt_metric("duration_s", 3725) == "1h02m"
+    assert results.fmt_metric("test_acc", None) == "-"
+    assert results.fmt_value(1e-05) == "1e-05" and results.fmt_value(True) == "true" and results.fmt_value(None) == "null"
+    assert results.short_labels(["relu-20260101-120000-abc123", "plain-folder"]) == ["relu-abc123", "plain-folder"]
+    assert results.short_labels(["x-20260101-120000-abc123", "x-20260102-120000-abc123"]) == [
         "x-20260101-120000-abc123", "x-20260102-120000-abc123"]
 
 
@@ -398,9 +398,9 @@ def test_csv_and_json_write_lists_nulls_and_nans(tmp_path):
     make_run(root, "a", {"model": {"hidden": [64, 32]}})
     make_run(root, "b", {"model": {"hidden": []}}, accs=[0.5, float("nan")], status="diverged")
     comp = build_comparison([root])
-    rows = list(csv.DictReader(io.StringIO(compare.to_csv(comp))))
+    rows = list(csv.DictReader(io.StringIO(results.to_csv(comp))))
     assert [json.loads(r["model.hidden"]) for r in rows] == [[64, 32], []]
-    doc = json.loads(compare.to_json(comp))  # strict JSON: NaN becomes null
+    doc = json.loads(results.to_json(comp))  # strict JSON: NaN becomes null
     assert doc["rows"][1]["test_acc"] is None
 
 
@@ -446,7 +446,7 @@ def test_compare_plot_is_a_png(activations, tmp_path):
     r = invoke("compare", str(activations), "--plot", str(out))
     assert r.exit_code == 0, r.output
     _assert_png(out)
-    assert compare.plot_labels(build_comparison([activations])) == ["activation=relu", "activation=tanh", "activation=sigmoid"]
+    assert results.plot_labels(build_comparison([activations])) == ["activation=relu", "activation=tanh", "activation=sigmoid"]
 
 
 def test_plot_errors_are_one_line(activations, tmp_path):
@@ -531,18 +531,18 @@ def test_many_broken_folders_are_capped(tmp_path):
         (d / runs.SUMMARY).write_text("{")
     comp = build_comparison([root])
     assert len(comp.warnings) == 30
-    lines = compare.warning_lines(comp.warnings)
+    lines = results.warning_lines(comp.warnings)
     assert len(lines) == 20 and "11 more" in lines[-1]
 
 
 def test_headline_metrics_prefer_the_newer_of_summary_and_metrics():
     history = [{"epoch": 1, "test_acc": 0.5, "test_loss": 1.0}, {"epoch": 2, "test_acc": 0.6, "test_loss": 0.8}]
     stale = {"status": "running", "epochs_done": 1, "epochs_planned": 5, "final": history[0], "best": {"test_acc": 0.5, "epoch": 1}}
-    m = compare.headline_metrics(stale, history)
+    m = results.headline_metrics(stale, history)
     assert m["test_acc"] == 0.6 and m["epochs_done"] == 2 and m["best_test_acc"] == 0.6 and m["best_epoch"] == 2
     full = {"epochs_done": 3, "final": {"epoch": 3, "test_acc": 0.7, "test_loss": 0.5},
             "best": {"test_acc": 0.7, "epoch": 3}, "duration_s": 9.0}
-    m = compare.headline_metrics(full, history)  # metrics.jsonl lost its last line
+    m = results.headline_metrics(full, history)  # metrics.jsonl lost its last line
     assert m["test_acc"] == 0.7 and m["epochs_done"] == 3 and m["best_test_acc"] == 0.7 and m["best_epoch"] == 3
 
 
@@ -608,7 +608,7 @@ def _python(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 
 def test_compare_modules_do_not_import_torch():
-    code = ("import sys; from mlp_lab import compare, cli, plots, runs; "
+    code = ("import sys; from mlp_lab import results, cli, plots, runs; "
             "assert 'torch' not in sys.modules, 'torch'; assert 'matplotlib' not in sys.modules, 'matplotlib'")
     r = _python("-c", code)
     assert r.returncode == 0, r.stderr
@@ -648,7 +648,7 @@ def test_a_run_folder_from_before_summary_held_the_config_is_read_from_config_ya
 
 def test_real_tiny_runs_compare_and_show(tmp_path):
     try:
-        from mlp_lab.train import train_from_cli  # noqa: F401 - just: is the training loop here?
+        from mlp_lab.training import train_from_cli  # noqa: F401 - just: is the training loop here?
         import mlp_lab.data  # noqa: F401
     except ImportError as e:
         pytest.skip(f"training loop not importable yet: {e}")

@@ -20,7 +20,7 @@ from mlp_lab.diagnostic_plots import plot_diagnostics, plot_run_diagnostics, rea
 from mlp_lab.diagnostics import LayerStats, recorded_steps
 from mlp_lab.inspection import inspect_network
 from mlp_lab.training_diagnostics import TrainingDiagnostics
-from mlp_lab.train import run_experiment
+from mlp_lab.training import run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()

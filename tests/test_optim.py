@@ -181,7 +181,7 @@ def test_device_is_taken_from_param_groups():
 
 
 def lr_sequence(sched_cfg, epochs: int = 10, lr: float = 1.0) -> list[float]:
-    """The lr of each epoch, stepping the scheduler once per epoch as train.py does."""
+    """The lr of each epoch, stepping the scheduler once per epoch as training.py does."""
     opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=lr)
     sched = build_scheduler(sched_cfg, opt, epochs)
     out = []

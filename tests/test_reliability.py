@@ -25,7 +25,7 @@ from helpers import (
 )
 from mlp_lab.data import files as data_files
 from mlp_lab import runs
-from mlp_lab import train as train_mod
+from mlp_lab import training as train_mod
 from mlp_lab.run_writer import save_torch
 
 

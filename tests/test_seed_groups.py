@@ -9,8 +9,8 @@ import statistics
 
 import pytest
 
-from mlp_lab import compare
-from mlp_lab.compare import CompareError, build_comparison
+from mlp_lab import results
+from mlp_lab.results import CompareError, build_comparison
 
 from test_compare import REPO, _assert_png, invoke, make_run
 
@@ -66,7 +66,7 @@ def test_same_seeds_get_the_paired_test_and_the_verdict_gives_difference_interva
     assert vs.test == "paired" and vs.p == pytest.approx(ref.pvalue, abs=1e-9)
     assert vs.ci == pytest.approx(tuple(ref.confidence_interval(0.95)), abs=1e-9)
     assert not vs.within_noise
-    text = compare.verdict(comp)
+    text = results.verdict(comp)
     assert text.startswith("he 97.95 ± 0.06% (n=5) is ahead of xavier 97.62 ± 0.07% (n=5) by 0.33 pp [0.18, 0.48], ")
     assert f"p = {ref.pvalue:.2g} (paired t-test on per-seed differences)" in text
     assert "noise" not in text
@@ -80,9 +80,9 @@ def test_other_seeds_get_welchs_test(tmp_path):
     vs = comp.versus_of(comp.rows[1]).difference
     ref = scipy_stats.ttest_ind(XAVIER_ACCS, HE_ACCS, equal_var=False)
     assert vs.test == "welch" and vs.p == pytest.approx(ref.pvalue, abs=1e-9) and vs.df == pytest.approx(ref.df)
-    assert "(Welch's t-test)" in compare.verdict(comp)
+    assert "(Welch's t-test)" in results.verdict(comp)
     assert comp.param_columns == ["model.init", "train.seed"]  # the groups ran different seeds: shown
-    assert compare.fmt_value(comp.rows[0].params["train.seed"]) == "{0, 1, 2, 3, 4}"
+    assert results.fmt_value(comp.rows[0].params["train.seed"]) == "{0, 1, 2, 3, 4}"
 
 
 def test_a_difference_inside_seed_noise_says_so(tmp_path):
@@ -91,8 +91,8 @@ def test_a_difference_inside_seed_noise_says_so(tmp_path):
     seeded(root, "close", {"model": {"init": "kaiming_uniform"}}, CLOSE_ACCS)
     comp = build_comparison([root])
     assert comp.versus_of(comp.rows[1]).difference.within_noise
-    assert compare.verdict(comp).endswith(": within seed noise; more seeds would tell")
-    table = compare.to_table(comp)
+    assert results.verdict(comp).endswith(": within seed noise; more seeds would tell")
+    table = results.to_table(comp)
     assert " noise" in table and "baseline" in table
 
 
@@ -102,9 +102,9 @@ def test_fewer_than_three_seeds_give_values_but_no_interval_and_ask_for_more(tmp
     seeded(root, "xavier", XAVIER, XAVIER_ACCS[:2])
     comp = build_comparison([root])
     assert comp.rows[0].stats.ci is None and comp.versus_of(comp.rows[1]).reason == "too few runs"
-    text = compare.verdict(comp)
+    text = results.verdict(comp)
     assert "(n=2)" in text and "run more seeds" in text
-    assert "n<3: more seeds" in compare.to_table(comp)
+    assert "n<3: more seeds" in results.to_table(comp)
 
 
 def test_baseline_names_the_reference_group(inits):
@@ -113,7 +113,7 @@ def test_baseline_names_the_reference_group(inits):
     assert comp.versus_of(comp.baseline).reason == "baseline"
     he = comp.versus_of(comp.rows[0]).difference
     assert he.diff == pytest.approx(statistics.mean(HE_ACCS) - statistics.mean(XAVIER_ACCS))
-    assert "by 0.33 pp" in compare.verdict(comp)
+    assert "by 0.33 pp" in results.verdict(comp)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -143,7 +143,7 @@ def test_group_by_lists_what_still_varies_in_a_group(tmp_path):
     assert [(g.params["model.activation"], g.n) for g in comp.rows] == [("relu", 10), ("tanh", 3)]
     relu = comp.rows[0]
     assert set(relu.varying) >= {"model.init", "train.seed"}
-    assert compare.fmt_value(relu.params["model.init"], None) == "{kaiming_normal, xavier_normal}"
+    assert results.fmt_value(relu.params["model.init"], None) == "{kaiming_normal, xavier_normal}"
     r = invoke("compare", str(root), "--group-by", "model.activation", "--format", "csv")
     assert r.exit_code == 0, r.output
     assert [row["n"] for row in csv.DictReader(io.StringIO(r.stdout))] == ["10", "3"]
@@ -155,9 +155,9 @@ def test_runs_on_other_data_are_never_tested_against_each_other(tmp_path):
     seeded(root, "fashion", {**HE, "data": {"dataset": "fashion_mnist"}}, [0.89, 0.891, 0.888, 0.892, 0.889])
     comp = build_comparison([root])
     assert comp.versus_of(comp.rows[1]).reason == "other data" and comp.runner_up is None
-    text = compare.verdict(comp)
+    text = results.verdict(comp)
     assert "is not comparable on accuracy" in text and "ahead of" not in text
-    text = compare.verdict(build_comparison([root], baseline="data.dataset=fashion_mnist"))
+    text = results.verdict(build_comparison([root], baseline="data.dataset=fashion_mnist"))
     assert "the baseline fashion 89.00 ± 0.16% (n=5) ran on other data, so the two are not tested" in text
 
 
@@ -196,11 +196,11 @@ def test_plot_draws_each_group_as_mean_and_band(inits, tmp_path):
     from mlp_lab.plots import comparison_figure, mean_series
 
     comp = build_comparison([inits])
-    groups = [[r.history for r in compare.runs_of(g)] for g in comp.rows]
+    groups = [[r.history for r in results.runs_of(g)] for g in comp.rows]
     xs, means, stds = mean_series(groups[0], "test_acc")
     assert xs == [1, 2, 3] and means[-1] == pytest.approx(statistics.mean(HE_ACCS))
     assert stds[-1] == pytest.approx(statistics.stdev(HE_ACCS))
-    fig = comparison_figure(groups, compare.plot_labels(comp), best=0)
+    fig = comparison_figure(groups, results.plot_labels(comp), best=0)
     acc_ax = fig.axes[0]
     assert len(acc_ax.collections) == 2  # one band per group
     assert "10 runs in 2 seed groups" in fig._suptitle.get_text()
@@ -260,5 +260,5 @@ def test_runs_that_repeat_a_seed_are_one_observation(tmp_path):
     assert merged.run == "act_relu_deep / init_relu_he" and merged.n == 10 and merged.stats.n == 5
     assert merged.stats.std == pytest.approx(statistics.stdev(HE_ACCS))  # not shrunk by the copies
     assert comp.versus_of(comp.rows[1]).difference.test == "paired"
-    assert "(n=5 of 10; 5 repeated a seed)" in compare.verdict(comp)
-    assert "5/10" in compare.to_table(comp)
+    assert "(n=5 of 10; 5 repeated a seed)" in results.verdict(comp)
+    assert "5/10" in results.to_table(comp)

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from mlp_lab.compare import stats
+from mlp_lab.results import stats
 
 scipy_stats = pytest.importorskip("scipy.stats", reason="scipy is the reference for these numbers (pip install scipy)")
 

@@ -17,7 +17,7 @@ from mlp_lab.config import config_from_dict, load_config
 from mlp_lab.schema import OPTIMIZER_NAMES
 from mlp_lab.data import load_data
 from mlp_lab.model import build_model
-from mlp_lab.train import evaluate, run_experiment
+from mlp_lab.training import evaluate, run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"

@@ -13,9 +13,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from mlp_lab.compare import stats as st
-from mlp_lab.compare.rows import Row
-from mlp_lab.compare.values import METRICS, MISSING, Varies, canon, number
+from mlp_lab.results import stats as st
+from mlp_lab.results.rows import Row
+from mlp_lab.results.values import METRICS, MISSING, Varies, canon, number
 
 SEED = "train.seed"
 # A group's status when its runs ended differently: the worst one names it.

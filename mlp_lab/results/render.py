@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mlp_lab import runs
-from mlp_lab.compare.comparison import CompareError, Comparison
-from mlp_lab.compare.rows import Row
-from mlp_lab.compare.verdict import verdict
-from mlp_lab.compare.values import MISSING, ci_cell, fmt_value, metric_cell, shorten, short_labels, versus_cell
+from mlp_lab.results.comparison import CompareError, Comparison
+from mlp_lab.results.rows import Row
+from mlp_lab.results.verdict import verdict
+from mlp_lab.results.values import MISSING, ci_cell, fmt_value, metric_cell, shorten, short_labels, versus_cell
 
 FORMATS = ("table", "json", "csv", "markdown")
 _SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".md": "markdown", ".markdown": "markdown", ".txt": "table"}

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from mlp_lab import runs
-from mlp_lab.compare.groups import SEED, Group, Versus, make_groups, versus
-from mlp_lab.compare.rows import IDENTITY, Row, read_row
-from mlp_lab.compare.values import METRICS, MISSING, OPTIONAL_METRICS, canon, float_str, fmt_value, number, parse_value
+from mlp_lab.results.groups import SEED, Group, Versus, make_groups, versus
+from mlp_lab.results.rows import IDENTITY, Row, read_row
+from mlp_lab.results.values import METRICS, MISSING, OPTIONAL_METRICS, canon, float_str, fmt_value, number, parse_value
 from mlp_lab.errors import MlpLabError
 from mlp_lab.keys import flatten
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mlp_lab import runs
-from mlp_lab.compare.values import METRICS, integer, number
+from mlp_lab.results.values import METRICS, integer, number
 from mlp_lab.keys import applicable_fields
 
 IDENTITY = ("run", "path", "status")

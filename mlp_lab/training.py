@@ -306,23 +306,25 @@ def prepare(
     return cfg, None
 
 
-def train_from_cli(
-    config_path: Path | None, overrides: list[str], data_dir: Path | None, runs_dir: Path,
-    resume: Path | None = None, diagnose: bool = False, quiet: bool = False,
-) -> int:
-    from mlp_lab.console import TrainingProgress, print_result
+def train_experiment(cfg: ExperimentConfig, data_dir: Path | None = None, runs_dir: Path = Path("runs"),
+                     resume: Path | None = None, show_progress: bool = False) -> RunResult:
+    """Train a resolved config into a new run folder under ``runs_dir`` (or continue the
+    run folder ``resume``), the way ``mlp-lab train`` does, and return how it ended.
 
-    cfg, ckpt_path = prepare(config_path, overrides, resume, diagnose)
+    Everything that can be wrong with the input (device, data, checkpoint) raises an
+    MlpLabError before a run folder exists.
+    """
+    from mlp_lab.console import TrainingProgress
+
+    ckpt_path = Path(resume) / runs.CHECKPOINT if resume is not None else None
     if ckpt_path is not None and not ckpt_path.exists():
         checkpoint.load(ckpt_path)  # raises the explanatory RunError
     device = resolve_device(cfg.train.device)
-    # Everything that can be wrong with the input is found before a run folder exists.
     data = load_data(cfg.data, resolve_data_dir(data_dir, cfg.data), device, seed=cfg.train.seed)
     run_dir = Path(resume) if resume is not None else runs.create_run_dir(runs_dir, cfg.name)
-    show = not quiet and sys.stderr.isatty()
     try:
-        with TrainingProgress(enabled=show, run_name=run_dir.name) as progress:
-            result = run_experiment(cfg, run_dir, data, device, progress=progress, resume_from=ckpt_path)
+        with TrainingProgress(enabled=show_progress, run_name=run_dir.name) as progress:
+            return run_experiment(cfg, run_dir, data, device, progress=progress, resume_from=ckpt_path)
     except BaseException as e:
         # run_experiment raises only while setting up (model, optimizer, checkpoint),
         # before its first summary: a new folder holding nothing is removed again.
@@ -336,5 +338,15 @@ def train_from_cli(
                 f"({e.__class__.__name__}); use fewer or smaller hidden layers"
             ) from None
         raise
+
+
+def train_from_cli(
+    config_path: Path | None, overrides: list[str], data_dir: Path | None, runs_dir: Path,
+    resume: Path | None = None, diagnose: bool = False, quiet: bool = False,
+) -> int:
+    from mlp_lab.console import print_result
+
+    cfg, _ = prepare(config_path, overrides, resume, diagnose)
+    result = train_experiment(cfg, data_dir, runs_dir, resume, show_progress=not quiet and sys.stderr.isatty())
     print_result(result, quiet=quiet)
     return result.exit_code

@@ -3,9 +3,9 @@ seed noise; and which runs, on other data, cannot be held against the winner at 
 
 from __future__ import annotations
 
-from mlp_lab.compare.comparison import Comparison, data_differences
-from mlp_lab.compare.rows import Row
-from mlp_lab.compare.values import METRICS, MISSING, fmt_metric, fmt_seconds, fmt_value, metric_cell, num, short_labels, unit
+from mlp_lab.results.comparison import Comparison, data_differences
+from mlp_lab.results.rows import Row
+from mlp_lab.results.values import METRICS, MISSING, fmt_metric, fmt_seconds, fmt_value, metric_cell, num, short_labels, unit
 
 
 def verdict(comp: Comparison) -> str:

@@ -1,0 +1,157 @@
+"""The library for notebooks: train, load and compare runs with the functions the CLI uses.
+
+    import mlp_lab
+    run = mlp_lab.train("configs/relu_adam.yaml", {"train.epochs": 3})
+    runs = mlp_lab.load_runs("runs/")
+    print(mlp_lab.compare("runs/"))                 # what `mlp-lab compare runs/` prints
+    mlp_lab.runs_frame(runs)                        # a pandas DataFrame, one row per run
+
+Nothing is printed unless asked for (``progress=True``); user errors raise MlpLabError
+with the one-line message the CLI would print. Importing ``mlp_lab`` imports none of this
+(and no torch) until a name is used.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from mlp_lab import runs as run_folders
+from mlp_lab.keys import flatten
+
+__all__ = ["Run", "train", "load_runs", "compare", "comparison", "runs_frame", "groups_frame"]
+
+
+@dataclass
+class Run:
+    """One run folder: its resolved config, its summary and its per-epoch metrics."""
+
+    path: Path
+    status: str
+    config: dict[str, Any] | None
+    summary: dict[str, Any]
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The config as dotted keys: {'optimizer.lr': 0.001, ...}."""
+        return flatten(self.config) if self.config is not None else {}
+
+    @property
+    def final(self) -> dict[str, Any] | None:
+        """The last finished epoch's metrics."""
+        return self.metrics[-1] if self.metrics else None
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The best test accuracy and its epoch, as summary.json records it."""
+        return self.summary.get("best")
+
+    def frame(self) -> Any:
+        """The per-epoch metrics as a pandas DataFrame indexed by epoch."""
+        pd = _pandas()
+        return pd.DataFrame(self.metrics).set_index("epoch") if self.metrics else pd.DataFrame()
+
+    @classmethod
+    def read(cls, path: str | Path) -> Run:
+        rec = run_folders.load_run(Path(path))
+        return cls(path=rec.path, status=rec.status, config=rec.config, summary=rec.summary or {},
+                   metrics=rec.metrics, problems=list(rec.problems))
+
+
+def train(config: str | Path | Mapping[str, Any] | Any, overrides: Mapping[str, Any] | Sequence[str] = (), *,
+          data_dir: str | Path | None = None, runs_dir: str | Path = "runs", diagnose: bool = False,
+          progress: bool = False) -> Run:
+    """Train one experiment, as ``mlp-lab train`` does, and return its run folder.
+
+    ``config``: a YAML file, a dict (nested, as in a file), or an ExperimentConfig.
+    ``overrides``: ``{"optimizer.lr": 0.01}`` or ``["optimizer.lr=0.01"]``, as ``--set``.
+    A run that diverges or is interrupted still returns (see ``Run.status``).
+    """
+    from mlp_lab.config import config_from_dict, config_to_dict, load_config
+    from mlp_lab.schema import ExperimentConfig
+    from mlp_lab.training import train_experiment
+
+    items = _override_items(overrides)
+    if isinstance(config, ExperimentConfig):
+        cfg = config_from_dict(config_to_dict(config), items)
+    elif isinstance(config, Mapping):
+        cfg = config_from_dict(dict(config), items, source="config")
+    else:
+        cfg = load_config(config, items)
+    if diagnose:
+        cfg.train.diagnostics = True
+    result = train_experiment(cfg, Path(data_dir) if data_dir is not None else None, Path(runs_dir),
+                              show_progress=progress)
+    return Run.read(result.run_dir)
+
+
+def _override_items(overrides: Mapping[str, Any] | Sequence[str]) -> list[str]:
+    if isinstance(overrides, Mapping):
+        import json
+
+        # JSON is YAML: --set parses the value back to exactly this one.
+        return [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
+    return list(overrides)
+
+
+def load_runs(*paths: str | Path) -> list[Run]:
+    """Run folders, or folders holding them (default: runs/), in the order compare reads them."""
+    folders, _ = run_folders.discover_runs([Path(p) for p in paths] or [Path("runs")])
+    return [Run.read(f) for f in folders]
+
+
+def comparison(*paths: str | Path, **options: Any) -> Any:
+    """The ``Comparison`` of ``compare.build_comparison`` (options: sort, top, filters,
+    all_params, reverse, group, group_by, baseline)."""
+    from mlp_lab.results import build_comparison
+
+    return build_comparison(list(paths) or [Path("runs")], **options)
+
+
+def compare(*paths: str | Path, format: str = "table", width: int | None = None, **options: Any) -> str:
+    """What ``mlp-lab compare PATHS --format FORMAT`` prints, as a string."""
+    from mlp_lab.results import render, resolve_format
+
+    return render(comparison(*paths, **options), resolve_format(format, None), width=width)
+
+
+def runs_frame(runs: Sequence[Run]) -> Any:
+    """One row per run: name, status, every config field (dotted), and the final and best metrics."""
+    pd = _pandas()
+    rows = []
+    for run in runs:
+        final = {f"final_{k}": v for k, v in (run.final or {}).items() if k != "epoch"}
+        best = run.best or {}
+        rows.append({"run": run.name, "status": run.status, **run.params, **final,
+                     "best_test_acc": best.get("test_acc"), "best_epoch": best.get("epoch"),
+                     "epochs_done": len(run.metrics), "duration_s": run.summary.get("duration_s")})
+    return pd.DataFrame(rows)
+
+
+def groups_frame(comp: Any) -> Any:
+    """One row per row of a Comparison (a seed group, or a run): the columns of
+    ``compare --format csv``, values raw (accuracies as fractions)."""
+    pd = _pandas()
+    return pd.DataFrame([{c: _nan(r.get(c)) for c in comp.columns} for r in comp.records()])
+
+
+def _nan(v: Any) -> Any:
+    return math.nan if v is None else v
+
+
+def _pandas() -> Any:
+    try:
+        import pandas as pd
+    except ImportError:
+        from mlp_lab.errors import MlpLabError
+
+        raise MlpLabError("DataFrames need pandas, which is not installed: pip install pandas") from None
+    return pd

@@ -1,0 +1,80 @@
+"""The notebook API: the same runs, comparisons and errors as the CLI, as Python objects."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import mlp_lab
+from mlp_lab.errors import ConfigError
+
+from test_compare import REPO, invoke
+
+TINY = {"train.epochs": 1, "data.synthetic_train_size": 300, "data.synthetic_test_size": 100, "model.hidden": [16],
+        "train.checkpoint": False}
+
+
+@pytest.fixture(scope="module")
+def seeded_runs(tmp_path_factory):
+    """Two activations x two seeds, trained through the API the way a notebook would."""
+    runs_dir = tmp_path_factory.mktemp("api") / "runs"
+    made = [mlp_lab.train(REPO / "configs" / "smoke.yaml", {**TINY, "model.activation": act, "train.seed": seed},
+                          runs_dir=runs_dir)
+            for act in ("relu", "tanh") for seed in (0, 1)]
+    return runs_dir, made
+
+
+def test_train_returns_the_run_folder_it_wrote(seeded_runs):
+    runs_dir, made = seeded_runs
+    run = made[0]
+    assert run.status == "completed" and run.path.parent == runs_dir and run.path.is_dir()
+    assert run.params["model.activation"] == "relu" and run.params["model.hidden"] == [16]
+    assert run.config["train"]["epochs"] == 1 and run.final["epoch"] == 1 and 0 <= run.final["test_acc"] <= 1
+    assert run.best == {"test_acc": run.final["test_acc"], "epoch": 1}
+
+
+def test_train_takes_a_dict_or_a_schema_object_and_set_style_overrides(tmp_path):
+    from mlp_lab.config import config_from_dict
+
+    raw = {"name": "from-dict", "data": {"dataset": "synthetic", "synthetic_train_size": 200, "synthetic_test_size": 50},
+           "model": {"hidden": [8]}, "train": {"epochs": 1, "checkpoint": False}}
+    a = mlp_lab.train(raw, ["optimizer.lr=0.01"], runs_dir=tmp_path)
+    b = mlp_lab.train(config_from_dict(raw), {"optimizer.lr": 0.01}, runs_dir=tmp_path)
+    assert a.name.startswith("from-dict-") and a.params["optimizer.lr"] == b.params["optimizer.lr"] == 0.01
+    assert a.metrics == [dict(m, seconds=a.metrics[0]["seconds"]) for m in b.metrics]  # same seed, same numbers
+
+
+def test_user_errors_raise_the_clis_one_line_message(tmp_path):
+    with pytest.raises(ConfigError, match=r"model.activation: 'swish' is not allowed") as e:
+        mlp_lab.train(REPO / "configs" / "smoke.yaml", {"model.activation": "swish"}, runs_dir=tmp_path)
+    assert "\n" not in str(e.value) and not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_load_runs_and_compare_give_what_the_cli_shows(seeded_runs):
+    runs_dir, made = seeded_runs
+    loaded = mlp_lab.load_runs(runs_dir)
+    assert sorted(r.name for r in loaded) == sorted(r.name for r in made)
+    for fmt in ("json", "csv", "markdown"):
+        assert mlp_lab.compare(runs_dir, format=fmt) == invoke("compare", str(runs_dir), "--format", fmt).stdout
+    comp = mlp_lab.comparison(runs_dir, baseline="model.activation=tanh")
+    assert [g.n for g in comp.rows] == [2, 2] and comp.baseline.params["model.activation"] == "tanh"
+
+
+def test_dataframes_of_runs_and_of_seed_groups(seeded_runs):
+    pytest.importorskip("pandas", reason="DataFrames need pandas (pip install pandas)")
+    runs_dir, made = seeded_runs
+    df = mlp_lab.runs_frame(mlp_lab.load_runs(runs_dir))
+    assert len(df) == 4 and {"run", "status", "model.activation", "train.seed", "final_test_acc", "best_test_acc"} <= set(df)
+    assert df.groupby("model.activation")["final_test_acc"].count().to_dict() == {"relu": 2, "tanh": 2}
+    groups = mlp_lab.groups_frame(mlp_lab.comparison(runs_dir))
+    assert list(groups["n"]) == [2, 2] and "test_acc_std" in groups
+    per_epoch = made[0].frame()
+    assert list(per_epoch.index) == [1] and per_epoch.loc[1, "test_acc"] == made[0].final["test_acc"]
+
+
+def test_import_mlp_lab_imports_no_torch():
+    code = "import sys, mlp_lab; mlp_lab.load_runs; assert 'torch' not in sys.modules, 'torch'"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

@@ -136,6 +136,32 @@ def compare(
 
 @app.command()
 @_user_errors
+def report(
+    paths: List[Path] = typer.Argument(None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False),
+    output: Path = typer.Option(Path("report.html"), "--output", "-o", help="The HTML file to write."),
+    title: Optional[str] = typer.Option(None, "--title", help="The page's title (default: the paths compared)."),
+    sort: str = typer.Option("test_acc", "--sort", "-s", help="Metric or config field to sort by, as compare's."),
+    filter_: List[str] = typer.Option([], "--filter", "-f", help="Keep runs where key=value (or !=, >, <, >=, <=), as compare's. Repeatable."),
+    no_group: bool = typer.Option(False, "--no-group", help="One row per run: don't group runs that differ only in their seed."),
+    group_by: Optional[str] = typer.Option(None, "--group-by", help="Group runs by these fields only (KEY[,KEY])."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="The group every other is tested against (key=value[,key=value])."),
+) -> None:
+    """One self-contained HTML page of a comparison: table, verdict, curves, diagnostics, configs, warnings.
+
+    No network, no scripts: styles and figures are inside the file, so it can be mailed
+    or put on a course page. Example: mlp-lab report runs/lecture -o lecture.html
+    """
+    from mlp_lab.report import write_report
+    from mlp_lab.results import split_keys
+
+    paths = paths or [Path("runs")]
+    out = write_report(paths, output, title=title or f"mlp-lab: {', '.join(str(p) for p in paths)}", sort=sort,
+                       filters=filter_, group=not no_group, group_by=split_keys(group_by), baseline=baseline)
+    typer.echo(f"wrote {out}", err=True)
+
+
+@app.command()
+@_user_errors
 def show(
     run: Path = typer.Argument(..., help="A run folder.", show_default=False),
     all_: bool = typer.Option(False, "--all", help="Show every config field, not only those that differ from the defaults."),

@@ -21,7 +21,7 @@ from mlp_lab.results.groups import Group
 from mlp_lab.results.verdict import verdict
 from mlp_lab.results.values import Varies
 from mlp_lab.results.render import (
-    FORMATS, plot_labels, render, resolve_format, table_lines, table_renderable, to_csv, to_json, to_markdown,
+    FORMATS, cells, plot_labels, render, resolve_format, table_lines, table_renderable, to_csv, to_json, to_markdown,
     to_table, write_output,
 )
 from mlp_lab.results.rows import IDENTITY, Row, headline_metrics, read_row
@@ -29,7 +29,7 @@ from mlp_lab.results.show import RunDetails, describe_run, show_renderables, sho
 from mlp_lab.results.values import METRICS, fmt_metric, fmt_seconds, fmt_value, parse_value, short_labels, shorten
 
 __all__ = [
-    "DATA_FIELDS", "FORMATS", "Group", "Varies", "runs_of", "split_keys", "IDENTITY", "METRICS", "QUIET_FIELDS", "CompareError", "Comparison", "Filter", "Row",
+    "DATA_FIELDS", "FORMATS", "cells", "Group", "Varies", "runs_of", "split_keys", "IDENTITY", "METRICS", "QUIET_FIELDS", "CompareError", "Comparison", "Filter", "Row",
     "RunDetails", "build_comparison", "data_differences", "defaults_for", "describe_run", "differing_fields",
     "fmt_metric", "fmt_seconds", "fmt_value", "headline_metrics", "parse_filter", "parse_value", "plot_labels",
     "read_row", "render", "resolve_format", "short_labels", "shorten", "show_renderables", "show_text", "table_lines",

@@ -36,6 +36,12 @@ _HEADERS = {"epochs_done": "epochs", "duration_s": "time"}
 _TABLE_HIDDEN = ("best_epoch", "epochs_planned", "train_acc", "best_val_acc")
 
 
+def cells(comp: Comparison, max_value: int = 60) -> tuple[list[str], list[list[str]], list[bool]]:
+    """The table's headers, cells (as the terminal shows them) and which are right-aligned:
+    for other renderers of the same table (the HTML report)."""
+    return _cells(comp, max_value, max_label=80)
+
+
 def _cells(comp: Comparison, max_value: int, drop: Sequence[str] = (), max_label: int = 32) -> tuple[list[str], list[list[str]], list[bool]]:
     """Headers, display rows and right-justification of the table/markdown views."""
     labels = [shorten(x, max_label) for x in short_labels([r.run for r in comp.rows])]

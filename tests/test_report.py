@@ -1,0 +1,135 @@
+"""mlp-lab report: one self-contained HTML page, checked as text and in a real browser."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from mlp_lab import runs
+from mlp_lab.report import render_report, write_report
+from mlp_lab.results import build_comparison
+
+from test_compare import PNG_MAGIC, invoke, make_run
+from test_seed_groups import HE, HE_ACCS, XAVIER, XAVIER_ACCS, seeded
+
+
+@pytest.fixture
+def lecture_like(tmp_path):
+    """Two seed groups, and a single run that diverged with a warning."""
+    root = tmp_path / "runs"
+    seeded(root, "he", HE, HE_ACCS)
+    seeded(root, "xavier", XAVIER, XAVIER_ACCS)
+    bad = make_run(root, "large", {"model": {"init": "normal", "init_std": 1.0}}, accs=[0.1], status="diverged")
+    summary = json.loads((bad / runs.SUMMARY).read_text())
+    summary.update(message="diverged in epoch 2: training loss became nan", warnings=["layer 3's relu activations have std 7.5e+02"])
+    runs.atomic_write_json(bad / runs.SUMMARY, summary)
+    return root
+
+
+class _Page(HTMLParser):
+    """What a page refers to outside itself, its images, and its text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.external: list[str] = []
+        self.images: list[str] = []
+        self.scripts = 0
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for key in ("src", "href"):
+            if attrs.get(key) and not attrs[key].startswith("data:"):
+                self.external.append(attrs[key])
+        if tag == "img":
+            self.images.append(attrs.get("src", ""))
+        if tag in ("script", "link", "iframe", "object"):
+            self.scripts += 1
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_the_page_is_self_contained_and_holds_the_comparison(lecture_like, tmp_path):
+    out = write_report([lecture_like], tmp_path / "report.html", title="Inits, 5 seeds")
+    page = _Page()
+    page.feed(out.read_text(encoding="utf-8"))
+    assert page.external == [] and page.scripts == 0  # no network, no CDN, nothing to load
+    assert len(page.images) == 1  # the curves (these runs have no diagnostics)
+    png = base64.b64decode(page.images[0].removeprefix("data:image/png;base64,"))
+    assert png.startswith(PNG_MAGIC) and len(png) > 10_000
+    text = " ".join(page.text)
+    assert "Inits, 5 seeds" in text and "11 runs in 3 groups of runs that differ only in their seed" in text
+    assert "he 97.95 ± 0.06% (n=5) is ahead of xavier 97.62 ± 0.07% (n=5) by 0.33 pp" in text  # the verdict
+    assert "97.95 ± 0.06%" in text and "[97.87, 98.02]" in text and "baseline" in text
+    assert "model.init: normal" in text and "model.init_std: 1" in text  # what a row changes from the defaults
+    assert "diverged in epoch 2" in text and "std 7.5e+02" in text  # what its runs recorded
+    assert "seed 4" in text
+
+
+def test_diagnostics_figures_are_included_when_runs_have_them(tmp_path):
+    from test_diagnostics import train
+
+    _, run_dir = train(tmp_path, name="with-diagnostics")
+    html = render_report(build_comparison([run_dir]), "t")
+    assert html.count("<img") == 2 and "Inside the network" in html
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-o", "report.txt"], "give a name ending in .html"),
+    (["-o", "missing/report.html"], "folder missing does not exist"),
+    (["--baseline", "model.init=orthogonal"], "no group of runs has that"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(lecture_like, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    r = invoke("report", str(lecture_like), *args)
+    assert r.exit_code == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("*.html")) and not list(tmp_path.glob("*.txt"))
+
+
+def test_cli_writes_the_page(lecture_like, tmp_path):
+    r = invoke("report", str(lecture_like), "-o", str(tmp_path / "r.html"), "--baseline", "model.init=xavier_normal")
+    assert r.exit_code == 0, r.output
+    assert f"wrote {tmp_path / 'r.html'}" in r.stderr
+    assert "by 0.33 pp" in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+# The flags a headless Chromium needs on a machine without network or display.
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--virtual-time-budget=5000"]
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no Chromium here (Debian's chromium package; .ci/run installs it)")
+def test_a_real_browser_shows_the_table_and_decodes_every_image(lecture_like, tmp_path):
+    out = write_report([lecture_like], tmp_path / "report.html", title="Inits, 5 seeds")
+    # A copy with a probe: once loaded, the page's title becomes what the browser decoded.
+    probe = ("<script>window.addEventListener('load', () => { document.title = 'PROBE' + JSON.stringify({"
+             "widths: [...document.images].map(i => i.naturalWidth),"
+             "cells: [...document.querySelectorAll('td')].map(td => td.textContent)}); });</script>")
+    probed = tmp_path / "probed.html"
+    probed.write_text(out.read_text(encoding="utf-8").replace("</body>", probe + "</body>"), encoding="utf-8")
+    profile = ["--user-data-dir=" + str(tmp_path / "profile")]
+    dom = subprocess.run([_chromium(), *CHROMIUM_FLAGS, *profile, "--dump-dom", probed.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    found = re.search(r"<title>PROBE(.*?)</title>", dom, re.S)
+    assert found, dom[:500]
+    seen = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert seen["widths"] and all(w > 0 for w in seen["widths"])
+    assert {"he", "xavier", "97.95 ± 0.06%", "[97.87, 98.02]", "baseline"} <= set(seen["cells"])
+    shot = tmp_path / "report.png"  # kept with the test's files, to look at
+    subprocess.run([_chromium(), *CHROMIUM_FLAGS, *profile, "--window-size=1280,1600", f"--screenshot={shot}",
+                    out.as_uri()], capture_output=True, timeout=120)
+    assert shot.read_bytes().startswith(PNG_MAGIC) and shot.stat().st_size > 50_000
+    print(f"screenshot: {shot}")

@@ -160,6 +160,28 @@ def report(
     typer.echo(f"wrote {out}", err=True)
 
 
+export_app = typer.Typer(no_args_is_help=True, help="Write runs in other tools' formats.")
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("tensorboard")
+@_user_errors
+def export_tensorboard(
+    paths: List[Path] = typer.Argument(None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False),
+    logdir: Path = typer.Option(..., "--logdir", help="TensorBoard's log folder to write into.", show_default=False),
+    filter_: List[str] = typer.Option([], "--filter", "-f", help="Keep runs where key=value, as compare's. Repeatable."),
+) -> None:
+    """Per-epoch scalars, diagnostics per layer and hyper-parameters (HParams) as TensorBoard event files.
+
+    The runs of one seed group are named <group>/seed<N>, so TensorBoard's run filter
+    selects a group. Needs the [tensorboard] extra. Then: tensorboard --logdir DIR
+    """
+    from mlp_lab.export import export_tensorboard as export
+
+    written = export(paths or [Path("runs")], logdir, filters=filter_)
+    typer.echo(f"wrote {len(written)} run{'s' if len(written) != 1 else ''} to {logdir} (tensorboard --logdir {logdir})", err=True)
+
+
 @app.command()
 @_user_errors
 def show(

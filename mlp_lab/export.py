@@ -1,0 +1,106 @@
+"""``mlp-lab export tensorboard``: run folders as TensorBoard event files.
+
+One TensorBoard run per mlp-lab run, at ``<logdir>/<group>/<seed>``: the runs of one seed
+group share the ``<group>`` part of their name (the config fields that differ, as the
+plots' legend says them), so TensorBoard's run filter selects a group with one regex.
+Each holds the per-epoch scalars (``loss/*``, ``accuracy/*``, ``lr``), the diagnostics per
+layer when the run has them (``grad_norm/layer_N``, ``update_ratio/layer_N`` per recorded
+step; ``dead/layer_N`` or ``saturated/layer_N`` per epoch), and its hyper-parameters (the
+fields that differ, and the seed) with its final metrics for the HParams view. The run
+folders are only read. Writing needs the ``tensorboard`` package: the ``[tensorboard]`` extra.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+from mlp_lab.errors import MlpLabError
+from mlp_lab.results import Comparison, build_comparison, plot_labels, runs_of
+
+EXTRA = 'pip install -e ".[tensorboard]"'
+_SCALARS = {"train_loss": "loss/train", "test_loss": "loss/test", "val_loss": "loss/val", "train_acc": "accuracy/train",
+            "test_acc": "accuracy/test", "val_acc": "accuracy/val", "lr": "lr"}
+_FINALS = ("test_acc", "best_test_acc", "test_loss", "train_loss")
+
+
+def export_tensorboard(paths: Iterable[str | Path], logdir: str | Path, **compare_options: Any) -> list[Path]:
+    """Write every run under ``paths`` to ``logdir``; return the TensorBoard run folders written."""
+    writer_class = _summary_writer()
+    comp = build_comparison(list(paths), **compare_options)
+    logdir = Path(logdir)
+    written = []
+    for row, label in zip(comp.rows, plot_labels(comp)):
+        for run in runs_of(row):
+            target = logdir / _safe(label) / _safe(_seed_name(run))
+            if target in written:  # two runs of one config and seed (a repeat): keep both
+                target = target.with_name(f"{target.name}-{run.path.name[-6:]}")
+            _write_run(writer_class, target, run, comp)
+            written.append(target)
+    return written
+
+
+def _summary_writer() -> Any:
+    if importlib.util.find_spec("tensorboard") is None:  # torch's writer needs it, and says so less clearly
+        raise MlpLabError(f"export tensorboard needs the tensorboard package, which is not installed: {EXTRA}")
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter
+
+
+def _seed_name(run: Any) -> str:
+    seed = (run.params or {}).get("train.seed")
+    return f"seed{seed}" if seed is not None else run.path.name
+
+
+def _safe(name: str) -> str:
+    """A label as one folder name: 'hidden=[256, 256], activation=relu' -> 'hidden=[256,256],activation=relu'."""
+    return re.sub(r"[^A-Za-z0-9_.,=+\-\[\]{}]+", "_", name.replace(" ", "")).strip("_")[:120] or "run"
+
+
+def _write_run(writer_class: Any, target: Path, run: Any, comp: Comparison) -> None:
+    from mlp_lab.diagnostic_plots import read_diagnostics
+
+    writer = writer_class(log_dir=str(target))
+    try:
+        for rec in run.history:
+            epoch = rec.get("epoch")
+            if not isinstance(epoch, int):
+                continue
+            for key, tag in _SCALARS.items():
+                if isinstance(rec.get(key), (int, float)):
+                    writer.add_scalar(tag, rec[key], global_step=epoch)
+        _write_diagnostics(writer, read_diagnostics(run.path))
+        hparams = {k: _hparam(run.params.get(k)) for k in [*comp.param_columns, "train.seed"] if run.params and k in run.params}
+        finals = {f"final/{k}": float(v) for k in _FINALS if isinstance(v := run.metrics.get(k), (int, float))}
+        if hparams and finals:
+            writer.add_hparams(hparams, finals, run_name=".")
+        writer.add_text("run", f"{run.path} ({run.status})", global_step=0)
+    finally:
+        writer.close()
+
+
+def _write_diagnostics(writer: Any, records: list[dict[str, Any]]) -> None:
+    for r in records:
+        layers = [d for d in r.get("layers") or [] if isinstance(d, dict) and isinstance(d.get("layer"), int)]
+        if r.get("kind") == "step" and all(isinstance(r.get(k), int) for k in ("epoch", "step", "steps")):
+            step = (r["epoch"] - 1) * r["steps"] + r["step"]  # optimizer steps since the start
+            for d in layers:
+                name = "output" if d.get("output") else f"layer_{d['layer']}"
+                for key in ("grad_norm", "update_ratio"):
+                    if isinstance(d.get(key), (int, float)):
+                        writer.add_scalar(f"{key}/{name}", d[key], global_step=step)
+        elif r.get("kind") == "probe" and isinstance(r.get("epoch"), int):
+            for d in layers:
+                for key in ("dead", "saturated"):
+                    if isinstance(d.get(key), (int, float)):
+                        writer.add_scalar(f"{key}/layer_{d['layer']}", d[key], global_step=r["epoch"])
+
+
+def _hparam(v: Any) -> Any:
+    """HParams take numbers, strings and booleans; lists become their text."""
+    if isinstance(v, (bool, int, float, str)):
+        return v
+    return str(v)

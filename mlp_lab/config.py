@@ -26,14 +26,25 @@ from mlp_lab.schema import DEFAULT_NAMES, VARIANTS, ExperimentConfig
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a YAML experiment, apply ``--set key.path=value`` overrides, validate."""
     path = Path(path)
+    raw = read_yaml_mapping(path, "config", "a YAML mapping of sections (data, model, optimizer, ...)",
+                            "'model: {activation: relu}'")
+    raw.setdefault("name", default_name(path))
+    for item in overrides or []:
+        apply_override(raw, item)
+    return validate_config(raw, source=str(path))
+
+
+def read_yaml_mapping(path: Path, what: str, must_be: str, example: str) -> dict[str, Any]:
+    """A YAML file that must hold a mapping (duplicate keys refused, a safe loader only);
+    ConfigError, one line, for a missing, unreadable, invalid or empty file."""
     if not path.exists():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"{what} file not found: {path}")
     if path.is_dir():
-        raise ConfigError(f"config path is a directory, not a YAML file: {path}")
+        raise ConfigError(f"{what} path is a directory, not a YAML file: {path}")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read config file ({e.__class__.__name__}: {e})") from None
+        raise ConfigError(f"{path}: cannot read {what} file ({e.__class__.__name__}: {e})") from None
     try:
         raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a safe loader only: a config can never run code
     except yaml.YAMLError as e:
@@ -44,13 +55,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
     if raw is None:
-        raise ConfigError(f"{path}: config file is empty; it must be a YAML mapping such as 'model: {{activation: relu}}'")
+        raise ConfigError(f"{path}: {what} file is empty; it must be a YAML mapping such as {example}")
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: config must be a YAML mapping of sections (data, model, optimizer, ...), got a {type(raw).__name__}")
-    raw.setdefault("name", _default_name(path))
-    for item in overrides or []:
-        apply_override(raw, item)
-    return validate_config(raw, source=str(path))
+        raise ConfigError(f"{path}: {what} must be {must_be}, got a {type(raw).__name__}")
+    return raw
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -83,7 +91,7 @@ def config_from_dict(raw: dict[str, Any], overrides: list[str] | None = None, so
     return validate_config(raw, source=source)
 
 
-def _default_name(path: Path) -> str:
+def default_name(path: Path) -> str:
     name = re.sub(r"[^A-Za-z0-9_.\-]", "_", path.stem).strip("._-") or "experiment"
     return name[:64]
 
@@ -104,23 +112,36 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     parts = key.split(".")
     if not key or any(not p for p in parts):
         raise ConfigError(f"--set {item!r}: expected key.path=value, e.g. --set optimizer.lr=0.01")
+    set_value(raw, key, parse_yaml_value(key, text))
+
+
+def parse_yaml_value(key: str, text: str) -> Any:
+    """A ``--set`` value: YAML, so 0.01, true, [256, 128] and relu mean what they say."""
     try:
-        value = yaml.load(text, Loader=_UniqueKeyLoader) if text.strip() else None
+        return yaml.load(text, Loader=_UniqueKeyLoader) if text.strip() else None
     except yaml.YAMLError:
         raise ConfigError(f"--set {key}: cannot parse value {text!r} (write it as YAML: 0.01, true, [256, 128], relu)") from None
-    _check_path(parts, raw)
+
+
+def set_value(raw: dict[str, Any], key: str, value: Any, label: str = "--set") -> None:
+    """Put ``value`` at the dotted ``key`` of the raw config dict; ConfigError (a did-you-mean,
+    prefixed with ``label``) for a path that names no field."""
+    parts = key.split(".")
+    if not key or any(not p for p in parts):
+        raise ConfigError(f"{label} {key!r}: expected a dotted key such as optimizer.lr")
+    _check_path(parts, raw, label)
     node = raw
     for p in parts[:-1]:
         child = node.get(p)
         if child is None:
             child = node[p] = {}
         elif not isinstance(child, dict):
-            raise ConfigError(f"--set {key}: '{p}' is a value, not a section")
+            raise ConfigError(f"{label} {key}: '{p}' is a value, not a section")
         node = child
-    node[parts[-1]] = value
+    node[parts[-1]] = copy.deepcopy(value)
 
 
-def _check_path(parts: list[str], raw: dict[str, Any]) -> None:
+def _check_path(parts: list[str], raw: dict[str, Any], label: str = "--set") -> None:
     """Reject an override path that names no field, with a did-you-mean."""
     model: type[BaseModel] = ExperimentConfig
     for depth, part in enumerate(parts):
@@ -128,12 +149,12 @@ def _check_path(parts: list[str], raw: dict[str, Any]) -> None:
         if part not in fields:
             where = ".".join(parts[:depth]) or "top level"
             hint = _other_variants_hint(parts[0], part) if depth == 1 else ""
-            raise ConfigError(f"--set {'.'.join(parts)}: unknown key '{part}' in {where}{_did_you_mean(part, fields)}; allowed: {', '.join(sorted(fields))}{hint}")
+            raise ConfigError(f"{label} {'.'.join(parts)}: unknown key '{part}' in {where}{_did_you_mean(part, fields)}; allowed: {', '.join(sorted(fields))}{hint}")
         annotation = fields[part]
         if depth < len(parts) - 1:
             sub = _section_model(parts[: depth + 1], annotation, raw)
             if sub is None:
-                raise ConfigError(f"--set {'.'.join(parts)}: '{'.'.join(parts[:depth + 1])}' is a value, not a section")
+                raise ConfigError(f"{label} {'.'.join(parts)}: '{'.'.join(parts[:depth + 1])}' is a value, not a section")
             model = sub
 
 

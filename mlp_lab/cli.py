@@ -65,6 +65,31 @@ def train(
 
 @app.command()
 @_user_errors
+def sweep(
+    file: Optional[Path] = typer.Argument(None, help="The sweep file (YAML): base or configs, set, grid, cases, seeds.", show_default=False),
+    set_: List[str] = typer.Option([], "--set", help="Override a field in every run: --set train.epochs=5 (repeatable)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Runs at once, each in a process of its own (default: one per core, at most 8).", show_default=False),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads per run (default: the cores shared among the jobs).", show_default=False),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs and their count; run nothing."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a sweep folder: run exactly the runs that did not end."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the sweep folder is written."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (else $MLP_LAB_DATA, data.data_dir, ./data)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the closing lines."),
+    yes: bool = typer.Option(False, "--yes", help="Allow more than 10,000 runs."),
+) -> None:
+    """Many runs from one file: a grid, cases and seeds, all validated before any runs.
+
+    The runs go into one sweep folder (runs/<name>-<timestamp>-<id>/) with the resolved
+    sweep file and a manifest; compare, show and train --resume work on them unchanged.
+    Example: mlp-lab sweep configs/sweeps/activations_inits.yaml --jobs 1
+    """
+    from mlp_lab.sweeps.console import sweep_from_cli
+
+    raise typer.Exit(sweep_from_cli(file, set_, jobs, threads, dry_run, resume, runs_dir, data_dir, quiet, yes))
+
+
+@app.command()
+@_user_errors
 def schema() -> None:
     """Print the config's JSON schema (every key, its default and what it allows)."""
     import json

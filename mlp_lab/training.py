@@ -307,9 +307,10 @@ def prepare(
 
 
 def train_experiment(cfg: ExperimentConfig, data_dir: Path | None = None, runs_dir: Path = Path("runs"),
-                     resume: Path | None = None, show_progress: bool = False) -> RunResult:
-    """Train a resolved config into a new run folder under ``runs_dir`` (or continue the
-    run folder ``resume``), the way ``mlp-lab train`` does, and return how it ended.
+                     resume: Path | None = None, show_progress: bool = False, run_dir: Path | None = None) -> RunResult:
+    """Train a resolved config into a new run folder under ``runs_dir`` (or into the empty
+    folder ``run_dir``, or continue the run folder ``resume``), the way ``mlp-lab train``
+    does, and return how it ended.
 
     Everything that can be wrong with the input (device, data, checkpoint) raises an
     MlpLabError before a run folder exists.
@@ -321,7 +322,10 @@ def train_experiment(cfg: ExperimentConfig, data_dir: Path | None = None, runs_d
         checkpoint.load(ckpt_path)  # raises the explanatory RunError
     device = resolve_device(cfg.train.device)
     data = load_data(cfg.data, resolve_data_dir(data_dir, cfg.data), device, seed=cfg.train.seed)
-    run_dir = Path(resume) if resume is not None else runs.create_run_dir(runs_dir, cfg.name)
+    if resume is not None:
+        run_dir = Path(resume)
+    elif run_dir is None:
+        run_dir = runs.create_run_dir(runs_dir, cfg.name)
     try:
         with TrainingProgress(enabled=show_progress, run_name=run_dir.name) as progress:
             return run_experiment(cfg, run_dir, data, device, progress=progress, resume_from=ckpt_path)
@@ -329,7 +333,7 @@ def train_experiment(cfg: ExperimentConfig, data_dir: Path | None = None, runs_d
         # run_experiment raises only while setting up (model, optimizer, checkpoint),
         # before its first summary: a new folder holding nothing is removed again.
         if resume is None and not (run_dir / runs.SUMMARY).exists():
-            shutil.rmtree(run_dir, ignore_errors=True)
+            shutil.rmtree(run_dir, ignore_errors=True)  # (a folder handed in empty is removed too)
         if isinstance(e, MlpLabError | KeyboardInterrupt):
             raise
         if isinstance(e, MemoryError | torch.OutOfMemoryError) or "can't allocate memory" in str(e):

@@ -1,0 +1,152 @@
+"""The local backend: each run in a process of its own, ``jobs`` at a time.
+
+Why processes: a run that crashes, runs out of memory or is killed outright takes only
+itself down; the sweep records it as failed with the reason and goes on. Why few of them:
+on a 2-core machine two 1-thread processes trained no faster than one 2-thread run after
+another (README, "Sweeps"), so the defaults are one run at a time with torch's threads.
+
+Ctrl-C reaches the runs from the terminal (they share its process group); SIGTERM to the
+sweep is passed on to them. Either way every running run ends ``interrupted`` as a train
+run does, nothing new starts, and ``mlp-lab sweep --resume FOLDER`` goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from mlp_lab import runs
+from mlp_lab.sweeps.folder import Manifest
+
+# A run that ended this way is done: a diverged run would diverge again on the same seed.
+DONE = ("completed", "diverged")
+POLL_S = 0.2
+
+
+@dataclass
+class _Running:
+    index: int
+    proc: subprocess.Popen
+    folder: Path
+    log: Path
+    started: float
+    told: bool = False  # SIGTERM passed on already
+
+
+@dataclass
+class Outcome:
+    """How the sweep's runs stand once the backend returns."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    stopped: bool = False  # a signal stopped the sweep before every run ended
+
+
+def to_do(manifest: Manifest) -> list[int]:
+    """The runs that have not ended for good: pending, interrupted, failed (never a done one twice)."""
+    return [r["index"] for r in manifest.runs if r["status"] not in DONE]
+
+
+def run_local(manifest: Manifest, jobs: int = 1, threads: int | None = None, data_dir: Path | None = None,
+              report: Callable[[dict[str, Any], int, int], None] | None = None) -> Outcome:
+    """Run every run of ``manifest`` that is still to do, ``jobs`` at a time; ``report`` is
+    called with each finished run's manifest entry, how many have ended and the total."""
+    from mlp_lab.signals import stop_on_signals
+
+    queue = to_do(manifest)
+    total, finished = len(manifest.runs), len(manifest.runs) - len(queue)
+    running: list[_Running] = []
+    with stop_on_signals() as stop:
+        try:
+            while queue or running:
+                while queue and len(running) < jobs and stop.signal is None:
+                    running.append(_start(manifest, queue.pop(0), threads, data_dir))
+                time.sleep(POLL_S)
+                if stop.signal is not None:
+                    _pass_on(running)
+                for r in [r for r in running if r.proc.poll() is not None]:
+                    running.remove(r)
+                    entry = _record(manifest, r)
+                    finished += 1
+                    if report is not None:
+                        report(entry, finished, total)
+                if stop.signal is not None and not running:
+                    break
+        except KeyboardInterrupt:  # a second Ctrl-C: the runs have it too; wait for them to write their ends
+            for r in running:
+                r.proc.wait()
+                _record(manifest, r)
+            stop.signal = signal.SIGINT
+    counts: dict[str, int] = {}
+    for entry in manifest.runs:
+        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+    return Outcome(counts=counts, stopped=stop.signal is not None)
+
+
+def _start(manifest: Manifest, index: int, threads: int | None, data_dir: Path | None) -> _Running:
+    entry = manifest.runs[index]
+    resume = entry["status"] == "interrupted" and entry["folder"] and (manifest.folder / entry["folder"] / runs.CHECKPOINT).exists()
+    if resume:
+        folder = manifest.folder / entry["folder"]
+    else:
+        if entry["folder"]:  # a failed run starts again from scratch, in a new folder
+            shutil.rmtree(manifest.folder / entry["folder"], ignore_errors=True)
+        folder = runs.create_run_dir(manifest.folder, entry["config"]["name"])
+        from mlp_lab.config import config_from_dict, dump_config
+
+        runs.atomic_write_text(folder / runs.CONFIG, dump_config(config_from_dict(entry["config"])))
+    manifest.update(index, folder=folder.name, status="running", reason=None)
+    logs = manifest.folder / ".logs"
+    logs.mkdir(exist_ok=True)
+    log = logs / f"{index}.log"
+    cmd = [sys.executable, "-m", "mlp_lab.sweeps.worker", str(folder)]
+    if threads is not None:
+        cmd += ["--threads", str(threads)]
+    if data_dir is not None:
+        cmd += ["--data-dir", str(data_dir)]
+    if resume:
+        cmd.append("--resume")
+    with open(log, "w", encoding="utf-8") as f:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=f, stdin=subprocess.DEVNULL)
+    return _Running(index, proc, folder, log, time.time())
+
+
+def _pass_on(running: list[_Running]) -> None:
+    """SIGTERM to the runs (a terminal's Ctrl-C has reached them already; a second SIGINT
+    would stop them mid-step, a SIGTERM after it is only noted)."""
+    for r in running:
+        if r.proc.poll() is None and not r.told:
+            try:
+                r.proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            r.told = True
+
+
+def _record(manifest: Manifest, r: _Running) -> dict[str, Any]:
+    """The run's own ending, from its summary; failed, with the reason, when it left none."""
+    summary = runs.load_run(r.folder).summary if r.folder.is_dir() else None
+    status = (summary or {}).get("status")
+    reason = None
+    if status in (None, "running"):
+        status = "failed"
+        code = r.proc.returncode
+        if code is not None and code < 0:
+            reason = f"process killed by {signal.Signals(-code).name}"
+        else:
+            lines = [line for line in r.log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+            reason = lines[-1] if lines else f"process exited with code {code} and wrote no summary"
+    elif status != "completed":
+        reason = (summary or {}).get("message")
+    entry = {"status": status, "reason": reason, "seconds": round(time.time() - r.started, 2),
+             "folder": r.folder.name if r.folder.is_dir() else None}
+    manifest.update(r.index, **entry)
+    if status == "completed" and r.log.exists() and r.log.stat().st_size == 0:
+        os.unlink(r.log)
+    return manifest.runs[r.index]

@@ -1,0 +1,219 @@
+"""The sweep file: many runs from one YAML file, all resolved and validated before any runs.
+
+```yaml
+name: relu-inits                  # default: the file's name
+base: ../relu_adam.yaml           # one train config, relative to this file ...
+# configs: [../lecture/init_*.yaml] # ... or a list of configs and globs: each one a case
+set: {train.epochs: 5}            # overrides for every run, --set's key paths
+grid:                             # the cartesian product of these lists
+  model.activation: [relu, tanh]
+cases:                            # values that change together; crossed with the grid
+  - {optimizer.name: sgd, optimizer.lr: 0.1}
+seeds: 3                          # n: train.seed 0..n-1; or a list: [0, 7, 42]
+```
+
+A cell is one config (a base or listed config, crossed with a grid point and a case);
+each cell runs once per seed. A cell's id comes from its resolved config without seed and
+name, so it is the same on every machine and in every sweep that has that config.
+"""
+
+from __future__ import annotations
+
+import difflib
+import glob
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mlp_lab.config import (
+    config_to_dict, default_name, parse_yaml_value, read_yaml_mapping, set_value, validate_config,
+)
+from mlp_lab.errors import ConfigError
+from mlp_lab.schema import ExperimentConfig
+
+MAX_RUNS_WITHOUT_YES = 10_000
+
+
+class SweepFile(BaseModel):
+    """What a sweep file may say (unknown keys are errors, with a did-you-mean)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, description="The sweep's name; default: the file's name.")
+    base: str | None = Field(None, description="One train config, relative to the sweep file.")
+    configs: list[str] | None = Field(None, description="Train configs or globs, relative to the sweep file: each one a case.")
+    set: dict[str, Any] = Field(default_factory=dict, description="Overrides for every run, as --set's key paths.")
+    grid: dict[str, list[Any]] = Field(default_factory=dict, description="Key path -> values: the cartesian product.")
+    cases: list[dict[str, Any]] = Field(default_factory=list, description="Values that change together; crossed with the grid.")
+    seeds: Union[int, list[int]] = Field(1, description="n: train.seed 0..n-1; or a list of seeds.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SweepFile:
+        if (self.base is None) == (self.configs is None):
+            raise ValueError("give exactly one of base (one config) and configs (a list of configs and globs)")
+        return self
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_lists(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in grid.items():
+            if not values:
+                raise ValueError(f"grid {key}: an empty list gives no runs; give one value or more")
+        return grid
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, v: Any) -> Any:
+        if isinstance(v, bool) or (isinstance(v, int) and v < 1):
+            raise ValueError(f"seeds: {v!r}: give a count of 1 or more, or a list of seeds")
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("seeds: [] gives no runs; give a count or a list of seeds")
+            if any(isinstance(s, bool) or not isinstance(s, int) for s in v):
+                raise ValueError(f"seeds: {v!r}: every seed must be an integer")
+            if len(set(v)) < len(v):
+                raise ValueError(f"seeds: {v!r}: a seed repeats; each seed runs once")
+        return v
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of the sweep: its cell, its seed, its validated config, and what varies."""
+
+    index: int
+    cell: str
+    seed: int
+    config: ExperimentConfig
+    varies: dict[str, Any] = field(default_factory=dict)  # the cell's grid/case values (and its config file)
+
+
+@dataclass
+class Sweep:
+    name: str
+    path: Path
+    spec: SweepFile
+    runs: list[PlannedRun]
+
+    @property
+    def cells(self) -> list[str]:
+        return list(dict.fromkeys(r.cell for r in self.runs))
+
+    def resolved(self) -> dict[str, Any]:
+        """The sweep file as it was run: its fields, the config files a glob matched, each cell."""
+        return {"name": self.name, "source": str(self.path), **self.spec.model_dump(exclude={"name"}, exclude_none=True),
+                "cells": {r.cell: r.varies for r in self.runs}}
+
+
+def load_sweep(path: str | Path, overrides: list[str] | None = None, yes: bool = False) -> Sweep:
+    """Read, expand and validate a sweep file: every run's config is resolved here, and the
+    first problem is a one-line ConfigError naming the cell and the key."""
+    path = Path(path)
+    raw = read_yaml_mapping(path, "sweep", "a YAML mapping (base or configs, set, grid, cases, seeds)",
+                            "'base: relu_adam.yaml'")
+    for item in overrides or []:  # --set on the command line joins the file's set
+        key, sep, value = item.partition("=")
+        if not sep or not isinstance(raw.setdefault("set", {}), dict):
+            raise ConfigError(f"--set {item!r}: expected key.path=value, e.g. --set train.epochs=5")
+        raw["set"][key.strip()] = parse_yaml_value(key.strip(), value)
+    try:
+        spec = SweepFile.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(f"{path}: {_describe(e)}") from None
+    name = spec.name or default_name(path)
+    runs = _expand(spec, path)
+    if len(runs) > MAX_RUNS_WITHOUT_YES and not yes:
+        raise ConfigError(f"{path}: {len(runs):,} runs; more than {MAX_RUNS_WITHOUT_YES:,} needs --yes")
+    return Sweep(name=name, path=path, spec=spec, runs=runs)
+
+
+def _describe(e: ValidationError) -> str:
+    """pydantic's report of a sweep file, as one line."""
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ()))
+    if err.get("type") == "extra_forbidden":
+        match = difflib.get_close_matches(loc, list(SweepFile.model_fields), n=1)
+        hint = f" (did you mean '{match[0]}'?)" if match else ""
+        return f"unknown key '{loc}'{hint}; allowed: {', '.join(SweepFile.model_fields)}"
+    msg = str(err.get("msg", "")).removeprefix("Value error, ")
+    if err.get("type") in ("list_type", "dict_type", "int_type", "string_type"):
+        return f"{loc}: {err.get('input')!r}: {msg[0].lower() + msg[1:]}"
+    return msg if not loc or msg.startswith(loc.split(".")[0]) else f"{loc}: {msg}"
+
+
+def _sources(spec: SweepFile, path: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The train configs the sweep starts from, each with its raw mapping."""
+    here = path.parent
+    if spec.base is not None:
+        files = [here / spec.base]
+    else:
+        files = []
+        for pattern in spec.configs or []:
+            matched = sorted(Path(p) for p in glob.glob(str(here / pattern)))
+            if not matched:
+                raise ConfigError(f"{path}: configs: {pattern!r} matches no file (relative to {here})")
+            files += [m for m in matched if m not in files]
+    out = []
+    for f in files:
+        raw = read_yaml_mapping(f, "config", "a YAML mapping of sections", "'model: {activation: relu}'")
+        raw.setdefault("name", default_name(f))
+        out.append((f, raw))
+    return out
+
+
+def _expand(spec: SweepFile, path: Path) -> list[PlannedRun]:
+    sources = _sources(spec, path)
+    grid_keys = list(spec.grid)
+    points = [dict(zip(grid_keys, combo)) for combo in itertools.product(*(spec.grid[k] for k in grid_keys))] or [{}]
+    cases = spec.cases or [{}]
+    runs: list[PlannedRun] = []
+    seen: dict[str, str] = {}
+    for (file, base), point, case in itertools.product(sources, points, cases):
+        varies = ({"config": file.name} if spec.configs is not None else {}) | point | case
+        cell_name = ", ".join(f"{k}={v}" for k, v in varies.items()) or "the base config"
+        raw = json.loads(json.dumps(base))  # a deep copy the overrides may write into
+        for label, values in (("set", spec.set), ("grid", point), ("cases", case)):
+            for key, value in values.items():
+                try:
+                    set_value(raw, key, value, label=label)
+                except ConfigError as e:
+                    raise ConfigError(f"{path}: {e}") from None
+        if varies:  # runs are named by what their cell varies, so compare's rows and verdicts say it
+            raw["name"] = _run_name(varies, raw.get("name"))
+        cfg = validate_config(raw, source=f"{path}: cell {cell_name}")
+        cell = cell_id(cfg)
+        if cell in seen:
+            raise ConfigError(f"{path}: cells {seen[cell]} and {cell_name} come out identical; "
+                              f"drop one (a grid value or case that changes nothing?)")
+        seen[cell] = cell_name
+        for seed in spec.seed_list():
+            run_cfg = cfg.model_copy(deep=True)
+            run_cfg.train.seed = seed
+            runs.append(PlannedRun(index=len(runs), cell=cell, seed=seed, config=run_cfg, varies=varies))
+    return runs
+
+
+def _run_name(varies: dict[str, Any], fallback: Any) -> str:
+    """'tanh-kaiming_normal-adam-0.001' from a cell's values (a config file by its stem)."""
+    parts = [Path(v).stem if k == "config" else str(v) for k, v in varies.items()]
+    name = re.sub(r"[^A-Za-z0-9_.\-]+", "_", "-".join(parts)).strip("._-")
+    name = re.sub(r"\.{2,}", ".", name)[:64].rstrip("._-")
+    return name if name and name[0].isalnum() else str(fallback or "run")
+
+
+def cell_id(cfg: ExperimentConfig) -> str:
+    """8 hex digits from the resolved config without its seed and name: stable across machines."""
+    d = config_to_dict(cfg)
+    d.pop("name", None)
+    d.pop("description", None)
+    d["train"].pop("seed", None)
+    d["data"].pop("data_dir", None)  # where the data lives is not what is trained
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]

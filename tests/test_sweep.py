@@ -1,0 +1,244 @@
+"""mlp-lab sweep: expansion, bad input, the local backend, failures, Ctrl-C and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import MLP_LAB, assert_user_error, cli, cli_subprocess, offline_env, without_seconds
+from mlp_lab.sweeps import cell_id, load_manifest, load_sweep
+from mlp_lab.sweeps.folder import held
+
+REPO = Path(__file__).resolve().parents[1]
+# Seconds per run: synthetic data, a small net, one epoch.
+TINY = {"name": "tiny", "data": {"dataset": "synthetic", "synthetic_train_size": 300, "synthetic_test_size": 100},
+        "model": {"hidden": [16]}, "train": {"epochs": 1, "batch_size": 50}}
+
+
+def write(path: Path, doc: dict) -> Path:
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def base(tmp_path) -> Path:
+    return write(tmp_path / "tiny.yaml", TINY)
+
+
+def sweep_file(tmp_path: Path, **fields) -> Path:
+    return write(tmp_path / "s.yaml", {"base": "tiny.yaml", **fields})
+
+
+# --- expansion ------------------------------------------------------------------------
+
+
+def test_grid_cases_and_seeds_multiply(tmp_path, base):
+    s = load_sweep(sweep_file(tmp_path, grid={"model.activation": ["relu", "tanh"], "model.init": ["xavier_normal", "kaiming_normal"]},
+                              cases=[{"optimizer.name": "sgd", "optimizer.lr": 0.1}, {"optimizer.name": "adam"}], seeds=3))
+    assert len(s.runs) == 2 * 2 * 2 * 3 and len(s.cells) == 8
+    assert [r.seed for r in s.runs[:3]] == [0, 1, 2] and all(r.config.train.seed == r.seed for r in s.runs)
+    first = s.runs[0]
+    assert first.varies == {"model.activation": "relu", "model.init": "xavier_normal", "optimizer.name": "sgd", "optimizer.lr": 0.1}
+    assert first.config.optimizer.lr == 0.1 and first.config.name == "relu-xavier_normal-sgd-0.1"
+    assert load_sweep(sweep_file(tmp_path, seeds=[0, 7, 42])).runs[2].seed == 42
+
+
+def test_cell_ids_are_stable_and_ignore_seed_and_name(tmp_path, base):
+    a = load_sweep(sweep_file(tmp_path, grid={"model.activation": ["relu", "tanh"]}, seeds=2))
+    b = load_sweep(sweep_file(tmp_path, grid={"model.activation": ["tanh", "relu"]}, seeds=[5]))
+    assert {r.cell for r in a.runs} == {r.cell for r in b.runs}
+    assert a.runs[0].cell == a.runs[1].cell  # seeds 0 and 1 of one cell
+    cfg = a.runs[0].config.model_copy(deep=True)
+    cfg.name, cfg.train.seed = "other", 99
+    assert cell_id(cfg) == a.runs[0].cell and len(a.runs[0].cell) == 8
+
+
+def test_set_applies_to_every_run_and_the_cli_set_joins_it(tmp_path, base):
+    s = load_sweep(sweep_file(tmp_path, set={"train.epochs": 3}, grid={"model.activation": ["relu", "tanh"]}),
+                   overrides=["optimizer.lr=0.05"])
+    assert {(r.config.train.epochs, r.config.optimizer.lr) for r in s.runs} == {(3, 0.05)}
+
+
+def test_configs_and_globs_are_each_a_case(tmp_path, base):
+    write(tmp_path / "tiny_b.yaml", {**TINY, "model": {"hidden": [8]}})
+    s = load_sweep(write(tmp_path / "s.yaml", {"configs": ["tiny*.yaml"], "seeds": 1}))
+    assert [r.varies for r in s.runs] == [{"config": "tiny.yaml"}, {"config": "tiny_b.yaml"}]
+    assert [r.config.model.hidden for r in s.runs] == [[16], [8]]
+
+
+def test_dry_run_prints_the_runs_and_writes_nothing(tmp_path, base, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = cli("sweep", sweep_file(tmp_path, grid={"model.activation": ["relu", "tanh"]}, seeds=2), "--dry-run")
+    assert r.code == 0, r
+    assert "4 runs: 2 cells x 2 seeds (dry run: nothing ran)" in r.stdout and "model.activation" in r.stdout
+    assert not (tmp_path / "runs").exists()
+
+
+# --- bad input: one line, exit 2, no sweep folder ---------------------------------------
+
+BAD = [
+    ({"grid": {"model.activaton": ["relu"]}}, ["grid model.activaton", "did you mean 'activation'"]),
+    ({"set": {"train.epoch": 2}}, ["set train.epoch", "did you mean 'epochs'"]),
+    ({"cases": [{"optimizr.lr": 0.1}]}, ["cases optimizr.lr", "did you mean 'optimizer'"]),
+    ({"grid": {"model.activation": "relu"}}, ["grid.model.activation", "list"]),
+    ({"grid": {"model.activation": []}}, ["grid model.activation", "empty list"]),
+    ({"grid": {"model.activation": ["relu", "swish"]}}, ["cell model.activation=swish", "model.activation", "'swish'"]),
+    ({"configs": ["tiny.yaml"]}, ["exactly one of base"]),
+    ({"base": None}, ["exactly one of base"]),
+    ({"seeds": 0}, ["seeds", "1 or more"]),
+    ({"seeds": -2}, ["seeds", "1 or more"]),
+    ({"seeds": 1.5}, ["seeds"]),
+    ({"seeds": [1, 2, 1]}, ["seeds", "repeats"]),
+    ({"cases": {"optimizer.lr": 0.1}}, ["cases"]),
+    ({"cases": [{"optimizer.lr": 0.001}, {"optimizer.lr": 1e-3}]}, ["come out identical"]),
+    ({"gird": {"model.activation": ["relu"]}}, ["unknown key 'gird'", "did you mean 'grid'"]),
+]
+
+
+@pytest.mark.parametrize("fields, words", BAD, ids=[str(i) for i in range(len(BAD))])
+def test_bad_sweep_files_are_one_line_and_exit_2(tmp_path, base, monkeypatch, fields, words):
+    monkeypatch.chdir(tmp_path)
+    doc = {"base": "tiny.yaml", **fields}
+    if doc.get("base") is None:
+        doc.pop("base")
+    assert_user_error(cli("sweep", write(tmp_path / "s.yaml", doc)), *words)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_glob_that_matches_nothing_is_an_error(tmp_path, base):
+    assert_user_error(cli("sweep", write(tmp_path / "s.yaml", {"configs": ["nope_*.yaml"]})), "nope_*.yaml", "matches no file")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--jobs", "0"], ["--jobs 0", "1 or more"]),
+    (["--threads", "0"], ["--threads 0", "1 or more"]),
+])
+def test_bad_options_are_one_line_and_exit_2(tmp_path, base, args, words):
+    assert_user_error(cli("sweep", sweep_file(tmp_path), *args), *words)
+
+
+def test_more_than_ten_thousand_runs_need_yes(tmp_path, base):
+    assert_user_error(cli("sweep", sweep_file(tmp_path, seeds=10_001), "--dry-run"), "10,001 runs", "--yes")
+
+
+def test_resume_of_a_folder_that_is_not_a_sweep(tmp_path):
+    (tmp_path / "x").mkdir()
+    assert_user_error(cli("sweep", "--resume", tmp_path / "x"), "not a sweep folder")
+
+
+# --- running ----------------------------------------------------------------------------
+
+
+def test_two_jobs_run_every_run_into_one_sweep_folder(tmp_path, base):
+    r = cli_subprocess("sweep", sweep_file(tmp_path, grid={"model.activation": ["relu", "tanh"]}, seeds=2),
+                       "--jobs", "2", "--threads", "1", "--runs-dir", tmp_path / "runs", cwd=tmp_path, timeout=300)
+    assert r.code == 0, r
+    (folder,) = (tmp_path / "runs").iterdir()
+    manifest = load_manifest(folder)
+    assert [e["status"] for e in manifest.runs] == ["completed"] * 4
+    assert all((folder / e["folder"] / "summary.json").is_file() for e in manifest.runs)
+    assert yaml.safe_load((folder / "sweep.yaml").read_text())["grid"] == {"model.activation": ["relu", "tanh"]}
+    assert "[4/4] completed" in r.stdout and "2 groups of runs that differ only in their seed" in r.stdout
+    assert "sweep s-" in r.stdout and "4 completed" in r.stdout
+    doc = json.loads(cli("compare", folder, "--format", "json").stdout)  # compare reads the sweep unchanged
+    assert [row["n"] for row in doc["rows"]] == [2, 2]
+
+
+def test_a_run_killed_outright_is_failed_and_the_others_complete(tmp_path, base, monkeypatch):
+    import mlp_lab.sweeps.local as local
+
+    real = local.subprocess.Popen
+
+    def popen(cmd, **kw):
+        if "tanh" in str(cmd[3]):  # the run folder of the tanh cell: its process is SIGKILLed
+            cmd = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
+        return real(cmd, **kw)
+
+    monkeypatch.setattr(local.subprocess, "Popen", popen)
+    r = cli("sweep", sweep_file(tmp_path, grid={"model.activation": ["relu", "tanh"]}), "--runs-dir", tmp_path / "runs")
+    assert r.code == 1, r
+    (folder,) = (tmp_path / "runs").iterdir()
+    by_name = {e["config"]["name"]: e for e in load_manifest(folder).runs}
+    assert by_name["relu"]["status"] == "completed"
+    assert by_name["tanh"]["status"] == "failed" and by_name["tanh"]["reason"] == "process killed by SIGKILL"
+    assert "not every run completed (1 failed)" in r.stderr
+
+
+def _wait_for(predicate, proc, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"sweep ended early: {proc.communicate()}")
+        time.sleep(0.05)
+    pytest.fail("timed out")
+
+
+def test_ctrl_c_then_resume_ends_with_the_uninterrupted_metrics(tmp_path, base):
+    # Three runs of 150 short epochs (a few seconds each): Ctrl-C once the first has completed
+    # lands in the second, and the third has not started.
+    doc = {"base": "tiny.yaml", "set": {"train.epochs": 150, "data.synthetic_train_size": 1000},
+           "grid": {"model.activation": ["relu", "tanh", "elu"]}}
+    sfile = write(tmp_path / "s.yaml", doc)
+    # Its own process group, as a terminal gives: Ctrl-C reaches the sweep and its runs alike.
+    proc = subprocess.Popen([*MLP_LAB, "sweep", str(sfile), "--runs-dir", str(tmp_path / "stopped"), "--quiet", "--jobs", "1"],
+                            cwd=tmp_path, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    folder_of = lambda: next(iter((tmp_path / "stopped").glob("s-*")), None)  # noqa: E731
+
+    def one_run_done_another_going():
+        folder = folder_of()
+        if folder is None or not (folder / "manifest.json").exists():
+            return False
+        entries = json.loads((folder / "manifest.json").read_text())["runs"]
+        running = [e for e in entries if e["status"] == "running" and e["folder"]]
+        return any(e["status"] == "completed" for e in entries) and any(
+            (folder / e["folder"] / "metrics.jsonl").exists() for e in running)
+
+    _wait_for(one_run_done_another_going, proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    folder = folder_of()
+    assert f"continue with: mlp-lab sweep --resume {folder}" in err
+    statuses = [e["status"] for e in load_manifest(folder).runs]
+    assert "interrupted" in statuses and "pending" in statuses
+
+    # A second process cannot drive the same sweep at once.
+    with held(folder):
+        assert_user_error(cli("sweep", "--resume", folder), "is being run by process")
+
+    r = cli_subprocess("sweep", "--resume", folder, "--quiet", cwd=tmp_path, timeout=300)
+    assert r.code == 0, r
+    resumed = load_manifest(folder).runs
+    assert [e["status"] for e in resumed] == ["completed"] * 3
+
+    r = cli_subprocess("sweep", sfile, "--runs-dir", tmp_path / "straight", "--quiet", "--jobs", "1", cwd=tmp_path, timeout=300)
+    assert r.code == 0, r
+    straight = load_manifest(next((tmp_path / "straight").iterdir())).runs
+
+    def metrics(root, entry):
+        lines = (root / entry["folder"] / "metrics.jsonl").read_text().splitlines()
+        return without_seconds([json.loads(x) for x in lines])
+
+    for a, b in zip(resumed, straight):
+        assert (a["cell"], a["seed"]) == (b["cell"], b["seed"])
+        assert metrics(folder, a) == metrics(next((tmp_path / "straight").iterdir()), b)
+    assert_user_error(cli("sweep", "--resume", folder), "every run of this sweep has ended")
+
+
+@pytest.mark.parametrize("path", sorted([*(REPO / "configs" / "sweeps").glob("*.yaml"), REPO / "configs" / "lecture" / "sweep.yaml"]),
+                         ids=lambda p: p.name)
+def test_every_shipped_sweep_file_expands(path):
+    r = cli("sweep", path, "--dry-run")
+    assert r.code == 0, r
+    assert "(dry run: nothing ran)" in r.stdout

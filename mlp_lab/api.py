@@ -2,6 +2,7 @@
 
     import mlp_lab
     run = mlp_lab.train("configs/relu_adam.yaml", {"train.epochs": 3})
+    seeds = mlp_lab.sweep("configs/sweeps/batchnorm.yaml", {"train.epochs": 2})
     runs = mlp_lab.load_runs("runs/")
     print(mlp_lab.compare("runs/"))                 # what `mlp-lab compare runs/` prints
     mlp_lab.runs_frame(runs)                        # a pandas DataFrame, one row per run
@@ -21,7 +22,7 @@ from typing import Any, Mapping, Sequence
 from mlp_lab import runs as run_folders
 from mlp_lab.keys import flatten
 
-__all__ = ["Run", "train", "load_runs", "compare", "comparison", "runs_frame", "groups_frame"]
+__all__ = ["Run", "train", "sweep", "load_runs", "compare", "comparison", "runs_frame", "groups_frame"]
 
 
 @dataclass
@@ -100,6 +101,24 @@ def _override_items(overrides: Mapping[str, Any] | Sequence[str]) -> list[str]:
         # JSON is YAML: --set parses the value back to exactly this one.
         return [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
     return list(overrides)
+
+
+def sweep(file: str | Path, overrides: Mapping[str, Any] | Sequence[str] = (), *, jobs: int | None = None,
+          threads: int | None = None, runs_dir: str | Path = "runs", data_dir: str | Path | None = None,
+          yes: bool = False) -> list[Run]:
+    """Run a sweep file, as ``mlp-lab sweep`` does (quietly), and return its runs in the
+    sweep's order. ``overrides`` apply to every run, as ``--set``. A sweep that is stopped
+    (Ctrl-C) returns the runs so far; ``mlp-lab sweep --resume`` goes on."""
+    from mlp_lab import sweeps
+
+    data = Path(data_dir) if data_dir is not None else None
+    plan = sweeps.load_sweep(file, _override_items(overrides), yes=yes)
+    sweeps.check_data([r.config for r in plan.runs], data)
+    folder = sweeps.start_sweep(plan, Path(runs_dir)).folder
+    jobs, threads = sweeps.default_workers(jobs, threads)
+    sweeps.run_sweep(folder, jobs=jobs, threads=threads, data_dir=data)
+    entries = sweeps.load_manifest(folder).runs
+    return [Run.read(folder / e["folder"]) for e in entries if e["folder"] and (folder / e["folder"]).is_dir()]
 
 
 def load_runs(*paths: str | Path) -> list[Run]:

@@ -78,3 +78,13 @@ def test_import_mlp_lab_imports_no_torch():
     code = "import sys, mlp_lab; mlp_lab.load_runs; assert 'torch' not in sys.modules, 'torch'"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_sweep_runs_a_sweep_file_and_returns_its_runs(tmp_path):
+    (tmp_path / "s.yaml").write_text(
+        f"base: {REPO / 'configs' / 'smoke.yaml'}\ngrid: {{model.activation: [relu, tanh]}}\nseeds: 2\n", encoding="utf-8")
+    made = mlp_lab.sweep(tmp_path / "s.yaml", TINY, runs_dir=tmp_path / "runs", jobs=2, threads=1)
+    assert [(r.params["model.activation"], r.params["train.seed"], r.status) for r in made] == [
+        ("relu", 0, "completed"), ("relu", 1, "completed"), ("tanh", 0, "completed"), ("tanh", 1, "completed")]
+    assert all(r.path.parent.parent == tmp_path / "runs" for r in made)  # one sweep folder
+    assert [g.n for g in mlp_lab.comparison(made[0].path.parent).rows] == [2, 2]

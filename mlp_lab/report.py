@@ -4,7 +4,8 @@ Everything is inside the file: styles inline, figures as base64 PNGs, no script,
 network, no font or CDN. It holds the comparison as ``compare`` gives it (seed groups with
 mean ± std, intervals and verdicts), the learning curves with seed bands, the diagnostics
 figure of runs that have them, what each row's config changes from the defaults, and the
-warnings and endings its runs recorded. It prints on A4 (wide tables shrink to fit).
+warnings and endings its runs recorded, and for a sweep folder its resolved sweep file. It
+prints on A4 (wide tables shrink to fit).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ tr.best td { font-weight: 600; background: #eef7ee; }
 .s-completed { color: #247a2d; } .s-diverged, .s-failed { color: #b3261e; } .s-interrupted, .s-running { color: #8a6d00; }
 figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 .warn { color: #8a4b00; } code { font-size: .92em; }
+pre { background: #f6f7f8; padding: .8em; overflow-x: auto; font-size: .85em; }
 @media print { body { max-width: none; margin: 0; font-size: 11px; } .scroll { overflow: visible; }
                table { font-size: 8px; } h2 { break-after: avoid; } figure, tr { break-inside: avoid; } }
 """
@@ -50,8 +52,9 @@ def write_report(paths: Iterable[str | Path], output: str | Path, title: str | N
         raise MlpLabError(f"--output {output}: a report is an HTML file; give a name ending in .html")
     if not output.parent.is_dir():
         raise MlpLabError(f"--output {output}: folder {output.parent} does not exist")
-    comp = build_comparison(list(paths), **compare_options)
-    page = render_report(comp, title or "mlp-lab report")
+    paths = [Path(p) for p in paths]
+    comp = build_comparison(paths, **compare_options)
+    page = render_report(comp, title or "mlp-lab report", sweep_files(paths))
     try:
         runs.atomic_write_text(output, page)
     except OSError as e:
@@ -59,7 +62,18 @@ def write_report(paths: Iterable[str | Path], output: str | Path, title: str | N
     return output
 
 
-def render_report(comp: Comparison, title: str) -> str:
+def sweep_files(paths: Sequence[Path]) -> dict[str, str]:
+    """The resolved sweep file of each path that is a sweep folder: folder name -> its text."""
+    from mlp_lab.sweeps.folder import MANIFEST, SWEEP_FILE
+
+    out = {}
+    for p in paths:
+        if (p / MANIFEST).is_file() and (p / SWEEP_FILE).is_file():
+            out[p.name] = (p / SWEEP_FILE).read_text(encoding="utf-8", errors="replace")
+    return out
+
+
+def render_report(comp: Comparison, title: str, sweeps: dict[str, str] | None = None) -> str:
     n_runs = sum(len(runs_of(r)) for r in comp.rows)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     what = f"{n_runs} run{'s' if n_runs != 1 else ''}"
@@ -69,6 +83,8 @@ def render_report(comp: Comparison, title: str) -> str:
     if verdict(comp):
         parts.append(f'<p class="verdict">{_e(verdict(comp))}</p>')
     parts += ["<h2>Comparison</h2>", _table(comp), *_figures(comp), *_details(comp)]
+    for name, text in (sweeps or {}).items():
+        parts.append(f"<h2>Sweep file of {_e(name)}</h2><pre>{_e(text)}</pre>")
     if comp.warnings:
         items = "".join(f"<li>{_e(w)}</li>" for w in warning_lines(comp.warnings))
         parts.append(f'<h2>Folders that could not be read in full</h2><ul class="warn">{items}</ul>')

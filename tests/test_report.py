@@ -133,3 +133,16 @@ def test_a_real_browser_shows_the_table_and_decodes_every_image(lecture_like, tm
                     out.as_uri()], capture_output=True, timeout=120)
     assert shot.read_bytes().startswith(PNG_MAGIC) and shot.stat().st_size > 50_000
     print(f"screenshot: {shot}")
+
+
+def test_a_sweep_folder_brings_its_sweep_file(tmp_path):
+    from test_sweep import TINY, write
+
+    write(tmp_path / "tiny.yaml", TINY)
+    write(tmp_path / "s.yaml", {"base": "tiny.yaml", "grid": {"model.activation": ["relu", "tanh"]}})
+    r = invoke("sweep", str(tmp_path / "s.yaml"), "--runs-dir", str(tmp_path / "runs"), "--quiet")
+    assert r.exit_code == 0, r.output
+    (folder,) = (tmp_path / "runs").iterdir()
+    out = write_report([folder], tmp_path / "sweep.html")
+    text = out.read_text(encoding="utf-8")
+    assert f"Sweep file of {folder.name}" in text and "model.activation:" in text and "- tanh" in text

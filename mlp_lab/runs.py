@@ -201,8 +201,24 @@ def is_run_dir(path: Path) -> bool:
     return path.is_dir() and any((path / f).is_file() for f in (SUMMARY, CONFIG, METRICS))
 
 
+# A sweep folder (mlp-lab sweep) holds its runs one level down, beside this file.
+SWEEP_MANIFEST = "manifest.json"
+
+
+def _runs_in(folder: Path) -> list[Path]:
+    """The run folders directly in ``folder``, and those of the sweep folders in it."""
+    out = []
+    for c in sorted(folder.iterdir()):
+        if is_run_dir(c):
+            out.append(c)
+        elif c.is_dir() and (c / SWEEP_MANIFEST).is_file():
+            out += sorted(g for g in c.iterdir() if is_run_dir(g))
+    return out
+
+
 def discover_runs(paths: list[Path]) -> tuple[list[Path], list[str]]:
-    """Expand arguments into run folders: a run folder, or a folder holding run folders.
+    """Expand arguments into run folders: a run folder, or a folder holding run folders
+    (a sweep folder is one; a folder holding sweep folders gives theirs too).
 
     Returns the run folders (each once, in the order given, children sorted by name)
     and one warning line per argument that is neither.
@@ -224,7 +240,7 @@ def discover_runs(paths: list[Path]) -> tuple[list[Path], list[str]]:
         elif is_run_dir(p):
             add(p)
         elif p.is_dir():
-            children = sorted(c for c in p.iterdir() if is_run_dir(c))
+            children = _runs_in(p)
             if children:
                 for c in children:
                     add(c)

@@ -150,6 +150,8 @@ def test_two_jobs_run_every_run_into_one_sweep_folder(tmp_path, base):
     assert "sweep s-" in r.stdout and "4 completed" in r.stdout
     doc = json.loads(cli("compare", folder, "--format", "json").stdout)  # compare reads the sweep unchanged
     assert [row["n"] for row in doc["rows"]] == [2, 2]
+    doc = json.loads(cli("compare", tmp_path / "runs", "--format", "json").stdout)  # and the folder holding it
+    assert [row["n"] for row in doc["rows"]] == [2, 2]
 
 
 def test_a_run_killed_outright_is_failed_and_the_others_complete(tmp_path, base, monkeypatch):

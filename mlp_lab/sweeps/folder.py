@@ -23,7 +23,7 @@ from mlp_lab import runs
 from mlp_lab.errors import RunError
 
 SWEEP_FILE = "sweep.yaml"
-MANIFEST = "manifest.json"
+MANIFEST = runs.SWEEP_MANIFEST
 LOCK = ".sweep.lock"
 FORMAT = "mlp-lab sweep v1"
 

@@ -1,9 +1,8 @@
 """The local backend: each run in a process of its own, ``jobs`` at a time.
 
 Why processes: a run that crashes, runs out of memory or is killed outright takes only
-itself down; the sweep records it as failed with the reason and goes on. Why few of them:
-on a 2-core machine two 1-thread processes trained no faster than one 2-thread run after
-another (README, "Sweeps"), so the defaults are one run at a time with torch's threads.
+itself down; the sweep records it as failed with the reason and goes on. How many at once:
+``sweeps.default_workers`` (one per core, one thread each, from the README's measurement).
 
 Ctrl-C reaches the runs from the terminal (they share its process group); SIGTERM to the
 sweep is passed on to them. Either way every running run ends ``interrupted`` as a train

@@ -113,8 +113,7 @@ def sweep(file: str | Path, overrides: Mapping[str, Any] | Sequence[str] = (), *
 
     data = Path(data_dir) if data_dir is not None else None
     plan = sweeps.load_sweep(file, _override_items(overrides), yes=yes)
-    sweeps.check_data([r.config for r in plan.runs], data)
-    folder = sweeps.start_sweep(plan, Path(runs_dir)).folder
+    folder = sweeps.start_sweep(plan, Path(runs_dir), data).folder
     jobs, threads = sweeps.default_workers(jobs, threads)
     sweeps.run_sweep(folder, jobs=jobs, threads=threads, data_dir=data)
     entries = sweeps.load_manifest(folder).runs

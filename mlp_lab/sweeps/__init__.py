@@ -40,16 +40,17 @@ def check_data(configs: list[Any], data_dir: Path | None) -> None:
 
     seen = set()
     for cfg in configs:
-        key = (cfg.data.dataset, str(resolve_data_dir(data_dir, cfg.data)), cfg.data.synthetic_train_size,
-               cfg.data.synthetic_test_size)
+        where = resolve_data_dir(data_dir, cfg.data)
+        key = (cfg.data.dataset, str(where), cfg.data.synthetic_train_size, cfg.data.synthetic_test_size)
         if key not in seen:
             seen.add(key)
-            load_data(cfg.data.model_copy(update={"limit_train": None, "val_split": 0.0}),
-                      resolve_data_dir(data_dir, cfg.data), "cpu")
+            load_data(cfg.data.model_copy(update={"limit_train": None, "val_split": 0.0}), where, "cpu")
 
 
-def start_sweep(sweep: Sweep, runs_dir: Path) -> Manifest:
-    """The sweep's folder under ``runs_dir``, with every run pending."""
+def start_sweep(sweep: Sweep, runs_dir: Path, data_dir: Path | None = None) -> Manifest:
+    """Check (and decode once) the data the runs use, then make the sweep's folder under
+    ``runs_dir`` with every run pending: a missing data set leaves nothing written."""
+    check_data([r.config for r in sweep.runs], data_dir)
     return create_sweep_folder(Path(runs_dir), sweep)
 
 

@@ -37,8 +37,7 @@ def sweep_from_cli(file: Path | None, overrides: list[str], jobs: int | None, th
         if dry_run:
             _print_plan(plan)
             return 0
-        sw.check_data([r.config for r in plan.runs], data_dir)  # before anything is written
-        folder = sw.start_sweep(plan, runs_dir).folder
+        folder = sw.start_sweep(plan, runs_dir, data_dir).folder  # checks the data before writing anything
         jobs, threads = sw.default_workers(jobs, threads)
         _out(f"sweep {plan.name}: {len(plan.runs)} runs ({len(plan.cells)} cells x "
              f"{len(plan.spec.seed_list())} seeds), {jobs} at a time with {threads} thread{'s' if threads > 1 else ''} "

@@ -212,17 +212,23 @@ def plot_run_diagnostics(groups: Sequence[Sequence[Path]], labels: Sequence[str]
     diagnostics, draw them to ``FILE.diagnostics.<ext>`` and return that path; else None.
     Each of ``groups`` is one row's run folders: a seed group is drawn as the mean of its
     runs' statistics (the runs share a config, so they record the same steps)."""
-    records = []
+    records = group_records(groups, labels)
+    if not records:
+        return None
+    return plot_diagnostics(records, diagnostics_plot_path(plot_path))
+
+
+def group_records(groups: Sequence[Sequence[Path]], labels: Sequence[str]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(label, diagnostics records) for each row whose runs recorded diagnostics: one run's
+    records as they are, several runs' as their mean (``mean_records``)."""
+    out = []
     for dirs, label in zip(groups, labels):
         per_run = [recs for recs in (read_diagnostics(d) for d in dirs) if any(r.get("kind") == "step" for r in recs)]
-        if len(per_run) > 1:
-            records.append((f"{label} (mean of {len(per_run)} runs)", mean_records(per_run)))
-        else:
-            records.append((label, per_run[0] if per_run else []))
-    if not any(any(r.get("kind") == "step" for r in recs) for _, recs in records):
-        return None
-    out = diagnostics_plot_path(plot_path)
-    return plot_diagnostics(records, out)
+        if len(per_run) == 1:
+            out.append((label, per_run[0]))
+        elif per_run:
+            out.append((f"{label} (mean of {len(per_run)} runs)", mean_records(per_run)))
+    return out
 
 
 def mean_records(runs: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:

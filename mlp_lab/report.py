@@ -116,7 +116,7 @@ def _table(comp: Comparison) -> str:
 
 def _figures(comp: Comparison) -> list[str]:
     """The learning curves (seed groups as mean and band) and, where runs have them, diagnostics."""
-    from mlp_lab.diagnostic_plots import diagnostics_figure, mean_records, read_diagnostics
+    from mlp_lab.diagnostic_plots import diagnostics_figure, group_records
     from mlp_lab.plots import PlotError, comparison_figure
 
     labels = plot_labels(comp)
@@ -128,12 +128,7 @@ def _figures(comp: Comparison) -> list[str]:
         out.append(_figure(fig, "Learning curves: test accuracy and training loss per epoch"))
     except PlotError as e:
         out.append(f'<p class="meta">No learning curves: {_e(e)}</p>')
-    records = []
-    for g, label in zip(groups, labels):
-        per_run = [d for d in (read_diagnostics(r.path) for r in g) if any(x.get("kind") == "step" for x in d)]
-        if per_run:
-            records.append((label if len(per_run) == 1 else f"{label} (mean of {len(per_run)} runs)",
-                            per_run[0] if len(per_run) == 1 else mean_records(per_run)))
+    records = group_records([[r.path for r in g] for g in groups], labels)
     if records:
         out.append(_figure(diagnostics_figure(records), "Inside the network: gradient norms, dead or saturated "
                                                         "units, update/weight ratios per layer"))

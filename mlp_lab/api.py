@@ -104,18 +104,20 @@ def _override_items(overrides: Mapping[str, Any] | Sequence[str]) -> list[str]:
 
 
 def sweep(file: str | Path, overrides: Mapping[str, Any] | Sequence[str] = (), *, jobs: int | None = None,
-          threads: int | None = None, runs_dir: str | Path = "runs", data_dir: str | Path | None = None,
-          yes: bool = False) -> list[Run]:
+          threads: int | None = None, backend: str = "local", address: str | None = None,
+          runs_dir: str | Path = "runs", data_dir: str | Path | None = None, yes: bool = False) -> list[Run]:
     """Run a sweep file, as ``mlp-lab sweep`` does (quietly), and return its runs in the
-    sweep's order. ``overrides`` apply to every run, as ``--set``. A sweep that is stopped
-    (Ctrl-C) returns the runs so far; ``mlp-lab sweep --resume`` goes on."""
+    sweep's order. ``overrides`` apply to every run, as ``--set``. ``backend="ray"`` runs
+    them as Ray tasks: on the cluster at ``address``, the one this notebook joined with
+    ``ray.init``, or a local Ray started for the sweep. A sweep that is stopped (Ctrl-C)
+    returns the runs so far; ``mlp-lab sweep --resume`` goes on."""
     from mlp_lab import sweeps
 
     data = Path(data_dir) if data_dir is not None else None
+    jobs, threads = sweeps.default_workers(jobs, threads, backend)  # an unknown backend: before anything is written
     plan = sweeps.load_sweep(file, _override_items(overrides), yes=yes)
     folder = sweeps.start_sweep(plan, Path(runs_dir), data).folder
-    jobs, threads = sweeps.default_workers(jobs, threads)
-    sweeps.run_sweep(folder, jobs=jobs, threads=threads, data_dir=data)
+    sweeps.run_sweep(folder, jobs=jobs, threads=threads, data_dir=data, backend=backend, address=address)
     entries = sweeps.load_manifest(folder).runs
     return [Run.read(folder / e["folder"]) for e in entries if e["folder"] and (folder / e["folder"]).is_dir()]
 

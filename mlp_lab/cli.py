@@ -68,24 +68,31 @@ def train(
 def sweep(
     file: Optional[Path] = typer.Argument(None, help="The sweep file (YAML): base or configs, set, grid, cases, seeds.", show_default=False),
     set_: List[str] = typer.Option([], "--set", help="Override a field in every run: --set train.epochs=5 (repeatable)."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Runs at once, each in a process of its own (default: one per core, at most 8).", show_default=False),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads per run (default: the cores shared among the jobs).", show_default=False),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Shorthand with no sweep file: this train config as the base, with --grid and --seeds.", show_default=False),
+    grid: List[str] = typer.Option([], "--grid", help="With --config: key.path=value1,value2 (repeatable; the grid is their product).", show_default=False),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="With --config: N (seeds 0..N-1) or a list [0,7,42].", show_default=False),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Runs at once (local: a process each; default: one per core, at most 8. ray: default no cap).", show_default=False),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads per run (local default: the cores shared among the jobs; ray: 1, its num_cpus).", show_default=False),
+    backend: Optional[str] = typer.Option(None, "--backend", help="local (a process per run, the default) or ray (a Ray task per run; needs the ray extra, see the README).", show_default=False),
+    address: Optional[str] = typer.Option(None, "--address", help="With --backend ray: the cluster (HOST:PORT, ray://HOST:PORT; default $RAY_ADDRESS, else a local Ray for this sweep).", show_default=False),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs and their count; run nothing."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a sweep folder: run exactly the runs that did not end."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the sweep folder is written."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (else $MLP_LAB_DATA, data.data_dir, ./data)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the closing lines."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live view: a line per finished run, then the closing lines."),
     yes: bool = typer.Option(False, "--yes", help="Allow more than 10,000 runs."),
 ) -> None:
     """Many runs from one file: a grid, cases and seeds, all validated before any runs.
 
     The runs go into one sweep folder (runs/<name>-<timestamp>-<id>/) with the resolved
     sweep file and a manifest; compare, show and train --resume work on them unchanged.
-    Example: mlp-lab sweep configs/sweeps/activations_inits.yaml --jobs 1
+    Examples: mlp-lab sweep configs/sweeps/activations_inits.yaml;
+    mlp-lab sweep --config configs/relu_adam.yaml --grid model.activation=relu,tanh --seeds 3
     """
     from mlp_lab.sweeps.console import sweep_from_cli
 
-    raise typer.Exit(sweep_from_cli(file, set_, jobs, threads, dry_run, resume, runs_dir, data_dir, quiet, yes))
+    raise typer.Exit(sweep_from_cli(file, set_, jobs, threads, dry_run, resume, runs_dir, data_dir, quiet, yes,
+                                    backend=backend, address=address, shorthand=(config, grid, seeds)))
 
 
 @app.command()

@@ -82,6 +82,50 @@ def test_dry_run_prints_the_runs_and_writes_nothing(tmp_path, base, monkeypatch)
     assert not (tmp_path / "runs").exists()
 
 
+def test_the_shorthand_is_the_sweep_file_it_stands_for(tmp_path, base, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    short = load_sweep_from_cli(["--config", "tiny.yaml", "--grid", "model.activation=relu,tanh",
+                                 "--grid", "model.hidden=[8],[16, 16]", "--seeds", "2", "--set", "train.epochs=3"])
+    long = load_sweep(sweep_file(tmp_path, grid={"model.activation": ["relu", "tanh"], "model.hidden": [[8], [16, 16]]},
+                                 seeds=2, set={"train.epochs": 3}))
+    assert [(r.cell, r.seed) for r in short.runs] == [(r.cell, r.seed) for r in long.runs] and len(short.runs) == 8
+    assert short.name == "tiny" and short.runs[-1].config.model.hidden == [16, 16]
+    r = cli("sweep", "--config", "tiny.yaml", "--grid", "optimizer.lr=1e-3,0.01", "--seeds", "[0, 7]", "--dry-run")
+    assert r.code == 0, r
+    assert "4 runs: 2 cells x 2 seeds" in r.stdout and "0.001" in r.stdout
+
+
+def load_sweep_from_cli(args: list[str]):
+    """The plan ``mlp-lab sweep ARGS`` makes, through the CLI's own parsing."""
+    from mlp_lab.sweeps import console
+
+    seen = []
+    real = console._print_plan
+    console._print_plan = seen.append
+    try:
+        assert cli("sweep", *args, "--dry-run").code == 0
+    finally:
+        console._print_plan = real
+    return seen[0]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--config", "tiny.yaml", "--grid", "model.activation"], ["--grid 'model.activation'", "key.path=value1,value2"]),
+    (["--config", "tiny.yaml", "--grid", "model.activaton=relu"], ["grid model.activaton", "did you mean 'activation'"]),
+    (["--config", "tiny.yaml", "--grid", "model.activation=relu", "--grid", "model.activation=tanh"], ["given twice"]),
+    (["--config", "tiny.yaml", "--seeds", "0"], ["seeds", "1 or more"]),
+    (["--config", "nope.yaml", "--seeds", "2"], ["nope.yaml"]),
+    (["--seeds", "3"], ["--grid and --seeds", "--config BASE.yaml"]),
+    (["s.yaml", "--config", "tiny.yaml"], ["not both"]),
+    ([], ["no sweep given"]),
+])
+def test_bad_shorthands_are_one_line_and_exit_2(tmp_path, base, monkeypatch, args, words):
+    monkeypatch.chdir(tmp_path)
+    sweep_file(tmp_path)
+    assert_user_error(cli("sweep", *args), *words)
+    assert not (tmp_path / "runs").exists()
+
+
 # --- bad input: one line, exit 2, no sweep folder ---------------------------------------
 
 BAD = [

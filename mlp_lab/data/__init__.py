@@ -34,7 +34,8 @@ from mlp_lab.data.synthetic import load_synthetic
 from mlp_lab.errors import DataError, lookup
 from mlp_lab.schema import DataConfig
 
-__all__ = ["DATASETS", "NUM_CLASSES", "DataSplits", "load_data", "offline", "resolve_data_dir"]
+__all__ = ["DATASETS", "NUM_CLASSES", "DataSplits", "Decoded", "decode", "load_data", "make_splits", "offline",
+           "resolve_data_dir"]
 
 # --- the registry -------------------------------------------------------------------------
 
@@ -48,8 +49,13 @@ DATASETS: dict[str, Callable[[DataConfig, Path], Decoded]] = {
 }
 
 
-def load_data(cfg: DataConfig, data_dir: Path, device: torch.device | str = "cpu", seed: int = 0) -> DataSplits:
-    """Load ``cfg.dataset``, apply limit_train and val_split, compute the preprocessing stats."""
+def decode(cfg: DataConfig, data_dir: Path) -> Decoded:
+    """``cfg.dataset`` whole, as uint8 tensors on the CPU (from the decoded cache when it can)."""
     loader = lookup(DATASETS, "data.dataset", cfg.dataset, error=DataError)
     # Absolute, so messages and the fallback cache's key name the folder unambiguously.
-    return make_splits(loader(cfg, Path(data_dir).expanduser().absolute()), cfg, device, seed)
+    return loader(cfg, Path(data_dir).expanduser().absolute())
+
+
+def load_data(cfg: DataConfig, data_dir: Path, device: torch.device | str = "cpu", seed: int = 0) -> DataSplits:
+    """Load ``cfg.dataset``, apply limit_train and val_split, compute the preprocessing stats."""
+    return make_splits(decode(cfg, data_dir), cfg, device, seed)

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from mlp_lab.errors import lookup
 
 from mlp_lab.sweeps.folder import Manifest, create_sweep_folder, held, load_manifest
 from mlp_lab.sweeps.local import DONE, Outcome, run_local, to_do
-from mlp_lab.sweeps.spec import PlannedRun, Sweep, cell_id, load_sweep
+from mlp_lab.sweeps.spec import PlannedRun, Sweep, cell_id, load_sweep, sweep_from_options
+from mlp_lab.sweeps.watch import Watch
 
-__all__ = ["DONE", "default_workers", "Manifest", "Outcome", "PlannedRun", "Sweep", "cell_id", "check_data", "load_manifest",
-           "load_sweep", "run_sweep", "start_sweep", "to_do"]
+__all__ = ["BACKENDS", "DONE", "Watch", "default_workers", "Manifest", "Outcome", "PlannedRun", "Sweep", "cell_id", "check_data", "load_manifest",
+           "load_sweep", "run_sweep", "sweep_from_options", "start_sweep", "to_do"]
 
 
 # Measured on this project's 2-core CPU machine (README, "Sweeps"): 4 MNIST runs of 3
@@ -24,27 +27,46 @@ __all__ = ["DONE", "default_workers", "Manifest", "Outcome", "PlannedRun", "Swee
 # 8 at once by default: each process holds torch (about 0.7-1 GB).
 MAX_DEFAULT_JOBS = 8
 
+BACKENDS = ("local", "ray")  # local: a process per run (local.py); ray: a Ray task per run (ray_backend.py)
 
-def default_workers(jobs: int | None, threads: int | None) -> tuple[int, int]:
+
+def default_workers(jobs: int | None, threads: int | None, backend: str = "local") -> tuple[int | None, int]:
     """(runs at once, torch threads each): one run per core and the cores shared among them,
-    unless given."""
+    unless given. With Ray, one thread per run and no cap (None) unless given: the cluster's
+    CPUs decide how many run at once."""
+    lookup({b: b for b in BACKENDS}, "--backend", backend)
+    if backend == "ray":
+        return jobs, threads if threads is not None else 1
     cores = os.cpu_count() or 1
     jobs = jobs if jobs is not None else max(1, min(cores, MAX_DEFAULT_JOBS))
     return jobs, threads if threads is not None else max(1, cores // jobs)
 
 
-def check_data(configs: list[Any], data_dir: Path | None) -> None:
-    """Load each data set the runs use once, before any run starts: a missing data set is an
-    error now, not in every run, and each is decoded once (the runs read the cache)."""
-    from mlp_lab.data import load_data, resolve_data_dir
+def data_key(cfg: Any, data_dir: Path | None) -> tuple[Any, ...]:
+    """What decides the decoded data set a run reads (not its split or preprocessing)."""
+    from mlp_lab.data import resolve_data_dir
 
-    seen = set()
+    return (cfg.data.dataset, str(resolve_data_dir(data_dir, cfg.data).expanduser().absolute()),
+            cfg.data.synthetic_train_size, cfg.data.synthetic_test_size)
+
+
+def decode_data(configs: list[Any], data_dir: Path | None) -> dict[tuple[Any, ...], Any]:
+    """Each data set the runs use, decoded once (``data_key`` -> ``Decoded``): a missing data
+    set is an error before any run starts, not in every run. The decoded cache this writes is
+    what the local backend's runs read; the Ray backend sends these tensors to the cluster."""
+    from mlp_lab.data import decode, resolve_data_dir
+
+    sets: dict[tuple[Any, ...], Any] = {}
     for cfg in configs:
-        where = resolve_data_dir(data_dir, cfg.data)
-        key = (cfg.data.dataset, str(where), cfg.data.synthetic_train_size, cfg.data.synthetic_test_size)
-        if key not in seen:
-            seen.add(key)
-            load_data(cfg.data.model_copy(update={"limit_train": None, "val_split": 0.0}), where, "cpu")
+        key = data_key(cfg, data_dir)
+        if key not in sets:
+            sets[key] = decode(cfg.data, resolve_data_dir(data_dir, cfg.data))
+    return sets
+
+
+def check_data(configs: list[Any], data_dir: Path | None) -> None:
+    """Decode each data set the runs use once, before any run starts (see ``decode_data``)."""
+    decode_data(configs, data_dir)
 
 
 def start_sweep(sweep: Sweep, runs_dir: Path, data_dir: Path | None = None) -> Manifest:
@@ -54,15 +76,21 @@ def start_sweep(sweep: Sweep, runs_dir: Path, data_dir: Path | None = None) -> M
     return create_sweep_folder(Path(runs_dir), sweep)
 
 
-def run_sweep(folder: Path, jobs: int = 1, threads: int | None = None, data_dir: Path | None = None,
-              report: Callable[[dict[str, Any], int, int], None] | None = None) -> Outcome:
-    """Run what is still to do in a sweep folder, holding it against a second process
-    (which is refused: RunError)."""
+def run_sweep(folder: Path, jobs: int | None = 1, threads: int | None = None, data_dir: Path | None = None,
+              watch: Watch | None = None, backend: str = "local", address: str | None = None) -> Outcome:
+    """Run what is still to do in a sweep folder with ``backend`` ("local": a process per run,
+    ``jobs`` at a time; "ray": a Ray task per run, on the cluster at ``address`` or a local
+    Ray), holding the folder against a second process (which is refused: RunError)."""
+    lookup({b: b for b in BACKENDS}, "--backend", backend)
     with held(folder):
         manifest = load_manifest(folder)  # read under the lock: what an earlier process left
-        manifest.data["workers"] = {"jobs": jobs, "threads": threads}
+        manifest.data["workers"] = {"backend": backend, "jobs": jobs, "threads": threads}
         _settle(manifest)
-        return run_local(manifest, jobs=jobs, threads=threads, data_dir=data_dir, report=report)
+        if backend == "ray":
+            from mlp_lab.sweeps.ray_backend import run_ray
+
+            return run_ray(manifest, jobs=jobs, threads=threads or 1, data_dir=data_dir, address=address, watch=watch)
+        return run_local(manifest, jobs=jobs or 1, threads=threads, data_dir=data_dir, watch=watch)
 
 
 def _settle(manifest: Manifest) -> None:

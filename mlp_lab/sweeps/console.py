@@ -4,47 +4,91 @@ seed-grouped comparison with the closing lines."""
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from mlp_lab.errors import ConfigError, RunError
+from mlp_lab.sweeps.views import LineView, LiveView
 
 
 def sweep_from_cli(file: Path | None, overrides: list[str], jobs: int | None, threads: int | None, dry_run: bool,
-                   resume: Path | None, runs_dir: Path, data_dir: Path | None, quiet: bool, yes: bool) -> int:
+                   resume: Path | None, runs_dir: Path, data_dir: Path | None, quiet: bool, yes: bool,
+                   backend: str | None = None, address: str | None = None,
+                   shorthand: tuple[Path | None, list[str], str | None] = (None, [], None)) -> int:
+    """``mlp-lab sweep``: plan (from a file, or --config/--grid/--seeds), run, print; the exit code."""
     from mlp_lab import sweeps as sw
 
     if jobs is not None and jobs < 1:
         raise ConfigError(f"--jobs {jobs}: must be 1 or more")
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads {threads}: must be 1 or more (or leave it out: the cores shared among the jobs)")
+    if backend is not None:
+        sw.default_workers(jobs, threads, backend)  # an unknown backend is an error before anything else
+    if address is not None and backend != "ray" and resume is None:
+        raise ConfigError(f"--address {address}: a Ray cluster's address; it goes with --backend ray")
     if resume is not None:
-        if file is not None or overrides or dry_run:
+        if file is not None or overrides or dry_run or shorthand[0] is not None:
             raise ConfigError("--resume continues a sweep exactly as planned; it takes no sweep file, --set or --dry-run")
         folder = Path(resume)
         manifest = sw.load_manifest(folder)
         if not sw.to_do(manifest):
             raise RunError(f"{folder}: every run of this sweep has ended (completed or diverged); nothing to resume")
-        # The threads it ran with, unless told otherwise: a run continued with another thread
-        # count would not end with the metrics of one that was never stopped.
+        # As it ran before, unless told otherwise: a run continued with another thread count
+        # would not end with the metrics of one that was never stopped.
         before = manifest.data.get("workers") or {}
+        backend = backend or before.get("backend") or "local"
         jobs, threads = sw.default_workers(jobs if jobs is not None else before.get("jobs"),
-                                           threads if threads is not None else before.get("threads"))
+                                           threads if threads is not None else before.get("threads"), backend)
     else:
-        if file is None:
-            raise ConfigError("no sweep given: pass a sweep file (see configs/sweeps/), or --resume SWEEP_FOLDER")
-        plan = sw.load_sweep(file, overrides, yes=yes)
+        plan = _plan(file, overrides, shorthand, yes)
         if dry_run:
             _print_plan(plan)
             return 0
-        folder = sw.start_sweep(plan, runs_dir, data_dir).folder  # checks the data before writing anything
-        jobs, threads = sw.default_workers(jobs, threads)
-        _out(f"sweep {plan.name}: {len(plan.runs)} runs ({len(plan.cells)} cells x "
-             f"{len(plan.spec.seed_list())} seeds), {jobs} at a time with {threads} thread{'s' if threads > 1 else ''} "
-             f"each; folder: {folder}")
-    report = None if quiet else (lambda entry, finished, total: _report_line(folder, entry, finished, total))
-    outcome = sw.run_sweep(folder, jobs=jobs, threads=threads, data_dir=data_dir, report=report)
+        backend = backend or "local"
+    # Ray is joined (or started) before the sweep folder is made: a missing extra or an
+    # address that does not answer leaves nothing written.
+    with _session(backend, address):
+        if resume is None:
+            jobs, threads = sw.default_workers(jobs, threads, backend)
+            if backend == "ray":
+                from mlp_lab.sweeps.ray_backend import check_cluster
+
+                check_cluster([r.config for r in plan.runs], threads)
+            folder = sw.start_sweep(plan, runs_dir, data_dir).folder  # checks the data before writing anything
+            at_once = f"{jobs} at a time" if jobs is not None else "as many at a time as the cluster's CPUs allow"
+            _out(f"sweep {plan.name}: {len(plan.runs)} runs ({len(plan.cells)} cells x {len(plan.spec.seed_list())} "
+                 f"seeds) on {backend}, {at_once} with {threads} thread{'s' if threads > 1 else ''} each; folder: {folder}")
+        watch = LiveView(folder) if not quiet and sys.stderr.isatty() else LineView(folder)
+        with watch:
+            outcome = sw.run_sweep(folder, jobs=jobs, threads=threads, data_dir=data_dir, watch=watch,
+                                   backend=backend, address=address)
     return _close(folder, outcome)
+
+
+def _session(backend: str, address: str | None) -> Any:
+    if backend != "ray":
+        return nullcontext()
+    from mlp_lab.sweeps.ray_backend import ray_session
+
+    return ray_session(address)
+
+
+def _plan(file: Path | None, overrides: list[str], shorthand: Any, yes: bool) -> Any:
+    """The sweep from a file, or from --config/--grid/--seeds (the shorthand)."""
+    from mlp_lab import sweeps as sw
+
+    config, grid, seeds = shorthand
+    if config is None and (grid or seeds is not None):
+        raise ConfigError("--grid and --seeds are the shorthand's: give them with --config BASE.yaml (or write a sweep file)")
+    if file is not None and config is not None:
+        raise ConfigError("give a sweep file or --config with --grid/--seeds, not both")
+    if config is not None:
+        return sw.sweep_from_options(config, grid, seeds, overrides=overrides, yes=yes)
+    if file is None:
+        raise ConfigError("no sweep given: pass a sweep file (see configs/sweeps/), --config BASE.yaml with --grid "
+                          "and/or --seeds, or --resume SWEEP_FOLDER")
+    return sw.load_sweep(file, overrides, yes=yes)
 
 
 def _out(line: str) -> None:
@@ -59,20 +103,6 @@ def _print_plan(plan: Any) -> None:
     for line in [head, *rows]:
         _out("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
     _out(f"{len(plan.runs)} runs: {len(plan.cells)} cells x {len(plan.spec.seed_list())} seeds (dry run: nothing ran)")
-
-
-def _report_line(folder: Path, entry: dict[str, Any], finished: int, total: int) -> None:
-    """One line per finished run: how many have ended, how this one did."""
-    from mlp_lab import runs
-
-    text = f"[{finished}/{total}] {entry['status']} {entry['folder'] or '-'} (cell {entry['cell']}, seed {entry['seed']})"
-    if entry["status"] == "completed" and entry["folder"]:
-        final = (runs.load_run(folder / entry["folder"]).summary or {}).get("final") or {}
-        if "test_acc" in final:
-            text += f": test acc {100 * final['test_acc']:.2f}% in {entry.get('seconds', 0):.1f}s"
-    if entry.get("reason"):
-        text += f": {entry['reason']}"
-    _out(text)
 
 
 def _close(folder: Path, outcome: Any) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,36 @@ class Manifest:
     def update(self, index: int, **fields: Any) -> None:
         self.runs[index].update(fields)
         self.save()
+
+
+def prepare_run(manifest: Manifest, index: int) -> tuple[Path, bool]:
+    """The folder run ``index`` trains into, marked running in the manifest, and whether it
+    continues from its checkpoint (an interrupted run) or starts anew (in a new folder with
+    its config.yaml: a failed run's old folder is removed)."""
+    from mlp_lab.config import config_from_dict, dump_config
+
+    entry = manifest.runs[index]
+    old = manifest.folder / entry["folder"] if entry["folder"] else None
+    resume = entry["status"] == "interrupted" and old is not None and (old / runs.CHECKPOINT).exists()
+    if resume:
+        folder = old
+    else:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        folder = runs.create_run_dir(manifest.folder, entry["config"]["name"])
+        runs.atomic_write_text(folder / runs.CONFIG, dump_config(config_from_dict(entry["config"])))
+    manifest.update(index, folder=folder.name, status="running", reason=None)
+    return folder, resume
+
+
+def run_ending(folder: Path) -> tuple[str | None, str | None]:
+    """A run folder's own ending, from its summary: (status, the reason of any status but
+    completed); (None, None) when it left no finished summary (it died before writing one)."""
+    summary = runs.load_run(folder).summary if folder.is_dir() else None
+    status = (summary or {}).get("status")
+    if status in (None, "running"):
+        return None, None
+    return status, None if status == "completed" else (summary or {}).get("message")
 
 
 def create_sweep_folder(runs_dir: Path, sweep: Any) -> Manifest:

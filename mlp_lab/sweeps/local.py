@@ -12,17 +12,17 @@ run does, nothing new starts, and ``mlp-lab sweep --resume FOLDER`` goes on.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from mlp_lab import runs
-from mlp_lab.sweeps.folder import Manifest
+from mlp_lab.sweeps.folder import Manifest, prepare_run, run_ending
+from mlp_lab.sweeps.watch import Watch
 
 # A run that ended this way is done: a diverged run would diverge again on the same seed.
 DONE = ("completed", "diverged")
@@ -37,6 +37,7 @@ class _Running:
     log: Path
     started: float
     told: bool = False  # SIGTERM passed on already
+    metrics_size: int = -1  # metrics.jsonl's size when its epochs were last counted
 
 
 @dataclass
@@ -52,12 +53,20 @@ def to_do(manifest: Manifest) -> list[int]:
     return [r["index"] for r in manifest.runs if r["status"] not in DONE]
 
 
+def outcome_of(manifest: Manifest, stopped: bool) -> Outcome:
+    counts: dict[str, int] = {}
+    for entry in manifest.runs:
+        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+    return Outcome(counts=counts, stopped=stopped)
+
+
 def run_local(manifest: Manifest, jobs: int = 1, threads: int | None = None, data_dir: Path | None = None,
-              report: Callable[[dict[str, Any], int, int], None] | None = None) -> Outcome:
-    """Run every run of ``manifest`` that is still to do, ``jobs`` at a time; ``report`` is
-    called with each finished run's manifest entry, how many have ended and the total."""
+              watch: Watch | None = None) -> Outcome:
+    """Run every run of ``manifest`` that is still to do, ``jobs`` at a time, telling
+    ``watch`` as runs start, finish epochs and end."""
     from mlp_lab.signals import stop_on_signals
 
+    watch = watch or Watch()
     queue = to_do(manifest)
     total, finished = len(manifest.runs), len(manifest.runs) - len(queue)
     running: list[_Running] = []
@@ -66,15 +75,17 @@ def run_local(manifest: Manifest, jobs: int = 1, threads: int | None = None, dat
             while queue or running:
                 while queue and len(running) < jobs and stop.signal is None:
                     running.append(_start(manifest, queue.pop(0), threads, data_dir))
+                    watch.started(running[-1].index, f"pid {running[-1].proc.pid}")
                 time.sleep(POLL_S)
                 if stop.signal is not None:
                     _pass_on(running)
+                for r in running:
+                    _count_epochs(r, watch)
                 for r in [r for r in running if r.proc.poll() is not None]:
                     running.remove(r)
                     entry = _record(manifest, r)
                     finished += 1
-                    if report is not None:
-                        report(entry, finished, total)
+                    watch.ended(entry, finished, total)
                 if stop.signal is not None and not running:
                     break
         except KeyboardInterrupt:  # a second Ctrl-C: the runs have it too; wait for them to write their ends
@@ -82,25 +93,23 @@ def run_local(manifest: Manifest, jobs: int = 1, threads: int | None = None, dat
                 r.proc.wait()
                 _record(manifest, r)
             stop.signal = signal.SIGINT
-    counts: dict[str, int] = {}
-    for entry in manifest.runs:
-        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
-    return Outcome(counts=counts, stopped=stop.signal is not None)
+    return outcome_of(manifest, stopped=stop.signal is not None)
+
+
+def _count_epochs(r: _Running, watch: Watch) -> None:
+    """Tell ``watch`` when the run's metrics.jsonl (a line per finished epoch) has grown."""
+    try:
+        size = (r.folder / runs.METRICS).stat().st_size
+    except FileNotFoundError:
+        return
+    if size != r.metrics_size:
+        r.metrics_size = size
+        with open(r.folder / runs.METRICS, "rb") as f:
+            watch.epoch(r.index, sum(1 for line in f if line.strip()))
 
 
 def _start(manifest: Manifest, index: int, threads: int | None, data_dir: Path | None) -> _Running:
-    entry = manifest.runs[index]
-    resume = entry["status"] == "interrupted" and entry["folder"] and (manifest.folder / entry["folder"] / runs.CHECKPOINT).exists()
-    if resume:
-        folder = manifest.folder / entry["folder"]
-    else:
-        if entry["folder"]:  # a failed run starts again from scratch, in a new folder
-            shutil.rmtree(manifest.folder / entry["folder"], ignore_errors=True)
-        folder = runs.create_run_dir(manifest.folder, entry["config"]["name"])
-        from mlp_lab.config import config_from_dict, dump_config
-
-        runs.atomic_write_text(folder / runs.CONFIG, dump_config(config_from_dict(entry["config"])))
-    manifest.update(index, folder=folder.name, status="running", reason=None)
+    folder, resume = prepare_run(manifest, index)
     logs = manifest.folder / ".logs"
     logs.mkdir(exist_ok=True)
     log = logs / f"{index}.log"
@@ -130,10 +139,8 @@ def _pass_on(running: list[_Running]) -> None:
 
 def _record(manifest: Manifest, r: _Running) -> dict[str, Any]:
     """The run's own ending, from its summary; failed, with the reason, when it left none."""
-    summary = runs.load_run(r.folder).summary if r.folder.is_dir() else None
-    status = (summary or {}).get("status")
-    reason = None
-    if status in (None, "running"):
+    status, reason = run_ending(r.folder)
+    if status is None:
         status = "failed"
         code = r.proc.returncode
         if code is not None and code < 0:
@@ -141,8 +148,6 @@ def _record(manifest: Manifest, r: _Running) -> dict[str, Any]:
         else:
             lines = [line for line in r.log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
             reason = lines[-1] if lines else f"process exited with code {code} and wrote no summary"
-    elif status != "completed":
-        reason = (summary or {}).get("message")
     entry = {"status": status, "reason": reason, "seconds": round(time.time() - r.started, 2),
              "folder": r.folder.name if r.folder.is_dir() else None}
     manifest.update(r.index, **entry)

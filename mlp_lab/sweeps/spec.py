@@ -119,6 +119,30 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None, yes: bool =
     path = Path(path)
     raw = read_yaml_mapping(path, "sweep", "a YAML mapping (base or configs, set, grid, cases, seeds)",
                             "'base: relu_adam.yaml'")
+    return _sweep(raw, path, overrides, yes)
+
+
+def sweep_from_options(config: str | Path, grid: list[str], seeds: str | None, overrides: list[str] | None = None,
+                       yes: bool = False) -> Sweep:
+    """The shorthand ``--config BASE.yaml --grid key=v1,v2 ... --seeds N``: the sweep file
+    that says ``base: BASE.yaml``, that grid and those seeds, named after the base config."""
+    config = Path(config)
+    raw: dict[str, Any] = {"name": default_name(config), "base": config.name, "grid": {}}
+    for item in grid:
+        key, sep, values = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not values.strip():
+            raise ConfigError(f"--grid {item!r}: expected key.path=value1,value2 (e.g. --grid model.activation=relu,tanh)")
+        if key in raw["grid"]:
+            raise ConfigError(f"--grid {key}: given twice; list all its values in one --grid")
+        parsed = parse_yaml_value(key, f"[{values}]")  # YAML flow: relu,tanh and [64],[128,128] alike
+        raw["grid"][key] = parsed
+    if seeds is not None:
+        raw["seeds"] = parse_yaml_value("--seeds", seeds)
+    return _sweep(raw, config, overrides, yes)  # messages name the base config; base is beside itself
+
+
+def _sweep(raw: dict[str, Any], path: Path, overrides: list[str] | None, yes: bool) -> Sweep:
     for item in overrides or []:  # --set on the command line joins the file's set
         key, sep, value = item.partition("=")
         if not sep or not isinstance(raw.setdefault("set", {}), dict):
@@ -186,9 +210,10 @@ def _expand(spec: SweepFile, path: Path) -> list[PlannedRun]:
                     set_value(raw, key, value, label=label)
                 except ConfigError as e:
                     raise ConfigError(f"{path}: {e}") from None
-        if varies:  # runs are named by what their cell varies, so compare's rows and verdicts say it
-            raw["name"] = _run_name(varies, raw.get("name"))
         cfg = validate_config(raw, source=f"{path}: cell {cell_name}")
+        varies = _as_validated(varies, cfg)  # 1e-3 (a string to YAML) is shown as the 0.001 it trains with
+        if varies:  # runs are named by what their cell varies, so compare's rows and verdicts say it
+            cfg.name = _run_name(varies, cfg.name)
         cell = cell_id(cfg)
         if cell in seen:
             raise ConfigError(f"{path}: cells {seen[cell]} and {cell_name} come out identical; "
@@ -199,6 +224,19 @@ def _expand(spec: SweepFile, path: Path) -> list[PlannedRun]:
             run_cfg.train.seed = seed
             runs.append(PlannedRun(index=len(runs), cell=cell, seed=seed, config=run_cfg, varies=varies))
     return runs
+
+
+def _as_validated(varies: dict[str, Any], cfg: ExperimentConfig) -> dict[str, Any]:
+    """The cell's values as the validated config holds them."""
+    out = {}
+    for key, value in varies.items():
+        if key != "config":
+            node: Any = cfg
+            for part in key.split("."):
+                node = getattr(node, part)
+            value = node
+        out[key] = value
+    return out
 
 
 def _run_name(varies: dict[str, Any], fallback: Any) -> str:

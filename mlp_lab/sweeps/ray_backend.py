@@ -1,0 +1,271 @@
+"""The Ray backend: each run a Ray task, on a local Ray or a cluster (``--backend ray``).
+
+How it fits Ray, and why:
+- One plain function, ``train_task``, is the task: ``num_cpus`` = the run's torch threads
+  (and a GPU when its config trains on CUDA), so Ray's scheduler decides how many run at
+  once on each node. torch's thread count is set inside the task.
+- Each data set the sweep uses is decoded once here and put in the object store once
+  (``ray.put``): worker machines need no data files, and a run builds its splits from the
+  shared tensors exactly as ``load_data`` does from files.
+- The task trains into a scratch folder on its worker with the same code ``mlp-lab train``
+  runs (``run_experiment``), and returns the folder's files; the driver writes them into
+  the run folder. No shared file system is needed, and the run folder is the one train
+  writes, byte for byte, because the same writer made it.
+- A worker process or node that dies: Ray runs the task again (``max_retries``), from the
+  start or from the checkpoint the driver sent with it. A Python exception inside a run is
+  not retried (``retry_exceptions=False``): training records it and the run is failed.
+- Ctrl-C or SIGTERM: ``ray.cancel`` (not forced) raises SIGINT in each running task,
+  which training's own stop flag turns into an ``interrupted`` ending at the next step,
+  checkpoint included; the task returns that folder and ``--resume`` continues it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from mlp_lab import runs
+from mlp_lab.errors import ConfigError, RunError
+from mlp_lab.sweeps.folder import Manifest, prepare_run, run_ending
+from mlp_lab.sweeps.local import Outcome, outcome_of, to_do
+from mlp_lab.sweeps.watch import Watch
+
+RETRIES = 3  # attempts after a worker process or node died
+CONNECT_TIMEOUT_S = 10.0  # how long an address may take to accept a connection
+POLL_S = 0.5
+INSTALL = 'pip install -e ".[ray]"'
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(f"--backend ray needs Ray, which is not installed here: {INSTALL} "
+                          "(or pip install 'ray[default]'); or use --backend local") from None
+    return ray
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[Any]:
+    """Inside the block, this process is connected to the Ray cluster at ``address`` (else
+    $RAY_ADDRESS), or to a local Ray started for the block when neither is set (and stopped
+    after it). Already connected (a notebook's ray.init, an outer block): used as it is."""
+    import logging
+
+    ray = import_ray()
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if ray.is_initialized():
+        yield ray
+        return
+    if address is None:
+        ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    else:
+        _check_answers(address)
+        try:
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise ConfigError(f"--address {address}: could not join a Ray cluster there ({str(e).splitlines()[0]})") from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def _check_answers(address: str) -> None:
+    """Fail within seconds, not minutes, when nothing listens at host:port: ray.init would
+    keep retrying for a long time."""
+    if address in ("auto", "local"):
+        return  # Ray finds (or fails to find) the cluster on this machine itself, quickly
+    host, _, port = address.split("://")[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r}: expected HOST:PORT (the head node's GCS, e.g. 127.0.0.1:6379), "
+                          "ray://HOST:PORT, or auto")
+    try:  # one try: a refused connection is final, and an unreachable host times out
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        raise ConfigError(f"--address {address}: no Ray cluster answers there ({e.strerror or e})") from None
+
+
+def check_cluster(configs: list[Any], threads: int) -> None:
+    """Refuse, before anything runs, runs that no node of the cluster could take: Ray would
+    keep such a task pending for ever."""
+    import ray
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    most_cpus = max((n.get("CPU", 0) for n in nodes), default=0)
+    if threads > most_cpus:
+        raise ConfigError(f"--threads {threads}: each run asks Ray for that many CPUs, but the largest node of the "
+                          f"cluster has {most_cpus:g}; use --threads {max(1, int(most_cpus))} or less")
+    cuda = sorted({c.train.device for c in configs if c.train.device.startswith("cuda")})
+    if cuda and not any(n.get("GPU", 0) >= 1 for n in nodes):
+        raise ConfigError(f"train.device {cuda[0]}: the Ray cluster has no GPU; use train.device auto or cpu")
+
+
+class ProgressBoard:
+    """A Ray actor on the driver's node where tasks post where they run and their epochs;
+    the driver reads it for the progress view."""
+
+    def __init__(self) -> None:
+        self.news: list[tuple[str, int, Any]] = []
+
+    def post(self, kind: str, index: int, value: Any) -> None:
+        self.news.append((kind, index, value))
+
+    def take(self) -> list[tuple[str, int, Any]]:
+        news, self.news = self.news, []
+        return news
+
+
+class _Posting:
+    """The ``progress`` object training calls, inside a task: posts finished epochs."""
+
+    def __init__(self, board: Any, index: int) -> None:
+        self.board, self.index = board, index
+
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        pass
+
+    def step(self, done: int, total: int) -> None:
+        pass
+
+    def end_epoch(self, record: dict[str, Any]) -> None:
+        self.board.post.remote("epoch", self.index, record["epoch"])
+
+    def warn(self, message: str) -> None:
+        pass  # warnings are in the run's summary
+
+
+def train_task(index: int, name: str, config: dict[str, Any], decoded: Any, threads: int, files: dict[str, bytes],
+               board: Any) -> dict[str, Any]:
+    """One sweep run, inside a Ray task: train into a scratch folder called ``name`` (the
+    run folder's name: it is the run's id) and return the folder's files. ``files`` are the
+    run folder's when it continues from its checkpoint, else none."""
+    import ray
+    import torch
+
+    from mlp_lab.config import config_from_dict, dump_config
+    from mlp_lab.data import make_splits
+    from mlp_lab.devices import resolve_device
+    from mlp_lab.training import run_experiment
+
+    torch.set_num_threads(threads)
+    where = f"{socket.gethostname()} pid {os.getpid()}"
+    board.post.remote("started", index, {"where": where, "node": ray.get_runtime_context().get_node_id(),
+                                         "pid": os.getpid()})
+    cfg = config_from_dict(config)
+    with tempfile.TemporaryDirectory(prefix="mlp-lab-run-") as tmp:
+        run_dir = Path(tmp) / name
+        run_dir.mkdir()
+        for name, data in files.items():
+            (run_dir / name).write_bytes(data)
+        if runs.CONFIG not in files:
+            (run_dir / runs.CONFIG).write_text(dump_config(cfg), encoding="utf-8")
+        resume = run_dir / runs.CHECKPOINT if runs.CHECKPOINT in files else None
+        device = resolve_device(cfg.train.device)
+        data = make_splits(decoded, cfg.data, device, seed=cfg.train.seed)
+        run_experiment(cfg, run_dir, data, device, progress=_Posting(board, index), resume_from=resume)
+        return {"files": {p.name: p.read_bytes() for p in sorted(run_dir.iterdir()) if p.is_file()},
+                "scratch": str(run_dir), "where": where}
+
+
+def run_ray(manifest: Manifest, jobs: int | None, threads: int, data_dir: Path | None, address: str | None = None,
+            watch: Watch | None = None) -> Outcome:
+    """Run every run of ``manifest`` still to do as Ray tasks (at most ``jobs`` submitted at
+    once; None: all, and the cluster's CPUs decide), telling ``watch`` as they go."""
+    from mlp_lab.config import config_from_dict
+
+    with ray_session(address) as ray:
+        configs = {i: config_from_dict(manifest.runs[i]["config"]) for i in to_do(manifest)}
+        check_cluster(list(configs.values()), threads)
+        return _drive(ray, manifest, configs, jobs, threads, data_dir, watch or Watch())
+
+
+def _drive(ray: Any, manifest: Manifest, configs: dict[int, Any], jobs: int | None, threads: int,
+           data_dir: Path | None, watch: Watch) -> Outcome:
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from mlp_lab import sweeps
+    from mlp_lab.signals import stop_on_signals
+
+    # Decode once here, put once in the object store: every task reads the same tensors.
+    decoded = {key: ray.put(d) for key, d in sweeps.decode_data(list(configs.values()), data_dir).items()}
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    board = ray.remote(num_cpus=0)(ProgressBoard).options(scheduling_strategy=here).remote()
+    has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+    task = ray.remote(train_task)
+
+    queue, in_flight = list(configs), {}
+    total, finished = len(manifest.runs), len(manifest.runs) - len(configs)
+    with stop_on_signals() as stop:
+        cancelled = False
+        while queue or in_flight:
+            if stop.signal is not None and not in_flight:
+                break  # the runs not yet submitted stay pending
+            while queue and (jobs is None or len(in_flight) < jobs) and stop.signal is None:
+                index = queue.pop(0)
+                cfg = configs[index]
+                folder, resume = prepare_run(manifest, index)
+                files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} if resume else {}
+                gpus = 1 if cfg.train.device.startswith("cuda") or (cfg.train.device == "auto" and has_gpus) else 0
+                ref = task.options(num_cpus=threads, num_gpus=gpus, max_retries=RETRIES, retry_exceptions=False).remote(
+                    index, folder.name, manifest.runs[index]["config"], decoded[sweeps.data_key(cfg, data_dir)], threads, files, board)
+                in_flight[ref] = (index, folder, time.time())
+            ready = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=POLL_S)[0] if in_flight else []
+            _relay(ray, board, watch)
+            if stop.signal is not None and not cancelled:
+                for ref in in_flight:  # SIGINT inside each task: it ends interrupted, with its checkpoint
+                    ray.cancel(ref, force=False)
+                cancelled = True
+            for ref in ready:
+                index, folder, t0 = in_flight.pop(ref)
+                entry = _record(ray, manifest, index, folder, ref, t0)
+                finished += 1
+                watch.ended(entry, finished, total)
+    return outcome_of(manifest, stopped=stop.signal is not None)
+
+
+def _relay(ray: Any, board: Any, watch: Watch) -> None:
+    for kind, index, value in ray.get(board.take.remote()):
+        if kind == "started":
+            watch.started(index, value["where"])
+            if hasattr(watch, "placed"):  # tests that kill a worker or remove its node
+                watch.placed(index, value)
+        else:
+            watch.epoch(index, value)
+
+
+def _record(ray: Any, manifest: Manifest, index: int, folder: Path, ref: Any, t0: float) -> dict[str, Any]:
+    """Write what the task returned into the run folder; record the run's ending."""
+    reason = None
+    try:
+        result = ray.get(ref)
+    except ray.exceptions.TaskCancelledError:
+        status, reason = "interrupted", "stopped before it started"
+    except ray.exceptions.RayTaskError as e:  # raised before training began: not retried
+        cause = e.cause if getattr(e, "cause", None) is not None else e
+        status, reason = "failed", f"{cause.__class__.__name__}: {str(cause).strip().splitlines()[-1]}"
+    except ray.exceptions.RayError as e:  # the worker or node died once more than RETRIES allow
+        status, reason = "failed", f"{e.__class__.__name__}: {str(e).strip().splitlines()[0]}"
+    else:
+        _write_files(folder, result)
+        status, reason = run_ending(folder)
+        if status is None:
+            raise RunError(f"{folder}: the task returned no summary")  # training always writes one
+    entry = {"status": status, "reason": reason, "seconds": round(time.time() - t0, 2), "folder": folder.name}
+    manifest.update(index, **entry)
+    return manifest.runs[index]
+
+
+def _write_files(folder: Path, result: dict[str, Any]) -> None:
+    """The task's run folder, here: where its messages name the scratch folder it trained
+    in (how to resume, where the traceback is), they name this one."""
+    scratch = result["scratch"]
+    for name, data in result["files"].items():
+        if name in (runs.SUMMARY, "error.log"):
+            data = data.replace(scratch.encode(), str(folder).encode())
+        runs.atomic_write_bytes(folder / name, data)

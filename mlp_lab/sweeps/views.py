@@ -1,0 +1,137 @@
+"""What a sweep shows while it runs: a line per finished run (``LineView``: --quiet, or no
+terminal), and in a terminal also a live view (``LiveView``) of runs done, failed and
+left, an ETA, and what each worker is on."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from mlp_lab.sweeps.watch import Watch
+
+
+def _out(line: str) -> None:
+    print(line, flush=True)
+
+
+def finished_line(folder: Path, entry: dict[str, Any], finished: int, total: int) -> str:
+    """'[3/12] completed relu-0001 (cell 1a2b3c4d, seed 2): test acc 97.12% in 8.1s'."""
+    from mlp_lab import runs
+
+    text = f"[{finished}/{total}] {entry['status']} {entry['folder'] or '-'} (cell {entry['cell']}, seed {entry['seed']})"
+    if entry["status"] == "completed" and entry["folder"]:
+        final = (runs.load_run(folder / entry["folder"]).summary or {}).get("final") or {}
+        if "test_acc" in final:
+            text += f": test acc {100 * final['test_acc']:.2f}% in {entry.get('seconds', 0):.1f}s"
+    if entry.get("reason"):
+        text += f": {entry['reason']}"
+    return text
+
+
+class LineView(Watch):
+    """One line per finished run, on standard output."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def __enter__(self) -> LineView:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+    def ended(self, entry: dict[str, Any], finished: int, total: int) -> None:
+        _out(finished_line(self.folder, entry, finished, total))
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+class LiveView(LineView):
+    """The line per finished run, with a live panel under it that Rich redraws 4 times a
+    second: counts, elapsed time, ETA, and one line per run in progress (where, epoch).
+
+    The ETA counts epochs, not runs, since a sweep's runs may differ in epochs: the epochs
+    still to train over the rate of epochs this session has trained so far.
+    """
+
+    def __init__(self, folder: Path, console: Any = None) -> None:
+        from mlp_lab.sweeps.folder import load_manifest
+        from mlp_lab.sweeps.local import DONE
+
+        super().__init__(folder)
+        entries = load_manifest(folder).runs
+        self.entries = {e["index"]: e for e in entries}
+        self.counts = {"done": sum(e["status"] in DONE for e in entries), "failed": 0}
+        self.left = len(entries) - self.counts["done"]
+        self.work = sum(self._epochs(e) for e in entries if e["status"] not in DONE)
+        self.worked = 0  # epochs of runs that ended this session
+        self.on: dict[int, dict[str, Any]] = {}  # run index -> where, epoch, since
+        self.t0 = time.monotonic()
+        self.lock = threading.Lock()  # Rich redraws from its own thread
+        self.console = console
+        self.live: Any = None
+
+    @staticmethod
+    def _epochs(entry: dict[str, Any]) -> int:
+        return int(entry["config"]["train"]["epochs"])
+
+    def __enter__(self) -> LiveView:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.live = Live(get_renderable=self.render, console=self.console or Console(stderr=True),
+                         refresh_per_second=4, transient=True, redirect_stdout=True)
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.live.__exit__(*exc)
+
+    def started(self, index: int, where: str) -> None:
+        with self.lock:
+            self.on[index] = {"where": where, "epoch": self.on.get(index, {}).get("epoch", 0), "since": time.monotonic()}
+
+    def epoch(self, index: int, epoch: int) -> None:
+        with self.lock:
+            if index in self.on:
+                self.on[index]["epoch"] = epoch
+
+    def ended(self, entry: dict[str, Any], finished: int, total: int) -> None:
+        with self.lock:
+            self.on.pop(entry["index"], None)
+            self.left -= 1
+            if entry["status"] in ("completed", "diverged"):
+                self.counts["done"] += 1
+            elif entry["status"] == "failed":
+                self.counts["failed"] += 1
+            self.worked += self._epochs(entry)
+        super().ended(entry, finished, total)  # printed above the panel
+
+    def eta(self) -> float | None:
+        """Seconds still to go, from the epochs trained per second so far; None before any."""
+        done = self.worked + sum(r["epoch"] for r in self.on.values())
+        elapsed = time.monotonic() - self.t0
+        if done <= 0 or elapsed <= 0:
+            return None
+        return max(0.0, (self.work - done) * elapsed / done)
+
+    def render(self) -> Any:
+        from rich.table import Table
+
+        with self.lock:
+            eta = self.eta()
+            head = (f"[bold]{self.counts['done']} done[/], [red]{self.counts['failed']} failed[/], {self.left} left"
+                    f"  elapsed {_clock(time.monotonic() - self.t0)}  ETA {_clock(eta) if eta is not None else '-'}")
+            table = Table.grid(padding=(0, 2))
+            table.add_row(head)
+            for index, r in sorted(self.on.items()):
+                e = self.entries[index]
+                table.add_row(f"  {e['config']['name']} (seed {e['seed']})  {r['epoch']}/{self._epochs(e)} epochs"
+                              f"  {_clock(time.monotonic() - r['since'])}  on {r['where']}")
+        return table

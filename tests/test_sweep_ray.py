@@ -1,0 +1,205 @@
+"""mlp-lab sweep --backend ray, for real, on one local Ray for the module (loopback only).
+
+What it checks: the local backend's metrics, run folders the driver writes from what tasks
+return, a worker killed mid-run retried to completion, an exception in a run failed and
+not retried, Ctrl-C then resume, and the bad inputs of the Ray options.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # Ray binds to 127.0.0.1: never another address
+
+ray = pytest.importorskip("ray")
+
+from helpers import MLP_LAB, assert_user_error, cli, cli_subprocess, offline_env, without_seconds  # noqa: E402
+from mlp_lab import sweeps  # noqa: E402
+from mlp_lab.config import config_from_dict, dump_config  # noqa: E402
+from mlp_lab.sweeps import load_manifest, load_sweep  # noqa: E402
+
+# Synthetic data, a small net: a second or two per run.
+TINY = {"name": "tiny", "data": {"dataset": "synthetic", "synthetic_train_size": 300, "synthetic_test_size": 100},
+        "model": {"hidden": [16]}, "train": {"epochs": 2, "batch_size": 50}}
+# Long enough (a few seconds) to be killed or stopped mid-run.
+LONGER = {"train.epochs": 150, "data.synthetic_train_size": 1000}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def write(path: Path, doc: dict) -> Path:
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def new_sweep(tmp_path: Path, name: str = "s", **fields) -> Path:
+    write(tmp_path / "tiny.yaml", TINY)
+    plan = load_sweep(write(tmp_path / f"{name}.yaml", {"base": "tiny.yaml", **fields}))
+    return sweeps.start_sweep(plan, tmp_path / name).folder
+
+
+def metrics_by_run(folder: Path) -> dict[tuple[str, int], list[dict]]:
+    out = {}
+    for e in load_manifest(folder).runs:
+        lines = (folder / e["folder"] / "metrics.jsonl").read_text().splitlines()
+        out[(e["cell"], e["seed"])] = without_seconds([json.loads(x) for x in lines])
+    return out
+
+
+class Events(sweeps.Watch):
+    def __init__(self, on_placed=None):
+        self.placed_at: list[tuple[int, dict]] = []
+        self.epochs: list[tuple[int, int]] = []
+        self.on_placed = on_placed
+
+    def placed(self, index, info):
+        self.placed_at.append((index, info))
+        if self.on_placed is not None:
+            self.on_placed(index, info)
+
+    def epoch(self, index, epoch):
+        self.epochs.append((index, epoch))
+
+
+def test_ray_gives_the_local_backends_metrics_and_run_folders(tmp_path):
+    grid = {"model.activation": ["relu", "tanh"]}
+    on_ray, on_local = new_sweep(tmp_path, "ray", grid=grid, seeds=2), new_sweep(tmp_path, "local", grid=grid, seeds=2)
+    events = Events()
+    outcome = sweeps.run_sweep(on_ray, threads=1, backend="ray", watch=events, jobs=None)
+    assert outcome.counts == {"completed": 4} and not outcome.stopped
+    assert sweeps.run_sweep(on_local, jobs=2, threads=1).counts == {"completed": 4}
+    assert metrics_by_run(on_ray) == metrics_by_run(on_local)
+
+    entry = load_manifest(on_ray).runs[0]
+    run = on_ray / entry["folder"]
+    assert {p.name for p in run.iterdir()} == {p.name for p in (on_local / load_manifest(on_local).runs[0]["folder"]).iterdir()}
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["run_id"] == entry["folder"] and summary["threads"] == 1 and summary["status"] == "completed"
+    assert load_manifest(on_ray).data["workers"] == {"backend": "ray", "jobs": None, "threads": 1}
+    # Every run told where it ran and its epochs, through the progress board.
+    assert sorted(i for i, _ in events.placed_at) == [0, 1, 2, 3]
+    assert all(info["pid"] != os.getpid() for _, info in events.placed_at)
+    assert (0, 2) in events.epochs
+    assert json.loads(cli("compare", on_ray, "--format", "json").stdout)["rows"][0]["n"] == 2
+
+
+def test_a_worker_killed_mid_run_is_retried_and_the_run_completes(tmp_path):
+    folder = new_sweep(tmp_path, set=LONGER, seeds=2)
+    killed = []
+
+    class KillTheFirst(Events):
+        def epoch(self, index, epoch):  # a run inside its epochs: SIGKILL its worker, once
+            super().epoch(index, epoch)
+            if not killed and epoch < 150:
+                pid = [info["pid"] for i, info in self.placed_at if i == index][-1]
+                os.kill(pid, signal.SIGKILL)
+                killed.append((index, pid))
+
+    events = KillTheFirst()
+    outcome = sweeps.run_sweep(folder, threads=1, backend="ray", watch=events)
+    assert outcome.counts == {"completed": 2}, load_manifest(folder).runs
+    index, pid = killed[0]
+    again = [info["pid"] for i, info in events.placed_at if i == index]
+    assert len(again) == 2 and again[0] == pid != again[1]  # it ran again, in another worker
+    # and it ended as a run that was never killed does
+    straight = new_sweep(tmp_path, "straight", set=LONGER, seeds=2)
+    sweeps.run_sweep(straight, jobs=1, threads=1)
+    assert metrics_by_run(folder) == metrics_by_run(straight)
+
+
+def test_an_exception_in_a_run_fails_it_without_a_retry(tmp_path):
+    # A run continued from a corrupt checkpoint raises inside its task.
+    folder = new_sweep(tmp_path, grid={"model.activation": ["relu", "tanh"]})
+    manifest = load_manifest(folder)
+    bad = folder / "tanh-corrupt"
+    bad.mkdir()
+    (bad / "config.yaml").write_text(dump_config(config_from_dict(manifest.runs[1]["config"])))
+    (bad / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    manifest.update(1, status="interrupted", folder=bad.name)
+    events = Events()
+    outcome = sweeps.run_sweep(folder, threads=1, backend="ray", watch=events)
+    assert outcome.counts == {"completed": 1, "failed": 1}
+    entry = load_manifest(folder).runs[1]
+    assert entry["status"] == "failed" and "checkpoint" in entry["reason"], entry
+    assert [i for i, _ in events.placed_at].count(1) == 1  # not retried
+
+
+def test_ctrl_c_stops_the_tasks_and_resume_ends_with_the_uninterrupted_metrics(tmp_path):
+    write(tmp_path / "tiny.yaml", TINY)
+    sfile = write(tmp_path / "s.yaml", {"base": "tiny.yaml", "set": LONGER, "seeds": 3})
+    # Its own process group and its own local Ray, as from a terminal: Ctrl-C reaches all of it.
+    # One run at a time: once the first is back, the second is training and the third waits.
+    proc = subprocess.Popen([*MLP_LAB, "sweep", str(sfile), "--backend", "ray", "--jobs", "1", "--runs-dir", "stopped",
+                             "--quiet"], cwd=tmp_path, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "stopped").glob("s-*/*/summary.json")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    (first,) = (tmp_path / "stopped").glob("s-*/*/summary.json")
+    time.sleep(json.loads(first.read_text())["duration_s"] / 3)  # the second run is inside its epochs
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    (folder,) = (tmp_path / "stopped").iterdir()
+    assert f"continue with: mlp-lab sweep --resume stopped/{folder.name}" in err
+    entries = load_manifest(folder).runs
+    assert [e["status"] for e in entries] == ["completed", "interrupted", "pending"], entries
+    assert (folder / entries[1]["folder"] / "checkpoint.pt").exists()
+    assert f"continue with: mlp-lab train --resume stopped/{folder.name}/{entries[1]['folder']}" in entries[1]["reason"]
+
+    r = cli_subprocess("sweep", "--resume", folder, "--quiet", cwd=tmp_path, timeout=300)
+    assert r.code == 0, r
+    assert [e["status"] for e in load_manifest(folder).runs] == ["completed"] * 3
+    straight = new_sweep(tmp_path, "straight", set=LONGER, seeds=3)
+    sweeps.run_sweep(straight, jobs=1, threads=1)
+    assert metrics_by_run(folder) == metrics_by_run(straight)
+
+
+def test_an_address_that_does_not_answer_is_exit_2_with_nothing_written(tmp_path):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    write(tmp_path / "tiny.yaml", TINY)
+    t0 = time.monotonic()  # a process of its own, not joined to this module's Ray
+    r = cli_subprocess("sweep", "--config", "tiny.yaml", "--backend", "ray", "--address", f"127.0.0.1:{port}",
+                       "--runs-dir", "runs", cwd=tmp_path, timeout=60)
+    assert_user_error(r, f"--address 127.0.0.1:{port}", "no Ray cluster answers there")
+    assert time.monotonic() - t0 < 30 and not (tmp_path / "runs").exists()
+    assert_user_error(cli("sweep", "--config", tmp_path / "tiny.yaml", "--address", "nowhere"),
+                      "--address nowhere", "goes with --backend ray")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--backend", "dask"], ["--backend: 'dask' is not allowed", "allowed: local, ray"]),
+    (["--backend", "ray", "--threads", "64"], ["--threads 64", "largest node of the cluster has 2"]),
+    (["--backend", "ray", "--set", "train.device=cuda"], ["train.device cuda", "no GPU"]),
+])
+def test_bad_ray_options_are_one_line_and_exit_2(tmp_path, args, words):
+    write(tmp_path / "tiny.yaml", TINY)
+    r = cli("sweep", "--config", tmp_path / "tiny.yaml", "--runs-dir", tmp_path / "runs", *args)
+    assert_user_error(r, *words)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_without_ray_installed_the_error_names_the_extra(tmp_path, monkeypatch):
+    write(tmp_path / "tiny.yaml", TINY)
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    r = cli("sweep", "--config", tmp_path / "tiny.yaml", "--backend", "ray", "--runs-dir", tmp_path / "runs")
+    assert_user_error(r, "--backend ray needs Ray", 'pip install -e ".[ray]"')
+    assert not (tmp_path / "runs").exists()

@@ -1,0 +1,59 @@
+"""What a sweep shows in a terminal: the live view's counts, ETA and workers, as drawn."""
+
+from __future__ import annotations
+
+import io
+
+import yaml
+from rich.console import Console
+
+from mlp_lab import sweeps
+from mlp_lab.sweeps import load_sweep
+from mlp_lab.sweeps import views
+
+TINY = {"name": "tiny", "data": {"dataset": "synthetic", "synthetic_train_size": 300, "synthetic_test_size": 100},
+        "model": {"hidden": [16]}, "train": {"epochs": 4, "batch_size": 50}}
+
+
+def drawn(view: views.LiveView) -> str:
+    out = Console(file=io.StringIO(), width=160, force_terminal=False)
+    out.print(view.render())
+    return out.file.getvalue()
+
+
+def test_the_live_view_counts_runs_and_shows_each_worker_with_an_eta(tmp_path, monkeypatch):
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"base": "tiny.yaml", "grid": {"model.activation": ["relu", "tanh"]},
+                                                     "seeds": 2}))
+    folder = sweeps.start_sweep(load_sweep(tmp_path / "s.yaml"), tmp_path / "runs").folder
+    now = [1000.0]
+    monkeypatch.setattr(views.time, "monotonic", lambda: now[0])
+    view = views.LiveView(folder)
+    assert "0 done, 0 failed, 4 left" in drawn(view) and "ETA -" in drawn(view)  # nothing to estimate from yet
+
+    view.started(0, "pid 101")
+    view.started(1, "pid 102")
+    now[0] += 10
+    view.epoch(0, 2)
+    view.epoch(1, 1)
+    text = drawn(view)
+    # 3 of 16 epochs in 10 s: 13 more take 43 s
+    assert "elapsed 0:10" in text and "ETA 0:43" in text
+    assert "relu (seed 0)  2/4 epochs  0:10  on pid 101" in text and "relu (seed 1)  1/4 epochs" in text
+
+    printed = []
+    monkeypatch.setattr(views, "_out", printed.append)
+    entry = {**sweeps.load_manifest(folder).runs[0], "status": "failed", "reason": "process killed by SIGKILL"}
+    view.ended(entry, 1, 4)
+    text = drawn(view)
+    assert "0 done, 1 failed, 3 left" in text and "pid 101" not in text and "pid 102" in text
+    assert printed == [f"[1/4] failed - (cell {entry['cell']}, seed 0): process killed by SIGKILL"]
+
+
+def test_a_resumed_sweep_counts_what_ended_before(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"base": "tiny.yaml", "seeds": 3}))
+    manifest = sweeps.start_sweep(load_sweep(tmp_path / "s.yaml"), tmp_path / "runs")
+    manifest.update(0, status="completed")
+    manifest.update(1, status="interrupted")
+    assert "1 done, 0 failed, 2 left" in drawn(views.LiveView(manifest.folder))

@@ -117,3 +117,16 @@ def test_startup_end_to_end(tmp_path, capsys):
     cache = {r["dataset"]: r for r in result["cache"]["rows"]}
     assert set(cache) == {"mnist", "cifar10"} and cache["mnist"]["train_images"] == 50
     assert all(r["first_load_s"] > 0 and r["cached_median_s"] > 0 and r["cache_mb"] > 0 for r in cache.values())
+
+
+def test_sweep_speed_runs_and_writes_its_table(tmp_path, capsys):
+    bench = _script("sweep_speed")
+    out = tmp_path / "sweep.json"
+    summary = bench.main(["--runs", "2", "--epochs", "1", "--limit-train", "200", "--dataset", "synthetic",
+                          "--skip-ray", "--train-threads", "1", "--shapes", "1x1", "--data-dir", str(tmp_path),
+                          "--json", str(out)])
+    text = capsys.readouterr().out
+    assert "| train x 2, 1 thread |" in text and "| sweep 1 x 1" in text
+    assert json.loads(out.read_text())["runs"] == 2
+    sweeps = [r for r in summary["rows"] if r.get("backend") == "local"]
+    assert sweeps and all(r["seconds_per_run"] > 0 for r in sweeps)

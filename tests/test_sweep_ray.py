@@ -203,3 +203,13 @@ def test_without_ray_installed_the_error_names_the_extra(tmp_path, monkeypatch):
     r = cli("sweep", "--config", tmp_path / "tiny.yaml", "--backend", "ray", "--runs-dir", tmp_path / "runs")
     assert_user_error(r, "--backend ray needs Ray", 'pip install -e ".[ray]"')
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_notebook_api_runs_a_sweep_on_the_ray_it_joined(tmp_path):
+    import mlp_lab
+
+    write(tmp_path / "tiny.yaml", TINY)
+    sfile = write(tmp_path / "s.yaml", {"base": "tiny.yaml", "seeds": 2})
+    made = mlp_lab.sweep(sfile, {"train.epochs": 1}, backend="ray", runs_dir=tmp_path / "runs")
+    assert [(r.status, r.config["train"]["seed"]) for r in made] == [("completed", 0), ("completed", 1)]
+    assert ray.is_initialized()  # the notebook's own Ray is left as it was

@@ -62,15 +62,12 @@ def metrics_by_run(folder: Path) -> dict[tuple[str, int], list[dict]]:
 
 
 class Events(sweeps.Watch):
-    def __init__(self, on_placed=None):
-        self.placed_at: list[tuple[int, dict]] = []
+    def __init__(self):
+        self.placed_at: list[tuple[int, sweeps.Place]] = []
         self.epochs: list[tuple[int, int]] = []
-        self.on_placed = on_placed
 
-    def placed(self, index, info):
-        self.placed_at.append((index, info))
-        if self.on_placed is not None:
-            self.on_placed(index, info)
+    def started(self, index, place):
+        self.placed_at.append((index, place))
 
     def epoch(self, index, epoch):
         self.epochs.append((index, epoch))
@@ -93,7 +90,7 @@ def test_ray_gives_the_local_backends_metrics_and_run_folders(tmp_path):
     assert load_manifest(on_ray).data["workers"] == {"backend": "ray", "jobs": None, "threads": 1}
     # Every run told where it ran and its epochs, through the progress board.
     assert sorted(i for i, _ in events.placed_at) == [0, 1, 2, 3]
-    assert all(info["pid"] != os.getpid() for _, info in events.placed_at)
+    assert all(place.pid != os.getpid() and place.node for _, place in events.placed_at)
     assert (0, 2) in events.epochs
     assert json.loads(cli("compare", on_ray, "--format", "json").stdout)["rows"][0]["n"] == 2
 
@@ -106,7 +103,7 @@ def test_a_worker_killed_mid_run_is_retried_and_the_run_completes(tmp_path):
         def epoch(self, index, epoch):  # a run inside its epochs: SIGKILL its worker, once
             super().epoch(index, epoch)
             if not killed and epoch < 150:
-                pid = [info["pid"] for i, info in self.placed_at if i == index][-1]
+                pid = [place.pid for i, place in self.placed_at if i == index][-1]
                 os.kill(pid, signal.SIGKILL)
                 killed.append((index, pid))
 
@@ -114,7 +111,7 @@ def test_a_worker_killed_mid_run_is_retried_and_the_run_completes(tmp_path):
     outcome = sweeps.run_sweep(folder, threads=1, backend="ray", watch=events)
     assert outcome.counts == {"completed": 2}, load_manifest(folder).runs
     index, pid = killed[0]
-    again = [info["pid"] for i, info in events.placed_at if i == index]
+    again = [place.pid for i, place in events.placed_at if i == index]
     assert len(again) == 2 and again[0] == pid != again[1]  # it ran again, in another worker
     # and it ended as a run that was never killed does
     straight = new_sweep(tmp_path, "straight", set=LONGER, seeds=2)

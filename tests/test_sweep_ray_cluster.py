@@ -55,9 +55,9 @@ def test_a_node_removed_mid_sweep_costs_no_run(tmp_path, cluster):
             self.nodes: dict[int, str] = {}
             self.ran_on: list[str] = []
 
-        def placed(self, index, info):
-            self.nodes[index] = info["node"]
-            self.ran_on.append(info["node"])
+        def started(self, index, place):
+            self.nodes[index] = place.node
+            self.ran_on.append(place.node)
 
         def epoch(self, index, epoch):  # a run inside its epochs: take its node away, once
             if not removed and epoch < TINY["train"]["epochs"]:

@@ -31,15 +31,15 @@ def test_the_live_view_counts_runs_and_shows_each_worker_with_an_eta(tmp_path, m
     view = views.LiveView(folder)
     assert "0 done, 0 failed, 4 left" in drawn(view) and "ETA -" in drawn(view)  # nothing to estimate from yet
 
-    view.started(0, "pid 101")
-    view.started(1, "pid 102")
+    view.started(0, sweeps.Place(101))
+    view.started(1, sweeps.Place(102, "node-a"))
     now[0] += 10
     view.epoch(0, 2)
     view.epoch(1, 1)
     text = drawn(view)
     # 3 of 16 epochs in 10 s: 13 more take 43 s
     assert "elapsed 0:10" in text and "ETA 0:43" in text
-    assert "relu (seed 0)  2/4 epochs  0:10  on pid 101" in text and "relu (seed 1)  1/4 epochs" in text
+    assert "relu (seed 0)  2/4 epochs  0:10  on pid 101" in text and "relu (seed 1)  1/4 epochs  0:10  on node-a pid 102" in text
 
     printed = []
     monkeypatch.setattr(views, "_out", printed.append)

@@ -13,9 +13,9 @@ from mlp_lab.errors import lookup
 from mlp_lab.sweeps.folder import Manifest, create_sweep_folder, held, load_manifest
 from mlp_lab.sweeps.local import DONE, Outcome, run_local, to_do
 from mlp_lab.sweeps.spec import PlannedRun, Sweep, cell_id, load_sweep, sweep_from_options
-from mlp_lab.sweeps.watch import Watch
+from mlp_lab.sweeps.watch import Place, Watch
 
-__all__ = ["BACKENDS", "DONE", "Watch", "default_workers", "Manifest", "Outcome", "PlannedRun", "Sweep", "cell_id", "check_data", "load_manifest",
+__all__ = ["BACKENDS", "DONE", "Place", "Watch", "default_workers", "Manifest", "Outcome", "PlannedRun", "Sweep", "cell_id", "check_data", "load_manifest",
            "load_sweep", "run_sweep", "sweep_from_options", "start_sweep", "to_do"]
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from mlp_lab import runs
 from mlp_lab.sweeps.folder import Manifest, prepare_run, run_ending
-from mlp_lab.sweeps.watch import Watch
+from mlp_lab.sweeps.watch import Place, Watch
 
 # A run that ended this way is done: a diverged run would diverge again on the same seed.
 DONE = ("completed", "diverged")
@@ -75,7 +75,7 @@ def run_local(manifest: Manifest, jobs: int = 1, threads: int | None = None, dat
             while queue or running:
                 while queue and len(running) < jobs and stop.signal is None:
                     running.append(_start(manifest, queue.pop(0), threads, data_dir))
-                    watch.started(running[-1].index, f"pid {running[-1].proc.pid}")
+                    watch.started(running[-1].index, Place(running[-1].proc.pid))
                 time.sleep(POLL_S)
                 if stop.signal is not None:
                     _pass_on(running)

@@ -33,7 +33,7 @@ from mlp_lab import runs
 from mlp_lab.errors import ConfigError, RunError
 from mlp_lab.sweeps.folder import Manifest, prepare_run, run_ending
 from mlp_lab.sweeps.local import Outcome, outcome_of, to_do
-from mlp_lab.sweeps.watch import Watch
+from mlp_lab.sweeps.watch import Place, Watch
 
 RETRIES = 3  # attempts after a worker process or node died
 CONNECT_TIMEOUT_S = 10.0  # how long an address may take to accept a connection
@@ -154,15 +154,14 @@ def train_task(index: int, name: str, config: dict[str, Any], decoded: Any, thre
     from mlp_lab.training import run_experiment
 
     torch.set_num_threads(threads)
-    where = f"{socket.gethostname()} pid {os.getpid()}"
-    board.post.remote("started", index, {"where": where, "node": ray.get_runtime_context().get_node_id(),
-                                         "pid": os.getpid()})
+    place = Place(os.getpid(), socket.gethostname(), ray.get_runtime_context().get_node_id())
+    board.post.remote("started", index, place)
     cfg = config_from_dict(config)
     with tempfile.TemporaryDirectory(prefix="mlp-lab-run-") as tmp:
         run_dir = Path(tmp) / name
         run_dir.mkdir()
-        for name, data in files.items():
-            (run_dir / name).write_bytes(data)
+        for file, content in files.items():
+            (run_dir / file).write_bytes(content)
         if runs.CONFIG not in files:
             (run_dir / runs.CONFIG).write_text(dump_config(cfg), encoding="utf-8")
         resume = run_dir / runs.CHECKPOINT if runs.CHECKPOINT in files else None
@@ -170,7 +169,7 @@ def train_task(index: int, name: str, config: dict[str, Any], decoded: Any, thre
         data = make_splits(decoded, cfg.data, device, seed=cfg.train.seed)
         run_experiment(cfg, run_dir, data, device, progress=_Posting(board, index), resume_from=resume)
         return {"files": {p.name: p.read_bytes() for p in sorted(run_dir.iterdir()) if p.is_file()},
-                "scratch": str(run_dir), "where": where}
+                "scratch": str(run_dir)}
 
 
 def run_ray(manifest: Manifest, jobs: int | None, threads: int, data_dir: Path | None, address: str | None = None,
@@ -197,7 +196,8 @@ def _drive(ray: Any, manifest: Manifest, configs: dict[int, Any], jobs: int | No
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     board = ray.remote(num_cpus=0)(ProgressBoard).options(scheduling_strategy=here).remote()
     has_gpus = ray.cluster_resources().get("GPU", 0) > 0
-    task = ray.remote(train_task)
+    # Ray retries a task whose worker or node died; an exception is the run's own failure.
+    task = ray.remote(max_retries=RETRIES, retry_exceptions=False)(train_task)
 
     queue, in_flight = list(configs), {}
     total, finished = len(manifest.runs), len(manifest.runs) - len(configs)
@@ -208,12 +208,12 @@ def _drive(ray: Any, manifest: Manifest, configs: dict[int, Any], jobs: int | No
                 break  # the runs not yet submitted stay pending
             while queue and (jobs is None or len(in_flight) < jobs) and stop.signal is None:
                 index = queue.pop(0)
-                cfg = configs[index]
                 folder, resume = prepare_run(manifest, index)
-                files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} if resume else {}
+                cfg, files = configs[index], {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} if resume else {}
                 gpus = 1 if cfg.train.device.startswith("cuda") or (cfg.train.device == "auto" and has_gpus) else 0
-                ref = task.options(num_cpus=threads, num_gpus=gpus, max_retries=RETRIES, retry_exceptions=False).remote(
-                    index, folder.name, manifest.runs[index]["config"], decoded[sweeps.data_key(cfg, data_dir)], threads, files, board)
+                ref = task.options(num_cpus=threads, num_gpus=gpus).remote(
+                    index, folder.name, manifest.runs[index]["config"], decoded[sweeps.data_key(cfg, data_dir)], threads,
+                    files, board)
                 in_flight[ref] = (index, folder, time.time())
             ready = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=POLL_S)[0] if in_flight else []
             _relay(ray, board, watch)
@@ -232,9 +232,7 @@ def _drive(ray: Any, manifest: Manifest, configs: dict[int, Any], jobs: int | No
 def _relay(ray: Any, board: Any, watch: Watch) -> None:
     for kind, index, value in ray.get(board.take.remote()):
         if kind == "started":
-            watch.started(index, value["where"])
-            if hasattr(watch, "placed"):  # tests that kill a worker or remove its node
-                watch.placed(index, value)
+            watch.started(index, value)
         else:
             watch.epoch(index, value)
 

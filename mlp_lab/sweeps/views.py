@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlp_lab.sweeps.watch import Watch
+from mlp_lab.sweeps.watch import Place, Watch
 
 
 def _out(line: str) -> None:
@@ -93,9 +93,9 @@ class LiveView(LineView):
     def __exit__(self, *exc: Any) -> None:
         self.live.__exit__(*exc)
 
-    def started(self, index: int, where: str) -> None:
+    def started(self, index: int, place: Place) -> None:
         with self.lock:
-            self.on[index] = {"where": where, "epoch": self.on.get(index, {}).get("epoch", 0), "since": time.monotonic()}
+            self.on[index] = {"where": str(place), "epoch": self.on.get(index, {}).get("epoch", 0), "since": time.monotonic()}
 
     def epoch(self, index: int, epoch: int) -> None:
         with self.lock:

@@ -198,24 +198,31 @@ def test_two_jobs_run_every_run_into_one_sweep_folder(tmp_path, base):
     assert [row["n"] for row in doc["rows"]] == [2, 2]
 
 
-def test_a_run_killed_outright_is_failed_and_the_others_complete(tmp_path, base, monkeypatch):
-    import mlp_lab.sweeps.local as local
+def test_a_run_killed_outright_is_failed_and_the_others_complete(tmp_path, base):
+    from mlp_lab import sweeps
+    from mlp_lab.sweeps.views import LineView
 
-    real = local.subprocess.Popen
+    folder = sweeps.start_sweep(load_sweep(sweep_file(tmp_path, grid={"model.activation": ["relu", "tanh"]})),
+                                tmp_path / "runs").folder
+    lines = []
 
-    def popen(cmd, **kw):
-        if "tanh" in str(cmd[3]):  # the run folder of the tanh cell: its process is SIGKILLed
-            cmd = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
-        return real(cmd, **kw)
+    class KillTanh(LineView):  # SIGKILL the tanh run's process as soon as it is started
+        def started(self, index, place):
+            if load_manifest(folder).runs[index]["config"]["name"] == "tanh":
+                os.kill(place.pid, signal.SIGKILL)
 
-    monkeypatch.setattr(local.subprocess, "Popen", popen)
-    r = cli("sweep", sweep_file(tmp_path, grid={"model.activation": ["relu", "tanh"]}), "--runs-dir", tmp_path / "runs")
-    assert r.code == 1, r
-    (folder,) = (tmp_path / "runs").iterdir()
+        def ended(self, entry, finished, total):
+            lines.append(entry)
+
+    outcome = sweeps.run_sweep(folder, jobs=2, threads=1, watch=KillTanh(folder))
+    assert outcome.counts == {"completed": 1, "failed": 1}
     by_name = {e["config"]["name"]: e for e in load_manifest(folder).runs}
     assert by_name["relu"]["status"] == "completed"
     assert by_name["tanh"]["status"] == "failed" and by_name["tanh"]["reason"] == "process killed by SIGKILL"
-    assert "not every run completed (1 failed)" in r.stderr
+    assert len(lines) == 2
+    r = cli("sweep", "--resume", folder, "--quiet")  # the failed run starts again, and completes
+    assert r.code == 0, r
+    assert [e["status"] for e in load_manifest(folder).runs] == ["completed", "completed"]
 
 
 def _wait_for(predicate, proc, timeout=120.0):

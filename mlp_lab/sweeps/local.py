@@ -1,7 +1,8 @@
 """The local backend: each run in a process of its own, ``jobs`` at a time.
 
 Why processes: a run that crashes, runs out of memory or is killed outright takes only
-itself down; the sweep records it as failed with the reason and goes on. How many at once:
+itself down; the sweep records it as failed with the reason and goes on. Each is forked
+from a server that imported torch once (``worker.py``). How many at once:
 ``sweeps.default_workers`` (one per core, one thread each, from the README's measurement).
 
 Ctrl-C reaches the runs from the terminal (they share its process group); SIGTERM to the
@@ -13,8 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from mlp_lab import runs
 from mlp_lab.sweeps.folder import Manifest, prepare_run, run_ending
+from mlp_lab.sweeps import worker
 from mlp_lab.sweeps.watch import Place, Watch
 
 # A run that ended this way is done: a diverged run would diverge again on the same seed.
@@ -32,7 +32,7 @@ POLL_S = 0.2
 @dataclass
 class _Running:
     index: int
-    proc: subprocess.Popen
+    proc: Any  # a multiprocessing process
     folder: Path
     log: Path
     started: float
@@ -81,7 +81,7 @@ def run_local(manifest: Manifest, jobs: int = 1, threads: int | None = None, dat
                     _pass_on(running)
                 for r in running:
                     _count_epochs(r, watch)
-                for r in [r for r in running if r.proc.poll() is not None]:
+                for r in [r for r in running if r.proc.exitcode is not None]:
                     running.remove(r)
                     entry = _record(manifest, r)
                     finished += 1
@@ -90,7 +90,7 @@ def run_local(manifest: Manifest, jobs: int = 1, threads: int | None = None, dat
                     break
         except KeyboardInterrupt:  # a second Ctrl-C: the runs have it too; wait for them to write their ends
             for r in running:
-                r.proc.wait()
+                r.proc.join()
                 _record(manifest, r)
             stop.signal = signal.SIGINT
     return outcome_of(manifest, stopped=stop.signal is not None)
@@ -113,25 +113,16 @@ def _start(manifest: Manifest, index: int, threads: int | None, data_dir: Path |
     logs = manifest.folder / ".logs"
     logs.mkdir(exist_ok=True)
     log = logs / f"{index}.log"
-    cmd = [sys.executable, "-m", "mlp_lab.sweeps.worker", str(folder)]
-    if threads is not None:
-        cmd += ["--threads", str(threads)]
-    if data_dir is not None:
-        cmd += ["--data-dir", str(data_dir)]
-    if resume:
-        cmd.append("--resume")
-    with open(log, "w", encoding="utf-8") as f:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=f, stdin=subprocess.DEVNULL)
-    return _Running(index, proc, folder, log, time.time())
+    return _Running(index, worker.process(folder, threads, data_dir, resume, log), folder, log, time.time())
 
 
 def _pass_on(running: list[_Running]) -> None:
     """SIGTERM to the runs (a terminal's Ctrl-C has reached them already; a second SIGINT
     would stop them mid-step, a SIGTERM after it is only noted)."""
     for r in running:
-        if r.proc.poll() is None and not r.told:
+        if r.proc.exitcode is None and not r.told:
             try:
-                r.proc.send_signal(signal.SIGTERM)
+                os.kill(r.proc.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
             r.told = True
@@ -142,7 +133,7 @@ def _record(manifest: Manifest, r: _Running) -> dict[str, Any]:
     status, reason = run_ending(r.folder)
     if status is None:
         status = "failed"
-        code = r.proc.returncode
+        code = r.proc.exitcode
         if code is not None and code < 0:
             reason = f"process killed by {signal.Signals(-code).name}"
         else:

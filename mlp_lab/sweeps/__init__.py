@@ -19,12 +19,12 @@ __all__ = ["BACKENDS", "DONE", "Place", "Watch", "default_workers", "Manifest", 
            "load_sweep", "run_sweep", "sweep_from_options", "start_sweep", "to_do"]
 
 
-# Measured on this project's 2-core CPU machine (README, "Sweeps"): 4 MNIST runs of 3
-# epochs took 24.0 s one at a time with 2 threads and 17.2 s two at a time with 1 thread
-# each; with 2 epochs on 20,000 images 17.2 s against 10.7 s. A small MLP's ops gain little
-# from a second thread, and parallel runs also overlap each run's start-up (importing
-# torch, loading the data cache: about 2 s). So: a run per core, one thread each. At most
-# 8 at once by default: each process holds torch (about 0.7-1 GB).
+# Measured on this project's 2-core CPU machine (benchmarks/sweep_speed.py, README
+# "Sweeps"): 8 MNIST runs of 2 epochs on 20,000 images took 15.8 s one at a time with 2
+# threads and 10.2 s two at a time with 1 thread each (17.7 s one at a time with 1). A small
+# MLP's ops gain little from a second thread, so two runs at once do more. So: a run per
+# core, one thread each. At most 8 at once by default: each process holds torch (about
+# 0.7-1 GB).
 MAX_DEFAULT_JOBS = 8
 
 BACKENDS = ("local", "ray")  # local: a process per run (local.py); ray: a Ray task per run (ray_backend.py)

@@ -78,7 +78,7 @@ def render_report(comp: Comparison, title: str, sweeps: dict[str, str] | None = 
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     what = f"{n_runs} run{'s' if n_runs != 1 else ''}"
     if comp.grouped:
-        what += f" in {len(comp.rows)} groups of runs that differ only in their seed"
+        what += f" in {len(comp.rows)} group{'s' if len(comp.rows) != 1 else ''} of runs that differ only in their seed"
     parts = [f"<h1>{_e(title)}</h1>", f'<p class="meta">{_e(what)}; made by mlp-lab on {when}</p>']
     if verdict(comp):
         parts.append(f'<p class="verdict">{_e(verdict(comp))}</p>')

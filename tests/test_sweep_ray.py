@@ -93,6 +93,8 @@ def test_ray_gives_the_local_backends_metrics_and_run_folders(tmp_path):
     assert all(place.pid != os.getpid() and place.node for _, place in events.placed_at)
     assert (0, 2) in events.epochs
     assert json.loads(cli("compare", on_ray, "--format", "json").stdout)["rows"][0]["n"] == 2
+    one_group = cli("compare", on_ray, "--filter", "model.activation=relu").stdout
+    assert "2 runs (of 4 read) in 1 group of runs that differ only in their seed" in one_group
 
 
 def test_a_worker_killed_mid_run_is_retried_and_the_run_completes(tmp_path):

@@ -127,8 +127,8 @@ def _caption(comp: Comparison, dropped: Sequence[str] = ()) -> str:
     shown = sum(getattr(r, "n", 1) for r in comp.rows)
     if comp.grouped:
         of = f" (of {comp.total_runs} read)" if comp.total_runs > shown else ""
-        notes.append(f"{shown} runs{of} in {len(comp.rows)} groups of runs that differ only in their seed "
-                     f"(--no-group shows each run)")
+        groups = "1 group of runs that differ" if len(comp.rows) == 1 else f"{len(comp.rows)} groups of runs that differ"
+        notes.append(f"{shown} runs{of} in {groups} only in their seed (--no-group shows each run)")
     elif comp.total_runs > len(comp.rows):
         notes.append(f"{len(comp.rows)} of {comp.total_runs} runs shown")
     hidden = len(comp.all_param_keys) - len(comp.param_columns)

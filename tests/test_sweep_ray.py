@@ -171,15 +171,21 @@ def test_ctrl_c_stops_the_tasks_and_resume_ends_with_the_uninterrupted_metrics(t
 
 
 def test_an_address_that_does_not_answer_is_exit_2_with_nothing_written(tmp_path):
-    with socket.socket() as s:  # a port nothing listens on
+    with socket.socket() as s:  # bound, never listening: nothing answers, and no one else takes the port
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    write(tmp_path / "tiny.yaml", TINY)
-    t0 = time.monotonic()  # a process of its own, not joined to this module's Ray
-    r = cli_subprocess("sweep", "--config", "tiny.yaml", "--backend", "ray", "--address", f"127.0.0.1:{port}",
-                       "--runs-dir", "runs", cwd=tmp_path, timeout=60)
-    assert_user_error(r, f"--address 127.0.0.1:{port}", "no Ray cluster answers there")
-    assert time.monotonic() - t0 < 30 and not (tmp_path / "runs").exists()
+        write(tmp_path / "tiny.yaml", TINY)
+        t0 = time.monotonic()  # a process of its own, not joined to this module's Ray
+        r = cli_subprocess("sweep", "--config", "tiny.yaml", "--backend", "ray", "--address", f"127.0.0.1:{port}",
+                           "--runs-dir", "runs", cwd=tmp_path, timeout=60)
+        assert_user_error(r, f"--address 127.0.0.1:{port}", "no Ray cluster answers there")
+        assert time.monotonic() - t0 < 30 and not (tmp_path / "runs").exists()
+        r = cli_subprocess("sweep", "--config", "tiny.yaml", "--backend", "ray", "--runs-dir", "runs", cwd=tmp_path,
+                           timeout=60, env=offline_env(RAY_ADDRESS=f"127.0.0.1:{port}"))
+        assert_user_error(r, f"RAY_ADDRESS=127.0.0.1:{port}", "no Ray cluster answers there")
+        assert not (tmp_path / "runs").exists()
+    assert_user_error(cli("sweep", "--config", tmp_path / "tiny.yaml", "--backend", "ray", "--address", "nowhere"),
+                      "--address nowhere", "expected HOST:PORT")
     assert_user_error(cli("sweep", "--config", tmp_path / "tiny.yaml", "--address", "nowhere"),
                       "--address nowhere", "goes with --backend ray")
 

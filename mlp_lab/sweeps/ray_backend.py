@@ -58,37 +58,46 @@ def ray_session(address: str | None) -> Iterator[Any]:
     import logging
 
     ray = import_ray()
+    label = f"--address {address}" if address else f"RAY_ADDRESS={os.environ.get('RAY_ADDRESS')}"
     address = address or os.environ.get("RAY_ADDRESS") or None
+    where = _host_port(address, label) if address is not None else None
     if ray.is_initialized():
         yield ray
         return
     if address is None:
         ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     else:
-        _check_answers(address)
+        if where is not None:
+            _check_answers(*where, label)
         try:
             ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as e:
-            raise ConfigError(f"--address {address}: could not join a Ray cluster there ({str(e).splitlines()[0]})") from None
+            raise ConfigError(f"{label}: could not join a Ray cluster there ({str(e).splitlines()[0]})") from None
     try:
         yield ray
     finally:
         ray.shutdown()
 
 
-def _check_answers(address: str) -> None:
-    """Fail within seconds, not minutes, when nothing listens at host:port: ray.init would
-    keep retrying for a long time."""
+def _host_port(address: str, label: str) -> tuple[str, int] | None:
+    """(host, port) of HOST:PORT or ray://HOST:PORT; None for auto and local, which Ray
+    resolves on this machine itself."""
     if address in ("auto", "local"):
-        return  # Ray finds (or fails to find) the cluster on this machine itself, quickly
+        return None
     host, _, port = address.split("://")[-1].rpartition(":")
     if not host or not port.isdigit():
-        raise ConfigError(f"--address {address!r}: expected HOST:PORT (the head node's GCS, e.g. 127.0.0.1:6379), "
+        raise ConfigError(f"{label}: expected HOST:PORT (the head node's GCS, e.g. 127.0.0.1:6379), "
                           "ray://HOST:PORT, or auto")
+    return host, int(port)
+
+
+def _check_answers(host: str, port: int, label: str) -> None:
+    """Fail within seconds, not minutes, when nothing listens at host:port: ray.init would
+    keep retrying for a long time."""
     try:  # one try: a refused connection is final, and an unreachable host times out
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as e:
-        raise ConfigError(f"--address {address}: no Ray cluster answers there ({e.strerror or e})") from None
+        raise ConfigError(f"{label}: no Ray cluster answers there ({e.strerror or e})") from None
 
 
 def check_cluster(configs: list[Any], threads: int) -> None:

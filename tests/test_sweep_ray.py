@@ -138,21 +138,31 @@ def test_an_exception_in_a_run_fails_it_without_a_retry(tmp_path):
     assert [i for i, _ in events.placed_at].count(1) == 1  # not retried
 
 
-def test_ctrl_c_stops_the_tasks_and_resume_ends_with_the_uninterrupted_metrics(tmp_path):
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm-in-background"])
+def test_ctrl_c_stops_the_tasks_and_resume_ends_with_the_uninterrupted_metrics(tmp_path, how):
     write(tmp_path / "tiny.yaml", TINY)
     sfile = write(tmp_path / "s.yaml", {"base": "tiny.yaml", "set": LONGER, "seeds": 3})
-    # Its own process group and its own local Ray, as from a terminal: Ctrl-C reaches all of it.
+    # ctrl-c: its own process group and its own local Ray, as from a terminal: Ctrl-C reaches
+    # all of it. sigterm-in-background: started with SIGINT ignored, as a shell's background
+    # job is (and its Ray workers with it), and stopped by a SIGTERM to the sweep alone.
     # One run at a time: once the first is back, the second is training and the third waits.
     proc = subprocess.Popen([*MLP_LAB, "sweep", str(sfile), "--backend", "ray", "--jobs", "1", "--runs-dir", "stopped",
                              "--quiet"], cwd=tmp_path, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, preexec_fn=_ignore_sigint if how != "ctrl-c" else None)
     deadline = time.monotonic() + 120
     while not list((tmp_path / "stopped").glob("s-*/*/summary.json")):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.02)
     (first,) = (tmp_path / "stopped").glob("s-*/*/summary.json")
     time.sleep(json.loads(first.read_text())["duration_s"] / 3)  # the second run is inside its epochs
-    os.killpg(proc.pid, signal.SIGINT)
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (out, err)
     (folder,) = (tmp_path / "stopped").iterdir()
@@ -218,3 +228,14 @@ def test_the_notebook_api_runs_a_sweep_on_the_ray_it_joined(tmp_path):
     made = mlp_lab.sweep(sfile, {"train.epochs": 1}, backend="ray", runs_dir=tmp_path / "runs")
     assert [(r.status, r.config["train"]["seed"]) for r in made] == [("completed", 0), ("completed", 1)]
     assert ray.is_initialized()  # the notebook's own Ray is left as it was
+
+
+def test_ray_workers_take_sigint_even_when_the_sweep_was_started_ignoring_it(tmp_path):
+    # ray.cancel interrupts a task through SIGINT; a worker that inherited SIGINT ignored (a
+    # shell's background job) would fail the run instead. The sweep's workers restore it.
+    code = ("import signal\nfrom mlp_lab.sweeps.ray_backend import ray_session\n"
+            "def handler():\n    return signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+            "with ray_session(None) as ray:\n    print('restored:', ray.get(ray.remote(handler).remote()))\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=offline_env(), capture_output=True, text=True,
+                       timeout=120, preexec_fn=_ignore_sigint)
+    assert "restored: True" in r.stdout, r.stderr[-2000:]

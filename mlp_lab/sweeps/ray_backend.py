@@ -22,6 +22,7 @@ How it fits Ray, and why:
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import tempfile
 import time
@@ -64,13 +65,15 @@ def ray_session(address: str | None) -> Iterator[Any]:
     if ray.is_initialized():
         yield ray
         return
+    options = {"logging_level": logging.ERROR, "log_to_driver": False,
+               "runtime_env": {"worker_process_setup_hook": _worker_setup}}
     if address is None:
-        ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+        ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, **options)
     else:
         if where is not None:
             _check_answers(*where, label)
         try:
-            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+            ray.init(address=address, **options)
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise ConfigError(f"{label}: could not join a Ray cluster there ({str(e).splitlines()[0]})") from None
     try:
@@ -130,6 +133,29 @@ class ProgressBoard:
         return news
 
 
+def _worker_setup() -> None:
+    """Run in each of the sweep's Ray worker processes before any task. ``ray.cancel``
+    interrupts a task through the process's SIGINT handler; a worker that inherited SIGINT
+    ignored (a sweep started as a shell's background job passes that on) would fail the run
+    with ``TypeError: 'Handlers' object is not callable`` instead."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+class _TaskSignals:
+    """The task's SIGINT handler (``ray.cancel`` interrupts a task with SIGINT, and so does a
+    terminal's Ctrl-C): before training starts it stops the task; during training,
+    training's own stop flag has SIGINT (the run ends interrupted, with its checkpoint); once
+    training has ended it is ignored, so the finished run's files still come back."""
+
+    def __init__(self) -> None:
+        self.trained = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if not self.trained:
+            raise KeyboardInterrupt
+
+
 class _Posting:
     """The ``progress`` object training calls, inside a task: posts finished epochs."""
 
@@ -166,19 +192,25 @@ def train_task(index: int, name: str, config: dict[str, Any], decoded: Any, thre
     place = Place(os.getpid(), socket.gethostname(), ray.get_runtime_context().get_node_id())
     board.post.remote("started", index, place)
     cfg = config_from_dict(config)
-    with tempfile.TemporaryDirectory(prefix="mlp-lab-run-") as tmp:
-        run_dir = Path(tmp) / name
-        run_dir.mkdir()
-        for file, content in files.items():
-            (run_dir / file).write_bytes(content)
-        if runs.CONFIG not in files:
-            (run_dir / runs.CONFIG).write_text(dump_config(cfg), encoding="utf-8")
-        resume = run_dir / runs.CHECKPOINT if runs.CHECKPOINT in files else None
-        device = resolve_device(cfg.train.device)
-        data = make_splits(decoded, cfg.data, device, seed=cfg.train.seed)
-        run_experiment(cfg, run_dir, data, device, progress=_Posting(board, index), resume_from=resume)
-        return {"files": {p.name: p.read_bytes() for p in sorted(run_dir.iterdir()) if p.is_file()},
-                "scratch": str(run_dir)}
+    handler = _TaskSignals()
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        with tempfile.TemporaryDirectory(prefix="mlp-lab-run-") as tmp:
+            run_dir = Path(tmp) / name
+            run_dir.mkdir()
+            for file, content in files.items():
+                (run_dir / file).write_bytes(content)
+            if runs.CONFIG not in files:
+                (run_dir / runs.CONFIG).write_text(dump_config(cfg), encoding="utf-8")
+            resume = run_dir / runs.CHECKPOINT if runs.CHECKPOINT in files else None
+            device = resolve_device(cfg.train.device)
+            data = make_splits(decoded, cfg.data, device, seed=cfg.train.seed)
+            run_experiment(cfg, run_dir, data, device, progress=_Posting(board, index), resume_from=resume)
+            handler.trained = True
+            return {"files": {p.name: p.read_bytes() for p in sorted(run_dir.iterdir()) if p.is_file()},
+                    "scratch": str(run_dir)}
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_ray(manifest: Manifest, jobs: int | None, threads: int, data_dir: Path | None, address: str | None = None,

@@ -20,8 +20,8 @@ __all__ = ["BACKENDS", "DONE", "Place", "Watch", "default_workers", "Manifest", 
 
 
 # Measured on this project's 2-core CPU machine (benchmarks/sweep_speed.py, README
-# "Sweeps"): 8 MNIST runs of 2 epochs on 20,000 images took 15.8 s one at a time with 2
-# threads and 10.2 s two at a time with 1 thread each (17.7 s one at a time with 1). A small
+# "Sweeps"): 8 MNIST runs of 2 epochs on 20,000 images took 16.1 s one at a time with 2
+# threads and 10.4 s two at a time with 1 thread each (17.2 s one at a time with 1). A small
 # MLP's ops gain little from a second thread, so two runs at once do more. So: a run per
 # core, one thread each. At most 8 at once by default: each process holds torch (about
 # 0.7-1 GB).

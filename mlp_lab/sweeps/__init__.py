@@ -15,7 +15,7 @@ from mlp_lab.sweeps.local import DONE, Outcome, run_local, to_do
 from mlp_lab.sweeps.spec import PlannedRun, Sweep, cell_id, load_sweep, sweep_from_options
 from mlp_lab.sweeps.watch import Place, Watch
 
-__all__ = ["BACKENDS", "DONE", "Place", "Watch", "default_workers", "Manifest", "Outcome", "PlannedRun", "Sweep", "cell_id", "check_data", "load_manifest",
+__all__ = ["BACKENDS", "DONE", "Place", "Watch", "default_workers", "Manifest", "Outcome", "PlannedRun", "Sweep", "cell_id", "decode_data", "load_manifest",
            "load_sweep", "run_sweep", "sweep_from_options", "start_sweep", "to_do"]
 
 
@@ -27,14 +27,14 @@ __all__ = ["BACKENDS", "DONE", "Place", "Watch", "default_workers", "Manifest", 
 # 0.7-1 GB).
 MAX_DEFAULT_JOBS = 8
 
-BACKENDS = ("local", "ray")  # local: a process per run (local.py); ray: a Ray task per run (ray_backend.py)
+BACKENDS = {"local": "a process per run (local.py)", "ray": "a Ray task per run (ray_backend.py)"}
 
 
 def default_workers(jobs: int | None, threads: int | None, backend: str = "local") -> tuple[int | None, int]:
     """(runs at once, torch threads each): one run per core and the cores shared among them,
     unless given. With Ray, one thread per run and no cap (None) unless given: the cluster's
     CPUs decide how many run at once."""
-    lookup({b: b for b in BACKENDS}, "--backend", backend)
+    lookup(BACKENDS, "--backend", backend)
     if backend == "ray":
         return jobs, threads if threads is not None else 1
     cores = os.cpu_count() or 1
@@ -64,15 +64,10 @@ def decode_data(configs: list[Any], data_dir: Path | None) -> dict[tuple[Any, ..
     return sets
 
 
-def check_data(configs: list[Any], data_dir: Path | None) -> None:
-    """Decode each data set the runs use once, before any run starts (see ``decode_data``)."""
-    decode_data(configs, data_dir)
-
-
 def start_sweep(sweep: Sweep, runs_dir: Path, data_dir: Path | None = None) -> Manifest:
     """Check (and decode once) the data the runs use, then make the sweep's folder under
     ``runs_dir`` with every run pending: a missing data set leaves nothing written."""
-    check_data([r.config for r in sweep.runs], data_dir)
+    decode_data([r.config for r in sweep.runs], data_dir)
     return create_sweep_folder(Path(runs_dir), sweep)
 
 
@@ -81,7 +76,7 @@ def run_sweep(folder: Path, jobs: int | None = 1, threads: int | None = None, da
     """Run what is still to do in a sweep folder with ``backend`` ("local": a process per run,
     ``jobs`` at a time; "ray": a Ray task per run, on the cluster at ``address`` or a local
     Ray), holding the folder against a second process (which is refused: RunError)."""
-    lookup({b: b for b in BACKENDS}, "--backend", backend)
+    lookup(BACKENDS, "--backend", backend)
     with held(folder):
         manifest = load_manifest(folder)  # read under the lock: what an earlier process left
         manifest.data["workers"] = {"backend": backend, "jobs": jobs, "threads": threads}

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mlp_lab.config import (
     config_to_dict, default_name, parse_yaml_value, read_yaml_mapping, set_value, validate_config,
 )
+from mlp_lab import keys
 from mlp_lab.errors import ConfigError
 from mlp_lab.schema import ExperimentConfig
 
@@ -135,8 +136,7 @@ def sweep_from_options(config: str | Path, grid: list[str], seeds: str | None, o
             raise ConfigError(f"--grid {item!r}: expected key.path=value1,value2 (e.g. --grid model.activation=relu,tanh)")
         if key in raw["grid"]:
             raise ConfigError(f"--grid {key}: given twice; list all its values in one --grid")
-        parsed = parse_yaml_value(key, f"[{values}]")  # YAML flow: relu,tanh and [64],[128,128] alike
-        raw["grid"][key] = parsed
+        raw["grid"][key] = parse_yaml_value(key, f"[{values}]")  # YAML flow: relu,tanh and [64],[128,128] alike
     if seeds is not None:
         raw["seeds"] = parse_yaml_value("--seeds", seeds)
     return _sweep(raw, config, overrides, yes)  # messages name the base config; base is beside itself
@@ -227,16 +227,9 @@ def _expand(spec: SweepFile, path: Path) -> list[PlannedRun]:
 
 
 def _as_validated(varies: dict[str, Any], cfg: ExperimentConfig) -> dict[str, Any]:
-    """The cell's values as the validated config holds them."""
-    out = {}
-    for key, value in varies.items():
-        if key != "config":
-            node: Any = cfg
-            for part in key.split("."):
-                node = getattr(node, part)
-            value = node
-        out[key] = value
-    return out
+    """The cell's values as the validated config holds them (a whole section as given)."""
+    flat = keys.flatten(config_to_dict(cfg))
+    return {k: v if k == "config" else flat.get(k, v) for k, v in varies.items()}
 
 
 def _run_name(varies: dict[str, Any], fallback: Any) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from mlp_lab.errors import ConfigError
+from mlp_lab.errors import ConfigError, shorten
 from mlp_lab.schema import DEFAULT_NAMES, VARIANTS, ExperimentConfig
 
 # --- loading ----------------------------------------------------------------------------
@@ -42,9 +42,14 @@ def read_yaml_mapping(path: Path, what: str, must_be: str, example: str) -> dict
     if path.is_dir():
         raise ConfigError(f"{what} path is a directory, not a YAML file: {path}")
     try:
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise ConfigError(f"{path}: {size:,} bytes; a {what} file is at most {MAX_YAML_BYTES:,} "
+                              f"(real ones are a few hundred bytes)")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read {what} file ({e.__class__.__name__}: {e})") from None
+    check_yaml_shape(text, str(path))
     try:
         raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a safe loader only: a config can never run code
     except yaml.YAMLError as e:
@@ -59,6 +64,51 @@ def read_yaml_mapping(path: Path, what: str, must_be: str, example: str) -> dict
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: {what} must be {must_be}, got a {type(raw).__name__}")
     return raw
+
+
+# What no real config or sweep file comes near, checked before YAML builds anything: a
+# 368-byte file of nested aliases ("billion laughs") expands to billions of values, and a
+# list nested 600 deep overflows the parser's recursion. Aliases and merge keys stay
+# allowed for repeating small pieces.
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_DEPTH = 32
+MAX_YAML_VALUES = 20_000  # values after aliases are expanded
+MAX_SET_CHARS = 10_000  # one --set value
+
+
+def check_yaml_shape(text: str, source: str) -> None:
+    """ConfigError, in one pass over the parser's events (nothing is built), when ``text``
+    nests deeper than MAX_YAML_DEPTH or its aliases expand it beyond MAX_YAML_VALUES values.
+    Invalid YAML passes: the loader reports it with its line and column."""
+    sizes: dict[str, int] = {}  # anchor -> the values it expands to
+    stack: list[list[Any]] = [[0, None]]  # per open collection: [values so far, its anchor]
+    try:
+        for event in yaml.parse(text, Loader=_EVENT_LOADER):
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                if len(stack) > MAX_YAML_DEPTH:
+                    raise ConfigError(f"{source}: YAML nested more than {MAX_YAML_DEPTH} levels deep; "
+                                      "a config is a few levels of sections")
+                stack.append([1, event.anchor])
+                continue
+            if isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                size, anchor = stack.pop()
+            elif isinstance(event, yaml.ScalarEvent):
+                size, anchor = 1, event.anchor
+            elif isinstance(event, yaml.AliasEvent):
+                size, anchor = sizes.get(event.anchor, 1), None
+            else:
+                continue
+            if anchor is not None:
+                sizes[anchor] = size
+            stack[-1][0] += size
+            if stack[-1][0] > MAX_YAML_VALUES:
+                raise ConfigError(f"{source}: YAML expands to more than {MAX_YAML_VALUES:,} values "
+                                  "(aliases repeating aliases?); a config has a few dozen")
+    except yaml.YAMLError:
+        return
+
+
+_EVENT_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -106,21 +156,25 @@ def validate_config(raw: dict[str, Any], source: str = "config") -> ExperimentCo
 def apply_override(raw: dict[str, Any], item: str) -> None:
     """Apply one ``key.path=value`` to the raw config dict. The value is parsed as YAML."""
     if "=" not in item:
-        raise ConfigError(f"--set {item!r}: expected key.path=value, e.g. --set optimizer.lr=0.01")
+        raise ConfigError(f"--set {shorten(item)}: expected key.path=value, e.g. --set optimizer.lr=0.01")
     key, _, text = item.partition("=")
     key = key.strip()
     parts = key.split(".")
     if not key or any(not p for p in parts):
-        raise ConfigError(f"--set {item!r}: expected key.path=value, e.g. --set optimizer.lr=0.01")
+        raise ConfigError(f"--set {shorten(item)}: expected key.path=value, e.g. --set optimizer.lr=0.01")
     set_value(raw, key, parse_yaml_value(key, text))
 
 
 def parse_yaml_value(key: str, text: str) -> Any:
     """A ``--set`` value: YAML, so 0.01, true, [256, 128] and relu mean what they say."""
+    key = shorten(key, 60)[1:-1]
+    if len(text) > MAX_SET_CHARS:
+        raise ConfigError(f"--set {key}: a value of {len(text):,} characters; at most {MAX_SET_CHARS:,}")
+    check_yaml_shape(text, f"--set {key}")
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader) if text.strip() else None
     except yaml.YAMLError:
-        raise ConfigError(f"--set {key}: cannot parse value {text!r} (write it as YAML: 0.01, true, [256, 128], relu)") from None
+        raise ConfigError(f"--set {key}: cannot parse value {shorten(text)} (write it as YAML: 0.01, true, [256, 128], relu)") from None
 
 
 def set_value(raw: dict[str, Any], key: str, value: Any, label: str = "--set") -> None:
@@ -128,7 +182,7 @@ def set_value(raw: dict[str, Any], key: str, value: Any, label: str = "--set") -
     prefixed with ``label``) for a path that names no field."""
     parts = key.split(".")
     if not key or any(not p for p in parts):
-        raise ConfigError(f"{label} {key!r}: expected a dotted key such as optimizer.lr")
+        raise ConfigError(f"{label} {shorten(key)}: expected a dotted key such as optimizer.lr")
     _check_path(parts, raw, label)
     node = raw
     for p in parts[:-1]:
@@ -178,7 +232,7 @@ def section_class(section: str, name: str) -> type[BaseModel]:
 
 def _unknown_name(section: str, name: Any) -> str:
     names = list(VARIANTS[section])
-    return f"unknown {section} {name!r}{_did_you_mean(str(name), names)}; allowed: {', '.join(names)}"
+    return f"unknown {section} {shorten(name)}{_did_you_mean(str(name), names)}; allowed: {', '.join(names)}"
 
 
 def _other_variants_hint(section: str, key: str) -> str:
@@ -228,24 +282,24 @@ def _describe_one(err: dict[str, Any]) -> str:
         return f"unknown key '{loc[-1]}' in {where}{_did_you_mean(str(loc[-1]), allowed)}; allowed: {', '.join(allowed)}{hint}"
     if kind == "literal_error":
         allowed = [a.strip().strip("'") for a in re.split(r",| or ", ctx.get("expected", "")) if a.strip()]
-        return f"{key}: {value!r} is not allowed{_did_you_mean(str(value), allowed)}; allowed: {', '.join(allowed)}"
+        return f"{key}: {shorten(value)} is not allowed{_did_you_mean(str(value), allowed)}; allowed: {', '.join(allowed)}"
     if kind == "union_tag_invalid":
         return f"{key}.name: {_unknown_name(str(loc[0]), ctx.get('tag', value))}"
     if kind == "union_tag_not_found":
         return f"{key}: needs a 'name', one of {', '.join(VARIANTS[str(loc[0])])}"
     if kind == "string_pattern_mismatch" and key.endswith("device"):
-        return f"{key}: {value!r} is not a device; allowed: auto, cpu, cuda, cuda:N, mps"
+        return f"{key}: {shorten(value)} is not a device; allowed: auto, cpu, cuda, cuda:N, mps"
     if kind == "value_error":
         msg = str(err.get("msg", "")).removeprefix("Value error, ")
         if msg.startswith("optimizer.name:"):
             return msg
-        shown = "" if isinstance(value, dict) else f" {value!r}:"
+        shown = "" if isinstance(value, dict) else f" {shorten(value)}:"
         return f"{key}:{shown} {msg}" if key else msg
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"{key or 'config'}: must be a mapping of keys to values, got {value!r}"
+        return f"{key or 'config'}: must be a mapping of keys to values, got {shorten(value)}"
     msg = str(err.get("msg", "invalid value"))
     msg = msg[0].lower() + msg[1:] if msg else msg
-    return f"{key}: {value!r}: {msg}" if key else msg
+    return f"{key}: {shorten(value)}: {msg}" if key else msg
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 from typing import Mapping, TypeVar
 
 
@@ -23,7 +24,33 @@ class RunError(MlpLabError):
     """A run folder is missing, unreadable or can't be written."""
 
 
+class DiskFull(RunError):
+    """A write found no space left on the device (or the quota used up)."""
+
+
+DISK_FULL = "no space left on device"  # how every DiskFull message begins, also in a run's log
+
+
 _T = TypeVar("_T")
+
+QUOTE_LIMIT = 100  # characters of a user's value an error message quotes
+
+
+def shorten(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` cut to about ``limit`` characters: a message quotes what was wrong,
+    never a whole 400 KB value (the file or --set it came from is named beside it)."""
+    text = _REPR.repr(value)  # reprlib stops early in a huge or deep value: no full repr is built
+    return text if len(text) <= limit else f"{text[:limit - 4]} ..."
+
+
+def _short_repr() -> reprlib.Repr:
+    r = reprlib.Repr()
+    r.maxlevel, r.maxstring, r.maxother = 4, QUOTE_LIMIT, QUOTE_LIMIT
+    r.maxlist = r.maxtuple = r.maxdict = r.maxset = 8
+    return r
+
+
+_REPR = _short_repr()
 
 
 def lookup(registry: Mapping[str, _T], key: str, value: str, error: type[MlpLabError] = ConfigError) -> _T:
@@ -36,4 +63,4 @@ def lookup(registry: Mapping[str, _T], key: str, value: str, error: type[MlpLabE
     try:
         return registry[value]
     except (KeyError, TypeError):
-        raise error(f"{key}: {value!r} is not allowed; allowed: {', '.join(registry)}") from None
+        raise error(f"{key}: {shorten(value)} is not allowed; allowed: {', '.join(registry)}") from None

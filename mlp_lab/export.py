@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 from mlp_lab.errors import MlpLabError
 from mlp_lab.results import Comparison, build_comparison, plot_labels, runs_of
+from mlp_lab.runs import write_error
 
 EXTRA = 'pip install -e ".[tensorboard]"'
 _SCALARS = {"train_loss": "loss/train", "test_loss": "loss/test", "val_loss": "loss/val", "train_acc": "accuracy/train",
@@ -37,7 +38,10 @@ def export_tensorboard(paths: Iterable[str | Path], logdir: str | Path, **compar
             target = logdir / _safe(label) / _safe(_seed_name(run))
             if target in written:  # two runs of one config and seed (a repeat): keep both
                 target = target.with_name(f"{target.name}-{run.path.name[-6:]}")
-            _write_run(writer_class, target, run, comp)
+            try:
+                _write_run(writer_class, target, run, comp)
+            except OSError as e:  # a read-only or full logdir: one line naming it
+                raise write_error(e, Path(e.filename) if e.filename else target) from None
             written.append(target)
     return written
 

@@ -23,12 +23,9 @@ from mlp_lab.diagnostics import (
 )
 from mlp_lab.errors import ConfigError
 from mlp_lab.model import build_model, hidden_blocks
+from mlp_lab.memory import INPUT_SHAPES  # data.dataset -> one input's shape, for --synthetic-input
 from mlp_lab.schema import ExperimentConfig
 
-# data.dataset -> the shape of one input, for inspect's Gaussian inputs (no data needed).
-INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
-    "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "synthetic": (1, 28, 28), "cifar10": (3, 32, 32),
-}
 
 @dataclass
 class Inspection:

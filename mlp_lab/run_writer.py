@@ -9,6 +9,7 @@ so the training loop only says what happened.
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import time
@@ -40,8 +41,12 @@ def best_of(history: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def save_torch(path: Path, obj: Any) -> None:
-    """``torch.save`` through an atomic write: a crash leaves the old file, never half a new one."""
-    runs.atomic_write(path, lambda f: torch.save(obj, f))
+    """``torch.save`` through an atomic write: a crash leaves the old file, never half a new one.
+    Serialised in memory first (an MLP's checkpoint is a few MB): torch's zip writer turns a
+    full disk into "enforce fail at inline_container.cc"; the write layer names it."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    runs.atomic_write_bytes(path, buf.getbuffer())
 
 
 class RunWriter:
@@ -130,7 +135,7 @@ class RunWriter:
                error: str | None = None, crash_log: str | None = None) -> None:
         """The last writes: error.log of a crash, model.pt of a completed run, the final summary."""
         if crash_log is not None:
-            (self.dir / "error.log").write_text(crash_log, encoding="utf-8")
+            runs.atomic_write_text(self.dir / "error.log", crash_log)
         if model_state is not None:
             save_torch(self.dir / runs.MODEL, model_state)
         self.summary.pop("pid", None)

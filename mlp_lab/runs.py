@@ -17,6 +17,7 @@ report what they could not read and return the rest. No torch here: ``compare`` 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -29,7 +30,7 @@ from typing import Any, BinaryIO, Callable
 
 import yaml
 
-from mlp_lab.errors import RunError
+from mlp_lab.errors import DISK_FULL, DiskFull, RunError
 
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
@@ -54,6 +55,8 @@ def create_run_dir(runs_dir: Path, name: str) -> Path:
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise write_error(e, runs_dir) from None
         raise RunError(f"cannot create runs directory {runs_dir}: {e.strerror or e}") from None
     if not os.access(runs_dir, os.W_OK | os.X_OK):
         raise RunError(f"runs directory {runs_dir} is not writable; pass --runs-dir with a folder you can write to")
@@ -66,18 +69,47 @@ def create_run_dir(runs_dir: Path, name: str) -> Path:
         except FileExistsError:
             continue
         except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                raise write_error(e, path) from None
             raise RunError(f"cannot create run folder in {runs_dir}: {e.strerror or e}") from None
     raise RunError(f"could not find a free run folder name in {runs_dir}")
+
+
+def write_error(e: OSError, path: Path) -> RunError:
+    """An OSError from writing ``path`` as the one line a user reads: a full disk says so
+    (DiskFull), a read-only or forbidden place says that, with the path either way."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"{DISK_FULL} writing {path}" + (" (disk quota exceeded)" if e.errno == errno.EDQUOT else ""))
+    if e.errno == errno.EROFS:
+        return RunError(f"cannot write {path}: read-only file system; choose a folder you can write to")
+    if e.errno == errno.EACCES or e.errno == errno.EPERM:
+        return RunError(f"cannot write {path}: permission denied; choose a folder you can write to")
+    return RunError(f"cannot write {path}: {e.strerror or e}")
+
+
+def _open_temp(path: Path) -> tuple[int, str]:
+    """A temporary file beside ``path`` (the write layer's one way to open for writing;
+    tests replace it to inject a full disk)."""
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+
+
+def _open_append(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
     """Replace ``path`` with what ``write(file)`` writes, all or nothing.
 
     The data goes to a temporary file in the same folder, which is then renamed over
-    ``path``: a reader sees the old file or the new one, never half of either.
+    ``path``: a reader sees the old file or the new one, never half of either. An
+    OSError (a full disk, a read-only folder) is a RunError naming ``path``; the old file
+    stays as it was.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = _open_temp(path)
+    except OSError as e:
+        raise write_error(e, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -85,12 +117,14 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes it private; results and caches are for reading
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         # Whatever happened (disk full, Ctrl-C), the old file stays and no temp is left.
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError):
+            raise write_error(e, path) from None
         raise
 
 
@@ -127,11 +161,27 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
     """Append one line and flush it, so a finished epoch is on disk before the next starts."""
-    line = json.dumps(record, allow_nan=True, default=_json_default) + "\n"
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
+    path = Path(path)
+    data = (json.dumps(record, allow_nan=True, default=_json_default) + "\n").encode("utf-8")
+    try:
+        fd = _open_append(path)
+    except OSError as e:
+        raise write_error(e, path) from None
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError as e:
+            try:
+                os.ftruncate(fd, size)  # no half line: the file ends with its last whole record
+            except OSError:
+                pass
+            raise write_error(e, path) from None
+    finally:
+        os.close(fd)
 
 
 def _json_default(obj: Any) -> Any:

@@ -304,6 +304,10 @@ class TrainConfig(_Section):
     diagnostics: bool = Field(False, description="Record per-layer activation and gradient statistics.")
     diagnostics_per_epoch: int = Field(4, ge=1, description="How many times per epoch diagnostics are recorded.")
     checkpoint: bool = Field(True, description="Write a resumable checkpoint at the end of each epoch.")
+    check_memory: bool = Field(
+        True, description="Refuse, before anything is built, a run whose estimated memory (weights, gradients, "
+        "optimizer state, a batch's activations, the data) exceeds what the device has; false where the estimate misjudges."
+    )
 
 
 class ExperimentConfig(_Section):

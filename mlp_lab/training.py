@@ -29,7 +29,8 @@ from mlp_lab import __version__, checkpoint, runs
 from mlp_lab.config import config_from_dict, load_config
 from mlp_lab.data import DataSplits, load_data, resolve_data_dir
 from mlp_lab.devices import autocast, resolve_device, set_matmul_precision, torch_threads
-from mlp_lab.errors import ConfigError, MlpLabError, RunError
+from mlp_lab.errors import ConfigError, DiskFull, MlpLabError, RunError
+from mlp_lab.memory import check_fits
 from mlp_lab.model import build_model, count_params
 from mlp_lab.optim import build_optimizer, build_scheduler, needs_closure
 from mlp_lab.run_writer import RunWriter
@@ -217,10 +218,30 @@ def _run_experiment(
 
         # Still under the signal handlers: a late Ctrl-C or SIGTERM cannot cut these short.
         stop.finishing = True
+        status = _finish(run, diagnostics, status, ending, model.state_dict() if status == "completed" else None)
+    return RunResult(run_dir=run_dir, status=status, summary=run.summary, history=run.history)
+
+
+def _finish(run: RunWriter, diagnostics: Any, status: str, ending: dict[str, str], model_state: Any) -> str:
+    """The run's last writes; a disk that fills up during them makes the run failed, saying
+    so, with its last checkpoint left as it was. Returns the final status."""
+    try:
         if diagnostics is not None:
             run.warn(diagnostics.close())
-        run.finish(status, model.state_dict() if status == "completed" else None, **ending)
-    return RunResult(run_dir=run_dir, status=status, summary=run.summary, history=run.history)
+        run.finish(status, model_state, **ending)
+        return status
+    except DiskFull as e:
+        ending = _disk_full_ending(e, run.dir)
+    try:
+        run.finish("failed", **ending)  # a summary is small: it may still fit where model.pt did not
+    except DiskFull:
+        run.summary.update(status="failed", **ending)  # told to the caller; summary.json keeps its last state
+    return "failed"
+
+
+def _disk_full_ending(e: DiskFull, run_dir: Path) -> dict[str, str]:
+    return {"error": f"DiskFull: {e}",
+            "message": f"failed: {e}; the last checkpoint is intact: free some space, then mlp-lab train --resume {run_dir}"}
 
 
 def _run_facts(model: torch.nn.Module, data: DataSplits, device: torch.device) -> dict[str, Any]:
@@ -252,6 +273,8 @@ def _ending(e: BaseException, epoch: int, epochs_kept: int, cfg: ExperimentConfi
     if isinstance(e, Diverged):
         advice = _divergence_advice(cfg, optimizer.param_groups[0]["lr"])
         return "diverged", {"message": f"diverged in epoch {epoch}: {e}; try: {advice}"}
+    if isinstance(e, DiskFull):
+        return "failed", _disk_full_ending(e, run_dir)
     if isinstance(e, (Interrupted, KeyboardInterrupt)):
         name = str(e) or "SIGINT"
         return "interrupted", {"message": f"interrupted by {name} during epoch {epoch}; {epochs_kept} finished epoch(s) "
@@ -321,6 +344,7 @@ def train_experiment(cfg: ExperimentConfig, data_dir: Path | None = None, runs_d
     if ckpt_path is not None and not ckpt_path.exists():
         checkpoint.load(ckpt_path)  # raises the explanatory RunError
     device = resolve_device(cfg.train.device)
+    check_fits(cfg, device)
     data = load_data(cfg.data, resolve_data_dir(data_dir, cfg.data), device, seed=cfg.train.seed)
     if resume is not None:
         run_dir = Path(resume)

@@ -24,7 +24,7 @@ from helpers import (
     wait_for_epochs, without_seconds, write_config,
 )
 from mlp_lab.data import files as data_files
-from mlp_lab import runs
+from mlp_lab import errors, runs
 from mlp_lab import training as train_mod
 from mlp_lab.run_writer import save_torch
 
@@ -382,13 +382,9 @@ def test_running_summary_from_another_host_is_not_declared_dead(tmp_path):
 # --- files that can be trusted -------------------------------------------------------------------
 
 
-class DiskFull(OSError):
-    pass
-
-
 def _fail_fsync(monkeypatch):
     def fsync(fd):
-        raise DiskFull(28, "No space left on device")
+        raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(runs.os, "fsync", fsync)
 
@@ -403,7 +399,7 @@ def test_failed_write_keeps_the_previous_file_and_no_temp(tmp_path, monkeypatch,
     writer(path, old)
     before = path.read_bytes()
     _fail_fsync(monkeypatch)
-    with pytest.raises(DiskFull):
+    with pytest.raises(errors.DiskFull, match=f"no space left on device writing {path}"):
         writer(path, new)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temporary file left
@@ -442,7 +438,7 @@ def test_checkpoint_write_failing_mid_run_keeps_the_last_good_one(tmp_path, monk
             if len(checkpoints) == 2:
                 def half_then_full(f):  # the disk fills up halfway through the write
                     f.write(b"half a checkpoint")
-                    raise DiskFull(28, "No space left on device")
+                    raise OSError(28, "No space left on device")
                 return real(path, half_then_full)
         return real(path, write)
 
@@ -452,7 +448,9 @@ def test_checkpoint_write_failing_mid_run_keeps_the_last_good_one(tmp_path, monk
     assert res.code == 1, res
     run = only_run(tmp_path / "runs")
     s = summary(run)
-    assert s["status"] == "failed" and "No space left on device" in s["error"]
+    assert s["status"] == "failed" and f"no space left on device writing runs/{run.name}/checkpoint.pt" in s["error"]
+    assert "mlp-lab train --resume" in s["message"] and "Traceback" not in res.stderr
+    assert f"no space left on device writing runs/{run.name}/checkpoint.pt" in res.stderr
     assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 1  # the last good one
     assert no_temp_files(run) == []
 

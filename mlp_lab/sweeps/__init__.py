@@ -66,7 +66,12 @@ def decode_data(configs: list[Any], data_dir: Path | None) -> dict[tuple[Any, ..
 
 def start_sweep(sweep: Sweep, runs_dir: Path, data_dir: Path | None = None) -> Manifest:
     """Check (and decode once) the data the runs use, then make the sweep's folder under
-    ``runs_dir`` with every run pending: a missing data set leaves nothing written."""
+    ``runs_dir`` with every run pending: a missing data set, or a network too big for
+    this machine, leaves nothing written."""
+    from mlp_lab.memory import check_fits
+
+    for run in {r.cell: r for r in sweep.runs}.values():
+        check_fits(run.config, source=f"{sweep.path}: cell {run.cell}")
     decode_data([r.config for r in sweep.runs], data_dir)
     return create_sweep_folder(Path(runs_dir), sweep)
 

@@ -85,13 +85,17 @@ def create_sweep_folder(runs_dir: Path, sweep: Any) -> Manifest:
     from mlp_lab.config import config_to_dict
 
     folder = runs.create_run_dir(runs_dir, sweep.name)
-    runs.atomic_write_text(folder / SWEEP_FILE, yaml.safe_dump(sweep.resolved(), sort_keys=False))
-    manifest = Manifest(folder / MANIFEST, {
-        "format": FORMAT, "name": sweep.name, "source": str(sweep.path),
-        "runs": [{"index": r.index, "cell": r.cell, "seed": r.seed, "varies": r.varies, "status": "pending",
-                  "folder": None, "reason": None, "config": config_to_dict(r.config)} for r in sweep.runs],
-    })
-    manifest.save()
+    try:  # all or nothing: a folder without its manifest could be neither run nor resumed
+        runs.atomic_write_text(folder / SWEEP_FILE, yaml.safe_dump(sweep.resolved(), sort_keys=False))
+        manifest = Manifest(folder / MANIFEST, {
+            "format": FORMAT, "name": sweep.name, "source": str(sweep.path),
+            "runs": [{"index": r.index, "cell": r.cell, "seed": r.seed, "varies": r.varies, "status": "pending",
+                      "folder": None, "reason": None, "config": config_to_dict(r.config)} for r in sweep.runs],
+        })
+        manifest.save()
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     return manifest
 
 

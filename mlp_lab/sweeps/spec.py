@@ -35,7 +35,7 @@ from mlp_lab.config import (
     config_to_dict, default_name, parse_yaml_value, read_yaml_mapping, set_value, validate_config,
 )
 from mlp_lab import keys
-from mlp_lab.errors import ConfigError
+from mlp_lab.errors import ConfigError, shorten
 from mlp_lab.schema import ExperimentConfig
 
 MAX_RUNS_WITHOUT_YES = 10_000
@@ -72,14 +72,14 @@ class SweepFile(BaseModel):
     @classmethod
     def _seeds(cls, v: Any) -> Any:
         if isinstance(v, bool) or (isinstance(v, int) and v < 1):
-            raise ValueError(f"seeds: {v!r}: give a count of 1 or more, or a list of seeds")
+            raise ValueError(f"seeds: {shorten(v)}: give a count of 1 or more, or a list of seeds")
         if isinstance(v, list):
             if not v:
                 raise ValueError("seeds: [] gives no runs; give a count or a list of seeds")
             if any(isinstance(s, bool) or not isinstance(s, int) for s in v):
-                raise ValueError(f"seeds: {v!r}: every seed must be an integer")
+                raise ValueError(f"seeds: {shorten(v)}: every seed must be an integer")
             if len(set(v)) < len(v):
-                raise ValueError(f"seeds: {v!r}: a seed repeats; each seed runs once")
+                raise ValueError(f"seeds: {shorten(v)}: a seed repeats; each seed runs once")
         return v
 
     def seed_list(self) -> list[int]:
@@ -133,7 +133,7 @@ def sweep_from_options(config: str | Path, grid: list[str], seeds: str | None, o
         key, sep, values = item.partition("=")
         key = key.strip()
         if not sep or not key or not values.strip():
-            raise ConfigError(f"--grid {item!r}: expected key.path=value1,value2 (e.g. --grid model.activation=relu,tanh)")
+            raise ConfigError(f"--grid {shorten(item)}: expected key.path=value1,value2 (e.g. --grid model.activation=relu,tanh)")
         if key in raw["grid"]:
             raise ConfigError(f"--grid {key}: given twice; list all its values in one --grid")
         raw["grid"][key] = parse_yaml_value(key, f"[{values}]")  # YAML flow: relu,tanh and [64],[128,128] alike
@@ -146,7 +146,7 @@ def _sweep(raw: dict[str, Any], path: Path, overrides: list[str] | None, yes: bo
     for item in overrides or []:  # --set on the command line joins the file's set
         key, sep, value = item.partition("=")
         if not sep or not isinstance(raw.setdefault("set", {}), dict):
-            raise ConfigError(f"--set {item!r}: expected key.path=value, e.g. --set train.epochs=5")
+            raise ConfigError(f"--set {shorten(item)}: expected key.path=value, e.g. --set train.epochs=5")
         raw["set"][key.strip()] = parse_yaml_value(key.strip(), value)
     try:
         spec = SweepFile.model_validate(raw)
@@ -169,7 +169,7 @@ def _describe(e: ValidationError) -> str:
         return f"unknown key '{loc}'{hint}; allowed: {', '.join(SweepFile.model_fields)}"
     msg = str(err.get("msg", "")).removeprefix("Value error, ")
     if err.get("type") in ("list_type", "dict_type", "int_type", "string_type"):
-        return f"{loc}: {err.get('input')!r}: {msg[0].lower() + msg[1:]}"
+        return f"{loc}: {shorten(err.get('input'))}: {msg[0].lower() + msg[1:]}"
     return msg if not loc or msg.startswith(loc.split(".")[0]) else f"{loc}: {msg}"
 
 
@@ -183,7 +183,7 @@ def _sources(spec: SweepFile, path: Path) -> list[tuple[Path, dict[str, Any]]]:
         for pattern in spec.configs or []:
             matched = sorted(Path(p) for p in glob.glob(str(here / pattern)))
             if not matched:
-                raise ConfigError(f"{path}: configs: {pattern!r} matches no file (relative to {here})")
+                raise ConfigError(f"{path}: configs: {shorten(pattern)} matches no file (relative to {here})")
             files += [m for m in matched if m not in files]
     out = []
     for f in files:

@@ -10,12 +10,12 @@ from typing import Any
 
 from mlp_lab.errors import lookup
 
-from mlp_lab.sweeps.folder import Manifest, create_sweep_folder, held, load_manifest
-from mlp_lab.sweeps.local import DONE, Outcome, run_local, to_do
+from mlp_lab.sweeps.folder import DONE, Manifest, create_sweep_folder, held, load_manifest, settle
+from mlp_lab.sweeps.local import Outcome, run_local, to_do
 from mlp_lab.sweeps.spec import PlannedRun, Sweep, cell_id, load_sweep, sweep_from_options
 from mlp_lab.sweeps.watch import Place, Watch
 
-__all__ = ["BACKENDS", "DONE", "Place", "Watch", "default_workers", "Manifest", "Outcome", "PlannedRun", "Sweep", "cell_id", "decode_data", "load_manifest",
+__all__ = ["BACKENDS", "DONE", "Place", "Watch", "default_workers", "Manifest", "Outcome", "PlannedRun", "Sweep", "cell_id", "decode_data", "load_manifest", "resume_settings",
            "load_sweep", "run_sweep", "sweep_from_options", "start_sweep", "to_do"]
 
 
@@ -76,6 +76,30 @@ def start_sweep(sweep: Sweep, runs_dir: Path, data_dir: Path | None = None) -> M
     return create_sweep_folder(Path(runs_dir), sweep)
 
 
+def _remembered_data_dir(data_dir: Path | None) -> str | None:
+    """What a resume must read the data from: --data-dir, else $MLP_LAB_DATA, as absolute paths."""
+    given = data_dir or os.environ.get("MLP_LAB_DATA") or None
+    return str(Path(given).expanduser().absolute()) if given else None
+
+
+def resume_settings(manifest: Manifest, jobs: int | None, threads: int | None, backend: str | None,
+                    data_dir: Path | None) -> tuple[str, int | None, int, Path | None]:
+    """(backend, jobs, threads, data dir) to continue a sweep with: as it ran before, unless
+    told otherwise (a run continued with another thread count would not end with the metrics
+    of one never stopped). The data the remaining runs need is checked (and decoded) here,
+    before any run starts, as for a fresh sweep."""
+    from mlp_lab.config import config_from_dict
+
+    before = manifest.data.get("workers") or {}
+    backend = backend or before.get("backend") or "local"
+    jobs, threads = default_workers(jobs if jobs is not None else before.get("jobs"),
+                                    threads if threads is not None else before.get("threads"), backend)
+    if data_dir is None and before.get("data_dir"):
+        data_dir = Path(before["data_dir"])
+    decode_data([config_from_dict(e["config"]) for e in manifest.runs if e["status"] not in DONE], data_dir)
+    return backend, jobs, threads, data_dir
+
+
 def run_sweep(folder: Path, jobs: int | None = 1, threads: int | None = None, data_dir: Path | None = None,
               watch: Watch | None = None, backend: str = "local", address: str | None = None) -> Outcome:
     """Run what is still to do in a sweep folder with ``backend`` ("local": a process per run,
@@ -84,8 +108,9 @@ def run_sweep(folder: Path, jobs: int | None = 1, threads: int | None = None, da
     lookup(BACKENDS, "--backend", backend)
     with held(folder):
         manifest = load_manifest(folder)  # read under the lock: what an earlier process left
-        manifest.data["workers"] = {"backend": backend, "jobs": jobs, "threads": threads}
-        _settle(manifest)
+        manifest.data["workers"] = {"backend": backend, "jobs": jobs, "threads": threads,
+                                    "data_dir": _remembered_data_dir(data_dir)}
+        settle(manifest)  # the run folders are the truth: nothing done is redone, nothing live is touched
         if backend == "ray":
             from mlp_lab.sweeps.ray_backend import run_ray
 
@@ -93,14 +118,3 @@ def run_sweep(folder: Path, jobs: int | None = 1, threads: int | None = None, da
         return run_local(manifest, jobs=jobs or 1, threads=threads, data_dir=data_dir, watch=watch)
 
 
-def _settle(manifest: Manifest) -> None:
-    """Runs the manifest still calls running belong to a sweep process that was killed
-    outright: take their status from their folders (interrupted ones continue)."""
-    from mlp_lab import runs
-
-    for entry in manifest.runs:
-        if entry["status"] == "running":
-            folder = manifest.folder / entry["folder"] if entry["folder"] else None
-            status = runs.load_run(folder).status if folder is not None and folder.is_dir() else "failed"
-            entry["status"] = status if status in ("completed", "diverged", "interrupted") else "failed"
-    manifest.save()

@@ -34,12 +34,7 @@ def sweep_from_cli(file: Path | None, overrides: list[str], jobs: int | None, th
         manifest = sw.load_manifest(folder)
         if not sw.to_do(manifest):
             raise RunError(f"{folder}: every run of this sweep has ended (completed or diverged); nothing to resume")
-        # As it ran before, unless told otherwise: a run continued with another thread count
-        # would not end with the metrics of one that was never stopped.
-        before = manifest.data.get("workers") or {}
-        backend = backend or before.get("backend") or "local"
-        jobs, threads = sw.default_workers(jobs if jobs is not None else before.get("jobs"),
-                                           threads if threads is not None else before.get("threads"), backend)
+        backend, jobs, threads, data_dir = sw.resume_settings(manifest, jobs, threads, backend, data_dir)
     else:
         plan = _plan(file, overrides, shorthand, yes)
         if dry_run:
@@ -116,6 +111,10 @@ def _close(folder: Path, outcome: Any) -> int:
     except results.CompareError:
         pass  # no run ended yet: nothing to compare
     parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    if outcome.disk_full:
+        print(f"sweep stopped starting runs: the disk is full ({outcome.disk_full}); {parts}. Free some space, then "
+              f"continue with: mlp-lab sweep --resume {folder}", file=sys.stderr, flush=True)
+        return 1
     if outcome.stopped:
         print(f"sweep stopped ({parts}); continue with: mlp-lab sweep --resume {folder}", file=sys.stderr, flush=True)
         return 130

@@ -12,7 +12,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +23,14 @@ from typing import Any, Iterator
 import yaml
 
 from mlp_lab import runs
-from mlp_lab.errors import RunError
+from mlp_lab.errors import RunError, shorten
 
 SWEEP_FILE = "sweep.yaml"
 MANIFEST = runs.SWEEP_MANIFEST
 LOCK = ".sweep.lock"
 FORMAT = "mlp-lab sweep v1"
+# A run that ended this way is done: a diverged run would diverge again on the same seed.
+DONE = ("completed", "diverged")
 
 
 @dataclass
@@ -52,20 +56,30 @@ class Manifest:
 
 def prepare_run(manifest: Manifest, index: int) -> tuple[Path, bool]:
     """The folder run ``index`` trains into, marked running in the manifest, and whether it
-    continues from its checkpoint (an interrupted run) or starts anew (in a new folder with
-    its config.yaml: a failed run's old folder is removed)."""
+    continues from its checkpoint (an interrupted run, or a failed one that left one) or
+    starts anew (in a new folder with its config.yaml: a failed run's old folder is
+    removed). A folder that says it ended for good, or that a live process still writes,
+    is never touched (RunError): ``settle`` has made the manifest agree with the folders."""
     from mlp_lab.config import config_from_dict, dump_config
 
     entry = manifest.runs[index]
     old = manifest.folder / entry["folder"] if entry["folder"] else None
-    resume = entry["status"] == "interrupted" and old is not None and (old / runs.CHECKPOINT).exists()
+    if old is not None and old.is_dir():
+        status, _ = run_ending(old)
+        if status in DONE or status is None and writer_alive(old, entry):
+            raise RunError(f"{old}: {'ended ' + status if status else 'still being written'}; not trained again")
+    resume = entry["status"] in ("interrupted", "failed") and old is not None and (old / runs.CHECKPOINT).exists()
     if resume:
         folder = old
     else:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         folder = runs.create_run_dir(manifest.folder, entry["config"]["name"])
-        runs.atomic_write_text(folder / runs.CONFIG, dump_config(config_from_dict(entry["config"])))
+        try:
+            runs.atomic_write_text(folder / runs.CONFIG, dump_config(config_from_dict(entry["config"])))
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)  # no empty folder beside the runs
+            raise
     manifest.update(index, folder=folder.name, status="running", reason=None)
     return folder, resume
 
@@ -99,6 +113,45 @@ def create_sweep_folder(runs_dir: Path, sweep: Any) -> Manifest:
     return manifest
 
 
+def writer_alive(folder: Path, entry: dict[str, Any]) -> bool:
+    """Whether a process may still write ``folder``: the pid its summary names (a run
+    that is training), or the one the manifest recorded when it started the run (before
+    it wrote a summary), is alive on this host. Dead only on evidence."""
+    summary = runs.load_run(folder).summary if folder.is_dir() else None
+    for owner in (summary or {}, entry):
+        if isinstance(owner.get("pid"), int) and not runs.process_gone(owner):
+            return True
+    return False
+
+
+def settle(manifest: Manifest, wait_s: float = 30.0) -> None:
+    """Make the manifest agree with the run folders before anything is started: a run's own
+    folder is the truth about it. A run whose folder says completed or diverged is done,
+    whatever the manifest says. A run left running by a sweep process that died is waited
+    for while its process still writes (it ends within seconds, interrupted, when it sees
+    its driver gone), then continues from its checkpoint; a RunError if it does not end."""
+    deadline = time.monotonic() + wait_s
+    for entry in manifest.runs:
+        folder = manifest.folder / entry["folder"] if entry["folder"] else None
+        if folder is None or not folder.is_dir():
+            if entry["status"] not in DONE:
+                entry["status"] = "pending"  # nothing of it is on disk: it starts anew
+            continue
+        status, reason = run_ending(folder)
+        if status is None:  # no final summary: its process may still be writing it
+            while writer_alive(folder, entry):
+                if time.monotonic() > deadline:
+                    raise RunError(f"{folder} is still being trained by process {entry.get('pid') or '?'} (left by a "
+                                   "sweep process that died?); wait for it to end, or stop it, then resume")
+                time.sleep(0.2)
+            status, reason = run_ending(folder)
+        if status is not None:
+            entry.update(status=status, reason=reason)
+        elif entry["status"] not in DONE:
+            entry.update(status="failed", reason=entry.get("reason") or "its process ended without a final summary")
+    manifest.save()
+
+
 def load_manifest(folder: Path) -> Manifest:
     """The manifest of a sweep folder; RunError (one line) when the folder is not a sweep."""
     folder = Path(folder)
@@ -113,7 +166,46 @@ def load_manifest(folder: Path) -> Manifest:
         raise RunError(f"{path} is corrupt; this sweep cannot be resumed") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("runs"), list):
         raise RunError(f"{path} is not an mlp-lab sweep manifest; this sweep cannot be resumed")
+    for i, entry in enumerate(data["runs"]):
+        problem = _entry_problem(i, entry)
+        if problem:
+            raise RunError(f"{path}: run {i}: {problem}; the manifest was edited or is corrupt: put the entry back "
+                           f"as it was, or start the sweep anew (mlp-lab compare {folder} still reads its runs)")
     return Manifest(path, data)
+
+
+STATUSES = ("pending", "running", "completed", "diverged", "interrupted", "failed")
+
+
+def _entry_problem(i: int, entry: Any) -> str | None:
+    """What is wrong with one manifest entry, or None."""
+    from mlp_lab.config import config_from_dict
+    from mlp_lab.errors import ConfigError
+
+    if not isinstance(entry, dict):
+        return f"{shorten(entry)} is not an entry"
+    if entry.get("index") != i:
+        return f"index {shorten(entry.get('index'))}, expected {i}"
+    if entry.get("status") not in STATUSES:
+        return f"status {shorten(entry.get('status'))} is not one of {', '.join(STATUSES)}"
+    folder = entry.get("folder")
+    if folder is not None and (not isinstance(folder, str) or not _SAFE_NAME.fullmatch(folder)):
+        return f"folder {shorten(folder)} is not the name of a run folder in the sweep folder"
+    seed, config = entry.get("seed"), entry.get("config")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        return f"seed {shorten(seed)} is not an integer"
+    if not isinstance(config, dict):
+        return f"config {shorten(config)} is not a config"
+    try:
+        cfg = config_from_dict(config, source="config")
+    except ConfigError as e:
+        return str(e)
+    if cfg.train.seed != seed:
+        return f"seed {seed} but its config trains seed {cfg.train.seed}"
+    return None
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 
 
 @contextmanager

@@ -7,25 +7,31 @@ from a server that imported torch once (``worker.py``). How many at once:
 
 Ctrl-C reaches the runs from the terminal (they share its process group); SIGTERM to the
 sweep is passed on to them. Either way every running run ends ``interrupted`` as a train
-run does, nothing new starts, and ``mlp-lab sweep --resume FOLDER`` goes on.
+run does, nothing new starts, and ``mlp-lab sweep --resume FOLDER`` goes on. A driver
+killed outright (SIGKILL, a crash) cannot pass anything on: each run watches its driver
+(``worker.py``) and ends itself, interrupted, within seconds.
+
+A full disk ends the sweep's starting of runs: the first run that fails for it (or a
+manifest write that finds no space) stops new runs, the running ones end, and the sweep
+says so; ``--resume`` continues once there is space.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlp_lab import runs
-from mlp_lab.sweeps.folder import Manifest, prepare_run, run_ending
+from mlp_lab.errors import DISK_FULL, DiskFull
+from mlp_lab.sweeps.folder import DONE, Manifest, prepare_run, run_ending
 from mlp_lab.sweeps import worker
 from mlp_lab.sweeps.watch import Place, Watch
 
-# A run that ended this way is done: a diverged run would diverge again on the same seed.
-DONE = ("completed", "diverged")
 POLL_S = 0.2
 
 
@@ -46,6 +52,7 @@ class Outcome:
 
     counts: dict[str, int] = field(default_factory=dict)
     stopped: bool = False  # a signal stopped the sweep before every run ended
+    disk_full: str | None = None  # why no more runs were started: the disk filled up
 
 
 def to_do(manifest: Manifest) -> list[int]:
@@ -53,11 +60,17 @@ def to_do(manifest: Manifest) -> list[int]:
     return [r["index"] for r in manifest.runs if r["status"] not in DONE]
 
 
-def outcome_of(manifest: Manifest, stopped: bool) -> Outcome:
+def outcome_of(manifest: Manifest, stopped: bool, disk_full: str | None = None) -> Outcome:
     counts: dict[str, int] = {}
     for entry in manifest.runs:
         counts[entry["status"]] = counts.get(entry["status"], 0) + 1
-    return Outcome(counts=counts, stopped=stopped)
+    return Outcome(counts=counts, stopped=stopped or disk_full is not None, disk_full=disk_full)
+
+
+def disk_full_in(entry: dict[str, Any]) -> str | None:
+    """The reason of a run that failed because the disk is full, else None."""
+    reason = entry.get("reason") or ""
+    return reason if entry.get("status") == "failed" and DISK_FULL in reason else None
 
 
 def run_local(manifest: Manifest, jobs: int = 1, threads: int | None = None, data_dir: Path | None = None,
@@ -70,11 +83,16 @@ def run_local(manifest: Manifest, jobs: int = 1, threads: int | None = None, dat
     queue = to_do(manifest)
     total, finished = len(manifest.runs), len(manifest.runs) - len(queue)
     running: list[_Running] = []
+    full: str | None = None  # set once the disk is full: no new run starts
     with stop_on_signals() as stop:
         try:
             while queue or running:
-                while queue and len(running) < jobs and stop.signal is None:
-                    running.append(_start(manifest, queue.pop(0), threads, data_dir))
+                while queue and len(running) < jobs and stop.signal is None and full is None:
+                    try:
+                        running.append(_start(manifest, queue.pop(0), threads, data_dir))
+                    except DiskFull as e:
+                        full = str(e)
+                        break
                     watch.started(running[-1].index, Place(running[-1].proc.pid))
                 time.sleep(POLL_S)
                 if stop.signal is not None:
@@ -83,17 +101,21 @@ def run_local(manifest: Manifest, jobs: int = 1, threads: int | None = None, dat
                     _count_epochs(r, watch)
                 for r in [r for r in running if r.proc.exitcode is not None]:
                     running.remove(r)
-                    entry = _record(manifest, r)
+                    try:
+                        entry = _record(manifest, r)
+                    except DiskFull as e:  # the manifest itself no longer fits: the run folders keep the truth
+                        full, entry = str(e), manifest.runs[r.index]
+                    full = full or disk_full_in(entry)
                     finished += 1
                     watch.ended(entry, finished, total)
-                if stop.signal is not None and not running:
+                if (stop.signal is not None or full is not None) and not running:
                     break
         except KeyboardInterrupt:  # a second Ctrl-C: the runs have it too; wait for them to write their ends
             for r in running:
                 r.proc.join()
                 _record(manifest, r)
             stop.signal = signal.SIGINT
-    return outcome_of(manifest, stopped=stop.signal is not None)
+    return outcome_of(manifest, stopped=stop.signal is not None, disk_full=full)
 
 
 def _count_epochs(r: _Running, watch: Watch) -> None:
@@ -113,7 +135,12 @@ def _start(manifest: Manifest, index: int, threads: int | None, data_dir: Path |
     logs = manifest.folder / ".logs"
     logs.mkdir(exist_ok=True)
     log = logs / f"{index}.log"
-    return _Running(index, worker.process(folder, threads, data_dir, resume, log), folder, log, time.time())
+    proc = worker.process(folder, threads, data_dir, resume, log)
+    try:  # its pid, before it writes a summary: a resume after this driver died waits for it
+        manifest.update(index, pid=proc.pid, host=socket.gethostname())
+    except DiskFull:
+        pass  # the run's own summary names its pid; the next manifest write finds the disk full
+    return _Running(index, proc, folder, log, time.time())
 
 
 def _pass_on(running: list[_Running]) -> None:
@@ -129,19 +156,31 @@ def _pass_on(running: list[_Running]) -> None:
 
 
 def _record(manifest: Manifest, r: _Running) -> dict[str, Any]:
-    """The run's own ending, from its summary; failed, with the reason, when it left none."""
+    """The run's own ending, from its summary; failed, with the reason, when it left none
+    (or a garbled one): from its log, else how its process ended. Never raises for the run."""
     status, reason = run_ending(r.folder)
     if status is None:
-        status = "failed"
-        code = r.proc.exitcode
-        if code is not None and code < 0:
-            reason = f"process killed by {signal.Signals(-code).name}"
-        else:
-            lines = [line for line in r.log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
-            reason = lines[-1] if lines else f"process exited with code {code} and wrote no summary"
+        status, reason = "failed", _failure_reason(r)
     entry = {"status": status, "reason": reason, "seconds": round(time.time() - r.started, 2),
-             "folder": r.folder.name if r.folder.is_dir() else None}
+             "folder": r.folder.name if r.folder.is_dir() else None, "pid": None, "host": None}
     manifest.update(r.index, **entry)
-    if status == "completed" and r.log.exists() and r.log.stat().st_size == 0:
-        os.unlink(r.log)
+    try:
+        if status == "completed" and r.log.stat().st_size == 0:
+            os.unlink(r.log)
+    except OSError:
+        pass
     return manifest.runs[r.index]
+
+
+def _failure_reason(r: _Running) -> str:
+    code = r.proc.exitcode
+    if code is not None and code < 0:
+        return f"process killed by {signal.Signals(-code).name}"
+    try:
+        lines = [line for line in r.log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    except OSError:
+        lines = []
+    if lines:
+        return lines[-1][:500]
+    problems = runs.load_run(r.folder).problems if r.folder.is_dir() else ["its run folder is gone"]
+    return f"process exited with code {code} and left no log" + (f" ({'; '.join(problems)})" if problems else "")

@@ -143,17 +143,21 @@ def sweep_from_options(config: str | Path, grid: list[str], seeds: str | None, o
 
 
 def _sweep(raw: dict[str, Any], path: Path, overrides: list[str] | None, yes: bool) -> Sweep:
+    given: list[str] = []  # keys --set gives, which must not be keys the sweep varies
     for item in overrides or []:  # --set on the command line joins the file's set
         key, sep, value = item.partition("=")
         if not sep or not isinstance(raw.setdefault("set", {}), dict):
             raise ConfigError(f"--set {shorten(item)}: expected key.path=value, e.g. --set train.epochs=5")
         raw["set"][key.strip()] = parse_yaml_value(key.strip(), value)
+        given.append(key.strip())
     try:
         spec = SweepFile.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(f"{path}: {_describe(e)}") from None
     name = spec.name or default_name(path)
-    runs = _expand(spec, path)
+    sources = _sources(spec, path)
+    _check_set_varies_nothing(spec, sources, given, path)
+    runs = _expand(spec, sources, path)
     if len(runs) > MAX_RUNS_WITHOUT_YES and not yes:
         raise ConfigError(f"{path}: {len(runs):,} runs; more than {MAX_RUNS_WITHOUT_YES:,} needs --yes")
     return Sweep(name=name, path=path, spec=spec, runs=runs)
@@ -193,8 +197,25 @@ def _sources(spec: SweepFile, path: Path) -> list[tuple[Path, dict[str, Any]]]:
     return out
 
 
-def _expand(spec: SweepFile, path: Path) -> list[PlannedRun]:
-    sources = _sources(spec, path)
+def _check_set_varies_nothing(spec: SweepFile, sources: list[tuple[Path, dict[str, Any]]], given: list[str],
+                              path: Path) -> None:
+    """A key the sweep varies (its grid, its cases, or where its config files differ) set
+    for every run would be overridden in some runs and not others: an error, not a guess."""
+    varied = {k: "grid" for k in spec.grid} | {k: "cases" for case in spec.cases for k in case}
+    if len(sources) > 1:
+        flat = [keys.flatten(raw) for _, raw in sources]
+        for k in set().union(*flat) - {"name", "description"}:
+            if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flat}) > 1:
+                varied.setdefault(k, "configs")
+    for key in spec.set:
+        hits = [v for v in varied if v == key or v.startswith(key + ".") or key.startswith(v + ".")]
+        if hits:
+            where = "--set" if key in given else f"{path}: set"
+            raise ConfigError(f"{where} {key}: the sweep varies {hits[0]} (its {varied[hits[0]]}), so one value for "
+                              f"every run cannot hold; change it in the {varied[hits[0]]} instead")
+
+
+def _expand(spec: SweepFile, sources: list[tuple[Path, dict[str, Any]]], path: Path) -> list[PlannedRun]:
     grid_keys = list(spec.grid)
     points = [dict(zip(grid_keys, combo)) for combo in itertools.product(*(spec.grid[k] for k in grid_keys))] or [{}]
     cases = spec.cases or [{}]

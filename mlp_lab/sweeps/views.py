@@ -62,7 +62,7 @@ class LiveView(LineView):
 
     def __init__(self, folder: Path, console: Any = None) -> None:
         from mlp_lab.sweeps.folder import load_manifest
-        from mlp_lab.sweeps.local import DONE
+        from mlp_lab.sweeps.folder import DONE
 
         super().__init__(folder)
         entries = load_manifest(folder).runs

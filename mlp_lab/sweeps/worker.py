@@ -17,11 +17,17 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
+import threading
+import time
+import types
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 PRELOAD = ["torch", "mlp_lab.training"]  # what every run imports: imported once, in the server
+DRIVER_GONE_GRACE_S = 10.0  # a run whose driver died ends interrupted at its next step; killed after this
 _context: Any = None
 
 
@@ -32,16 +38,59 @@ def process(run_dir: Path, threads: int | None, data_dir: Path | None, resume: b
         _context = multiprocessing.get_context("forkserver")
         _context.set_forkserver_preload(PRELOAD)
     proc = _context.Process(target=run, args=(run_dir, threads, data_dir, resume, log), name=f"mlp-lab run {run_dir.name}")
-    proc.start()
+    with _main_hidden():
+        proc.start()
     return proc
+
+
+@contextmanager
+def _main_hidden() -> Iterator[None]:
+    """Start processes without telling them the driver's ``__main__``.
+
+    multiprocessing has each new process import the parent's main script (as
+    ``__mp_main__``) so that functions defined there can be found. A run needs nothing
+    from it (its target lives here), and a script that calls ``mlp_lab.sweep`` without an
+    ``if __name__ == "__main__":`` guard would start the whole sweep again in every run.
+    With a bare module as ``__main__`` while a process starts, there is no script to import.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 def run(run_dir: Path, threads: int | None, data_dir: Path | None, resume: bool, log: Path) -> None:
     """The run's process: stdout to nowhere, stderr to ``log``; exits with train's exit code."""
+    _end_with_the_driver()
     with open(os.devnull, "w") as null, open(log, "w", encoding="utf-8") as err:
         os.dup2(null.fileno(), 1)
         os.dup2(err.fileno(), 2)
     sys.exit(train(run_dir, threads, data_dir, resume))
+
+
+def _end_with_the_driver() -> None:
+    """End this run when the sweep's driver ends, however it ends (SIGKILL included).
+
+    The run is a child of the fork server, not of the driver, so nothing would tell it; but
+    multiprocessing gives it a sentinel of the process that started it, a pipe whose other
+    end only the driver holds: it reads end-of-file the moment the driver is gone. A thread
+    waits on it, then sends this process SIGTERM: training ends ``interrupted`` at its next
+    step with its checkpoint, as for a sweep stopped with SIGTERM, and a resume continues
+    it. If that has not ended the process within DRIVER_GONE_GRACE_S, it is killed."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(DRIVER_GONE_GRACE_S)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="mlp-lab driver watch", daemon=True).start()
 
 
 def train(run_dir: Path, threads: int | None, data_dir: Path | None, resume: bool) -> int:
@@ -61,6 +110,8 @@ def train(run_dir: Path, threads: int | None, data_dir: Path | None, resume: boo
             result = train_experiment(cfg, data_dir, resume=run_dir)
         else:
             result = train_experiment(cfg, data_dir, run_dir=run_dir)
+        if result.status == "failed":  # the log's last line is the reason the sweep records
+            print(result.summary.get("message") or "failed", file=sys.stderr, flush=True)
     except MlpLabError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return e.exit_code

@@ -1,0 +1,319 @@
+"""The sweep under the faults people meet: a driver killed outright, a run that leaves no
+log, a script without a main guard, a hand-edited manifest, a resume that forgets where
+the data is, --set on a key the sweep varies, a full disk."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fakedata import make_idx_dataset
+from helpers import MLP_LAB, REPO, assert_user_error, cli, cli_subprocess, offline_env, without_seconds
+from mlp_lab import runs, sweeps
+from mlp_lab.sweeps import load_manifest, load_sweep
+from mlp_lab.sweeps.watch import Watch
+
+TINY = {"name": "tiny", "data": {"dataset": "synthetic", "synthetic_train_size": 300, "synthetic_test_size": 100},
+        "model": {"hidden": [16]}, "train": {"epochs": 1, "batch_size": 50}}
+
+
+def write(path: Path, doc: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def alive(pid: int) -> bool:
+    return not runs.process_gone({"pid": pid})
+
+
+def _wait_for(predicate, timeout=120.0, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"ended early: {proc.communicate()}")
+        time.sleep(0.05)
+    pytest.fail("timed out")
+
+
+def _metrics(folder: Path, entry: dict) -> list[dict]:
+    return without_seconds([json.loads(x) for x in (folder / entry["folder"] / "metrics.jsonl").read_text().splitlines()])
+
+
+# --- the driver killed outright ------------------------------------------------------------
+
+
+def test_sigkill_of_the_driver_ends_its_runs_and_an_immediate_resume_trains_nothing_twice(tmp_path):
+    write(tmp_path / "tiny.yaml", TINY)
+    sfile = write(tmp_path / "s.yaml", {"base": "tiny.yaml", "set": {"train.epochs": 120, "data.synthetic_train_size": 1000},
+                                        "grid": {"model.activation": ["relu", "tanh", "elu"]}})
+    proc = subprocess.Popen([*MLP_LAB, "sweep", str(sfile), "--runs-dir", str(tmp_path / "killed"), "--quiet", "--jobs", "2",
+                             "--threads", "1"], cwd=tmp_path, env=offline_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    folder_of = lambda: next(iter((tmp_path / "killed").glob("s-*")), None)  # noqa: E731
+
+    def two_training_with_a_checkpoint():
+        folder = folder_of()
+        if folder is None or not (folder / "manifest.json").exists():
+            return False
+        entries = json.loads((folder / "manifest.json").read_text())["runs"]
+        going = [e for e in entries if e["status"] == "running" and e["folder"]]
+        return len(going) == 2 and all((folder / e["folder"] / "checkpoint.pt").exists() for e in going)
+
+    _wait_for(two_training_with_a_checkpoint, proc=proc)
+    folder = folder_of()
+    before = load_manifest(folder).runs
+    pids = [e["pid"] for e in before if e["status"] == "running"]
+    assert len(pids) == 2 and all(alive(p) for p in pids)
+    os.kill(proc.pid, signal.SIGKILL)  # the driver alone: its runs are not told
+    proc.communicate(timeout=30)
+    killed_at = time.monotonic()
+
+    # Resume at once, while the orphaned runs may still be ending.
+    resume = subprocess.Popen([*MLP_LAB, "sweep", "--resume", str(folder), "--quiet"], cwd=tmp_path, env=offline_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: not any(alive(p) for p in pids), timeout=15)
+    assert time.monotonic() - killed_at < 15  # no training process of the old sweep is left
+    out, err = resume.communicate(timeout=300)
+    assert resume.returncode == 0, (out, err)
+
+    after = load_manifest(folder).runs
+    assert [e["status"] for e in after] == ["completed"] * 3
+    for b, a in zip(before, after):
+        if b["folder"]:  # a run that had started kept its folder and continued from its checkpoint
+            assert a["folder"] == b["folder"]
+            assert runs.load_run(folder / a["folder"]).summary.get("resumed_at_epoch", 1) > 1
+    assert sorted(p.name for p in folder.iterdir() if runs.is_run_dir(p)) == sorted(e["folder"] for e in after)
+
+    straight = cli_subprocess("sweep", sfile, "--runs-dir", tmp_path / "straight", "--quiet", "--jobs", "2",
+                              "--threads", "1", cwd=tmp_path, timeout=300)
+    assert straight.code == 0, straight
+    sfolder = next((tmp_path / "straight").iterdir())
+    for a, s in zip(after, load_manifest(sfolder).runs):
+        assert _metrics(folder, a) == _metrics(sfolder, s)
+
+
+# --- one run's trouble is that run's --------------------------------------------------------
+
+
+def test_a_run_that_exits_before_opening_its_log_is_failed_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    from mlp_lab.sweeps import worker
+
+    write(tmp_path / "tiny.yaml", TINY)
+    plan = load_sweep(write(tmp_path / "s.yaml", {"base": "tiny.yaml", "grid": {"model.activation": ["relu", "tanh"]}}))
+    folder = sweeps.start_sweep(plan, tmp_path / "runs").folder
+    real = worker.process
+
+    def broken_first(run_dir, threads, data_dir, resume, log):
+        if "relu" in run_dir.name:  # exits with code 3 before it opens its log or writes anything
+            proc = multiprocessing.get_context("fork").Process(target=os._exit, args=(3,))
+            proc.start()
+            return proc
+        return real(run_dir, threads, data_dir, resume, log)
+
+    monkeypatch.setattr(worker, "process", broken_first)
+    outcome = sweeps.run_sweep(folder, jobs=1, threads=1)
+    entries = load_manifest(folder).runs
+    assert outcome.counts == {"failed": 1, "completed": 1}
+    assert entries[0]["status"] == "failed" and "exited with code 3 and left no log" in entries[0]["reason"]
+
+
+def test_a_garbled_summary_is_that_runs_failure(tmp_path, monkeypatch):
+    from mlp_lab.sweeps import local
+
+    write(tmp_path / "tiny.yaml", TINY)
+    folder = sweeps.start_sweep(load_sweep(write(tmp_path / "s.yaml", {"base": "tiny.yaml", "seeds": 2})),
+                                tmp_path / "runs").folder
+    real = local._record
+
+    def garble(manifest, r):
+        if r.index == 0:
+            (r.folder / "summary.json").write_text("{not json", encoding="utf-8")
+        return real(manifest, r)
+
+    monkeypatch.setattr(local, "_record", garble)
+    outcome = sweeps.run_sweep(folder, jobs=1, threads=1)
+    assert outcome.counts == {"failed": 1, "completed": 1}
+    assert load_manifest(folder).runs[0]["status"] == "failed"
+
+
+# --- the README's notebook example as a plain script ------------------------------------------
+
+
+def test_the_readmes_python_example_runs_as_a_script_without_a_main_guard(tmp_path):
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "mlp_lab.sweep(" in block and "__main__" not in block
+    # The configs it names, on synthetic data, so that it runs here in seconds.
+    small = {"data": {"dataset": "synthetic", "synthetic_train_size": 200, "synthetic_test_size": 50},
+             "model": {"hidden": [16]}, "train": {"batch_size": 50, "device": "cpu"}}
+    write(tmp_path / "configs" / "relu_adam.yaml", {"name": "relu_adam", **small})
+    write(tmp_path / "configs" / "relu_sgd.yaml", {"name": "relu_sgd", **small, "optimizer": {"name": "sgd", "lr": 0.1}})
+    sweep = yaml.safe_load((REPO / "configs" / "sweeps" / "batchnorm.yaml").read_text())
+    sweep["set"] = {"model.hidden": [16, 16]}
+    write(tmp_path / "configs" / "sweeps" / "batchnorm.yaml", sweep)
+    (tmp_path / "example.py").write_text(block.replace("run.frame()", "print(run.frame())"), encoding="utf-8")
+    env = offline_env()
+    r = subprocess.run([str(Path(MLP_LAB[0]).parent / "python") if len(MLP_LAB) == 1 else MLP_LAB[0], "example.py"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "bootstrapping phase" not in r.stderr
+    made = [p for p in (tmp_path / "runs").rglob("summary.json")]
+    assert len(made) == 1 + 12  # the train run and the sweep's 12: nothing ran twice
+    assert len([p for p in (tmp_path / "runs").iterdir() if p.name.startswith("batchnorm-")]) == 1
+
+
+# --- the manifest is checked; the run folders are the truth ------------------------------------
+
+
+@pytest.fixture
+def finished_sweep(tmp_path) -> Path:
+    write(tmp_path / "tiny.yaml", TINY)
+    plan = load_sweep(write(tmp_path / "s.yaml", {"base": "tiny.yaml", "seeds": 2}))
+    folder = sweeps.start_sweep(plan, tmp_path / "runs").folder
+    assert sweeps.run_sweep(folder, jobs=1, threads=1).counts == {"completed": 2}
+    return folder
+
+
+def _edit(sweep_dir: Path, index: int, **fields) -> None:
+    data = json.loads((sweep_dir / "manifest.json").read_text())
+    data["runs"][index].update(fields)
+    (sweep_dir / "manifest.json").write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("fields,words", [
+    ({"status": "weird"}, ("run 0", "status 'weird' is not one of", "compare")),
+    ({"folder": "../../elsewhere"}, ("run 0", "folder '../../elsewhere'", "not the name of a run folder")),
+    ({"seed": "zero"}, ("run 0", "seed 'zero' is not an integer")),
+    ({"seed": 5}, ("run 0", "seed 5 but its config trains seed 0")),
+    ({"config": {"model": {"activation": "nope"}}}, ("run 0", "model.activation")),
+], ids=["status", "folder", "seed-type", "seed-config", "config"])
+def test_a_hand_edited_manifest_is_one_line_and_keeps_every_folder(finished_sweep, fields, words):
+    _edit(finished_sweep, 0, status="pending")  # so that there is something to resume
+    _edit(finished_sweep, 0, **fields)
+    folders = sorted(p.name for p in finished_sweep.iterdir())
+    assert_user_error(cli("sweep", "--resume", finished_sweep), *words)
+    assert sorted(p.name for p in finished_sweep.iterdir()) == folders
+    assert cli("compare", finished_sweep).code == 0  # compare still reads the folder
+
+
+def test_a_completed_folder_is_never_retrained_whatever_the_manifest_says(finished_sweep):
+    entry = load_manifest(finished_sweep).runs[0]
+    summary_before = (finished_sweep / entry["folder"] / "summary.json").read_text()
+    for status in ("failed", "interrupted", "pending", "running"):
+        _edit(finished_sweep, 0, status=status)
+        r = cli("sweep", "--resume", finished_sweep, "--quiet")
+        assert r.code == 0, r
+        assert (finished_sweep / entry["folder"] / "summary.json").read_text() == summary_before
+        assert load_manifest(finished_sweep).runs[0]["status"] == "completed"
+
+
+def test_resume_waits_for_a_run_whose_process_still_writes_its_folder(finished_sweep, monkeypatch):
+    from mlp_lab.sweeps import folder as folder_mod
+
+    entry = load_manifest(finished_sweep).runs[1]
+    run = finished_sweep / entry["folder"]
+    s = json.loads((run / "summary.json").read_text())
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:  # the run's summary says running, in a live process: nothing may touch it
+        s.update(status="running", pid=sleeper.pid, host=None)
+        (run / "summary.json").write_text(json.dumps(s))
+        _edit(finished_sweep, 1, status="running")
+        monkeypatch.setattr(folder_mod.settle, "__defaults__", (0.5,))
+        assert_user_error(cli("sweep", "--resume", finished_sweep), "still being trained by process", "then resume")
+        assert json.loads((run / "summary.json").read_text())["status"] == "running"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+# --- a resume remembers where the data is ----------------------------------------------------
+
+
+def test_resume_reads_the_data_the_sweep_ran_with_and_checks_it_first(tmp_path):
+    data = tmp_path / "elsewhere"
+    make_idx_dataset(data, n_train=60, n_test=20)
+    mnist = dict(TINY, data={"dataset": "mnist", "download": False, "preprocessing": "none"})
+    write(tmp_path / "mnist.yaml", mnist)
+    plan = load_sweep(write(tmp_path / "s.yaml", {"base": "mnist.yaml", "seeds": 3}))
+    folder = sweeps.start_sweep(plan, tmp_path / "runs", data).folder
+
+    class StopAfterFirst(Watch):
+        def ended(self, entry, finished, total):
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C: the sweep stops, its next runs stay pending
+
+    outcome = sweeps.run_sweep(folder, jobs=1, threads=1, data_dir=data, watch=StopAfterFirst())
+    assert outcome.stopped and outcome.counts.get("pending") == 2
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    r = cli_subprocess("sweep", "--resume", folder, "--quiet", cwd=elsewhere, timeout=300)  # no --data-dir
+    assert r.code == 0, r
+    assert [e["status"] for e in load_manifest(folder).runs] == ["completed"] * 3
+    assert not (elsewhere / "data").exists()
+
+    # The data gone: one line before any run starts, nothing left behind.
+    _edit(folder, 2, status="pending")
+    run2 = load_manifest(folder).runs[2]["folder"]
+    import shutil
+
+    shutil.rmtree(data)
+    r = cli_subprocess("sweep", "--resume", folder, "--quiet", cwd=elsewhere, timeout=120)
+    assert_user_error(r, "MNIST")
+    assert load_manifest(folder).runs[2]["status"] == "pending" and (folder / run2).is_dir()
+    assert not (elsewhere / "data").exists()
+
+
+# --- --set on a key the sweep varies ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("doc,key,where", [
+    ({"grid": {"model.activation": ["relu", "tanh"]}}, "model.activation=foo", "grid"),
+    ({"cases": [{"optimizer.lr": 0.1}, {"optimizer.lr": 0.01}]}, "optimizer.lr=0.5", "cases"),
+    ({"grid": {"model.hidden": [[8], [16]]}}, "model={hidden: [4]}", "grid"),
+], ids=["grid", "cases", "section"])
+def test_set_on_a_key_the_sweep_varies_is_one_line(tmp_path, doc, key, where):
+    write(tmp_path / "tiny.yaml", TINY)
+    write(tmp_path / "s.yaml", {"base": "tiny.yaml", **doc})
+    assert_user_error(cli("sweep", "s.yaml", "--set", key, "--dry-run"), "--set", "the sweep varies", where)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_set_on_a_key_the_sweeps_configs_differ_in_is_one_line(tmp_path):
+    write(tmp_path / "a.yaml", TINY)
+    write(tmp_path / "b.yaml", dict(TINY, model={"hidden": [16], "activation": "tanh"}))
+    write(tmp_path / "s.yaml", {"configs": ["a.yaml", "b.yaml"]})
+    assert_user_error(cli("sweep", "s.yaml", "--set", "model.activation=relu", "--dry-run"), "(its configs)")
+    assert cli("sweep", "s.yaml", "--set", "train.epochs=2", "--dry-run").code == 0
+
+
+# --- a full disk during a sweep ---------------------------------------------------------------
+
+
+def test_a_sweep_stops_starting_runs_once_the_disk_is_full(tmp_path, monkeypatch):
+    from mlp_lab.sweeps import local
+
+    write(tmp_path / "tiny.yaml", TINY)
+    folder = sweeps.start_sweep(load_sweep(write(tmp_path / "s.yaml", {"base": "tiny.yaml", "seeds": 4})),
+                                tmp_path / "runs").folder
+    real = local._record
+
+    def full_after_first(manifest, r):  # the first run's checkpoint found the disk full
+        entry = real(manifest, r)
+        if r.index == 0:
+            manifest.update(0, status="failed", reason=f"failed: no space left on device writing {r.folder}/checkpoint.pt")
+        return manifest.runs[r.index]
+
+    monkeypatch.setattr(local, "_record", full_after_first)
+    outcome = sweeps.run_sweep(folder, jobs=1, threads=1)
+    assert outcome.disk_full and "no space left on device" in outcome.disk_full
+    assert [e["status"] for e in load_manifest(folder).runs] == ["failed", "pending", "pending", "pending"]

@@ -266,3 +266,15 @@ def test_read_only_targets_are_one_line(tmp_path, read_only, command):
         "train": ("train", "--config", "c.yaml", "--runs-dir", read_only / "runs"),
     }[command]
     assert_user_error(cli(*args), "read-only")
+
+
+def test_a_sweep_on_a_disk_that_fills_stops_starting_runs_and_says_so(tmp_path, small_disk):
+    write_config(tmp_path / "c.yaml", {"model": {"hidden": [200]}, "optimizer": {"name": "adam", "lr": 0.001},
+                                       "train": {"epochs": 4}})
+    (tmp_path / "s.yaml").write_text("base: c.yaml\nseeds: 4\n", encoding="utf-8")
+    res = cli("sweep", "s.yaml", "--quiet", "--jobs", "1", "--threads", "1", "--runs-dir", small_disk)
+    assert res.code == 1 and "Traceback" not in res.output, res
+    assert "the disk is full" in res.stderr and "mlp-lab sweep --resume" in res.stderr, res.stderr
+    (folder,) = small_disk.iterdir()
+    statuses = [e["status"] for e in json.loads((folder / "manifest.json").read_text())["runs"]]
+    assert statuses[0] == "failed" and statuses.count("pending") >= 2, statuses  # it stopped starting runs

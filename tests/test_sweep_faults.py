@@ -317,3 +317,80 @@ def test_a_sweep_stops_starting_runs_once_the_disk_is_full(tmp_path, monkeypatch
     outcome = sweeps.run_sweep(folder, jobs=1, threads=1)
     assert outcome.disk_full and "no space left on device" in outcome.disk_full
     assert [e["status"] for e in load_manifest(folder).runs] == ["failed", "pending", "pending", "pending"]
+
+
+# --- compare is honest about unfinished work --------------------------------------------------
+
+
+def _train(tmp_path: Path, name: str, seed: int, **model) -> Path:
+    from helpers import only_run, write_config
+
+    cfg = write_config(tmp_path / f"{name}.yaml", {"name": name, "train": {"seed": seed}, "model": {"hidden": [16], **model}})
+    before = set((tmp_path / "runs").glob("*")) if (tmp_path / "runs").exists() else set()
+    assert cli("train", "--config", cfg, "--quiet").code == 0
+    return next(iter(set((tmp_path / "runs").glob("*")) - before))
+
+
+def _as(run: Path, status: str, acc: float | None = None, **fields) -> None:
+    s = json.loads((run / "summary.json").read_text())
+    s.update(status=status, **fields)
+    if acc is not None:  # partial numbers that look better than any finished run's
+        lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        for rec in lines:
+            rec["test_acc"] = acc
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+        s["final"] = lines[-1]
+        s["best"] = {"test_acc": acc, "epoch": lines[-1]["epoch"]}
+    (run / "summary.json").write_text(json.dumps(s))
+
+
+def test_compare_counts_only_runs_that_reached_a_result(tmp_path):
+    import mlp_lab
+
+    partial = [_train(tmp_path, "tanh", seed, activation="tanh") for seed in range(4)]
+    finished = [_train(tmp_path, "relu", seed) for seed in range(3)]
+    _as(partial[0], "completed", acc=0.01)  # the one finished tanh run: worse than every relu run
+    for run in partial[1:]:
+        _as(run, "failed", acc=0.999)
+    comp = mlp_lab.comparison(tmp_path / "runs")
+    tanh = next(g for g in comp.rows if g.params["model.activation"] == "tanh")
+    relu = next(g for g in comp.rows if g.params["model.activation"] == "relu")
+    assert tanh.n == 4 and tanh.stats.n == 1 and tanh.without("test_acc") == {"failed": 3}
+    assert tanh.metrics["test_acc"] == pytest.approx(json.loads((partial[0] / "summary.json").read_text())["final"]["test_acc"])
+    assert comp.best is relu  # the failed runs' 99.9% is no result
+    assert comp.baseline is relu
+    assert comp.versus_of(tanh).difference is None and comp.versus_of(tanh).reason in ("too few results", "too few runs")
+    text = mlp_lab.compare(tmp_path / "runs")
+    assert "n=1 of 4; 3 failed" in text or "1/4" in text
+    # One row per run: a failed run is never the best, whatever it shows.
+    flat = mlp_lab.comparison(tmp_path / "runs", group=False)
+    assert flat.best.status == "completed"
+
+
+def test_a_running_run_shows_as_running_with_its_epochs_and_no_warning(tmp_path):
+    run = _train(tmp_path, "relu", 0)
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        s = json.loads((run / "summary.json").read_text())
+        _as(run, "running", pid=sleeper.pid, host=None, epochs_done=1, finished_at=None)
+        lines = (run / "metrics.jsonl").read_text().splitlines()[:1]
+        (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+        r = cli("compare", tmp_path / "runs", "--format", "json")
+        assert r.code == 0 and "warning" not in r.stderr, r
+        row = json.loads(r.stdout)["rows"][0]
+        assert row["status"] == "running" and row["epochs_done"] == 1
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_sweep_run_that_has_not_written_its_summary_yet_reads_as_running(tmp_path):
+    from mlp_lab.sweeps.folder import prepare_run
+
+    write(tmp_path / "tiny.yaml", TINY)
+    folder = sweeps.start_sweep(load_sweep(write(tmp_path / "s.yaml", {"base": "tiny.yaml", "seeds": 2})),
+                                tmp_path / "runs").folder
+    run_dir, _ = prepare_run(load_manifest(folder), 0)  # what the driver does just before the run's process starts
+    r = cli("compare", folder, "--format", "json")
+    assert r.code == 0 and "warning" not in r.stderr, r
+    assert [row["status"] for row in json.loads(r.stdout)["rows"]] == ["running"]

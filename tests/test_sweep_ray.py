@@ -87,7 +87,7 @@ def test_ray_gives_the_local_backends_metrics_and_run_folders(tmp_path):
     assert {p.name for p in run.iterdir()} == {p.name for p in (on_local / load_manifest(on_local).runs[0]["folder"]).iterdir()}
     summary = json.loads((run / "summary.json").read_text())
     assert summary["run_id"] == entry["folder"] and summary["threads"] == 1 and summary["status"] == "completed"
-    assert load_manifest(on_ray).data["workers"] == {"backend": "ray", "jobs": None, "threads": 1}
+    assert load_manifest(on_ray).data["workers"] == {"backend": "ray", "jobs": None, "threads": 1, "data_dir": None}
     # Every run told where it ran and its epochs, through the progress board.
     assert sorted(i for i, _ in events.placed_at) == [0, 1, 2, 3]
     assert all(place.pid != os.getpid() and place.node for _, place in events.placed_at)
@@ -154,10 +154,10 @@ def test_ctrl_c_stops_the_tasks_and_resume_ends_with_the_uninterrupted_metrics(t
                              "--quiet"], cwd=tmp_path, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True, preexec_fn=_ignore_sigint if how != "ctrl-c" else None)
     deadline = time.monotonic() + 120
-    while not list((tmp_path / "stopped").glob("s-*/*/summary.json")):
+    while not list((tmp_path / "stopped").glob("s-*/*/model.pt")):  # the first run is back
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.02)
-    (first,) = (tmp_path / "stopped").glob("s-*/*/summary.json")
+    (first,) = [p.parent / "summary.json" for p in (tmp_path / "stopped").glob("s-*/*/model.pt")]
     time.sleep(json.loads(first.read_text())["duration_s"] / 3)  # the second run is inside its epochs
     if how == "ctrl-c":
         os.killpg(proc.pid, signal.SIGINT)
@@ -239,3 +239,74 @@ def test_ray_workers_take_sigint_even_when_the_sweep_was_started_ignoring_it(tmp
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=offline_env(), capture_output=True, text=True,
                        timeout=120, preexec_fn=_ignore_sigint)
     assert "restored: True" in r.stdout, r.stderr[-2000:]
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (from /proc's parent links)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
+    except OSError:
+        return "?"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_sigkill_of_the_driver_ends_its_ray_tasks_and_resume_trains_every_run_once(tmp_path):
+    write(tmp_path / "tiny.yaml", TINY)
+    sfile = write(tmp_path / "s.yaml", {"base": "tiny.yaml", "set": LONGER, "seeds": 3})
+    proc = subprocess.Popen([*MLP_LAB, "sweep", str(sfile), "--backend", "ray", "--jobs", "1", "--runs-dir", "killed",
+                             "--quiet"], cwd=tmp_path, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "killed").glob("s-*/*/model.pt")):  # the first run is back, the second trains
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    time.sleep(1.0)
+    # Its local Ray's processes that train or schedule (the workers, the raylet, the GCS);
+    # Ray's agents (dashboard, runtime env), which train nothing, wind down on their own time.
+    below = {p for p in _descendants(proc.pid) if "Agent" not in _cmdline(p).split()[0]}
+    assert any("train_task" in _cmdline(p) for p in below), [_cmdline(p) for p in below]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 20
+    while any(_alive(p) for p in below):
+        assert time.monotonic() < deadline, [_cmdline(p) for p in below if _alive(p)]
+        time.sleep(0.2)
+    (folder,) = (tmp_path / "killed").iterdir()
+    done_before = {e["folder"]: (folder / e["folder"] / "summary.json").read_text()
+                   for e in load_manifest(folder).runs if e["status"] == "completed"}
+    assert len(done_before) == 1
+
+    r = cli_subprocess("sweep", "--resume", folder, "--quiet", cwd=tmp_path, timeout=300)
+    assert r.code == 0, r
+    after = load_manifest(folder).runs
+    assert [e["status"] for e in after] == ["completed"] * 3
+    for name, text in done_before.items():  # the finished run was not trained again
+        assert (folder / name / "summary.json").read_text() == text
+    assert sorted(p.name for p in folder.iterdir() if (p / "summary.json").exists()) == sorted(e["folder"] for e in after)
+    straight = new_sweep(tmp_path, "straight", set=LONGER, seeds=3)
+    sweeps.run_sweep(straight, jobs=1, threads=1)
+    assert metrics_by_run(folder) == metrics_by_run(straight)

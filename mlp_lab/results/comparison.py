@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from mlp_lab import runs
-from mlp_lab.results.groups import SEED, Group, Versus, make_groups, versus
+from mlp_lab.results.groups import SEED, Group, Versus, has_result, make_groups, versus
 from mlp_lab.results.rows import IDENTITY, Row, read_row
 from mlp_lab.results.values import METRICS, MISSING, OPTIONAL_METRICS, canon, float_str, fmt_value, number, parse_value
 from mlp_lab.errors import MlpLabError
@@ -288,7 +288,8 @@ def _best_and_rivals(rows: list[Row], key: str) -> tuple[Row | None, Row | None,
     """The best row by ``key``, its nearest rival on the same data, and the ranked rows on
     other data (not comparable on accuracy or loss; any run's time compares)."""
     ranked = _sorted(rows, key, METRICS[key][1])
-    ranked = [r for r in ranked if number(r.get(key)) is not None and math.isfinite(r.get(key))]
+    # Only rows that reached a result can be best: a running or failed run's numbers are partial.
+    ranked = [r for r in ranked if has_result(r) and number(r.get(key)) is not None and math.isfinite(r.get(key))]
     if not ranked:
         return None, None, []
     best, rivals = ranked[0], ranked[1:]

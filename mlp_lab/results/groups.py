@@ -18,6 +18,23 @@ from mlp_lab.results.rows import Row
 from mlp_lab.results.values import METRICS, MISSING, Varies, canon, number
 
 SEED = "train.seed"
+# Runs that reached a result: only theirs count in a group's statistics, the baseline and the
+# verdict (a diverged run counts as what it reached). A failed, interrupted or running run's
+# numbers are partial; it is counted beside the others ("n=1 of 4: 3 failed").
+RESULT_STATUSES = ("completed", "diverged")
+
+
+def has_result(row: Row) -> bool:
+    runs = getattr(row, "runs", None) or [row]
+    return any(r.status in RESULT_STATUSES for r in runs)
+
+
+def result_value(row: Row, key: str) -> float | None:
+    """A run's finite value of ``key``, if the run reached a result."""
+    if row.status not in RESULT_STATUSES:
+        return None
+    v = number(row.get(key))
+    return v if v is not None and math.isfinite(v) else None
 # A group's status when its runs ended differently: the worst one names it.
 _STATUS_ORDER = ("failed", "diverged", "interrupted", "running", "unknown", "completed")
 
@@ -36,8 +53,7 @@ class Group(Row):
         """How many runs, by status, have no value of ``key`` (diverged before an epoch ended, say)."""
         out: dict[str, int] = {}
         for r in self.runs:
-            v = number(r.get(key))
-            if v is None or not math.isfinite(v):
+            if result_value(r, key) is None:
                 out[r.status] = out.get(r.status, 0) + 1
         return out
 
@@ -47,8 +63,8 @@ class Group(Row):
         is unknown (unreadable config) counts on its own, under a key no seed has."""
         values: dict[Any, list[float]] = {}
         for i, r in enumerate(self.runs):
-            v = number(r.get(key))
-            if v is None or not math.isfinite(v):
+            v = result_value(r, key)
+            if v is None:
                 continue
             seed = (r.params or {}).get(SEED, MISSING)
             values.setdefault(canon(seed) if seed is not MISSING else ("run", i), []).append(v)
@@ -80,12 +96,13 @@ def _group(members: list[Row], key: str) -> Group:
     if len(members) == 1:  # a group of one run looks as the run does
         return Group(run=first.run, path=first.path, status=first.status, params=first.params, metrics=first.metrics,
                      history=first.history, problems=first.problems, runs=[first],
-                     stats=_summary([number(first.get(key))]))
+                     stats=_summary([result_value(first, key)]))
     params, varying = _shared_params(members)
     statuses = {r.status for r in members}
     status = next(s for s in _STATUS_ORDER if s in statuses) if len(statuses) > 1 else first.status
+    finished = [r for r in members if r.status in RESULT_STATUSES]
     group = Group(run=_label(members), path=first.path, status=status, params=params,
-                  metrics=_mean_metrics(members), history=[], runs=list(members), varying=varying)
+                  metrics=_mean_metrics(finished, members), history=[], runs=list(members), varying=varying)
     group.stats = _summary(group.values(key))
     return group
 
@@ -120,10 +137,11 @@ def _order(v: Any) -> tuple:
     return (0, v) if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, str(v))
 
 
-def _mean_metrics(members: list[Row]) -> dict[str, Any]:
+def _mean_metrics(finished: list[Row], members: list[Row]) -> dict[str, Any]:
+    """The means of the runs that reached a result; epochs over every run."""
     out: dict[str, Any] = {}
     for m in METRICS:
-        vals = [number(r.metrics.get(m)) for r in members]
+        vals = [number(r.metrics.get(m)) for r in finished]
         finite = [v for v in vals if v is not None and math.isfinite(v)]
         out[m] = st.mean(finite) if finite else None
     # Epochs as whole numbers: the fewest any run finished of the most any planned.

@@ -71,17 +71,33 @@ def prepare_run(manifest: Manifest, index: int) -> tuple[Path, bool]:
     resume = entry["status"] in ("interrupted", "failed") and old is not None and (old / runs.CHECKPOINT).exists()
     if resume:
         folder = old
+        mark_summary(folder, entry, status="running", message=None)
     else:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         folder = runs.create_run_dir(manifest.folder, entry["config"]["name"])
         try:
             runs.atomic_write_text(folder / runs.CONFIG, dump_config(config_from_dict(entry["config"])))
+            mark_summary(folder, entry, status="running")
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)  # no empty folder beside the runs
             raise
     manifest.update(index, folder=folder.name, status="running", reason=None)
     return folder, resume
+
+
+def mark_summary(folder: Path, entry: dict[str, Any], **fields: Any) -> None:
+    """Set ``fields`` in the run folder's summary.json (a first one if it has none). The
+    sweep writes "running" before a run's process starts, so that compare shows a starting
+    run as running (not as a folder without a summary), and "failed", with the reason, for
+    a run that died without writing its own ending."""
+    summary = runs.load_run(folder).summary or {
+        "name": entry["config"].get("name"), "run_id": folder.name, "epochs_done": 0,
+        "epochs_planned": entry["config"].get("train", {}).get("epochs"), "config": entry["config"]}
+    summary.pop("pid", None)
+    summary.pop("host", None)
+    summary.update(fields)
+    runs.atomic_write_json(folder / runs.SUMMARY, summary)
 
 
 def run_ending(folder: Path) -> tuple[str | None, str | None]:

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from mlp_lab import runs
-from mlp_lab.errors import DISK_FULL, DiskFull
-from mlp_lab.sweeps.folder import DONE, Manifest, prepare_run, run_ending
+from mlp_lab.errors import DISK_FULL, DiskFull, RunError
+from mlp_lab.sweeps.folder import DONE, Manifest, mark_summary, prepare_run, run_ending
 from mlp_lab.sweeps import worker
 from mlp_lab.sweeps.watch import Place, Watch
 
@@ -161,6 +161,11 @@ def _record(manifest: Manifest, r: _Running) -> dict[str, Any]:
     status, reason = run_ending(r.folder)
     if status is None:
         status, reason = "failed", _failure_reason(r)
+        if r.folder.is_dir():  # its folder says so too: the folder is what compare and resume read
+            try:
+                mark_summary(r.folder, manifest.runs[r.index], status="failed", message=reason)
+            except RunError:
+                pass
     entry = {"status": status, "reason": reason, "seconds": round(time.time() - r.started, 2),
              "folder": r.folder.name if r.folder.is_dir() else None, "pid": None, "host": None}
     manifest.update(r.index, **entry)
@@ -176,6 +181,8 @@ def _failure_reason(r: _Running) -> str:
     code = r.proc.exitcode
     if code is not None and code < 0:
         return f"process killed by {signal.Signals(-code).name}"
+    if code == worker.DISK_FULL_EXIT:
+        return f"{DISK_FULL} writing {r.folder} (its summary could not say so)"
     try:
         lines = [line for line in r.log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
     except OSError:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 PRELOAD = ["torch", "mlp_lab.training"]  # what every run imports: imported once, in the server
+DISK_FULL_EXIT = 28  # ENOSPC's number: the run failed because the disk is full
 DRIVER_GONE_GRACE_S = 10.0  # a run whose driver died ends interrupted at its next step; killed after this
 _context: Any = None
 
@@ -112,6 +113,8 @@ def train(run_dir: Path, threads: int | None, data_dir: Path | None, resume: boo
             result = train_experiment(cfg, data_dir, run_dir=run_dir)
         if result.status == "failed":  # the log's last line is the reason the sweep records
             print(result.summary.get("message") or "failed", file=sys.stderr, flush=True)
+            if str(result.summary.get("error") or "").startswith("DiskFull"):
+                return DISK_FULL_EXIT  # said in the exit code too: a full disk may have swallowed the log
     except MlpLabError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return e.exit_code

@@ -9,7 +9,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("Run", "train", "sweep", "load_runs", "compare", "comparison", "runs_frame", "groups_frame")
+_API = ("Run", "train", "check", "sweep", "load_runs", "compare", "comparison", "runs_frame", "groups_frame")
 
 
 def __getattr__(name: str) -> Any:

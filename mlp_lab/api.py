@@ -67,6 +67,28 @@ class Run:
                    metrics=rec.metrics, problems=list(rec.problems))
 
 
+def _config(config: str | Path | Mapping[str, Any] | Any, overrides: Mapping[str, Any] | Sequence[str]) -> Any:
+    """A validated config from a YAML file, a dict or an ExperimentConfig, with overrides."""
+    from mlp_lab.config import config_from_dict, config_to_dict, load_config
+    from mlp_lab.schema import ExperimentConfig
+
+    items = _override_items(overrides)
+    if isinstance(config, ExperimentConfig):
+        return config_from_dict(config_to_dict(config), items)
+    if isinstance(config, Mapping):
+        return config_from_dict(dict(config), items, source="config")
+    return load_config(config, items)
+
+
+def check(config: str | Path | Mapping[str, Any] | Any, overrides: Mapping[str, Any] | Sequence[str] = (), *,
+          data_dir: str | Path | None = None, tiny: int = 20) -> Any:
+    """``mlp-lab check``: the checklist before a long run, as a ``check.CheckResult``
+    (``.checks``, ``.suggested_lr``, ``.lr_range``, ``.curve``, ``.to_dict()``)."""
+    from mlp_lab.checklist import run_check
+
+    return run_check(_config(config, overrides), Path(data_dir) if data_dir is not None else None, tiny=tiny)
+
+
 def train(config: str | Path | Mapping[str, Any] | Any, overrides: Mapping[str, Any] | Sequence[str] = (), *,
           data_dir: str | Path | None = None, runs_dir: str | Path = "runs", diagnose: bool = False,
           progress: bool = False) -> Run:
@@ -76,17 +98,9 @@ def train(config: str | Path | Mapping[str, Any] | Any, overrides: Mapping[str, 
     ``overrides``: ``{"optimizer.lr": 0.01}`` or ``["optimizer.lr=0.01"]``, as ``--set``.
     A run that diverges or is interrupted still returns (see ``Run.status``).
     """
-    from mlp_lab.config import config_from_dict, config_to_dict, load_config
-    from mlp_lab.schema import ExperimentConfig
     from mlp_lab.training import train_experiment
 
-    items = _override_items(overrides)
-    if isinstance(config, ExperimentConfig):
-        cfg = config_from_dict(config_to_dict(config), items)
-    elif isinstance(config, Mapping):
-        cfg = config_from_dict(dict(config), items, source="config")
-    else:
-        cfg = load_config(config, items)
+    cfg = _config(config, overrides)
     if diagnose:
         cfg.train.diagnostics = True
     result = train_experiment(cfg, Path(data_dir) if data_dir is not None else None, Path(runs_dir),

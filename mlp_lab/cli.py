@@ -97,6 +97,39 @@ def sweep(
 
 @app.command()
 @_user_errors
+def check(
+    config: Path = typer.Option(..., "--config", "-c", help="YAML experiment file: the config to check.", show_default=False),
+    set_: List[str] = typer.Option([], "--set", help="Override a field, as train's --set (repeatable)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (else $MLP_LAB_DATA, data.data_dir, ./data)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the learning-rate range test to FILE.png."),
+    format_: str = typer.Option("text", "--format", help="text or json."),
+    tiny: int = typer.Option(20, "--tiny", help="Training images the network must be able to overfit."),
+) -> None:
+    """Before a long run: loss at init, regularisation, overfitting a tiny set, a learning-rate range test, the update ratio.
+
+    Each check passes, warns or fails with the number measured, the one expected and what
+    to change. Exit 0 when nothing fails, 1 when a check fails. Writes nothing but --plot.
+    """
+    import json
+
+    from mlp_lab.checklist import check_lines, run_check
+    from mlp_lab.config import load_config
+    from mlp_lab.errors import ConfigError, lookup
+    from mlp_lab.plots import check_plot_path, plot_lr_range
+
+    lookup({"text": None, "json": None}, "--format", format_, ConfigError)
+    if plot is not None:
+        check_plot_path(plot)
+    result = run_check(load_config(config, set_), data_dir=data_dir, tiny=tiny)
+    typer.echo(json.dumps(result.to_dict(), indent=2) if format_ == "json" else "\n".join(check_lines(result)))
+    if plot is not None and result.curve.get("lr"):
+        plot_lr_range(result, plot)
+        typer.echo(f"wrote plot to {plot}", err=True)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+@_user_errors
 def schema() -> None:
     """Print the config's JSON schema (every key, its default and what it allows)."""
     import json

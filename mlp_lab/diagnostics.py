@@ -65,6 +65,11 @@ EXPLODING_GRAD_RATIO = 1e3  # ... above this: exploding
 VANISHING_ACTIVATION_STD = 1e-3  # post-activation std below this: the signal has died out
 EXPLODING_ACTIVATION_STD = 1e2  # post-activation std above this: the signal is blowing up
 UPDATE_RATIO_WARN = 0.1  # median ||dW||/||W|| of a layer above this: steps too large for the weights
+# mlp-lab check: the lecture's rule of thumb for ||dW||/||W|| after a few steps is about
+# 1e-3; much lower, the lr is too low, much higher, too high. "Much": 1.5 decades either way
+# (Adam's first steps move every weight by about lr, so 784-256-256-10 at 1e-3 shows ~1e-2).
+UPDATE_RATIO_HEALTHY = 1e-3
+UPDATE_RATIO_BAND = (3e-5, 3e-2)
 PROBE_SIZE = 1000  # training samples in the fixed probe batch (dead units are judged on it)
 
 # Activations whose outputs are bounded (saturation is measured), with their bounds, and

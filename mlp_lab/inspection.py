@@ -56,11 +56,15 @@ def inspect_network(cfg: ExperimentConfig, data_dir: Path | None = None, batch: 
         raise ConfigError(f"--batch must be at least 1, got {batch}")
     if not cfg.model.hidden:
         raise ConfigError("model.hidden is [] (softmax regression): there is no hidden layer to inspect")
+    x, y, inputs = _inputs(cfg, data_dir, batch, synthetic)
+    return inspect_batch(cfg, x, y, inputs)
+
+
+def inspect_batch(cfg: ExperimentConfig, x: torch.Tensor, y: torch.Tensor, inputs: str) -> Inspection:
+    """``inspect_network`` on a given batch (preprocessed inputs ``x``, labels ``y``)."""
     from mlp_lab.data import NUM_CLASSES
 
-    x, y, inputs = _inputs(cfg, data_dir, batch, synthetic)
     batch = len(y)
-
     torch.manual_seed(cfg.train.seed)  # the same initial weights `train` starts from
     model = build_model(cfg.model, x.shape[1], NUM_CLASSES)
     model.train()  # batch norm normalises with the batch's statistics, as in the first training step

@@ -226,3 +226,32 @@ def plot_run(history: Sequence[dict[str, Any]], path: Path, title: str = "") -> 
         fig.suptitle(title)
     save_figure(fig, path, fmt)
     return Path(path)
+
+
+def plot_lr_range(result: Any, path: Path) -> Path:
+    """``mlp-lab check``'s range test: the smoothed loss against the learning rate (log
+    axis), the range where it falls shaded, the suggestion and the config's lr marked."""
+    fmt = check_plot_path(path)
+    lrs, losses = result.curve.get("lr") or [], result.curve.get("loss") or []
+    if not lrs:
+        raise PlotError(f"nothing to plot: {result.config}'s optimizer has no learning-rate range test")
+    fig, axes = new_figure(1, 1, width=8.0, height=4.6)
+    ax = axes[0][0]
+    ax.plot(lrs, losses, color="tab:blue", linewidth=1.8, label="loss (smoothed)")
+    ax.set_xscale("log")
+    if result.lr_range is not None:
+        ax.axvspan(*result.lr_range, color="tab:green", alpha=0.12, label="the loss falls")
+    if result.suggested_lr is not None:
+        ax.axvline(result.suggested_lr, color="tab:green", linewidth=2,
+                   label=f"suggested lr {result.suggested_lr:.2g} (lowest loss / 10)")
+    if result.config_lr is not None:
+        ax.axvline(result.config_lr, color="tab:red", linestyle="--", linewidth=1.8,
+                   label=f"the config's lr {result.config_lr:g}")
+        ax.set_xlim(min(lrs[0], result.config_lr) / 2, max(lrs[-1], result.config_lr) * 2)
+    low, high = min(losses), max(losses)
+    ax.set_ylim(low - 0.05 * (high - low), min(high, losses[0] * 1.6) + 0.05 * (high - low))
+    ax.set(xlabel="learning rate (log scale)", ylabel="training loss", title=f"{result.config}: learning-rate range test")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize="small", loc="upper left")
+    save_figure(fig, path, fmt)
+    return Path(path)

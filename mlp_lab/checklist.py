@@ -184,7 +184,7 @@ def _why_it_cannot_learn(cfg: ExperimentConfig, x: torch.Tensor, y: torch.Tensor
         from mlp_lab.inspection import inspect_batch
 
         for text in inspect_batch(cfg, x.cpu(), y.cpu(), "the tiny subset").warnings:
-            reasons.append(f"{text}; try {_fix_for(text, cfg)}")
+            reasons.append(text if "use " in text else f"{text}; try {_fix_for(text, cfg)}")
     lr, span = cfg.optimizer.lr, result.lr_range
     if span is not None and lr > span[1]:
         reasons.append(f"optimizer.lr {lr:g} is above where the loss is lowest ({span[1]:.1e}): "

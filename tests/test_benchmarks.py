@@ -130,3 +130,14 @@ def test_sweep_speed_runs_and_writes_its_table(tmp_path, capsys):
     assert json.loads(out.read_text())["runs"] == 2
     sweeps = [r for r in summary["rows"] if r.get("backend") == "local"]
     assert sweeps and all(r["seconds_per_run"] > 0 for r in sweeps)
+
+
+def test_check_speed_runs_and_writes_its_table(tmp_path, capsys):
+    from helpers import write_config
+
+    write_config(tmp_path / "c.yaml", {"train": {"device": "cpu"}})
+    out = tmp_path / "check.json"
+    result = _script("check_speed").main(["--configs", str(tmp_path / "c.yaml"), "--repeat", "1", "--json", str(out)])
+    assert "| mlp-lab check (CLI, wall s)" in capsys.readouterr().out
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["exit_code"] in (0, 1) and row["cli_s"] > row["library_s"] > 0 and result["rows"] == [row]

@@ -22,6 +22,19 @@ app = typer.Typer(
 )
 
 
+def _located(arg: Optional[Path], kind: str = "config") -> Optional[Path]:
+    """The file ``--config`` (or a sweep file) names: the path itself, else the shipped one
+    of that name, said on stderr."""
+    if arg is None:
+        return None
+    from mlp_lab.shipped import locate
+
+    path, entry = locate(arg, kind)
+    if entry is not None:
+        typer.echo(f"using the shipped {kind} {entry.name} ({path})", err=True)
+    return path
+
+
 def _user_errors(fn: Callable) -> Callable:
     """A user's mistake is one line on stderr and exit code 2, never a traceback."""
 
@@ -52,7 +65,7 @@ def train(
         from mlp_lab.training import train_from_cli
 
         code = train_from_cli(
-            config_path=config, overrides=set_, data_dir=data_dir, runs_dir=runs_dir,
+            config_path=_located(config), overrides=set_, data_dir=data_dir, runs_dir=runs_dir,
             resume=resume, diagnose=diagnose, quiet=quiet,
         )
     except KeyboardInterrupt:
@@ -91,8 +104,9 @@ def sweep(
     """
     from mlp_lab.sweeps.console import sweep_from_cli
 
-    raise typer.Exit(sweep_from_cli(file, set_, jobs, threads, dry_run, resume, runs_dir, data_dir, quiet, yes,
-                                    backend=backend, address=address, shorthand=(config, grid, seeds)))
+    raise typer.Exit(sweep_from_cli(_located(file, "sweep"), set_, jobs, threads, dry_run, resume, runs_dir, data_dir,
+                                    quiet, yes, backend=backend, address=address,
+                                    shorthand=(_located(config), grid, seeds)))
 
 
 @app.command()
@@ -120,7 +134,7 @@ def check(
     lookup({"text": None, "json": None}, "--format", format_, ConfigError)
     if plot is not None:
         check_plot_path(plot)
-    result = run_check(load_config(config, set_), data_dir=data_dir, tiny=tiny)
+    result = run_check(load_config(_located(config), set_), data_dir=data_dir, tiny=tiny)
     typer.echo(json.dumps(result.to_dict(), indent=2) if format_ == "json" else "\n".join(check_lines(result)))
     if plot is not None and result.curve.get("lr"):
         plot_lr_range(result, plot)
@@ -299,7 +313,7 @@ def inspect(
 
     if plot is not None:
         check_plot_path(plot)
-    cfg = load_config(config, set_)
+    cfg = load_config(_located(config), set_)
     result = inspect_network(cfg, data_dir=data_dir, batch=batch, synthetic=synthetic_input)
     console = _stdout_console()
     console.print(inspection_table(result, title=f"{cfg.name}: {len(result.layers)} hidden layers at initialisation"))
@@ -308,6 +322,30 @@ def inspect(
     if plot is not None:
         plot_activation_histograms(result, plot, title=f"{cfg.name}: {cfg.model.activation}, init {cfg.model.init}")
         typer.echo(f"wrote plot to {plot}", err=True)
+
+
+@app.command()
+@_user_errors
+def configs(
+    copy: Optional[str] = typer.Option(None, "--copy", help="Copy this shipped config (or sweep file) out to start your own.", show_default=False),
+    to: Path = typer.Option(Path("."), "--to", help="Where --copy puts it: a folder, or a file name."),
+) -> None:
+    """The configs and sweep files that ship with mlp-lab, each with what it is for.
+
+    Any of them works by name where a file is asked for: mlp-lab train --config relu_adam;
+    mlp-lab sweep batchnorm. Start your own from one: mlp-lab configs --copy relu_adam --to my.yaml
+    """
+    from mlp_lab.shipped import copy_out, list_shipped, shipped_dir
+
+    if copy is not None:
+        typer.echo(f"wrote {copy_out(copy, to)}")
+        return
+    entries = list_shipped()
+    width = max((len(e.name) for e in entries), default=0)
+    for kind, title in (("config", "train configs"), ("sweep", "sweep files")):
+        typer.echo(f"{title} (in {shipped_dir()}):")
+        for e in (e for e in entries if e.kind == kind):
+            typer.echo(f"  {e.name:<{width}}  {e.description}".rstrip())
 
 
 def main() -> None:

@@ -181,7 +181,7 @@ def _sources(spec: SweepFile, path: Path) -> list[tuple[Path, dict[str, Any]]]:
     """The train configs the sweep starts from, each with its raw mapping."""
     here = path.parent
     if spec.base is not None:
-        files = [here / spec.base]
+        files = [_base_file(here, spec.base)]
     else:
         files = []
         for pattern in spec.configs or []:
@@ -213,6 +213,20 @@ def _check_set_varies_nothing(spec: SweepFile, sources: list[tuple[Path, dict[st
             where = "--set" if key in given else f"{path}: set"
             raise ConfigError(f"{where} {key}: the sweep varies {hits[0]} (its {varied[hits[0]]}), so one value for "
                               f"every run cannot hold; change it in the {varied[hits[0]]} instead")
+
+
+def _base_file(here: Path, base: str) -> Path:
+    """``base`` beside the sweep file; else the shipped config of that name (a shipped sweep
+    file copied out keeps working); else the path, which then says it is missing."""
+    from mlp_lab.shipped import locate
+
+    path = here / base
+    if path.exists():
+        return path
+    try:
+        return locate(base, "config")[0]
+    except ConfigError:
+        return path
 
 
 def _expand(spec: SweepFile, sources: list[tuple[Path, dict[str, Any]]], path: Path) -> list[PlannedRun]:

@@ -1,0 +1,100 @@
+"""The design card's commands exactly as written, from an empty folder and from the built
+wheel: shipped configs by name, `mlp-lab configs`, and the names that are neither."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fakedata import make_idx_dataset
+from helpers import MLP_LAB, REPO, assert_user_error, cli, offline_env
+
+QUICK = ["--set", "train.epochs=1", "--set", "train.device=cpu", "--quiet"]
+
+
+@pytest.fixture
+def mnist(tmp_path) -> Path:
+    data = tmp_path / "data"
+    make_idx_dataset(data, n_train=60, n_test=20)
+    return data
+
+
+def _run(cmd: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_cards_two_commands_from_an_empty_folder(tmp_path, mnist):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = offline_env(MLP_LAB_DATA=str(mnist), PATH=f"{Path(MLP_LAB[0]).parent}:{os.environ['PATH']}")
+    for _ in range(2):
+        r = _run(f"mlp-lab train --config relu_adam.yaml {' '.join(QUICK)}", empty, env)
+        assert r.returncode == 0, r.stderr
+        assert "using the shipped config relu_adam" in r.stderr
+    r = _run("mlp-lab compare runs/*", empty, env)
+    assert r.returncode == 0, r.stderr
+    assert "relu_adam" in r.stdout and "warning" not in r.stderr
+
+
+@pytest.mark.parametrize("name", ["relu_adam", "relu_adam.yaml", "configs/relu_adam.yaml", "lecture/init_tanh_small"])
+def test_a_shipped_config_by_any_of_its_names(tmp_path, name):
+    r = cli("inspect", "--config", name, "--synthetic-input", "--batch", "50")
+    assert r.code == 0, r
+    assert f"using the shipped config {Path(name.removeprefix('configs/')).with_suffix('').as_posix()}" in r.stderr
+
+
+def test_a_file_that_exists_wins_over_the_shipped_one(tmp_path):
+    (tmp_path / "relu_adam.yaml").write_text("name: mine\nmodel: {hidden: [8]}\n", encoding="utf-8")
+    r = cli("inspect", "--config", "relu_adam.yaml", "--synthetic-input", "--batch", "20")
+    assert r.code == 0 and "shipped" not in r.stderr and "mine" in r.stdout, r
+
+
+def test_a_name_that_is_neither_is_one_line_with_near_names():
+    line = assert_user_error(cli("train", "--config", "relu_adma"), "config file not found: relu_adma",
+                             "did you mean relu_adam", "mlp-lab configs")
+    assert len(line) < 300
+    assert_user_error(cli("sweep", "batchnrom", "--dry-run"), "sweep file not found", "sweeps/batchnorm")
+
+
+def test_shipped_sweep_files_by_name_and_copied_out(tmp_path):
+    r = cli("sweep", "batchnorm", "--dry-run")
+    assert r.code == 0 and "using the shipped sweep sweeps/batchnorm" in r.stderr, r
+    r = cli("configs", "--copy", "sweeps/batchnorm", "--to", "mine.yaml")
+    assert r.code == 0 and (tmp_path / "mine.yaml").exists(), r
+    r = cli("sweep", "mine.yaml", "--dry-run")  # its base (../relu_sgd.yaml) is found among the shipped configs
+    assert r.code == 0 and "12 runs" in r.stdout, r
+    assert_user_error(cli("configs", "--copy", "sweeps/batchnorm", "--to", "mine.yaml"), "exists already")
+
+
+def test_configs_lists_every_shipped_file_with_its_description():
+    r = cli("configs")
+    assert r.code == 0, r
+    names = {p.relative_to(REPO / "configs").with_suffix("").as_posix() for p in (REPO / "configs").rglob("*.yaml")}
+    listed = {line.split()[0] for line in r.stdout.splitlines() if line.startswith("  ")}
+    assert listed == names
+    line = next(x for x in r.stdout.splitlines() if x.strip().startswith("relu_adam "))
+    assert "baseline" in line
+    sweeps = r.stdout.split("sweep files")[1]
+    assert "sweeps/batchnorm" in sweeps and "lecture/sweep" in sweeps and "relu_adam" not in sweeps
+
+
+def test_the_built_wheel_carries_the_configs_and_trains_by_name(tmp_path, mnist):
+    wheels, site, empty = tmp_path / "wheels", tmp_path / "site", tmp_path / "empty"
+    empty.mkdir()
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                            str(wheels), str(REPO)], capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr
+    (wheel,) = wheels.glob("mlp_lab-*.whl")
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+                             capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr
+    env = offline_env(PYTHONPATH=str(site), MLP_LAB_DATA=str(mnist))
+    r = subprocess.run([sys.executable, "-m", "mlp_lab", "train", "--config", "relu_adam.yaml", *QUICK], cwd=empty,
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert f"using the shipped config relu_adam ({site / 'mlp_lab' / 'configs' / 'relu_adam.yaml'})" in r.stderr
+    assert len(list((empty / "runs").iterdir())) == 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
 
 import typer
 
@@ -20,6 +20,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="mlp-lab: train MLPs from YAML experiments and compare what each choice does.",
 )
+
+
+def _flag(*decls: str, help: str) -> Any:
+    """An on/off option; its help lists it without Typer's '<bool>' type column."""
+    return typer.Option(False, *decls, help=help, metavar="")
 
 
 def _located(arg: Optional[Path], kind: str = "config") -> Optional[Path]:
@@ -57,8 +62,8 @@ def train(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (else $MLP_LAB_DATA, data.data_dir, ./data)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders are written."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its last checkpoint."),
-    diagnose: bool = typer.Option(False, "--diagnose", help="Record per-layer diagnostics (same as train.diagnostics: true)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    diagnose: bool = _flag("--diagnose", help="Record per-layer diagnostics (same as train.diagnostics: true)."),
+    quiet: bool = _flag("--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train one experiment and write its run folder."""
     try:
@@ -88,12 +93,12 @@ def sweep(
     threads: Optional[int] = typer.Option(None, "--threads", help="torch threads per run (local default: the cores shared among the jobs; ray: 1, its num_cpus).", show_default=False),
     backend: Optional[str] = typer.Option(None, "--backend", help="local (a process per run, the default) or ray (a Ray task per run; needs the ray extra, see the README).", show_default=False),
     address: Optional[str] = typer.Option(None, "--address", help="With --backend ray: the cluster (HOST:PORT, ray://HOST:PORT; default $RAY_ADDRESS, else a local Ray for this sweep).", show_default=False),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs and their count; run nothing."),
+    dry_run: bool = _flag("--dry-run", help="Print the runs and their count; run nothing."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a sweep folder: run exactly the runs that did not end."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the sweep folder is written."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (else $MLP_LAB_DATA, data.data_dir, ./data)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live view: a line per finished run, then the closing lines."),
-    yes: bool = typer.Option(False, "--yes", help="Allow more than 10,000 runs."),
+    quiet: bool = _flag("--quiet", "-q", help="No live view: a line per finished run, then the closing lines."),
+    yes: bool = _flag("--yes", help="Allow more than 10,000 runs."),
 ) -> None:
     """Many runs from one file: a grid, cases and seeds, all validated before any runs.
 
@@ -164,19 +169,30 @@ def _stdout_console():
     return console
 
 
+def _show(console: Any, *renderables: Any) -> None:
+    """Print to the terminal as Rich lays it out; into a pipe or a file, the same text
+    without the trailing spaces Rich pads each line with to the console's width."""
+    if console.is_terminal:
+        console.print(*renderables)
+        return
+    with console.capture() as captured:
+        console.print(*renderables)
+    typer.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
+
+
 @app.command()
 @_user_errors
 def compare(
     paths: List[Path] = typer.Argument(None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False),
     sort: str = typer.Option("test_acc", "--sort", "-s", help="Metric or config field to sort by; accuracies best first, losses and time lowest first."),
-    reverse: bool = typer.Option(False, "--reverse", "-r", help="Reverse the sort order."),
+    reverse: bool = _flag("--reverse", "-r", help="Reverse the sort order."),
     top: Optional[int] = typer.Option(None, "--top", "-n", help="Keep only the first N rows (runs or seed groups) after sorting."),
     filter_: List[str] = typer.Option([], "--filter", "-f", help="Keep runs where key=value (or !=, >, <, >=, <=); values read as YAML, so optimizer.lr=1e-3 matches 0.001; a metric filter keeps seed groups by their mean. Repeatable."),
-    all_params: bool = typer.Option(False, "--all-params", "-a", help="Show every config field, not only those that differ."),
+    all_params: bool = _flag("--all-params", "-a", help="Show every config field, not only those that differ."),
     format_: Optional[str] = typer.Option(None, "--format", help="table, json, csv or markdown (default: from --output's suffix, else table)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of printing."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the compared runs' learning curves to FILE.png."),
-    no_group: bool = typer.Option(False, "--no-group", help="One row per run: don't group runs that differ only in their seed."),
+    no_group: bool = _flag("--no-group", help="One row per run: don't group runs that differ only in their seed."),
     group_by: Optional[str] = typer.Option(None, "--group-by", help="Group runs by these fields only (KEY[,KEY]); the fields that still vary in a group are listed for it."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="The group every other is tested against (key=value[,key=value]); default: the best."),
 ) -> None:
@@ -202,7 +218,7 @@ def compare(
         typer.echo(f"wrote {len(comp.rows)} run{'s' if len(comp.rows) != 1 else ''} to {output}", err=True)
     elif fmt == "table":
         console = _stdout_console()
-        console.print(cmp.table_renderable(comp, console.width))
+        _show(console, cmp.table_renderable(comp, console.width))
     else:
         typer.echo(cmp.render(comp, fmt), nl=False)
     if plot is not None:
@@ -221,7 +237,7 @@ def report(
     title: Optional[str] = typer.Option(None, "--title", help="The page's title (default: the paths compared)."),
     sort: str = typer.Option("test_acc", "--sort", "-s", help="Metric or config field to sort by, as compare's."),
     filter_: List[str] = typer.Option([], "--filter", "-f", help="Keep runs where key=value (or !=, >, <, >=, <=), as compare's. Repeatable."),
-    no_group: bool = typer.Option(False, "--no-group", help="One row per run: don't group runs that differ only in their seed."),
+    no_group: bool = _flag("--no-group", help="One row per run: don't group runs that differ only in their seed."),
     group_by: Optional[str] = typer.Option(None, "--group-by", help="Group runs by these fields only (KEY[,KEY])."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="The group every other is tested against (key=value[,key=value])."),
 ) -> None:
@@ -265,7 +281,7 @@ def export_tensorboard(
 @_user_errors
 def show(
     run: Path = typer.Argument(..., help="A run folder.", show_default=False),
-    all_: bool = typer.Option(False, "--all", help="Show every config field, not only those that differ from the defaults."),
+    all_: bool = _flag("--all", help="Show every config field, not only those that differ from the defaults."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw this run's loss and accuracy curves to FILE.png."),
 ) -> None:
     """Show one run: its config, per-epoch metrics, summary and files."""
@@ -278,8 +294,7 @@ def show(
     if details.record.problems:
         typer.echo(f"warning: {run}: {', '.join(details.record.problems)}; showing what could be read", err=True)
     console = _stdout_console()
-    for part in cmp.show_renderables(details, all_params=all_):
-        console.print(part)
+    _show(console, *cmp.show_renderables(details, all_params=all_))
     if plot is not None:
         plots.plot_run(details.record.metrics, plot, title=details.record.name)
         typer.echo(f"wrote plot to {plot}", err=True)
@@ -303,7 +318,7 @@ def inspect(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (else $MLP_LAB_DATA, data.data_dir, ./data)."),
     batch: int = typer.Option(1000, "--batch", help="Samples pushed through the network."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw a histogram of each layer's activations to FILE.png."),
-    synthetic_input: bool = typer.Option(False, "--synthetic-input", help="Standard-normal inputs instead of the data set (no data needed)."),
+    synthetic_input: bool = _flag("--synthetic-input", help="Standard-normal inputs instead of the data set (no data needed)."),
 ) -> None:
     """No training: one batch through the freshly initialised network, forward and backward, per-layer statistics."""
     from mlp_lab.config import load_config
@@ -316,7 +331,7 @@ def inspect(
     cfg = load_config(_located(config), set_)
     result = inspect_network(cfg, data_dir=data_dir, batch=batch, synthetic=synthetic_input)
     console = _stdout_console()
-    console.print(inspection_table(result, title=f"{cfg.name}: {len(result.layers)} hidden layers at initialisation"))
+    _show(console, inspection_table(result, title=f"{cfg.name}: {len(result.layers)} hidden layers at initialisation"))
     for w in result.warnings:
         typer.echo(f"warning: {w}", err=True)
     if plot is not None:

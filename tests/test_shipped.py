@@ -98,3 +98,54 @@ def test_the_built_wheel_carries_the_configs_and_trains_by_name(tmp_path, mnist)
     assert r.returncode == 0, r.stderr
     assert f"using the shipped config relu_adam ({site / 'mlp_lab' / 'configs' / 'relu_adam.yaml'})" in r.stderr
     assert len(list((empty / "runs").iterdir())) == 1
+
+
+# --- rough edges a new user hit ----------------------------------------------------------------
+
+
+def test_piped_compare_and_show_have_no_trailing_spaces_and_unset_values_read_dash(tmp_path):
+    from helpers import only_run, write_config
+
+    write_config(tmp_path / "c.yaml", {"data": {"limit_train": 100}})
+    assert cli("train", "--config", "c.yaml", "--quiet").code == 0
+    env = offline_env()
+    env.pop("COLUMNS", None)
+    for args in (["compare", "runs"], ["show", str(only_run(tmp_path / "runs"))], ["show", str(only_run(tmp_path / "runs")), "--all"]):
+        r = subprocess.run([*MLP_LAB, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert [line for line in r.stdout.splitlines() if line != line.rstrip()] == []
+        assert "null" not in r.stdout
+
+
+def test_help_lists_flags_without_a_bool_type():
+    r = cli("train", "--help")
+    flags = [line for line in r.stdout.splitlines() if "--diagnose" in line or "--quiet" in line]
+    assert flags and not any("<bool>" in line for line in flags)
+
+
+def test_words_for_one(tmp_path):
+    (tmp_path / "s.yaml").write_text(f"base: {REPO / 'configs' / 'smoke.yaml'}\n", encoding="utf-8")
+    assert "1 run: 1 cell x 1 seed (dry run" in cli("sweep", "s.yaml", "--dry-run").stdout
+
+
+def test_a_finished_sweep_folder_keeps_no_lock_and_no_empty_logs(tmp_path):
+    (tmp_path / "s.yaml").write_text(f"base: {REPO / 'configs' / 'smoke.yaml'}\nset: {{train.epochs: 1}}\n", encoding="utf-8")
+    r = cli("sweep", "s.yaml", "--quiet", "--jobs", "1")
+    assert r.code == 0, r
+    (folder,) = (tmp_path / "runs").iterdir()
+    assert not (folder / ".sweep.lock").exists() and not (folder / ".logs").exists()
+
+
+def test_a_failed_download_leaves_no_empty_data_folder(tmp_path, monkeypatch):
+    from helpers import write_config
+    from mlp_lab.data import files
+
+    def no_network(dataset, data_dir):
+        (Path(data_dir) / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)  # as torchvision does first
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    monkeypatch.setattr(files, "download", no_network)
+    monkeypatch.delenv("MLP_LAB_OFFLINE", raising=False)
+    write_config(tmp_path / "c.yaml", {"data": {"dataset": "mnist", "download": True}})
+    assert_user_error(cli("train", "--config", "c.yaml", "--data-dir", "data"), "MNIST", "Error downloading")
+    assert not (tmp_path / "data").exists()

@@ -171,6 +171,8 @@ def test_ctrl_c_stops_the_tasks_and_resume_ends_with_the_uninterrupted_metrics(t
     assert [e["status"] for e in entries] == ["completed", "interrupted", "pending"], entries
     assert (folder / entries[1]["folder"] / "checkpoint.pt").exists()
     assert f"continue with: mlp-lab train --resume stopped/{folder.name}/{entries[1]['folder']}" in entries[1]["reason"]
+    assert f"interrupted by {'SIGINT' if how == 'ctrl-c' else 'SIGTERM'}" in entries[1]["reason"]
+    assert "mlp-lab train --resume" not in out  # the sweep's lines say how the sweep goes on
 
     r = cli_subprocess("sweep", "--resume", folder, "--quiet", cwd=tmp_path, timeout=300)
     assert r.code == 0, r

@@ -89,8 +89,11 @@ class FileDataset:
         found, missing = self._locate(folder)
         download_problem = ""
         if missing and cfg.download and not offline():
+            made = _missing_dirs(folder)
             download_problem = _try_download(self.name, data_dir)
             found, missing = self._locate(folder)
+            if missing:  # a failed download leaves no empty data/MNIST/raw behind
+                _remove_if_empty(made)
         if missing:
             raise DataError(self._missing_message(folder, missing, cfg.download, download_problem))
 
@@ -168,6 +171,23 @@ def download(dataset: str, data_dir: Path) -> None:
     with contextlib.redirect_stdout(io.StringIO()):
         for train in (True, False):
             cls(str(data_dir), train=train, download=True)
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """``path`` and its parents that do not exist yet, deepest first."""
+    out = []
+    while not path.exists() and path != path.parent:
+        out.append(path)
+        path = path.parent
+    return out
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    for folder in folders:  # deepest first: a parent empties once its child is gone
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty (some files came), or gone already
 
 
 def cache_key(paths: list[Path]) -> list[list[Any]]:

@@ -102,7 +102,7 @@ def fmt_value(v: Any, max_len: int | None = 24) -> str:
     if v is MISSING:
         return "-"
     if v is None:
-        s = "null"
+        s = "-"  # unset, as a missing field shows
     elif isinstance(v, bool):
         s = "true" if v else "false"
     elif isinstance(v, float):

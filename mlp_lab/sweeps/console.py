@@ -52,8 +52,8 @@ def sweep_from_cli(file: Path | None, overrides: list[str], jobs: int | None, th
                 check_cluster([r.config for r in plan.runs], threads)
             folder = sw.start_sweep(plan, runs_dir, data_dir).folder  # checks the data before writing anything
             at_once = f"{jobs} at a time" if jobs is not None else "as many at a time as the cluster's CPUs allow"
-            _out(f"sweep {plan.name}: {len(plan.runs)} runs ({len(plan.cells)} cells x {len(plan.spec.seed_list())} "
-                 f"seeds) on {backend}, {at_once} with {threads} thread{'s' if threads > 1 else ''} each; folder: {folder}")
+            _out(f"sweep {plan.name}: {_size(plan)} on {backend}, {at_once} with {_n(threads, 'thread')} each; "
+                 f"folder: {folder}")
         watch = LiveView(folder) if not quiet and sys.stderr.isatty() else LineView(folder)
         with watch:
             outcome = sw.run_sweep(folder, jobs=jobs, threads=threads, data_dir=data_dir, watch=watch,
@@ -97,7 +97,22 @@ def _print_plan(plan: Any) -> None:
     widths = [max(len(x) for x in col) for col in zip(head, *rows)]
     for line in [head, *rows]:
         _out("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
-    _out(f"{len(plan.runs)} runs: {len(plan.cells)} cells x {len(plan.spec.seed_list())} seeds (dry run: nothing ran)")
+    _out(f"{_n(len(plan.runs), 'run')}: {_parts(plan)} (dry run: nothing ran)")
+
+
+def _n(n: int, word: str) -> str:
+    """'1 seed', '3 seeds'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _parts(plan: Any) -> str:
+    """'4 cells x 3 seeds'."""
+    return f"{_n(len(plan.cells), 'cell')} x {_n(len(plan.spec.seed_list()), 'seed')}"
+
+
+def _size(plan: Any) -> str:
+    """'12 runs (4 cells x 3 seeds)'."""
+    return f"{_n(len(plan.runs), 'run')} ({_parts(plan)})"
 
 
 def _close(folder: Path, outcome: Any) -> int:

@@ -243,4 +243,9 @@ def held(folder: Path) -> Iterator[None]:
         try:
             yield
         finally:
+            try:  # a sweep folder at rest keeps no lock file (a resume makes it again)
+                lock_path.unlink()
+                (Path(folder) / ".logs").rmdir()  # only when empty: logs of failed runs stay
+            except OSError:
+                pass
             fcntl.flock(f, fcntl.LOCK_UN)

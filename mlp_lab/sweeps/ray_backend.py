@@ -241,6 +241,7 @@ def _drive(ray: Any, manifest: Manifest, configs: dict[int, Any], jobs: int | No
     task = ray.remote(max_retries=RETRIES, retry_exceptions=False)(train_task)
 
     queue, in_flight = list(configs), {}
+    started: dict[int, float] = {}  # when each run's task began training: its time excludes Ray's queue
     total, finished = len(manifest.runs), len(manifest.runs) - len(configs)
     with stop_on_signals() as stop:
         cancelled = False
@@ -257,29 +258,35 @@ def _drive(ray: Any, manifest: Manifest, configs: dict[int, Any], jobs: int | No
                     files, board)
                 in_flight[ref] = (index, folder, time.time())
             ready = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=POLL_S)[0] if in_flight else []
-            _relay(ray, board, watch)
+            started.update(_relay(ray, board, watch))
             if stop.signal is not None and not cancelled:
                 for ref in in_flight:  # SIGINT inside each task: it ends interrupted, with its checkpoint
                     ray.cancel(ref, force=False)
                 cancelled = True
             for ref in ready:
                 index, folder, t0 = in_flight.pop(ref)
-                entry = _record(ray, manifest, index, folder, ref, t0)
+                entry = _record(ray, manifest, index, folder, ref, started.pop(index, t0), stop.signal)
                 finished += 1
                 watch.ended(entry, finished, total)
     return outcome_of(manifest, stopped=stop.signal is not None)
 
 
-def _relay(ray: Any, board: Any, watch: Watch) -> None:
+def _relay(ray: Any, board: Any, watch: Watch) -> dict[int, float]:
+    """Tell ``watch`` what the tasks posted; returns when each run that started did."""
+    began = {}
     for kind, index, value in ray.get(board.take.remote()):
         if kind == "started":
             watch.started(index, value)
+            began[index] = time.time()
         else:
             watch.epoch(index, value)
+    return began
 
 
-def _record(ray: Any, manifest: Manifest, index: int, folder: Path, ref: Any, t0: float) -> dict[str, Any]:
-    """Write what the task returned into the run folder; record the run's ending."""
+def _record(ray: Any, manifest: Manifest, index: int, folder: Path, ref: Any, t0: float,
+            stopped_by: int | None = None) -> dict[str, Any]:
+    """Write what the task returned into the run folder; record the run's ending. A run the
+    sweep cancelled because it was sent SIGTERM says so (ray.cancel reaches it as SIGINT)."""
     reason = None
     try:
         result = ray.get(ref)
@@ -291,6 +298,9 @@ def _record(ray: Any, manifest: Manifest, index: int, folder: Path, ref: Any, t0
     except ray.exceptions.RayError as e:  # the worker or node died once more than RETRIES allow
         status, reason = "failed", f"{e.__class__.__name__}: {str(e).strip().splitlines()[0]}"
     else:
+        if stopped_by == signal.SIGTERM:
+            result["files"] = {name: data.replace(b"interrupted by SIGINT", b"interrupted by SIGTERM")
+                               if name == runs.SUMMARY else data for name, data in result["files"].items()}
         _write_files(folder, result)
         status, reason = run_ending(folder)
         if status is None:

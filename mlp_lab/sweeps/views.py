@@ -26,7 +26,9 @@ def finished_line(folder: Path, entry: dict[str, Any], finished: int, total: int
         if "test_acc" in final:
             text += f": test acc {100 * final['test_acc']:.2f}% in {entry.get('seconds', 0):.1f}s"
     if entry.get("reason"):
-        text += f": {entry['reason']}"
+        # A run's own "continue with: mlp-lab train --resume" is not how a sweep goes on:
+        # the sweep's closing line says `mlp-lab sweep --resume`.
+        text += f": {entry['reason'].split('; continue with: mlp-lab train --resume')[0]}"
     return text
 
 

@@ -15,11 +15,34 @@ import typer
 from mlp_lab.errors import MlpLabError
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # --install-completion: config names for --config, key paths for --set
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="mlp-lab: train MLPs from YAML experiments and compare what each choice does.",
 )
+
+
+def _complete_config(incomplete: str) -> List[str]:
+    """--config: YAML files here, then the shipped configs by name."""
+    from mlp_lab.shipped import list_shipped
+
+    here = [str(p) for p in sorted(Path(".").glob(f"{incomplete}*")) if p.suffix in (".yaml", ".yml") or p.is_dir()]
+    return here + [s.name for s in list_shipped() if s.name.startswith(incomplete)]
+
+
+def _complete_sweep(incomplete: str) -> List[str]:
+    from mlp_lab.shipped import list_shipped
+
+    here = [str(p) for p in sorted(Path(".").glob(f"{incomplete}*")) if p.suffix in (".yaml", ".yml") or p.is_dir()]
+    names = [n for s in list_shipped() if s.kind == "sweep" for n in (s.name, s.name.removeprefix("sweeps/"))]
+    return here + sorted({n for n in names if n.startswith(incomplete)})
+
+
+def _complete_set(incomplete: str) -> List[str]:
+    """--set: every key path of the config (optimizer and scheduler fields of every variant), as 'key='."""
+    from mlp_lab.config import settable_keys
+
+    return [f"{k}=" for k in settable_keys() if k.startswith(incomplete)]
 
 
 def _flag(*decls: str, help: str) -> Any:
@@ -57,8 +80,8 @@ def _user_errors(fn: Callable) -> Callable:
 @app.command()
 @_user_errors
 def train(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML experiment file."),
-    set_: List[str] = typer.Option([], "--set", help="Override a field: --set optimizer.lr=0.01 (repeatable)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML experiment file, or a shipped config's name (mlp-lab configs).", autocompletion=_complete_config),
+    set_: List[str] = typer.Option([], "--set", help="Override a field: --set optimizer.lr=0.01 (repeatable).", autocompletion=_complete_set),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (else $MLP_LAB_DATA, data.data_dir, ./data)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders are written."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its last checkpoint."),
@@ -84,8 +107,8 @@ def train(
 @app.command()
 @_user_errors
 def sweep(
-    file: Optional[Path] = typer.Argument(None, help="The sweep file (YAML): base or configs, set, grid, cases, seeds.", show_default=False),
-    set_: List[str] = typer.Option([], "--set", help="Override a field in every run: --set train.epochs=5 (repeatable)."),
+    file: Optional[Path] = typer.Argument(None, help="The sweep file (YAML): base or configs, set, grid, cases, seeds; or a shipped one's name.", show_default=False, autocompletion=_complete_sweep),
+    set_: List[str] = typer.Option([], "--set", help="Override a field in every run: --set train.epochs=5 (repeatable).", autocompletion=_complete_set),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Shorthand with no sweep file: this train config as the base, with --grid and --seeds.", show_default=False),
     grid: List[str] = typer.Option([], "--grid", help="With --config: key.path=value1,value2 (repeatable; the grid is their product).", show_default=False),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="With --config: N (seeds 0..N-1) or a list [0,7,42].", show_default=False),
@@ -117,8 +140,8 @@ def sweep(
 @app.command()
 @_user_errors
 def check(
-    config: Path = typer.Option(..., "--config", "-c", help="YAML experiment file: the config to check.", show_default=False),
-    set_: List[str] = typer.Option([], "--set", help="Override a field, as train's --set (repeatable)."),
+    config: Path = typer.Option(..., "--config", "-c", help="YAML experiment file (or a shipped config's name): the config to check.", show_default=False, autocompletion=_complete_config),
+    set_: List[str] = typer.Option([], "--set", help="Override a field, as train's --set (repeatable).", autocompletion=_complete_set),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (else $MLP_LAB_DATA, data.data_dir, ./data)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the learning-rate range test to FILE.png."),
     format_: str = typer.Option("text", "--format", help="text or json."),
@@ -313,8 +336,8 @@ def _plot_diagnostics(run_dirs: List[List[Path]], labels: List[str], plot: Path)
 @app.command()
 @_user_errors
 def inspect(
-    config: Path = typer.Option(..., "--config", "-c", help="YAML experiment file: the network to build.", show_default=False),
-    set_: List[str] = typer.Option([], "--set", help="Override a field: --set model.hidden=[500,500,500] (repeatable)."),
+    config: Path = typer.Option(..., "--config", "-c", help="YAML experiment file (or a shipped config's name): the network to build.", show_default=False, autocompletion=_complete_config),
+    set_: List[str] = typer.Option([], "--set", help="Override a field: --set model.hidden=[500,500,500] (repeatable).", autocompletion=_complete_set),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (else $MLP_LAB_DATA, data.data_dir, ./data)."),
     batch: int = typer.Option(1000, "--batch", help="Samples pushed through the network."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw a histogram of each layer's activations to FILE.png."),

@@ -195,6 +195,20 @@ def set_value(raw: dict[str, Any], key: str, value: Any, label: str = "--set") -
     node[parts[-1]] = copy.deepcopy(value)
 
 
+def settable_keys() -> list[str]:
+    """Every dotted key ``--set`` takes (an optimizer's or scheduler's fields, of every one)."""
+    out: dict[str, None] = {}
+    for name, field in ExperimentConfig.model_fields.items():
+        if name in VARIANTS:
+            for cls in VARIANTS[name].values():
+                out.update(dict.fromkeys(f"{name}.{f}" for f in cls.model_fields))
+        elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            out.update(dict.fromkeys(f"{name}.{f}" for f in field.annotation.model_fields))
+        else:
+            out[name] = None
+    return list(out)
+
+
 def _check_path(parts: list[str], raw: dict[str, Any], label: str = "--set") -> None:
     """Reject an override path that names no field, with a did-you-mean."""
     model: type[BaseModel] = ExperimentConfig

@@ -149,3 +149,19 @@ def test_a_failed_download_leaves_no_empty_data_folder(tmp_path, monkeypatch):
     write_config(tmp_path / "c.yaml", {"data": {"dataset": "mnist", "download": True}})
     assert_user_error(cli("train", "--config", "c.yaml", "--data-dir", "data"), "MNIST", "Error downloading")
     assert not (tmp_path / "data").exists()
+
+
+def _complete(words: str, env_extra: dict | None = None) -> list[str]:
+    env = offline_env(_MLP_LAB_COMPLETE="complete_bash", COMP_WORDS=words, COMP_CWORD=str(len(words.split()) - 1))
+    r = subprocess.run(MLP_LAB, env=env, capture_output=True, text=True, timeout=60)
+    return r.stdout.split()
+
+
+def test_shell_completion_offers_config_names_and_key_paths():
+    assert "relu_adam" in _complete("mlp-lab train --config relu_a")
+    assert "lecture/init_tanh_small" in _complete("mlp-lab check --config lecture/init_t")
+    keys = _complete("mlp-lab train --set optimizer.l")
+    assert "optimizer.lr=" in keys and all(k.startswith("optimizer.l") for k in keys)
+    assert "model.activation=" in _complete("mlp-lab sweep x.yaml --set model.act")
+    assert "batchnorm" in _complete("mlp-lab sweep batch")
+    assert "--install-completion" in cli("--help").stdout

@@ -87,6 +87,7 @@ def train(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its last checkpoint."),
     diagnose: bool = _flag("--diagnose", help="Record per-layer diagnostics (same as train.diagnostics: true)."),
     quiet: bool = _flag("--quiet", "-q", help="No progress bar."),
+    tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard events to DIR as each epoch ends (tensorboard --logdir DIR).", show_default=False),
 ) -> None:
     """Train one experiment and write its run folder."""
     try:
@@ -94,7 +95,7 @@ def train(
 
         code = train_from_cli(
             config_path=_located(config), overrides=set_, data_dir=data_dir, runs_dir=runs_dir,
-            resume=resume, diagnose=diagnose, quiet=quiet,
+            resume=resume, diagnose=diagnose, quiet=quiet, tensorboard=tensorboard,
         )
     except KeyboardInterrupt:
         # Ctrl-C before training started (importing torch, loading data); once it has,
@@ -121,6 +122,7 @@ def sweep(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the sweep folder is written."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (else $MLP_LAB_DATA, data.data_dir, ./data)."),
     quiet: bool = _flag("--quiet", "-q", help="No live view: a line per finished run, then the closing lines."),
+    tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard events to DIR as each run's epochs end (tensorboard --logdir DIR).", show_default=False),
     yes: bool = _flag("--yes", help="Allow more than 10,000 runs."),
 ) -> None:
     """Many runs from one file: a grid, cases and seeds, all validated before any runs.
@@ -134,7 +136,7 @@ def sweep(
 
     raise typer.Exit(sweep_from_cli(_located(file, "sweep"), set_, jobs, threads, dry_run, resume, runs_dir, data_dir,
                                     quiet, yes, backend=backend, address=address,
-                                    shorthand=(_located(config), grid, seeds)))
+                                    shorthand=(_located(config), grid, seeds), tensorboard=tensorboard))
 
 
 @app.command()

@@ -8,6 +8,12 @@ layer when the run has them (``grad_norm/layer_N``, ``update_ratio/layer_N`` per
 step; ``dead/layer_N`` or ``saturated/layer_N`` per epoch), and its hyper-parameters (the
 fields that differ, and the seed) with its final metrics for the HParams view. The run
 folders are only read. Writing needs the ``tensorboard`` package: the ``[tensorboard]`` extra.
+
+Accuracies are in percent, as everywhere else in mlp-lab (tables, plots, reports).
+
+``LiveTensorBoard`` writes the same events while runs train (``train --tensorboard DIR``,
+``sweep --tensorboard DIR``): each epoch's scalars as it ends, flushed, so ``tensorboard
+--logdir DIR`` shows a sweep as it goes; diagnostics and hyper-parameters once a run ends.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ EXTRA = 'pip install -e ".[tensorboard]"'
 _SCALARS = {"train_loss": "loss/train", "test_loss": "loss/test", "val_loss": "loss/val", "train_acc": "accuracy/train",
             "test_acc": "accuracy/test", "val_acc": "accuracy/val", "lr": "lr"}
 _FINALS = ("test_acc", "best_test_acc", "test_loss", "train_loss")
+_PERCENT = ("train_acc", "test_acc", "val_acc", "best_test_acc")  # fractions in the files, percent on screen
 
 
 def export_tensorboard(paths: Iterable[str | Path], logdir: str | Path, **compare_options: Any) -> list[Path]:
@@ -46,6 +53,11 @@ def export_tensorboard(paths: Iterable[str | Path], logdir: str | Path, **compar
     return written
 
 
+def require_tensorboard() -> None:
+    """MlpLabError, before anything is written, when the tensorboard package is missing."""
+    _summary_writer()
+
+
 def _summary_writer() -> Any:
     if importlib.util.find_spec("tensorboard") is None:  # torch's writer needs it, and says so less clearly
         raise MlpLabError(f"export tensorboard needs the tensorboard package, which is not installed: {EXTRA}")
@@ -65,25 +77,76 @@ def _safe(name: str) -> str:
 
 
 def _write_run(writer_class: Any, target: Path, run: Any, comp: Comparison) -> None:
-    from mlp_lab.diagnostic_plots import read_diagnostics
-
     writer = writer_class(log_dir=str(target))
     try:
         for rec in run.history:
-            epoch = rec.get("epoch")
-            if not isinstance(epoch, int):
-                continue
-            for key, tag in _SCALARS.items():
-                if isinstance(rec.get(key), (int, float)):
-                    writer.add_scalar(tag, rec[key], global_step=epoch)
-        _write_diagnostics(writer, read_diagnostics(run.path))
+            add_epoch(writer, rec)
         hparams = {k: _hparam(run.params.get(k)) for k in [*comp.param_columns, "train.seed"] if run.params and k in run.params}
-        finals = {f"final/{k}": float(v) for k in _FINALS if isinstance(v := run.metrics.get(k), (int, float))}
-        if hparams and finals:
-            writer.add_hparams(hparams, finals, run_name=".")
-        writer.add_text("run", f"{run.path} ({run.status})", global_step=0)
+        add_ending(writer, run.path, run.status, hparams, run.metrics)
     finally:
         writer.close()
+
+
+def add_epoch(writer: Any, rec: dict[str, Any]) -> None:
+    """One metrics.jsonl line as the epoch's scalars."""
+    epoch = rec.get("epoch")
+    if not isinstance(epoch, int):
+        return
+    for key, tag in _SCALARS.items():
+        if isinstance(rec.get(key), (int, float)):
+            writer.add_scalar(tag, 100 * rec[key] if key in _PERCENT else rec[key], global_step=epoch)
+
+
+def add_ending(writer: Any, run_dir: Path, status: str, hparams: dict[str, Any], metrics: dict[str, Any]) -> None:
+    """What a run has once it ended: its diagnostics, hyper-parameters with final metrics, where it is."""
+    from mlp_lab.diagnostic_plots import read_diagnostics
+
+    _write_diagnostics(writer, read_diagnostics(run_dir))
+    finals = {f"final/{k}": float(100 * v if k in _PERCENT else v)
+              for k in _FINALS if isinstance(v := metrics.get(k), (int, float))}
+    if hparams and finals:
+        writer.add_hparams(hparams, finals, run_name=".")
+    writer.add_text("run", f"{run_dir} ({status})", global_step=0)
+
+
+class LiveTensorBoard:
+    """Event files written while runs train, one TensorBoard run per mlp-lab run at
+    ``<logdir>/<run name>/seed<N>`` (a second run of the same name and seed gets its run
+    id appended). Call ``epoch`` as each epoch ends and ``end`` when the run has ended."""
+
+    def __init__(self, logdir: Path) -> None:
+        self.writer_class = _summary_writer()
+        self.logdir = Path(logdir)
+        self.writers: dict[Path, Any] = {}
+
+    def _writer(self, run_dir: Path, config: dict[str, Any]) -> Any:
+        if run_dir not in self.writers:
+            target = self.logdir / _safe(str(config.get("name") or run_dir.name)) / f"seed{config.get('train', {}).get('seed')}"
+            if target.exists() or any(w.log_dir == str(target) for w in self.writers.values()):
+                target = target.with_name(f"{target.name}-{run_dir.name[-6:]}")
+            try:
+                self.writers[run_dir] = self.writer_class(log_dir=str(target))
+            except OSError as e:
+                raise write_error(e, target) from None
+        return self.writers[run_dir]
+
+    def epoch(self, run_dir: Path, config: dict[str, Any], record: dict[str, Any]) -> None:
+        writer = self._writer(run_dir, config)
+        add_epoch(writer, record)
+        writer.flush()  # on disk now: tensorboard shows the epoch while the run goes on
+
+    def end(self, run_dir: Path, config: dict[str, Any], status: str, metrics: dict[str, Any], varies: dict[str, Any]) -> None:
+        writer = self._writer(run_dir, config)
+        seed = config.get("train", {}).get("seed")
+        hparams = {k: _hparam(v) for k, v in {**varies, "train.seed": seed}.items() if v is not None}
+        add_ending(writer, run_dir, status, hparams, metrics)
+        writer.close()
+        self.writers.pop(run_dir, None)
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+        self.writers.clear()
 
 
 def _write_diagnostics(writer: Any, records: list[dict[str, Any]]) -> None:

@@ -330,15 +330,20 @@ def prepare(
 
 
 def train_experiment(cfg: ExperimentConfig, data_dir: Path | None = None, runs_dir: Path = Path("runs"),
-                     resume: Path | None = None, show_progress: bool = False, run_dir: Path | None = None) -> RunResult:
+                     resume: Path | None = None, show_progress: bool = False, run_dir: Path | None = None,
+                     tensorboard: Path | None = None) -> RunResult:
     """Train a resolved config into a new run folder under ``runs_dir`` (or into the empty
     folder ``run_dir``, or continue the run folder ``resume``), the way ``mlp-lab train``
     does, and return how it ended.
 
     Everything that can be wrong with the input (device, data, checkpoint) raises an
-    MlpLabError before a run folder exists.
+    MlpLabError before a run folder exists. ``tensorboard``: also write TensorBoard events
+    there as each epoch ends (export.LiveTensorBoard).
     """
     from mlp_lab.console import TrainingProgress
+    from mlp_lab.export import LiveTensorBoard
+
+    live = LiveTensorBoard(tensorboard) if tensorboard is not None else None  # the extra is missing: before anything
 
     ckpt_path = Path(resume) / runs.CHECKPOINT if resume is not None else None
     if ckpt_path is not None and not ckpt_path.exists():
@@ -352,7 +357,12 @@ def train_experiment(cfg: ExperimentConfig, data_dir: Path | None = None, runs_d
         run_dir = runs.create_run_dir(runs_dir, cfg.name)
     try:
         with TrainingProgress(enabled=show_progress, run_name=run_dir.name) as progress:
-            return run_experiment(cfg, run_dir, data, device, progress=progress, resume_from=ckpt_path)
+            if live is None:
+                return run_experiment(cfg, run_dir, data, device, progress=progress, resume_from=ckpt_path)
+            result = run_experiment(cfg, run_dir, data, device, progress=_Teed(progress, live, run_dir, cfg),
+                                    resume_from=ckpt_path)
+            _end_live(live, result, cfg)
+            return result
     except BaseException as e:
         # run_experiment raises only while setting up (model, optimizer, checkpoint),
         # before its first summary: a new folder holding nothing is removed again.
@@ -368,13 +378,43 @@ def train_experiment(cfg: ExperimentConfig, data_dir: Path | None = None, runs_d
         raise
 
 
+class _Teed:
+    """The progress display, and the TensorBoard events of each finished epoch."""
+
+    def __init__(self, progress: Any, live: Any, run_dir: Path, cfg: ExperimentConfig) -> None:
+        self.progress, self.live, self.run_dir = progress, live, run_dir
+        self.config = {"name": cfg.name, "train": {"seed": cfg.train.seed}}
+
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        self.progress.start_epoch(epoch, epochs)
+
+    def step(self, done: int, total: int) -> None:
+        self.progress.step(done, total)
+
+    def end_epoch(self, record: dict[str, Any]) -> None:
+        self.progress.end_epoch(record)
+        self.live.epoch(self.run_dir, self.config, record)
+
+    def warn(self, message: str) -> None:
+        self.progress.warn(message)
+
+
+def _end_live(live: Any, result: RunResult, cfg: ExperimentConfig) -> None:
+    from mlp_lab.results.rows import read_row
+
+    row = read_row(result.run_dir)
+    live.end(result.run_dir, {"name": cfg.name, "train": {"seed": cfg.train.seed}}, result.status,
+             row.metrics if row is not None else {}, varies={})
+
+
 def train_from_cli(
     config_path: Path | None, overrides: list[str], data_dir: Path | None, runs_dir: Path,
-    resume: Path | None = None, diagnose: bool = False, quiet: bool = False,
+    resume: Path | None = None, diagnose: bool = False, quiet: bool = False, tensorboard: Path | None = None,
 ) -> int:
     from mlp_lab.console import print_result
 
     cfg, _ = prepare(config_path, overrides, resume, diagnose)
-    result = train_experiment(cfg, data_dir, runs_dir, resume, show_progress=not quiet and sys.stderr.isatty())
+    result = train_experiment(cfg, data_dir, runs_dir, resume, show_progress=not quiet and sys.stderr.isatty(),
+                              tensorboard=tensorboard)
     print_result(result, quiet=quiet)
     return result.exit_code

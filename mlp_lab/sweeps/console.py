@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from mlp_lab.errors import ConfigError, RunError
-from mlp_lab.sweeps.views import LineView, LiveView
+from mlp_lab.sweeps.views import LineView, LiveView, TensorBoardView
 
 
 def sweep_from_cli(file: Path | None, overrides: list[str], jobs: int | None, threads: int | None, dry_run: bool,
                    resume: Path | None, runs_dir: Path, data_dir: Path | None, quiet: bool, yes: bool,
                    backend: str | None = None, address: str | None = None,
-                   shorthand: tuple[Path | None, list[str], str | None] = (None, [], None)) -> int:
+                   shorthand: tuple[Path | None, list[str], str | None] = (None, [], None),
+                   tensorboard: Path | None = None) -> int:
     """``mlp-lab sweep``: plan (from a file, or --config/--grid/--seeds), run, print; the exit code."""
     from mlp_lab import sweeps as sw
 
@@ -25,6 +26,10 @@ def sweep_from_cli(file: Path | None, overrides: list[str], jobs: int | None, th
         raise ConfigError(f"--threads {threads}: must be 1 or more (or leave it out: the cores shared among the jobs)")
     if backend is not None:
         sw.default_workers(jobs, threads, backend)  # an unknown backend is an error before anything else
+    if tensorboard is not None:
+        from mlp_lab.export import require_tensorboard
+
+        require_tensorboard()  # a missing extra: before any folder is made
     if address is not None and backend != "ray" and resume is None:
         raise ConfigError(f"--address {address}: a Ray cluster's address; it goes with --backend ray")
     if resume is not None:
@@ -55,6 +60,8 @@ def sweep_from_cli(file: Path | None, overrides: list[str], jobs: int | None, th
             _out(f"sweep {plan.name}: {_size(plan)} on {backend}, {at_once} with {_n(threads, 'thread')} each; "
                  f"folder: {folder}")
         watch = LiveView(folder) if not quiet and sys.stderr.isatty() else LineView(folder)
+        if tensorboard is not None:
+            watch = TensorBoardView(watch, folder, tensorboard)
         with watch:
             outcome = sw.run_sweep(folder, jobs=jobs, threads=threads, data_dir=data_dir, watch=watch,
                                    backend=backend, address=address)

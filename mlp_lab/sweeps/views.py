@@ -137,3 +137,60 @@ class LiveView(LineView):
                 table.add_row(f"  {e['config']['name']} (seed {e['seed']})  {r['epoch']}/{self._epochs(e)} epochs"
                               f"  {_clock(time.monotonic() - r['since'])}  on {r['where']}")
         return table
+
+
+class TensorBoardView(Watch):
+    """Another view, and TensorBoard events of each run's epochs as they end (read from
+    the run folder's metrics.jsonl: the local backend's runs write it as they go; a Ray
+    run's lines arrive when its task returns) and of its ending (``export.LiveTensorBoard``)."""
+
+    def __init__(self, inner: Watch, folder: Path, logdir: Path) -> None:
+        from mlp_lab.export import LiveTensorBoard
+
+        self.inner, self.folder, self.live = inner, folder, LiveTensorBoard(logdir)
+        self.written: dict[int, int] = {}  # run index -> metrics lines written
+
+    def __enter__(self) -> TensorBoardView:
+        self.inner.__enter__()  # type: ignore[attr-defined]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.live.close()
+        self.inner.__exit__(*exc)  # type: ignore[attr-defined]
+
+    def started(self, index: int, place: Any) -> None:
+        self.inner.started(index, place)
+
+    def epoch(self, index: int, epoch: int) -> None:
+        self.inner.epoch(index, epoch)
+        self._write_new_lines(self._entry(index))
+
+    def ended(self, entry: dict[str, Any], finished: int, total: int) -> None:
+        from mlp_lab.results.rows import read_row
+
+        self.inner.ended(entry, finished, total)
+        if entry.get("folder") and (self.folder / entry["folder"]).is_dir():
+            self._write_new_lines(entry)
+            row = read_row(self.folder / entry["folder"])
+            self.live.end(self.folder / entry["folder"], entry["config"], entry["status"],
+                          row.metrics if row is not None else {}, entry.get("varies") or {})
+        self.written.pop(entry["index"], None)
+
+    def _entry(self, index: int) -> dict[str, Any]:
+        from mlp_lab.sweeps.folder import load_manifest
+
+        return load_manifest(self.folder).runs[index]
+
+    def _write_new_lines(self, entry: dict[str, Any]) -> None:
+        from mlp_lab import runs
+
+        if not entry.get("folder"):
+            return
+        run_dir = self.folder / entry["folder"]
+        if not (run_dir / runs.METRICS).is_file():
+            return
+        lines = runs.read_jsonl(run_dir / runs.METRICS)[0]
+        done = self.written.get(entry["index"], 0)
+        for record in lines[done:]:
+            self.live.epoch(run_dir, entry["config"], record)
+        self.written[entry["index"]] = max(done, len(lines))

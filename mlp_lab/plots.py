@@ -127,6 +127,8 @@ def comparison_figure(groups: Sequence[Sequence[History]], labels: Sequence[str]
     """The figure ``plot_comparison`` writes (PlotError when there is nothing to draw)."""
     if not any(_series(h, "test_acc")[0] or _series(h, "train_loss")[0] for g in groups for h in g):
         raise PlotError("nothing to plot: no run has a finished epoch in its metrics.jsonl")
+    if all(len(_series(h, "test_acc")[0]) <= 1 and len(_series(h, "train_loss")[0]) <= 1 for g in groups for h in g):
+        return _final_bars(groups, labels, best, title)  # one epoch each: curves would be lone dots
     show_legend = len(groups) <= MAX_LEGEND
     entries, ncol = legend_layout(labels, FIGURE_WIDTH) if show_legend else ([], 1)
     rows = math.ceil(len(entries) / ncol)
@@ -160,6 +162,33 @@ def comparison_figure(groups: Sequence[Sequence[History]], labels: Sequence[str]
         if len(groups) > MAX_LEGEND:
             title += f" (no legend above {MAX_LEGEND}; the thick line is the best; --top N picks fewer)"
     fig.suptitle(title)
+    return fig
+
+
+def _final_bars(groups: Sequence[Sequence[History]], labels: Sequence[str], best: int | None, title: str | None) -> Any:
+    """Runs of a single epoch: their test accuracy and training loss as bars (a seed group's
+    mean, with ±1 std), numbered as the comparison's rows, the legend below."""
+    entries, ncol = legend_layout([f"{i}. {label}" for i, label in enumerate(labels, 1)], FIGURE_WIDTH)
+    rows = math.ceil(len(entries) / ncol) * max((e.count("\n") + 1 for e in entries), default=0)
+    fig, axes = new_figure(1, 2, width=FIGURE_WIDTH, height=4.2 + LEGEND_LINE_HEIGHT * rows)
+    colours = run_colours(len(groups))
+    for ax, key, scale, name in ((axes[0][0], "test_acc", 100.0, "test accuracy (%)"),
+                                 (axes[0][1], "train_loss", 1.0, "training loss")):
+        for i, members in enumerate(groups):
+            _, ys, stds = mean_series(members, key)
+            if ys:
+                ax.bar(i + 1, scale * ys[-1], yerr=scale * stds[-1] if len(members) > 1 else None, capsize=4,
+                       color=colours[i], edgecolor="black" if i == best else colours[i], linewidth=2 if i == best else 0,
+                       label=entries[i] if key == "test_acc" else None)
+                ax.annotate(f"{scale * ys[-1]:.{1 if scale > 1 else 3}f}", (i + 1, scale * ys[-1]), ha="center",
+                            va="bottom", fontsize="small", xytext=(0, 2), textcoords="offset points")
+        ax.set(xlabel="row of the comparison", ylabel=name, title=f"{name} after 1 epoch")
+        ax.set_xticks(range(1, len(groups) + 1))
+        ax.grid(True, axis="y", alpha=0.3)
+    handles, texts = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, texts, loc="outside lower center", ncol=ncol, fontsize="small", frameon=False)
+    fig.suptitle(title or "1 epoch per run: final values" + (" (seed groups: mean and ±1 std)"
+                                                             if any(len(g) > 1 for g in groups) else ""))
     return fig
 
 

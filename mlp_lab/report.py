@@ -30,10 +30,11 @@ body { font: 15px/1.45 -apple-system, "Segoe UI", "DejaVu Sans", Arial, sans-ser
 h1 { font-size: 1.6em; margin-bottom: .2em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
 .meta { color: #667; } .verdict { font-size: 1.05em; background: #f2f6fa; border-left: 4px solid #3b73b9; padding: .6em .9em; }
 .scroll { overflow-x: auto; }
-table { border-collapse: collapse; font-size: .8em; font-variant-numeric: tabular-nums; }
-th, td { padding: .25em .45em; border-bottom: 1px solid #e4e7ea; white-space: nowrap; vertical-align: top; }
+table { border-collapse: collapse; font-size: .78em; font-variant-numeric: tabular-nums; width: 100%; }
+th, td { padding: .25em .35em; border-bottom: 1px solid #e4e7ea; white-space: nowrap; vertical-align: top; }
 th { text-align: left; background: #f6f7f8; white-space: normal; vertical-align: bottom; } td.r, th.r { text-align: right; }
-td.wrap { white-space: normal; min-width: 11em; }
+td.wrap { white-space: normal; min-width: 9em; }
+td.text { white-space: normal; }
 tr.best td { font-weight: 600; background: #eef7ee; }
 .s-completed { color: #247a2d; } .s-diverged, .s-failed { color: #b3261e; } .s-interrupted, .s-running { color: #8a6d00; }
 figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
@@ -67,9 +68,10 @@ def sweep_files(paths: Sequence[Path]) -> dict[str, str]:
     from mlp_lab.sweeps.folder import MANIFEST, SWEEP_FILE
 
     out = {}
-    for p in paths:
-        if (p / MANIFEST).is_file() and (p / SWEEP_FILE).is_file():
-            out[p.name] = (p / SWEEP_FILE).read_text(encoding="utf-8", errors="replace")
+    for p in paths:  # a sweep folder, or a folder holding sweep folders (report runs/)
+        for folder in [p, *(sorted(c for c in p.iterdir() if c.is_dir()) if p.is_dir() else [])]:
+            if (folder / MANIFEST).is_file() and (folder / SWEEP_FILE).is_file():
+                out[folder.name] = (folder / SWEEP_FILE).read_text(encoding="utf-8", errors="replace")
     return out
 
 
@@ -100,7 +102,6 @@ def _e(text: Any) -> str:
 
 def _table(comp: Comparison) -> str:
     headers, body, right = cells(comp)
-    best = comp.best.run if comp.best is not None else None
     # Long dotted headers may break after a dot or an underscore: the table fits a laptop screen.
     head = "".join(f'<th class="{"r" if r else ""}">{_e(h).replace(".", ".<wbr>").replace("_", "_<wbr>")}</th>'
                    for h, r in zip(headers, right))
@@ -108,9 +109,12 @@ def _table(comp: Comparison) -> str:
     for row, values in zip(comp.rows, body):
         tds = []
         for i, (v, r) in enumerate(zip(values, right)):
-            cls = "r" if r else {"status": f"s-{row.status}", "vs baseline": "wrap"}.get(headers[i], "")
-            tds.append(f'<td class="{cls}">{_e(v)}</td>')
-        rows.append(f'<tr class="{"best" if row.run == best else ""}">{"".join(tds)}</tr>')
+            # Names and config values wrap (anywhere in a long list), numbers never: the
+            # table fits a 1280 px window whatever the number of differing fields.
+            cls = "r" if r else {"status": f"s-{row.status}", "vs baseline": "wrap"}.get(headers[i], "text")
+            text = _e(v) if cls != "text" else _e(v).replace(", ", ",<wbr> ").replace("_", "_<wbr>")
+            tds.append(f'<td class="{cls}">{text}</td>')
+        rows.append(f'<tr class="{"best" if row is comp.best else ""}">{"".join(tds)}</tr>')
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
@@ -125,7 +129,8 @@ def _figures(comp: Comparison) -> list[str]:
     try:
         best = comp.rows.index(comp.best) if comp.best is not None else None
         fig = comparison_figure([[r.history for r in g] for g in groups], labels, best=best)
-        out.append(_figure(fig, "Learning curves: test accuracy and training loss per epoch"))
+        out.append(_figure(fig, "Learning curves: test accuracy and training loss per epoch (runs of one epoch: "
+                                "their final values as bars)"))
     except PlotError as e:
         out.append(f'<p class="meta">No learning curves: {_e(e)}</p>')
     records = group_records([[r.path for r in g] for g in groups], labels)

@@ -355,7 +355,7 @@ def test_value_formatting():
     assert results.fmt_metric("duration_s", 125) == "2m05s"
     assert results.fmt_metric("duration_s", 3725) == "1h02m"
     assert results.fmt_metric("test_acc", None) == "-"
-    assert results.fmt_value(1e-05) == "1e-05" and results.fmt_value(True) == "true" and results.fmt_value(None) == "null"
+    assert results.fmt_value(1e-05) == "1e-05" and results.fmt_value(True) == "true" and results.fmt_value(None) == "-"
     assert results.short_labels(["relu-20260101-120000-abc123", "plain-folder"]) == ["relu-abc123", "plain-folder"]
     assert results.short_labels(["x-20260101-120000-abc123", "x-20260102-120000-abc123"]) == [
         "x-20260101-120000-abc123", "x-20260102-120000-abc123"]

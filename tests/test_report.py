@@ -146,3 +146,63 @@ def test_a_sweep_folder_brings_its_sweep_file(tmp_path):
     out = write_report([folder], tmp_path / "sweep.html")
     text = out.read_text(encoding="utf-8")
     assert f"Sweep file of {folder.name}" in text and "model.activation:" in text and "- tanh" in text
+    # report runs/: a folder holding sweep folders brings each one's file too
+    text = write_report([tmp_path / "runs"], tmp_path / "all.html").read_text(encoding="utf-8")
+    assert f"Sweep file of {folder.name}" in text
+
+
+@pytest.fixture
+def wide(tmp_path):
+    """Three seed groups of one-epoch runs that differ in eight fields, with long values."""
+    import mlp_lab
+
+    base = {"name": "r", "data": {"dataset": "synthetic", "synthetic_train_size": 200, "synthetic_test_size": 50},
+            "train": {"epochs": 1, "batch_size": 50, "device": "cpu"}}
+    variants = [
+        {"model.activation": "relu", "model.init": "kaiming_normal", "model.hidden": [64, 64, 64, 64], "optimizer.name": "sgd",
+         "optimizer.lr": 0.1, "model.norm": "batchnorm", "model.dropout": 0.1, "train.batch_size": 50},
+        {"model.activation": "tanh", "model.init": "xavier_normal", "model.hidden": [32, 32], "optimizer.name": "adam",
+         "optimizer.lr": 0.001, "model.norm": "none", "model.dropout": 0.0, "train.batch_size": 25},
+        {"model.activation": "leaky_relu", "model.init": "normal", "model.hidden": [128], "optimizer.name": "rmsprop",
+         "optimizer.lr": 0.0005, "model.norm": "layernorm", "model.dropout": 0.2, "train.batch_size": 40},
+    ]
+    for v in variants:
+        for seed in (0, 1):
+            mlp_lab.train(base, {**v, "train.seed": seed}, runs_dir=tmp_path / "runs")
+    return tmp_path / "runs"
+
+
+def test_one_epoch_runs_get_bars_of_their_final_values(wide, tmp_path):
+    from mlp_lab.plots import comparison_figure
+
+    comp = build_comparison([wide])
+    fig = comparison_figure([[r.history for r in runs_of_row(row)] for row in comp.rows], ["a", "b", "c"])
+    acc_ax, loss_ax = fig.axes[:2]
+    assert len(acc_ax.patches) == 3 and len(loss_ax.patches) == 3  # a bar per row in both panels
+    assert "1 epoch" in fig._suptitle.get_text()
+
+
+def runs_of_row(row):
+    from mlp_lab.results import runs_of
+
+    return runs_of(row)
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no Chromium here (Debian's chromium package; .ci/run installs it)")
+@pytest.mark.parametrize("width", [1280, 1400])
+def test_the_table_fits_a_laptop_window(wide, tmp_path, width):
+    out = write_report([wide], tmp_path / "report.html")
+    probe = ("<script>window.addEventListener('load', () => { document.title = 'PROBE' + JSON.stringify({"
+             "view: document.documentElement.clientWidth,"
+             "right: Math.max(...[...document.querySelectorAll('th, td')].map(c => c.getBoundingClientRect().right)),"
+             "headers: [...document.querySelectorAll('th')].map(th => th.textContent)}); });</script>")
+    probed = tmp_path / "probed.html"
+    probed.write_text(out.read_text(encoding="utf-8").replace("</body>", probe + "</body>"), encoding="utf-8")
+    dom = subprocess.run([_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                          f"--window-size={width},900", "--dump-dom", probed.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    found = re.search(r"<title>PROBE(.*?)</title>", dom, re.S)
+    assert found, dom[:500]
+    seen = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert seen["view"] <= width and seen["right"] <= seen["view"], seen  # every cell inside the window
+    assert {"test_acc", "vs baseline"} <= set(seen["headers"]) and len(seen["headers"]) >= 20

@@ -166,9 +166,8 @@ def table_lines(comp: Comparison, width: int = 120) -> list[tuple[str, str | Non
         out.append((join([h[i - (depth - len(h))] if i >= depth - len(h) else "" for h in split]), "bold", None))
     out.append(("─" * sum(widths[i] + (2 if i else 0) for i in range(len(widths))), None, None))
     status_start = widths[0] + 2 + widths[1] + 2
-    best_run = comp.best.run if comp.best is not None else None
     for row, cells in zip(comp.rows, body):
-        style = "bold green" if row.run == best_run else None
+        style = "bold green" if row is comp.best else None  # the row itself: groups may share a label
         out.append((join(cells), style, (status_start, status_start + len(cells[2]))))
     caption = _caption(comp, dropped)
     for line in caption.split("\n") if caption else []:
@@ -207,13 +206,12 @@ def _stacked(comp: Comparison, width: int) -> Any:
     from rich.text import Text
 
     labels = short_labels([r.run for r in comp.rows])
-    best_run = comp.best.run if comp.best is not None else None
     metrics = [m for m in comp.metric_columns if m not in _TABLE_HIDDEN]
     first, rest = metrics[:2], metrics[2:]
     parts: list[Any] = []
     for i, (row, label) in enumerate(zip(comp.rows, labels), 1):
         head = Text(f"{i}. ")
-        head.append(label, style="bold green" if row.run == best_run else "bold")
+        head.append(label, style="bold green" if row is comp.best else "bold")
         head.append("  ")
         head.append(row.status, style=STATUS_STYLE.get(row.status, ""))
         spread = getattr(row, "stats", None) if comp.grouped else None

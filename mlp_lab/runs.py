@@ -39,7 +39,7 @@ MODEL = "model.pt"
 CHECKPOINT = "checkpoint.pt"
 DIAGNOSTICS = "diagnostics.jsonl"
 
-STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
+STATUSES = ("running", "completed", "failed", "diverged", "interrupted", "pruned")
 
 
 # --- writing --------------------------------------------------------------------------

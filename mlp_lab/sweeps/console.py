@@ -42,6 +42,10 @@ def sweep_from_cli(file: Path | None, overrides: list[str], jobs: int | None, th
         backend, jobs, threads, data_dir = sw.resume_settings(manifest, jobs, threads, backend, data_dir)
     else:
         plan = _plan(file, overrides, shorthand, yes)
+        if plan.spec.search is not None and backend == "ray":
+            raise ConfigError("--backend ray: a search runs on the local backend for now; a grid sweep runs on Ray")
+        for note in plan.notes:
+            print(f"note: {note}", file=sys.stderr, flush=True)
         if dry_run:
             _print_plan(plan)
             return 0
@@ -57,7 +61,8 @@ def sweep_from_cli(file: Path | None, overrides: list[str], jobs: int | None, th
                 check_cluster([r.config for r in plan.runs], threads)
             folder = sw.start_sweep(plan, runs_dir, data_dir).folder  # checks the data before writing anything
             at_once = f"{jobs} at a time" if jobs is not None else "as many at a time as the cluster's CPUs allow"
-            _out(f"sweep {plan.name}: {_size(plan)} on {backend}, {at_once} with {_n(threads, 'thread')} each; "
+            size = _size(plan) if plan.spec.search is None else _search_size(plan)
+            _out(f"sweep {plan.name}: {size} on {backend}, {at_once} with {_n(threads, 'thread')} each; "
                  f"folder: {folder}")
         watch = LiveView(folder) if not quiet and sys.stderr.isatty() else LineView(folder)
         if tensorboard is not None:
@@ -97,7 +102,36 @@ def _out(line: str) -> None:
     print(line, flush=True)
 
 
+def _search_size(plan: Any) -> str:
+    search = plan.spec.search
+    return (f"a {search.method} search of {_n(search.trials, 'trial')} x {_n(len(plan.spec.seed_list()), 'seed')} "
+            f"on {search.metric}, pruning: {search.prune.rule}")
+
+
+def _print_search_plan(plan: Any) -> None:
+    search = plan.spec.search
+    for key, dist in search.space.items():
+        (kind, args), = dist.items()
+        _out(f"{key}: {kind} {args}")
+    if search.method == "random":
+        keys = list(search.space)
+        head = ["trial", *keys]
+        rows = [[str(r.trial), *(_cell(r.varies[k]) for k in keys)] for r in plan.runs if r.seed == plan.spec.seed_list()[0]]
+        widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+        for line in [head, *rows]:
+            _out("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
+    else:
+        _out(f"(tpe asks each trial once earlier ones have ended: the values are not known before)")
+    _out(f"{_search_size(plan)} (dry run: nothing ran)")
+
+
+def _cell(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
 def _print_plan(plan: Any) -> None:
+    if plan.spec.search is not None:
+        return _print_search_plan(plan)
     keys = list(dict.fromkeys(k for r in plan.runs for k in r.varies))
     head = ["#", "cell", "seed", *keys]
     rows = [[str(r.index + 1), r.cell, str(r.seed), *(str(r.varies.get(k, "")) for k in keys)] for r in plan.runs]
@@ -122,12 +156,25 @@ def _size(plan: Any) -> str:
     return f"{_n(len(plan.runs), 'run')} ({_parts(plan)})"
 
 
+def _search_metric(manifest: Any) -> str | None:
+    return (manifest.data.get("search") or {}).get("spec", {}).get("metric")
+
+
 def _close(folder: Path, outcome: Any) -> int:
     from mlp_lab import results
+    from mlp_lab.sweeps.folder import load_manifest
 
     counts = outcome.counts
-    try:
-        comp = results.build_comparison([folder])
+    manifest = load_manifest(folder)
+    if "search" in manifest.data:
+        from mlp_lab.sweeps.search_runner import BEST, search_summary
+
+        for line in search_summary(manifest):
+            _out(line)
+        if (folder / BEST).exists():
+            _out(f"best config: {folder / BEST} (train it on several seeds; read its test accuracy once)")
+    try:  # a search is compared on what it selected on: never on the test set
+        comp = results.build_comparison([folder], sort=spec_metric if (spec_metric := _search_metric(manifest)) else "test_acc")
         if comp.rows:
             _out(results.to_table(comp, width=200).rstrip())
     except results.CompareError:
@@ -140,7 +187,7 @@ def _close(folder: Path, outcome: Any) -> int:
     if outcome.stopped:
         print(f"sweep stopped ({parts}); continue with: mlp-lab sweep --resume {folder}", file=sys.stderr, flush=True)
         return 130
-    bad = {k: v for k, v in counts.items() if k not in ("completed",)}
+    bad = {k: v for k, v in counts.items() if k not in ("completed", "pruned")}  # pruning is the search's own doing
     _out(f"sweep {folder.name}: {parts}")
     if bad:
         print(f"not every run completed ({', '.join(f'{n} {s}' for s, n in bad.items())}): see the manifest in {folder}",

@@ -30,7 +30,7 @@ MANIFEST = runs.SWEEP_MANIFEST
 LOCK = ".sweep.lock"
 FORMAT = "mlp-lab sweep v1"
 # A run that ended this way is done: a diverged run would diverge again on the same seed.
-DONE = ("completed", "diverged")
+DONE = ("completed", "diverged", "pruned")  # a pruned trial was stopped on purpose: it is done too
 
 
 @dataclass
@@ -112,16 +112,17 @@ def run_ending(folder: Path) -> tuple[str | None, str | None]:
 
 def create_sweep_folder(runs_dir: Path, sweep: Any) -> Manifest:
     """A new sweep folder with the resolved sweep file and a manifest of pending runs."""
-    from mlp_lab.config import config_to_dict
+    from mlp_lab.sweeps.search_plan import entry_of
 
     folder = runs.create_run_dir(runs_dir, sweep.name)
     try:  # all or nothing: a folder without its manifest could be neither run nor resumed
         runs.atomic_write_text(folder / SWEEP_FILE, yaml.safe_dump(sweep.resolved(), sort_keys=False))
-        manifest = Manifest(folder / MANIFEST, {
-            "format": FORMAT, "name": sweep.name, "source": str(sweep.path),
-            "runs": [{"index": r.index, "cell": r.cell, "seed": r.seed, "varies": r.varies, "status": "pending",
-                      "folder": None, "reason": None, "config": config_to_dict(r.config)} for r in sweep.runs],
-        })
+        data: dict[str, Any] = {"format": FORMAT, "name": sweep.name, "source": str(sweep.path),
+                                "runs": [entry_of(r) for r in sweep.runs]}
+        if sweep.spec.search is not None:  # what asking more trials and resuming need
+            data["search"] = {"spec": sweep.spec.search.model_dump(), "base": sweep.search_base,
+                              "seeds": sweep.spec.seed_list()}
+        manifest = Manifest(folder / MANIFEST, data)
         manifest.save()
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -190,7 +191,7 @@ def load_manifest(folder: Path) -> Manifest:
     return Manifest(path, data)
 
 
-STATUSES = ("pending", "running", "completed", "diverged", "interrupted", "failed")
+STATUSES = ("pending", "running", "completed", "diverged", "interrupted", "failed", "pruned")
 
 
 def _entry_problem(i: int, entry: Any) -> str | None:

@@ -27,7 +27,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -37,6 +37,7 @@ from mlp_lab.config import (
 from mlp_lab import keys
 from mlp_lab.errors import ConfigError, shorten
 from mlp_lab.schema import ExperimentConfig
+from mlp_lab.sweeps.search import SearchSpec
 
 MAX_RUNS_WITHOUT_YES = 10_000
 
@@ -53,11 +54,22 @@ class SweepFile(BaseModel):
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="Key path -> values: the cartesian product.")
     cases: list[dict[str, Any]] = Field(default_factory=list, description="Values that change together; crossed with the grid.")
     seeds: Union[int, list[int]] = Field(1, description="n: train.seed 0..n-1; or a list of seeds.")
+    search: Optional[SearchSpec] = Field(None, description="A hyperparameter search instead of a grid (see search.py).")
 
     @model_validator(mode="after")
     def _one_source(self) -> SweepFile:
         if (self.base is None) == (self.configs is None):
             raise ValueError("give exactly one of base (one config) and configs (a list of configs and globs)")
+        if self.search is not None:
+            if self.grid or self.cases:
+                raise ValueError("search: a search samples its own values; it cannot go with grid or cases "
+                                 "(put fixed values in set, ranges in search.space)")
+            if self.configs is not None:
+                raise ValueError("search: searches around one config: give base, not configs")
+            if self.search.prune.rule != "none" and len(self.seed_list()) > 1:
+                raise ValueError(f"search: prune {self.search.prune.rule} with {len(self.seed_list())} seeds: a trial "
+                                 "is judged on the mean of its seeds, which no epoch-by-epoch pruner sees; use seeds: 1 "
+                                 "to prune, or prune: {rule: none} to average seeds")
         return self
 
     @field_validator("grid")
@@ -95,6 +107,7 @@ class PlannedRun:
     seed: int
     config: ExperimentConfig
     varies: dict[str, Any] = field(default_factory=dict)  # the cell's grid/case values (and its config file)
+    trial: int | None = None  # a search's trial number
 
 
 @dataclass
@@ -103,6 +116,8 @@ class Sweep:
     path: Path
     spec: SweepFile
     runs: list[PlannedRun]
+    search_base: dict[str, Any] | None = None  # a search's config before a trial's values (its set applied)
+    notes: list[str] = field(default_factory=list)  # what the plan decided for the user (a search's validation split)
 
     @property
     def cells(self) -> list[str]:
@@ -157,6 +172,11 @@ def _sweep(raw: dict[str, Any], path: Path, overrides: list[str] | None, yes: bo
     name = spec.name or default_name(path)
     sources = _sources(spec, path)
     _check_set_varies_nothing(spec, sources, given, path)
+    if spec.search is not None:
+        from mlp_lab.sweeps.search_plan import plan_search
+
+        runs, base, notes = plan_search(spec, sources[0][1], path)
+        return Sweep(name=name, path=path, spec=spec, runs=runs, search_base=base, notes=notes)
     runs = _expand(spec, sources, path)
     if len(runs) > MAX_RUNS_WITHOUT_YES and not yes:
         raise ConfigError(f"{path}: {len(runs):,} runs; more than {MAX_RUNS_WITHOUT_YES:,} needs --yes")
@@ -201,7 +221,8 @@ def _check_set_varies_nothing(spec: SweepFile, sources: list[tuple[Path, dict[st
                               path: Path) -> None:
     """A key the sweep varies (its grid, its cases, or where its config files differ) set
     for every run would be overridden in some runs and not others: an error, not a guess."""
-    varied = {k: "grid" for k in spec.grid} | {k: "cases" for case in spec.cases for k in case}
+    varied = ({k: "grid" for k in spec.grid} | {k: "cases" for case in spec.cases for k in case}
+              | {k: "search space" for k in (spec.search.space if spec.search else {})})
     if len(sources) > 1:
         flat = [keys.flatten(raw) for _, raw in sources]
         for k in set().union(*flat) - {"name", "description"}:

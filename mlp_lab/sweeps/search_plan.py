@@ -1,0 +1,76 @@
+"""Planning a search before anything runs: the base config with the sweep's ``set``, a
+validation split when it has none, every value the space can produce checked against the
+schema, and, for random search, every trial drawn (they depend on nothing else)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from mlp_lab.config import config_to_dict, set_value, validate_config
+from mlp_lab.errors import ConfigError, shorten
+from mlp_lab.schema import ExperimentConfig
+from mlp_lab.sweeps.search import DEFAULT_VAL_SPLIT, edge_values, sample
+
+
+def plan_search(spec: Any, raw: dict[str, Any], path: Path) -> tuple[list[Any], dict[str, Any], list[str]]:
+    """(the planned runs: every trial of a random search, none yet for TPE; the base config
+    a trial's values go into; notes for the plan)."""
+    search = spec.search
+    base = copy.deepcopy(raw)
+    for key, value in spec.set.items():
+        try:
+            set_value(base, key, value, label="set")
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+    notes = []
+    if not (base.get("data") or {}).get("val_split"):
+        set_value(base, "data.val_split", DEFAULT_VAL_SPLIT)
+        notes.append(f"the runs' config has data.val_split 0: the search holds out {DEFAULT_VAL_SPLIT:.0%} of the "
+                     f"training set (data.val_split: {DEFAULT_VAL_SPLIT}) and selects on it, never on the test set")
+    validate_config(base, source=f"{path}: base")
+    for key, dist in search.space.items():
+        for value in edge_values(dist):  # every value the space can produce is a valid config
+            trial_config(base, {key: value}, 0, source=f"{path}: search space {key}={shorten(value, 40)}")
+    runs: list[Any] = []
+    if search.method == "random":
+        for number, values in enumerate(sample(search, search.trials)):
+            runs += trial_runs(base, values, number, spec.seed_list(), len(runs))
+    return runs, base, notes
+
+
+def trial_config(base: dict[str, Any], values: dict[str, Any], seed: int, number: int | None = None,
+                 source: str = "search") -> ExperimentConfig:
+    raw = json.loads(json.dumps(base))
+    for key, value in values.items():
+        try:
+            set_value(raw, key, value, label="search space")
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
+    if number is not None:
+        raw["name"] = f"trial{number:03d}"
+    set_value(raw, "train.seed", seed)
+    return validate_config(raw, source=source)
+
+
+def trial_runs(base: dict[str, Any], values: dict[str, Any], number: int, seeds: list[int], first: int) -> list[Any]:
+    """One planned run per seed of trial ``number``."""
+    from mlp_lab.sweeps.spec import PlannedRun, cell_id
+
+    out = []
+    for seed in seeds:
+        cfg = trial_config(base, values, seed, number, source=f"trial {number}")
+        out.append(PlannedRun(index=first + len(out), cell=cell_id(cfg), seed=seed, config=cfg, varies=dict(values),
+                              trial=number))
+    return out
+
+
+def entry_of(run: Any) -> dict[str, Any]:
+    """The manifest entry of a planned run (a grid's or a search's)."""
+    entry = {"index": run.index, "cell": run.cell, "seed": run.seed, "varies": run.varies, "status": "pending",
+             "folder": None, "reason": None, "config": config_to_dict(run.config)}
+    if run.trial is not None:
+        entry["trial"] = run.trial
+    return entry

@@ -1,0 +1,263 @@
+"""Running a search on the local backend: trials as run processes, ``jobs`` at a time, each
+epoch's validation metric told to Optuna's pruner, trials asked as places free up (TPE),
+and at the end ``best.yaml`` and the closing summary (``search_summary``).
+
+The study lives in this process only; the manifest and the run folders are the truth, so
+``rebuild`` makes the same study again from them after a stop (see search.py)."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlp_lab import runs
+from mlp_lab.sweeps.folder import DONE, Manifest, mark_summary, run_ending
+from mlp_lab.sweeps.search import SearchSpec, distributions, from_choice, make_study
+from mlp_lab.sweeps.search_plan import entry_of, trial_runs
+from mlp_lab.sweeps.watch import Place, Watch
+
+BEST = "best.yaml"
+
+
+@dataclass
+class Study:
+    """The Optuna study of a search folder, and its trials by number."""
+
+    spec: SearchSpec
+    study: Any
+    trials: dict[int, Any] = field(default_factory=dict)  # trial number -> optuna trial (asked)
+    told: set[int] = field(default_factory=set)
+
+
+def spec_of(manifest: Manifest) -> SearchSpec:
+    return SearchSpec.model_validate(manifest.data["search"]["spec"])
+
+
+def _epochs(manifest: Manifest) -> int:
+    return int(manifest.data["search"]["base"].get("train", {}).get("epochs", 15))
+
+
+def rebuild(manifest: Manifest) -> Study:
+    """The study as it stood: every trial of the manifest asked again with its recorded
+    values, the epochs its runs finished reported again, and ended trials told."""
+    spec = spec_of(manifest)
+    s = Study(spec, make_study(spec, _epochs(manifest)))
+    dists = distributions(spec.space)
+    for number in sorted({e["trial"] for e in manifest.runs}):
+        entries = [e for e in manifest.runs if e["trial"] == number]
+        s.study.enqueue_trial({k: _optuna_value(spec, k, v) for k, v in entries[0]["varies"].items()})
+        s.trials[number] = s.study.ask(dists)
+        if len(entries) == 1:
+            for epoch, value in enumerate(_metric_history(manifest, entries[0], spec.metric), 1):
+                s.trials[number].report(value, epoch)
+        _tell_if_ended(s, manifest, number)
+    return s
+
+
+def _optuna_value(spec: SearchSpec, key: str, value: Any) -> Any:
+    (kind, args), = spec.space[key].items()
+    if kind == "choice" and not (value is None or isinstance(value, (bool, int, float, str))):
+        return repr(value)
+    return value
+
+
+def _metric_history(manifest: Manifest, entry: dict[str, Any], metric: str) -> list[float]:
+    if not entry.get("folder"):
+        return []
+    path = manifest.folder / entry["folder"] / runs.METRICS
+    if not path.is_file():
+        return []
+    values = []
+    for rec in runs.read_jsonl(path)[0]:
+        v = rec.get(metric)
+        values.append(float(v) if isinstance(v, (int, float)) and math.isfinite(v) else math.nan)
+    return values
+
+
+def _tell_if_ended(s: Study, manifest: Manifest, number: int) -> None:
+    """Tell the study how trial ``number`` ended once every run of it has."""
+    import optuna
+
+    entries = [e for e in manifest.runs if e.get("trial") == number]
+    if number in s.told or any(e["status"] not in (*DONE, "failed") for e in entries):
+        return
+    trial = s.trials[number]
+    if any(e["status"] == "pruned" for e in entries):
+        s.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    else:
+        finals = [h[-1] for e in entries if e["status"] == "completed" and (h := _metric_history(manifest, e, s.spec.metric))]
+        if len(finals) == len(entries) and all(math.isfinite(v) for v in finals):
+            s.study.tell(trial, sum(finals) / len(finals))  # several seeds: their mean
+        else:
+            s.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    s.told.add(number)
+
+
+def ask_next(s: Study, manifest: Manifest) -> list[int]:
+    """Ask the study for one more trial and add its runs (one per seed) to the manifest."""
+    number = max(s.trials, default=-1) + 1
+    trial = s.study.ask(distributions(s.spec.space))
+    values = {k: from_choice(s.spec.space[k], trial.params[k]) for k in s.spec.space}
+    s.trials[number] = trial
+    search = manifest.data["search"]
+    planned = trial_runs(search["base"], values, number, search["seeds"], len(manifest.runs))
+    manifest.runs.extend(entry_of(r) for r in planned)
+    manifest.save()
+    return [r.index for r in planned]
+
+
+def to_ask(s: Study, manifest: Manifest) -> int:
+    """Trials still to ask: a TPE search asks them one by one until ``trials`` are."""
+    return max(0, s.spec.trials - len({e["trial"] for e in manifest.runs}))
+
+
+def report_epochs(s: Study, manifest: Manifest, index: int, reported: dict[int, int]) -> bool:
+    """Report run ``index``'s new epochs to its trial; True when the pruner says stop."""
+    entry = manifest.runs[index]
+    if len([e for e in manifest.runs if e.get("trial") == entry["trial"]]) > 1:
+        return False  # several seeds: no pruning (refused up front), nothing to report
+    history = _metric_history(manifest, entry, s.spec.metric)
+    trial = s.trials[entry["trial"]]
+    for epoch in range(reported.get(index, 0) + 1, len(history) + 1):
+        if math.isfinite(history[epoch - 1]):
+            trial.report(history[epoch - 1], epoch)
+        reported[index] = epoch
+        if epoch < _epochs(manifest) and trial.should_prune():
+            return True
+    return False
+
+
+def stop_pruned(pid: int) -> None:
+    """SIGTERM: the run ends at its next step, interrupted, with every epoch it finished."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+def mark_pruned(manifest: Manifest, index: int, rule: str) -> dict[str, Any]:
+    """A run stopped by the pruner: ``pruned``, in the manifest and in its folder."""
+    entry = manifest.runs[index]
+    folder = manifest.folder / entry["folder"]
+    done = len(runs.read_jsonl(folder / runs.METRICS)[0]) if (folder / runs.METRICS).is_file() else 0
+    reason = f"pruned by {rule} after {done} epoch{'s' if done != 1 else ''}"
+    mark_summary(folder, entry, status="pruned", message=reason)
+    manifest.update(index, status="pruned", reason=reason)
+    return manifest.runs[index]
+
+
+def run_search(manifest: Manifest, jobs: int, threads: int | None, data_dir: Path | None, watch: Watch) -> Any:
+    """The local backend's loop for a search: as ``local.run_local``, and the pruner told
+    each new epoch, and new trials asked as places free up."""
+    from mlp_lab.signals import stop_on_signals
+    from mlp_lab.sweeps.local import _count_epochs, _pass_on, _record, _start, outcome_of, to_do
+
+    s = rebuild(manifest)
+    queue = to_do(manifest)
+    running: list[Any] = []
+    reported: dict[int, int] = {}
+    pruning: set[int] = set()  # runs told to stop by the pruner
+    with stop_on_signals() as stop:
+        while queue or running or (to_ask(s, manifest) and stop.signal is None):
+            while len(running) < jobs and stop.signal is None and (queue or to_ask(s, manifest)):
+                if not queue:
+                    queue += ask_next(s, manifest)
+                running.append(_start(manifest, queue.pop(0), threads, data_dir))
+                watch.started(running[-1].index, Place(running[-1].proc.pid))
+            time.sleep(0.2)
+            if stop.signal is not None:
+                _pass_on(running)
+            for r in running:
+                _count_epochs(r, watch)
+                if r.index not in pruning and report_epochs(s, manifest, r.index, reported):
+                    pruning.add(r.index)
+                    stop_pruned(r.proc.pid)
+            for r in [r for r in running if r.proc.exitcode is not None]:
+                running.remove(r)
+                entry = _record(manifest, r)
+                if r.index in pruning and entry["status"] == "interrupted":  # (one that completed first stays so)
+                    entry = mark_pruned(manifest, r.index, s.spec.prune.rule)
+                report_epochs(s, manifest, r.index, reported)
+                _tell_if_ended(s, manifest, entry["trial"])
+                watch.ended(entry, sum(e["status"] in (*DONE, "failed") for e in manifest.runs),
+                            max(len(manifest.runs), s.spec.trials * len(manifest.data["search"]["seeds"])))
+            if stop.signal is not None and not running:
+                break
+    write_best(manifest)
+    return outcome_of(manifest, stopped=stop.signal is not None)
+
+
+# --- the end of a search -------------------------------------------------------------------
+
+
+def trial_rows(manifest: Manifest) -> list[dict[str, Any]]:
+    """One row per trial: its values, metric (mean over seeds), epochs trained, status."""
+    spec = spec_of(manifest)
+    rows = []
+    for number in sorted({e["trial"] for e in manifest.runs}):
+        entries = [e for e in manifest.runs if e["trial"] == number]
+        histories = [_metric_history(manifest, e, spec.metric) for e in entries]
+        finals = [h[-1] for h in histories if h and math.isfinite(h[-1])]
+        status = ("pruned" if any(e["status"] == "pruned" for e in entries) else
+                  "completed" if all(e["status"] == "completed" for e in entries) else entries[0]["status"])
+        rows.append({"trial": number, "values": entries[0]["varies"], "status": status,
+                     "metric": sum(finals) / len(finals) if finals and status == "completed" else
+                     (finals[-1] if finals else None),
+                     "epochs": sum(len(h) for h in histories), "planned": _epochs(manifest) * len(entries),
+                     "config": entries[0]["config"]})
+    return rows
+
+
+def best_row(manifest: Manifest) -> dict[str, Any] | None:
+    spec = spec_of(manifest)
+    done = [r for r in trial_rows(manifest) if r["status"] == "completed" and r["metric"] is not None]
+    if not done:
+        return None
+    return (max if spec.direction == "maximize" else min)(done, key=lambda r: r["metric"])
+
+
+def write_best(manifest: Manifest) -> Path | None:
+    """best.yaml: a train config with the best trial's values, and how to use it."""
+    best = best_row(manifest)
+    if best is None:
+        return None
+    spec = spec_of(manifest)
+    config = {k: v for k, v in best["config"].items()}
+    config["name"] = f"{manifest.data['name']}-best"
+    config["train"] = {k: v for k, v in config["train"].items() if k != "seed"}
+    path = manifest.folder / BEST
+    header = (f"# The best trial of search {manifest.folder.name}: trial {best['trial']}, {spec.metric} "
+              f"{best['metric']:.4f} on the validation split.\n"
+              f"# Values found: {', '.join(f'{k}={v}' for k, v in best['values'].items())}\n"
+              f"# Train it on several seeds and read its test accuracy once, at the end:\n"
+              f"#   mlp-lab sweep --config {path} --seeds 5 && mlp-lab compare <that sweep folder>\n")
+    runs.atomic_write_text(path, header + yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def search_summary(manifest: Manifest, top: int = 5) -> list[str]:
+    """The closing lines: the top trials, and what early stopping saved."""
+    spec = spec_of(manifest)
+    rows = trial_rows(manifest)
+    ranked = sorted([r for r in rows if r["metric"] is not None],
+                    key=lambda r: (r["status"] != "completed", -r["metric"] if spec.direction == "maximize" else r["metric"]))
+    lines = [f"top trials by {spec.metric} (validation):"]
+    for r in ranked[:top]:
+        values = ", ".join(f"{k}={_short(v)}" for k, v in r["values"].items())
+        lines.append(f"  trial {r['trial']:>3}  {spec.metric} {r['metric']:.4f}  {r['epochs']}/{r['planned']} epochs  "
+                     f"{r['status']:<9}  {values}")
+    pruned = sum(r["status"] == "pruned" for r in rows)
+    trained, planned = sum(r["epochs"] for r in rows), sum(r["planned"] for r in rows)
+    lines.append(f"{pruned} of {len(rows)} trials pruned, {trained} of {planned} epochs trained")
+    return lines
+
+
+def _short(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)

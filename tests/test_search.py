@@ -1,0 +1,166 @@
+"""mlp-lab sweep with a search section: the space checked up front, random and TPE trials,
+pruning of hopeless trials, a stopped search resumed, best.yaml, and the pruned status in
+compare/show/report. Synthetic data, CPU, seconds each."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import MLP_LAB, assert_user_error, cli, cli_subprocess, offline_env, without_seconds
+from mlp_lab.sweeps import load_manifest, load_sweep
+
+BASE = {"name": "tiny", "data": {"dataset": "synthetic", "synthetic_train_size": 400, "synthetic_test_size": 100},
+        "model": {"hidden": [16]}, "optimizer": {"name": "sgd", "lr": 0.1},
+        "train": {"epochs": 3, "batch_size": 50, "device": "cpu"}}
+SPACE = {"optimizer.lr": {"log_uniform": [1.0e-4, 1.0]}, "model.activation": {"choice": ["relu", "tanh"]}}
+
+
+def write(path: Path, doc: dict) -> Path:
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def search_file(tmp_path: Path, base: dict | None = None, **search) -> Path:
+    write(tmp_path / "base.yaml", base or BASE)
+    return write(tmp_path / "s.yaml", {"base": "base.yaml", "search": {"trials": 4, "space": SPACE, **search}})
+
+
+def test_a_random_search_draws_the_same_trials_every_time_and_the_dry_run_lists_them(tmp_path):
+    sfile = search_file(tmp_path, seed=7)
+    first, again = load_sweep(sfile), load_sweep(sfile)
+    assert [r.varies for r in first.runs] == [r.varies for r in again.runs]
+    assert len(first.runs) == 4 and len({r.varies["optimizer.lr"] for r in first.runs}) == 4
+    assert all(1e-4 <= r.varies["optimizer.lr"] <= 1.0 for r in first.runs)
+    other = write(tmp_path / "s8.yaml", {**yaml.safe_load(sfile.read_text()), "search": {"trials": 4, "space": SPACE, "seed": 8}})
+    assert [r.varies for r in load_sweep(other).runs] != [r.varies for r in first.runs]
+    r = cli("sweep", sfile, "--dry-run")
+    assert r.code == 0, r
+    assert "a random search of 4 trials x 1 seed on val_acc" in r.stdout
+    assert f"{first.runs[0].varies['optimizer.lr']:.4g}" in r.stdout
+    assert "holds out 10%" in r.stderr  # the base has no validation split
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("search,words", [
+    ({"space": {"optimizer.lr": {"uniform": [1.0, 0.1]}}}, ["space optimizer.lr", "low must be below high"]),
+    ({"space": {"optimizer.lr": {"log_uniform": [0, 1]}}}, ["space optimizer.lr", "log scale needs low > 0"]),
+    ({"space": {"train.batch_size": {"int": [8.5, 64]}}}, ["space train.batch_size", "must be integers"]),
+    ({"space": {"model.activation": {"choice": []}}}, ["space model.activation", "non-empty list"]),
+    ({"space": {"optimizer.lr": {"normal": [0, 1]}}}, ["unknown distribution 'normal'", "log_uniform"]),
+    ({"space": {"optimizer.lr": [0.1, 0.01]}}, ["space", "optimizer.lr"]),
+    ({"space": {"model.activation": {"choice": ["relu", "swish"]}}}, ["model.activation", "'swish' is not allowed"]),
+    ({"space": {"model.dropout": {"uniform": [0.0, 1.0]}}}, ["model.dropout", "1"]),
+    ({"space": {"model.activaton": {"choice": ["relu"]}}}, ["model.activaton", "did you mean"]),
+    ({"metric": "test_acc"}, ["metric test_acc", "never on the test set"]),
+    ({"metric": "val_f1"}, ["metric 'val_f1'", "val_acc, val_loss"]),
+    ({"method": "grid"}, ["method", "random"]),
+], ids=["low-high", "log-zero", "int-bounds", "empty-choice", "kind", "form", "bad-choice", "dropout-1",
+        "unknown-key", "test-metric", "metric", "method"])
+def test_a_bad_space_is_one_line_and_writes_nothing(tmp_path, search, words):
+    sfile = search_file(tmp_path, **search)
+    assert_user_error(cli("sweep", sfile), *words)
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("extra,words", [
+    ({"grid": {"model.init": ["default", "kaiming_normal"]}}, ["cannot go with grid or cases"]),
+    ({"seeds": 2, "search": {"trials": 2, "space": SPACE, "prune": {"rule": "median"}}}, ["prune median with 2 seeds"]),
+])
+def test_search_with_a_grid_or_pruning_with_seeds_is_refused(tmp_path, extra, words):
+    write(tmp_path / "base.yaml", BASE)
+    doc = {"base": "base.yaml", "search": {"trials": 2, "space": SPACE}, **extra}
+    assert_user_error(cli("sweep", write(tmp_path / "s.yaml", doc), "--dry-run"), *words)
+
+
+def test_set_on_a_searched_key_and_ray_are_refused(tmp_path):
+    sfile = search_file(tmp_path)
+    assert_user_error(cli("sweep", sfile, "--set", "optimizer.lr=0.1"), "the sweep varies optimizer.lr (its search space)")
+    assert_user_error(cli("sweep", sfile, "--backend", "ray"), "a search runs on the local backend")
+
+
+PRUNE_BASE = {**BASE, "data": {"dataset": "synthetic", "synthetic_train_size": 4000, "synthetic_test_size": 100},
+              "model": {"hidden": [128, 128]}, "train": {"epochs": 6, "batch_size": 50, "device": "cpu"}}
+
+
+def test_the_pruner_stops_hopeless_learning_rates_and_lets_the_good_ones_finish(tmp_path):
+    sfile = search_file(tmp_path, base=PRUNE_BASE, trials=6, space={"optimizer.lr": {"choice": [1.0e-6, 0.1]}},
+                        prune={"rule": "median", "min_epochs": 1})
+    r = cli_subprocess("sweep", sfile, "--quiet", "--jobs", "1", cwd=tmp_path, timeout=300)
+    assert r.code == 0, r
+    (folder,) = (tmp_path / "runs").iterdir()
+    entries = load_manifest(folder).runs
+    epochs = {e["index"]: len((folder / e["folder"] / "metrics.jsonl").read_text().splitlines()) for e in entries}
+    good = [e for e in entries if e["varies"]["optimizer.lr"] == 0.1]
+    bad = [e for e in entries if e["varies"]["optimizer.lr"] == 1e-6]
+    assert good and bad
+    assert all(e["status"] == "completed" and epochs[e["index"]] == 6 for e in good)
+    pruned = [e for e in entries if e["status"] == "pruned"]
+    assert pruned and all(e in bad and epochs[e["index"]] < 6 for e in pruned)
+    assert "pruned of 6 trials" not in r.stdout and f"{len(pruned)} of 6 trials pruned" in r.stdout
+    assert (folder / "best.yaml").exists()
+    # compare, show and report know the status
+    assert "pruned" in cli("compare", folder).stdout
+    assert "pruned" in cli("show", folder / pruned[0]["folder"]).stdout
+    assert cli("report", folder, "-o", tmp_path / "r.html").code == 0
+    assert "pruned" in (tmp_path / "r.html").read_text()
+    # best.yaml is a train config that trains
+    best = yaml.safe_load((folder / "best.yaml").read_text())
+    assert best["optimizer"]["lr"] == 0.1 and best["data"]["val_split"] == 0.1
+    assert cli("train", "--config", folder / "best.yaml", "--set", "train.epochs=1", "--quiet").code == 0
+
+
+def test_a_tpe_search_asks_trials_as_it_goes(tmp_path):
+    sfile = search_file(tmp_path, method="tpe", trials=3)
+    plan = load_sweep(sfile)
+    assert plan.runs == []  # nothing is known before trials end
+    r = cli_subprocess("sweep", sfile, "--quiet", "--jobs", "1", cwd=tmp_path, timeout=300)
+    assert r.code == 0, r
+    (folder,) = (tmp_path / "runs").iterdir()
+    entries = load_manifest(folder).runs
+    assert [e["trial"] for e in entries] == [0, 1, 2] and all(e["status"] == "completed" for e in entries)
+
+
+def test_a_stopped_random_search_resumed_ends_as_one_never_stopped(tmp_path):
+    base = {**BASE, "data": {"dataset": "synthetic", "synthetic_train_size": 1000, "synthetic_test_size": 100},
+            "train": {"epochs": 40, "batch_size": 50, "device": "cpu"}}
+    sfile = search_file(tmp_path, base=base, trials=3, space={"optimizer.lr": {"log_uniform": [0.01, 0.5]}})
+    proc = subprocess.Popen([*MLP_LAB, "sweep", str(sfile), "--runs-dir", "stopped", "--quiet", "--jobs", "1"],
+                            cwd=tmp_path, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while True:
+        folders = list((tmp_path / "stopped").glob("s-*/manifest.json"))
+        if folders:
+            entries = json.loads(folders[0].read_text())["runs"]
+            if entries[0]["status"] == "completed" and entries[1]["folder"] and \
+                    (folders[0].parent / entries[1]["folder"] / "checkpoint.pt").exists():
+                break
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    (stopped,) = (tmp_path / "stopped").iterdir()
+    r = cli_subprocess("sweep", "--resume", stopped, "--quiet", cwd=tmp_path, timeout=300)
+    assert r.code == 0, r
+    r = cli_subprocess("sweep", sfile, "--runs-dir", "straight", "--quiet", "--jobs", "1", cwd=tmp_path, timeout=300)
+    assert r.code == 0, r
+    (straight,) = (tmp_path / "straight").iterdir()
+
+    def trials(folder):
+        out = []
+        for e in load_manifest(folder).runs:
+            lines = (folder / e["folder"] / "metrics.jsonl").read_text().splitlines()
+            out.append((e["trial"], e["varies"], e["status"], without_seconds([json.loads(x) for x in lines])))
+        return out
+
+    assert trials(stopped) == trials(straight)
+    assert yaml.safe_load((stopped / "best.yaml").read_text()) == yaml.safe_load((straight / "best.yaml").read_text())

@@ -141,3 +141,17 @@ def test_check_speed_runs_and_writes_its_table(tmp_path, capsys):
     assert "| mlp-lab check (CLI, wall s)" in capsys.readouterr().out
     (row,) = json.loads(out.read_text())["rows"]
     assert row["exit_code"] in (0, 1) and row["cli_s"] > row["library_s"] > 0 and result["rows"] == [row]
+
+
+def test_search_speed_runs_its_three_searches(tmp_path, capsys):
+    from fakedata import make_idx_dataset
+
+    data = tmp_path / "data"
+    make_idx_dataset(data, n_train=200, n_test=20)
+    out = tmp_path / "search.json"
+    result = _script("search_speed").main(["--data-dir", str(data), "--trials", "2", "--epochs", "2", "--jobs", "1",
+                                           "--json", str(out)])
+    assert "| random + successive halving |" in capsys.readouterr().out
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["variant"] for r in rows] == [r["variant"] for r in result["rows"]] and len(rows) == 3
+    assert all(0 < r["epochs"] <= r["planned"] == 4 for r in rows)

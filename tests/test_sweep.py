@@ -289,8 +289,13 @@ def test_ctrl_c_then_resume_ends_with_the_uninterrupted_metrics(tmp_path, base):
     assert_user_error(cli("sweep", "--resume", folder), "every run of this sweep has ended")
 
 
-@pytest.mark.parametrize("path", sorted([*(REPO / "configs" / "sweeps").glob("*.yaml"), REPO / "configs" / "lecture" / "sweep.yaml"]),
-                         ids=lambda p: p.name)
+def _shipped_sweeps() -> list[Path]:
+    from mlp_lab.shipped import list_shipped
+
+    return sorted(s.path for s in list_shipped() if s.kind == "sweep")
+
+
+@pytest.mark.parametrize("path", _shipped_sweeps(), ids=lambda p: p.name)
 def test_every_shipped_sweep_file_expands(path):
     r = cli("sweep", path, "--dry-run")
     assert r.code == 0, r

@@ -119,6 +119,9 @@ def sweep(
     address: Optional[str] = typer.Option(None, "--address", help="With --backend ray: the cluster (HOST:PORT, ray://HOST:PORT; default $RAY_ADDRESS, else a local Ray for this sweep).", show_default=False),
     dry_run: bool = _flag("--dry-run", help="Print the runs and their count; run nothing."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a sweep folder: run exactly the runs that did not end."),
+    refine: Optional[Path] = typer.Option(None, "--refine", help="Coarse to fine: a new search narrowed to the top trials of this finished search folder.", show_default=False),
+    top: int = typer.Option(5, "--top", help="With --refine: the trials whose values the new ranges span."),
+    trials: Optional[int] = typer.Option(None, "--trials", help="With --refine: trials of the new search (default: as before).", show_default=False),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the sweep folder is written."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (else $MLP_LAB_DATA, data.data_dir, ./data)."),
     quiet: bool = _flag("--quiet", "-q", help="No live view: a line per finished run, then the closing lines."),
@@ -134,6 +137,15 @@ def sweep(
     """
     from mlp_lab.sweeps.console import sweep_from_cli
 
+    if refine is not None:
+        from mlp_lab.sweeps.refine import refine as narrowed
+
+        if file is not None or resume is not None:
+            raise MlpLabError("--refine makes its own sweep file from the search folder; give no sweep file or --resume")
+        file, lines = narrowed(refine, top=top, trials=trials)
+        for line in lines:
+            typer.echo(line)
+        typer.echo(f"wrote {file} (and its base config beside it): the refined search as a file")
     raise typer.Exit(sweep_from_cli(_located(file, "sweep"), set_, jobs, threads, dry_run, resume, runs_dir, data_dir,
                                     quiet, yes, backend=backend, address=address,
                                     shorthand=(_located(config), grid, seeds), tensorboard=tensorboard))
@@ -209,7 +221,7 @@ def _show(console: Any, *renderables: Any) -> None:
 @_user_errors
 def compare(
     paths: List[Path] = typer.Argument(None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False),
-    sort: str = typer.Option("test_acc", "--sort", "-s", help="Metric or config field to sort by; accuracies best first, losses and time lowest first."),
+    sort: Optional[str] = typer.Option(None, "--sort", "-s", help="Metric or config field to sort by; accuracies best first, losses and time lowest first (default: test_acc; a search's own metric for search folders).", show_default=False),
     reverse: bool = _flag("--reverse", "-r", help="Reverse the sort order."),
     top: Optional[int] = typer.Option(None, "--top", "-n", help="Keep only the first N rows (runs or seed groups) after sorting."),
     filter_: List[str] = typer.Option([], "--filter", "-f", help="Keep runs where key=value (or !=, >, <, >=, <=); values read as YAML, so optimizer.lr=1e-3 matches 0.001; a metric filter keeps seed groups by their mean. Repeatable."),
@@ -234,7 +246,7 @@ def compare(
     fmt = cmp.resolve_format(format_, output)
     if plot is not None:
         plots.check_plot_path(plot)
-    comp = cmp.build_comparison(paths or [Path("runs")], sort=sort, top=top, filters=filter_, all_params=all_params,
+    comp = cmp.build_comparison(paths or [Path("runs")], sort=sort or _default_sort(paths), top=top, filters=filter_, all_params=all_params,
                                 reverse=reverse, group=not no_group, group_by=cmp.split_keys(group_by), baseline=baseline)
     for line in cmp.warning_lines(comp.warnings):
         typer.echo(f"warning: {line}", err=True)
@@ -252,6 +264,7 @@ def compare(
         plots.plot_comparison([[r.history for r in group] for group in runs], cmp.plot_labels(comp), plot, best=best)
         typer.echo(f"wrote plot to {plot}", err=True)
         _plot_diagnostics([[r.path for r in group] for group in runs], cmp.plot_labels(comp), plot)
+        _plot_searches(paths or [Path("runs")], plot)
 
 
 @app.command()
@@ -260,7 +273,7 @@ def report(
     paths: List[Path] = typer.Argument(None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False),
     output: Path = typer.Option(Path("report.html"), "--output", "-o", help="The HTML file to write."),
     title: Optional[str] = typer.Option(None, "--title", help="The page's title (default: the paths compared)."),
-    sort: str = typer.Option("test_acc", "--sort", "-s", help="Metric or config field to sort by, as compare's."),
+    sort: Optional[str] = typer.Option(None, "--sort", "-s", help="Metric or config field to sort by, as compare's (default: test_acc; a search's own metric for search folders).", show_default=False),
     filter_: List[str] = typer.Option([], "--filter", "-f", help="Keep runs where key=value (or !=, >, <, >=, <=), as compare's. Repeatable."),
     no_group: bool = _flag("--no-group", help="One row per run: don't group runs that differ only in their seed."),
     group_by: Optional[str] = typer.Option(None, "--group-by", help="Group runs by these fields only (KEY[,KEY])."),
@@ -275,7 +288,8 @@ def report(
     from mlp_lab.results import split_keys
 
     paths = paths or [Path("runs")]
-    out = write_report(paths, output, title=title or f"mlp-lab: {', '.join(str(p) for p in paths)}", sort=sort,
+    out = write_report(paths, output, title=title or f"mlp-lab: {', '.join(str(p) for p in paths)}",
+                       sort=sort or _default_sort(paths),
                        filters=filter_, group=not no_group, group_by=split_keys(group_by), baseline=baseline)
     typer.echo(f"wrote {out}", err=True)
 
@@ -324,6 +338,31 @@ def show(
         plots.plot_run(details.record.metrics, plot, title=details.record.name)
         typer.echo(f"wrote plot to {plot}", err=True)
         _plot_diagnostics([[details.record.path]], [details.record.name], plot)
+
+
+def _default_sort(paths: Optional[List[Path]]) -> str:
+    """test_acc; for search folders only, the metric the search selected on (never test)."""
+    from mlp_lab.sweeps.search_runner import search_folders
+
+    folders = search_folders(list(paths or []))
+    metrics = {json_metric(f) for f in folders}
+    return metrics.pop() if folders and len(folders) == len(paths or []) and len(metrics) == 1 else "test_acc"
+
+
+def json_metric(folder: Path) -> str:
+    import json
+
+    return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["search"]["spec"]["metric"]
+
+
+def _plot_searches(paths: List[Path], plot: Path) -> None:
+    """Search folders among the compared: their trials' scatter, FILE.search.png (one each)."""
+    from mlp_lab.sweeps.search_runner import draw_search, search_folders
+
+    folders = search_folders(paths)
+    for folder in folders:
+        target = plot.with_name(f"{plot.stem}.search{'-' + folder.name if len(folders) > 1 else ''}{plot.suffix}")
+        typer.echo(f"wrote search plot to {draw_search(folder, target)}", err=True)
 
 
 def _plot_diagnostics(run_dirs: List[List[Path]], labels: List[str], plot: Path) -> None:

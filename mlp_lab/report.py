@@ -55,7 +55,7 @@ def write_report(paths: Iterable[str | Path], output: str | Path, title: str | N
         raise MlpLabError(f"--output {output}: folder {output.parent} does not exist")
     paths = [Path(p) for p in paths]
     comp = build_comparison(paths, **compare_options)
-    page = render_report(comp, title or "mlp-lab report", sweep_files(paths))
+    page = render_report(comp, title or "mlp-lab report", sweep_files(paths), search_figures(paths))
     try:
         runs.atomic_write_text(output, page)
     except OSError as e:
@@ -75,7 +75,24 @@ def sweep_files(paths: Sequence[Path]) -> dict[str, str]:
     return out
 
 
-def render_report(comp: Comparison, title: str, sweeps: dict[str, str] | None = None) -> str:
+def search_figures(paths: Sequence[Path]) -> list[str]:
+    """Each search folder's scatter of its trials, as a figure of the page."""
+    from mlp_lab.plots import search_figure
+    from mlp_lab.sweeps.folder import load_manifest
+    from mlp_lab.sweeps.search_runner import search_folders, spec_of, trial_rows
+
+    out = []
+    for folder in search_folders(list(paths)):
+        manifest = load_manifest(folder)
+        spec = spec_of(manifest)
+        fig = search_figure(trial_rows(manifest), spec, title=f"{folder.name}")
+        out.append(_figure(fig, f"The search {folder.name}: {spec.metric} against each searched value (pruned trials "
+                                f"faded at the value they reached, the best starred)"))
+    return out
+
+
+def render_report(comp: Comparison, title: str, sweeps: dict[str, str] | None = None,
+                  searches: list[str] | None = None) -> str:
     n_runs = sum(len(runs_of(r)) for r in comp.rows)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     what = f"{n_runs} run{'s' if n_runs != 1 else ''}"
@@ -84,7 +101,7 @@ def render_report(comp: Comparison, title: str, sweeps: dict[str, str] | None = 
     parts = [f"<h1>{_e(title)}</h1>", f'<p class="meta">{_e(what)}; made by mlp-lab on {when}</p>']
     if verdict(comp):
         parts.append(f'<p class="verdict">{_e(verdict(comp))}</p>')
-    parts += ["<h2>Comparison</h2>", _table(comp), *_figures(comp), *_details(comp)]
+    parts += ["<h2>Comparison</h2>", _table(comp), *_figures(comp), *(searches or []), *_details(comp)]
     for name, text in (sweeps or {}).items():
         parts.append(f"<h2>Sweep file of {_e(name)}</h2><pre>{_e(text)}</pre>")
     if comp.warnings:
@@ -129,8 +146,9 @@ def _figures(comp: Comparison) -> list[str]:
     try:
         best = comp.rows.index(comp.best) if comp.best is not None else None
         fig = comparison_figure([[r.history for r in g] for g in groups], labels, best=best)
-        out.append(_figure(fig, "Learning curves: test accuracy and training loss per epoch (runs of one epoch: "
-                                "their final values as bars)"))
+        bars = all(len(r.history) <= 1 for g in groups for r in g)
+        out.append(_figure(fig, "Runs of one epoch: their final test accuracy and training loss" if bars else
+                           "Learning curves: test accuracy and training loss per epoch"))
     except PlotError as e:
         out.append(f'<p class="meta">No learning curves: {_e(e)}</p>')
     records = group_records([[r.path for r in g] for g in groups], labels)

@@ -164,3 +164,53 @@ def test_a_stopped_random_search_resumed_ends_as_one_never_stopped(tmp_path):
 
     assert trials(stopped) == trials(straight)
     assert yaml.safe_load((stopped / "best.yaml").read_text()) == yaml.safe_load((straight / "best.yaml").read_text())
+
+
+@pytest.fixture
+def finished_search(tmp_path) -> Path:
+    base = {**BASE, "train": {"epochs": 2, "batch_size": 50, "device": "cpu"}}
+    sfile = search_file(tmp_path, base=base, trials=6, space={"optimizer.lr": {"log_uniform": [1.0e-4, 1.0]},
+                                                               "train.batch_size": {"log_int": [16, 128]},
+                                                               "model.activation": {"choice": ["relu", "tanh", "sigmoid"]}})
+    r = cli_subprocess("sweep", sfile, "--quiet", "--jobs", "2", cwd=tmp_path, timeout=300)
+    assert r.code == 0, r
+    (folder,) = (tmp_path / "runs").iterdir()
+    return folder
+
+
+def test_refine_narrows_to_what_the_top_trials_span(finished_search, tmp_path):
+    from mlp_lab.sweeps.search_runner import trial_rows
+
+    rows = sorted(trial_rows(load_manifest(finished_search)), key=lambda r: -r["metric"])[:3]
+    r = cli("sweep", "--refine", finished_search, "--top", "3", "--trials", "5", "--dry-run")
+    assert r.code == 0, r
+    assert "optimizer.lr: log_uniform [0.0001, 1.0] ->" in r.stdout
+    refined = yaml.safe_load((finished_search / "refined.yaml").read_text())
+    space = refined["search"]["space"]
+    lrs = [row["values"]["optimizer.lr"] for row in rows]
+    low, high = space["optimizer.lr"]["log_uniform"]
+    assert 1e-4 <= low <= min(lrs) and max(lrs) <= high <= 1.0 and (low, high) != (1e-4, 1.0)
+    bs = [row["values"]["train.batch_size"] for row in rows]
+    assert space["train.batch_size"]["log_int"][0] <= min(bs) and max(bs) <= space["train.batch_size"]["log_int"][1]
+    assert set(space["model.activation"]["choice"]) == {row["values"]["model.activation"] for row in rows}
+    assert refined["search"]["trials"] == 5 and refined["base"] == "refine-base.yaml"
+    r = cli("sweep", finished_search / "refined.yaml", "--dry-run")  # the refined search, rerun as a file
+    assert r.code == 0 and "a random search of 5 trials" in r.stdout, r
+
+
+def test_refine_of_anything_but_a_search_folder_is_one_line(tmp_path):
+    write(tmp_path / "base.yaml", BASE)
+    write(tmp_path / "g.yaml", {"base": "base.yaml", "set": {"train.epochs": 1}})
+    assert cli("sweep", "g.yaml", "--quiet").code == 0
+    (folder,) = (tmp_path / "runs").iterdir()
+    assert_user_error(cli("sweep", "--refine", folder), "not a search folder")
+    assert_user_error(cli("sweep", "--refine", tmp_path / "nowhere"), "no such sweep folder")
+
+
+def test_a_search_is_compared_and_drawn_on_its_own_metric(finished_search, tmp_path):
+    r = cli("compare", finished_search, "--plot", tmp_path / "c.png", "--format", "json")
+    assert r.code == 0, r
+    assert json.loads(r.stdout)["sort"] == "val_acc"  # never on test
+    assert (tmp_path / "c.search.png").read_bytes()[:4] == b"\x89PNG"
+    assert cli("report", finished_search, "-o", tmp_path / "r.html").code == 0
+    assert "against each searched value" in (tmp_path / "r.html").read_text()

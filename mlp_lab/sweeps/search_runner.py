@@ -261,3 +261,29 @@ def search_summary(manifest: Manifest, top: int = 5) -> list[str]:
 
 def _short(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def search_folders(paths: list[Path]) -> list[Path]:
+    """The search folders among ``paths`` and the folders they hold (compare runs/ finds them)."""
+    import json
+
+    out = []
+    for p in paths:
+        for folder in [Path(p), *(sorted(c for c in Path(p).iterdir() if c.is_dir()) if Path(p).is_dir() else [])]:
+            manifest = folder / "manifest.json"
+            try:
+                if manifest.is_file() and "search" in json.loads(manifest.read_text(encoding="utf-8")):
+                    out.append(folder)
+            except (OSError, ValueError):
+                continue
+    return out
+
+
+def draw_search(folder: Path, path: Path) -> Path:
+    """The search's scatter (plots.search_figure) of ``folder`` to ``path``."""
+    from mlp_lab.plots import plot_search
+    from mlp_lab.sweeps.folder import load_manifest
+
+    manifest = load_manifest(folder)
+    return plot_search(trial_rows(manifest), spec_of(manifest), path, title=f"{folder.name}: {spec_of(manifest).metric} "
+                       "against each searched value")

@@ -312,3 +312,23 @@ def test_sigkill_of_the_driver_ends_its_ray_tasks_and_resume_trains_every_run_on
     straight = new_sweep(tmp_path, "straight", set=LONGER, seeds=3)
     sweeps.run_sweep(straight, jobs=1, threads=1)
     assert metrics_by_run(folder) == metrics_by_run(straight)
+
+
+def test_a_search_on_ray_prunes_through_cancel_and_draws_the_local_trials(tmp_path):
+    base = {**TINY, "data": {"dataset": "synthetic", "synthetic_train_size": 4000, "synthetic_test_size": 100},
+            "model": {"hidden": [128, 128]}, "optimizer": {"name": "sgd", "lr": 0.1}, "train": {"epochs": 6, "batch_size": 50}}
+    write(tmp_path / "base.yaml", base)
+    doc = {"base": "base.yaml", "search": {"trials": 6, "space": {"optimizer.lr": {"choice": [1.0e-6, 0.1]}},
+                                           "prune": {"rule": "median", "min_epochs": 1}}}
+    plan = load_sweep(write(tmp_path / "s.yaml", doc))
+    folder = sweeps.start_sweep(plan, tmp_path / "runs").folder
+    outcome = sweeps.run_sweep(folder, jobs=1, threads=1, backend="ray")
+    entries = load_manifest(folder).runs
+    assert [e["varies"] for e in entries] == [r.varies for r in plan.runs]  # the trials a local search draws
+    pruned = [e for e in entries if e["status"] == "pruned"]
+    assert pruned and all(e["varies"]["optimizer.lr"] == 1e-6 for e in pruned), entries
+    for e in pruned:  # stopped through cancel, with the epochs it finished and its files back
+        lines = (folder / e["folder"] / "metrics.jsonl").read_text().splitlines()
+        assert 1 <= len(lines) < 6 and json.loads((folder / e["folder"] / "summary.json").read_text())["status"] == "pruned"
+    assert all(e["status"] == "completed" for e in entries if e["varies"]["optimizer.lr"] == 0.1)
+    assert outcome.counts.get("pruned") == len(pruned) and (folder / "best.yaml").exists()

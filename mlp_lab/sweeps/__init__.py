@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mlp_lab.errors import RunError, lookup
+from mlp_lab.errors import lookup
 
 from mlp_lab.sweeps.folder import DONE, Manifest, create_sweep_folder, held, load_manifest, settle
 from mlp_lab.sweeps.local import Outcome, run_local, to_do
@@ -70,14 +70,14 @@ def start_sweep(sweep: Sweep, runs_dir: Path, data_dir: Path | None = None) -> M
     this machine, leaves nothing written."""
     from mlp_lab.memory import check_fits
 
-    configs = [r.config for r in {r.cell: r for r in sweep.runs}.values()]
+    cells = {f"cell {r.cell}": r.config for r in sweep.runs}
     if sweep.search_base is not None:  # a TPE search has no runs yet: its base config stands for them
         from mlp_lab.config import validate_config
 
-        configs.append(validate_config(sweep.search_base))
-    for cfg in configs:
-        check_fits(cfg, source=f"{sweep.path}: {cfg.name}")
-    decode_data(configs, data_dir)
+        cells["the search's base config"] = validate_config(sweep.search_base)
+    for where, cfg in cells.items():
+        check_fits(cfg, source=f"{sweep.path}: {where}")
+    decode_data(list(cells.values()), data_dir)
     return create_sweep_folder(Path(runs_dir), sweep)
 
 
@@ -118,7 +118,10 @@ def run_sweep(folder: Path, jobs: int | None = 1, threads: int | None = None, da
         settle(manifest)  # the run folders are the truth: nothing done is redone, nothing live is touched
         if "search" in manifest.data:
             if backend == "ray":
-                raise RunError("a search runs on the local backend for now (--backend local); a grid sweep runs on Ray")
+                from mlp_lab.sweeps.search_ray import run_ray_search
+
+                return run_ray_search(manifest, jobs=jobs, threads=threads or 1, data_dir=data_dir, address=address,
+                                      watch=watch)
             from mlp_lab.sweeps.search_runner import run_search
 
             return run_search(manifest, jobs=jobs or 1, threads=threads, data_dir=data_dir, watch=watch or Watch())

@@ -42,8 +42,6 @@ def sweep_from_cli(file: Path | None, overrides: list[str], jobs: int | None, th
         backend, jobs, threads, data_dir = sw.resume_settings(manifest, jobs, threads, backend, data_dir)
     else:
         plan = _plan(file, overrides, shorthand, yes)
-        if plan.spec.search is not None and backend == "ray":
-            raise ConfigError("--backend ray: a search runs on the local backend for now; a grid sweep runs on Ray")
         for note in plan.notes:
             print(f"note: {note}", file=sys.stderr, flush=True)
         if dry_run:

@@ -169,7 +169,7 @@ class _Posting:
         pass
 
     def end_epoch(self, record: dict[str, Any]) -> None:
-        self.board.post.remote("epoch", self.index, record["epoch"])
+        self.board.post.remote("epoch", self.index, record)  # the metrics: a search's pruner reads them
 
     def warn(self, message: str) -> None:
         pass  # warnings are in the run's summary
@@ -227,19 +227,9 @@ def run_ray(manifest: Manifest, jobs: int | None, threads: int, data_dir: Path |
 
 def _drive(ray: Any, manifest: Manifest, configs: dict[int, Any], jobs: int | None, threads: int,
            data_dir: Path | None, watch: Watch) -> Outcome:
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    from mlp_lab import sweeps
     from mlp_lab.signals import stop_on_signals
 
-    # Decode once here, put once in the object store: every task reads the same tensors.
-    decoded = {key: ray.put(d) for key, d in sweeps.decode_data(list(configs.values()), data_dir).items()}
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    board = ray.remote(num_cpus=0)(ProgressBoard).options(scheduling_strategy=here).remote()
-    has_gpus = ray.cluster_resources().get("GPU", 0) > 0
-    # Ray retries a task whose worker or node died; an exception is the run's own failure.
-    task = ray.remote(max_retries=RETRIES, retry_exceptions=False)(train_task)
-
+    submit, board = tasks(ray, list(configs.values()), threads, data_dir)
     queue, in_flight = list(configs), {}
     started: dict[int, float] = {}  # when each run's task began training: its time excludes Ray's queue
     total, finished = len(manifest.runs), len(manifest.runs) - len(configs)
@@ -250,40 +240,63 @@ def _drive(ray: Any, manifest: Manifest, configs: dict[int, Any], jobs: int | No
                 break  # the runs not yet submitted stay pending
             while queue and (jobs is None or len(in_flight) < jobs) and stop.signal is None:
                 index = queue.pop(0)
-                folder, resume = prepare_run(manifest, index)
-                cfg, files = configs[index], {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} if resume else {}
-                gpus = 1 if cfg.train.device.startswith("cuda") or (cfg.train.device == "auto" and has_gpus) else 0
-                ref = task.options(num_cpus=threads, num_gpus=gpus).remote(
-                    index, folder.name, manifest.runs[index]["config"], decoded[sweeps.data_key(cfg, data_dir)], threads,
-                    files, board)
-                in_flight[ref] = (index, folder, time.time())
+                ref = submit(manifest, index, configs[index])  # first: it names the run's folder
+                in_flight[ref] = (index, manifest.folder / manifest.runs[index]["folder"], time.time())
             ready = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=POLL_S)[0] if in_flight else []
-            started.update(_relay(ray, board, watch))
+            began, _ = relay(ray, board, watch)
+            started.update(began)
             if stop.signal is not None and not cancelled:
                 for ref in in_flight:  # SIGINT inside each task: it ends interrupted, with its checkpoint
                     ray.cancel(ref, force=False)
                 cancelled = True
             for ref in ready:
                 index, folder, t0 = in_flight.pop(ref)
-                entry = _record(ray, manifest, index, folder, ref, started.pop(index, t0), stop.signal)
+                entry = record(ray, manifest, index, folder, ref, started.pop(index, t0), stop.signal)
                 finished += 1
                 watch.ended(entry, finished, total)
     return outcome_of(manifest, stopped=stop.signal is not None)
 
 
-def _relay(ray: Any, board: Any, watch: Watch) -> dict[int, float]:
-    """Tell ``watch`` what the tasks posted; returns when each run that started did."""
-    began = {}
+def tasks(ray: Any, configs: list[Any], threads: int, data_dir: Path | None) -> tuple[Any, Any]:
+    """(``submit(manifest, index, config) -> ref``, the progress board) for these runs' data."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from mlp_lab import sweeps
+
+    # Decode once here, put once in the object store: every task reads the same tensors.
+    decoded = {key: ray.put(d) for key, d in sweeps.decode_data(configs, data_dir).items()}
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    board = ray.remote(num_cpus=0)(ProgressBoard).options(scheduling_strategy=here).remote()
+    has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+    # Ray retries a task whose worker or node died; an exception is the run's own failure.
+    task = ray.remote(max_retries=RETRIES, retry_exceptions=False)(train_task)
+
+    def submit(manifest: Manifest, index: int, cfg: Any) -> Any:
+        folder, resume = prepare_run(manifest, index)
+        files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} if resume else {}
+        gpus = 1 if cfg.train.device.startswith("cuda") or (cfg.train.device == "auto" and has_gpus) else 0
+        return task.options(num_cpus=threads, num_gpus=gpus).remote(
+            index, folder.name, manifest.runs[index]["config"], decoded[sweeps.data_key(cfg, data_dir)], threads,
+            files, board)
+
+    return submit, board
+
+
+def relay(ray: Any, board: Any, watch: Watch) -> tuple[dict[int, float], list[tuple[int, dict[str, Any]]]]:
+    """Tell ``watch`` what the tasks posted; returns when each run that started did, and
+    the epochs' records that came (index, record)."""
+    began, records = {}, []
     for kind, index, value in ray.get(board.take.remote()):
         if kind == "started":
             watch.started(index, value)
             began[index] = time.time()
         else:
-            watch.epoch(index, value)
-    return began
+            watch.epoch(index, value["epoch"])
+            records.append((index, value))
+    return began, records
 
 
-def _record(ray: Any, manifest: Manifest, index: int, folder: Path, ref: Any, t0: float,
+def record(ray: Any, manifest: Manifest, index: int, folder: Path, ref: Any, t0: float,
             stopped_by: int | None = None) -> dict[str, Any]:
     """Write what the task returned into the run folder; record the run's ending. A run the
     sweep cancelled because it was sent SIGTERM says so (ray.cancel reaches it as SIGINT)."""

@@ -162,7 +162,9 @@ def make_study(spec: SearchSpec, epochs: int) -> Any:
     """A fresh in-memory Optuna study with the spec's sampler, pruner and direction."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # ERROR: a resumed trial reports again the epochs it redoes after its checkpoint, which
+    # Optuna ignores with a warning each (the values are the same on CPU).
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     sampler = (optuna.samplers.RandomSampler(seed=spec.seed) if spec.method == "random"
                else optuna.samplers.TPESampler(seed=spec.seed))
     p = spec.prune

@@ -157,7 +157,7 @@ def _overfit(cfg: ExperimentConfig, x: torch.Tensor, y: torch.Tensor, classes: i
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), device)
     loss, acc, steps = float("nan"), 0.0, 0
     for steps in range(1, OVERFIT_STEPS + 1):
-        loss, acc = _step(model, optimizer, x, y)
+        loss, acc = _step(cfg, model, optimizer, x, y)
         if not math.isfinite(loss) or (acc == 1.0 and loss < OVERFIT_LOSS):
             break
     numbers = {"images": len(y), "steps": steps, "loss": loss, "train_acc": acc}
@@ -258,7 +258,7 @@ def _range_curve(cfg: ExperimentConfig, data: Any, device: Any) -> tuple[list[fl
         for group in optimizer.param_groups:
             group["lr"] = lr
         idx = torch.randint(0, n, (min(bs, n),), generator=g).to(data.train_x.device)
-        loss, _ = _step(model, optimizer, data.normalize(data.train_x[idx]), data.train_y[idx])
+        loss, _ = _step(cfg, model, optimizer, data.normalize(data.train_x[idx]), data.train_y[idx])
         if not math.isfinite(loss):
             return lrs, losses, True
         avg = RANGE_SMOOTHING * avg + (1 - RANGE_SMOOTHING) * loss
@@ -282,7 +282,7 @@ def _update_ratio(cfg: ExperimentConfig, data: Any, device: Any) -> Check:
     for _ in range(UPDATE_STEPS):
         before = [w.detach().clone() for w in weights]
         idx = torch.randint(0, n, (min(bs, n),), generator=g).to(data.train_x.device)
-        _step(model, optimizer, data.normalize(data.train_x[idx]), data.train_y[idx])
+        _step(cfg, model, optimizer, data.normalize(data.train_x[idx]), data.train_y[idx])
         ratios = [float((w.detach() - b).norm() / b.norm().clamp_min(1e-12)) for w, b in zip(weights, before)]
     numbers = {"ratios": ratios, "healthy": dg.UPDATE_RATIO_HEALTHY, "band": list(dg.UPDATE_RATIO_BAND)}
     measured = "per layer " + ", ".join(f"{r:.1e}" for r in ratios)
@@ -323,25 +323,14 @@ def _model(cfg: ExperimentConfig, width: int, classes: int, device: Any) -> torc
     return model
 
 
-def _step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """One training step; the loss and accuracy of the batch before it."""
-    out: dict[str, torch.Tensor] = {}
+def _step(cfg: ExperimentConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+          y: torch.Tensor) -> tuple[float, float]:
+    """One step of training's own (``training.train_step``); the batch's loss and accuracy before it."""
+    from mlp_lab.training import train_step
 
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        logits = model(x)
-        loss = F.cross_entropy(logits.float(), y)
-        loss.backward()
-        out.setdefault("logits", logits.detach())
-        out.setdefault("loss", loss.detach())
-        return loss
-
-    if needs_closure(optimizer):
-        optimizer.step(closure)
-    else:
-        closure()
-        optimizer.step()
-    return float(out["loss"]), float((out["logits"].argmax(1) == y).float().mean())
+    device = next(model.parameters()).device
+    logits, loss = train_step(model, optimizer, x, y, cfg, device, needs_closure(optimizer))
+    return float(loss.detach()), float((logits.argmax(1) == y).float().mean())
 
 
 def _scaled_init(cfg: ExperimentConfig) -> str:

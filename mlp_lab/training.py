@@ -89,31 +89,7 @@ def _train_epoch(
         x = data.normalize(torch.index_select(data.train_x, 0, idx))
         y = torch.index_select(data.train_y, 0, idx)
 
-        if closure_step:
-            # LBFGS re-evaluates the loss several times per step: give it a closure,
-            # and keep the first evaluation's logits for the accuracy.
-            first: dict[str, torch.Tensor] = {}
-
-            def closure() -> torch.Tensor:
-                optimizer.zero_grad(set_to_none=True)
-                with autocast(cfg, device):
-                    out = model(x)
-                    loss = F.cross_entropy(out.float(), y)
-                loss.backward()
-                first.setdefault("logits", out.detach())
-                first.setdefault("loss", loss.detach())
-                return loss
-
-            optimizer.step(closure)
-            logits, loss = first["logits"], first["loss"]
-        else:
-            with autocast(cfg, device):
-                logits = model(x)
-                loss = F.cross_entropy(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-
+        logits, loss = train_step(model, optimizer, x, y, cfg, device, closure_step)
         loss_sum += loss.detach()
         correct += (logits.argmax(dim=1) == y).sum()
         if (step + 1) % check_every == 0 and not torch.isfinite(loss_sum):
@@ -126,6 +102,36 @@ def _train_epoch(
     if not math.isfinite(mean_loss):
         raise Diverged(f"training loss became {mean_loss}")
     return mean_loss, correct.item() / n
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               cfg: ExperimentConfig, device: torch.device, closure_step: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on the batch (x, y); its logits and loss from before the step.
+    Training's loop and ``mlp-lab check`` both step through here."""
+    if closure_step:
+        # LBFGS re-evaluates the loss several times per step: give it a closure,
+        # and keep the first evaluation's logits for the accuracy.
+        first: dict[str, torch.Tensor] = {}
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad(set_to_none=True)
+            with autocast(cfg, device):
+                out = model(x)
+                loss = F.cross_entropy(out.float(), y)
+            loss.backward()
+            first.setdefault("logits", out.detach())
+            first.setdefault("loss", loss.detach())
+            return loss
+
+        optimizer.step(closure)
+        return first["logits"], first["loss"]
+    with autocast(cfg, device):
+        logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return logits, loss
 
 
 @torch.inference_mode()

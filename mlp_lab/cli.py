@@ -341,23 +341,15 @@ def show(
 
 
 def _default_sort(paths: Optional[List[Path]]) -> str:
-    """test_acc; for search folders only, the metric the search selected on (never test)."""
-    from mlp_lab.sweeps.search_runner import search_folders
+    from mlp_lab.runs import compared_on
 
-    folders = search_folders(list(paths or []))
-    metrics = {json_metric(f) for f in folders}
-    return metrics.pop() if folders and len(folders) == len(paths or []) and len(metrics) == 1 else "test_acc"
-
-
-def json_metric(folder: Path) -> str:
-    import json
-
-    return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["search"]["spec"]["metric"]
+    return compared_on(list(paths or []))
 
 
 def _plot_searches(paths: List[Path], plot: Path) -> None:
     """Search folders among the compared: their trials' scatter, FILE.search.png (one each)."""
-    from mlp_lab.sweeps.search_runner import draw_search, search_folders
+    from mlp_lab.runs import search_folders
+    from mlp_lab.sweeps.search_runner import draw_search
 
     folders = search_folders(paths)
     for folder in folders:

@@ -77,12 +77,15 @@ def sweep_files(paths: Sequence[Path]) -> dict[str, str]:
 
 def search_figures(paths: Sequence[Path]) -> list[str]:
     """Each search folder's scatter of its trials, as a figure of the page."""
+    folders = runs.search_folders(list(paths))
+    if not folders:
+        return []
     from mlp_lab.plots import search_figure
     from mlp_lab.sweeps.folder import load_manifest
-    from mlp_lab.sweeps.search_runner import search_folders, spec_of, trial_rows
+    from mlp_lab.sweeps.search_runner import spec_of, trial_rows
 
     out = []
-    for folder in search_folders(list(paths)):
+    for folder in folders:
         manifest = load_manifest(folder)
         spec = spec_of(manifest)
         fig = search_figure(trial_rows(manifest), spec, title=f"{folder.name}")

@@ -255,6 +255,33 @@ def is_run_dir(path: Path) -> bool:
 SWEEP_MANIFEST = "manifest.json"
 
 
+def search_metric(folder: Path) -> str | None:
+    """The metric a search folder's search selected on; None for anything else."""
+    try:
+        data = json.loads((Path(folder) / SWEEP_MANIFEST).read_text(encoding="utf-8"))
+        return data["search"]["spec"]["metric"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def search_folders(paths: list[Path]) -> list[Path]:
+    """The search folders among ``paths`` and the folders they hold (compare runs/ finds them)."""
+    out = []
+    for p in map(Path, paths):
+        for folder in [p, *(sorted(c for c in p.iterdir() if c.is_dir()) if p.is_dir() else [])]:
+            if search_metric(folder) is not None:
+                out.append(folder)
+    return out
+
+
+def compared_on(paths: list[Path]) -> str:
+    """What a comparison of ``paths`` sorts by when not told: test_acc; for search folders
+    alone (of one metric), the metric the search selected on, never test."""
+    folders = search_folders(paths)
+    metrics = {search_metric(f) for f in folders}
+    return metrics.pop() if folders and len(folders) == len(paths) and len(metrics) == 1 else "test_acc"  # type: ignore[return-value]
+
+
 def _runs_in(folder: Path) -> list[Path]:
     """The run folders directly in ``folder``, and those of the sweep folders in it."""
     out = []

@@ -189,7 +189,7 @@ def test_a_full_disk_at_each_write_of_a_run_is_one_line_naming_the_file(tmp_path
     res = cli("train", "--config", "c.yaml", "--quiet")
     assert "Traceback" not in res.output and res.exception is None, res
     assert res.code in (1, 2), res
-    assert f"no space left on device writing runs/" in res.stderr and name in res.stderr, res.stderr
+    assert "no space left on device writing runs/" in res.stderr and name in res.stderr, res.stderr
     for run in run_folders(tmp_path / "runs"):
         assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
         s = summary(run) if (run / "summary.json").exists() else None

@@ -308,7 +308,7 @@ def test_a_sweep_stops_starting_runs_once_the_disk_is_full(tmp_path, monkeypatch
     real = local._record
 
     def full_after_first(manifest, r):  # the first run's checkpoint found the disk full
-        entry = real(manifest, r)
+        real(manifest, r)
         if r.index == 0:
             manifest.update(0, status="failed", reason=f"failed: no space left on device writing {r.folder}/checkpoint.pt")
         return manifest.runs[r.index]
@@ -323,7 +323,7 @@ def test_a_sweep_stops_starting_runs_once_the_disk_is_full(tmp_path, monkeypatch
 
 
 def _train(tmp_path: Path, name: str, seed: int, **model) -> Path:
-    from helpers import only_run, write_config
+    from helpers import write_config
 
     cfg = write_config(tmp_path / f"{name}.yaml", {"name": name, "train": {"seed": seed}, "model": {"hidden": [16], **model}})
     before = set((tmp_path / "runs").glob("*")) if (tmp_path / "runs").exists() else set()
@@ -348,7 +348,8 @@ def test_compare_counts_only_runs_that_reached_a_result(tmp_path):
     import mlp_lab
 
     partial = [_train(tmp_path, "tanh", seed, activation="tanh") for seed in range(4)]
-    finished = [_train(tmp_path, "relu", seed) for seed in range(3)]
+    for seed in range(3):
+        _train(tmp_path, "relu", seed)
     _as(partial[0], "completed", acc=0.01)  # the one finished tanh run: worse than every relu run
     for run in partial[1:]:
         _as(run, "failed", acc=0.999)
@@ -371,7 +372,6 @@ def test_a_running_run_shows_as_running_with_its_epochs_and_no_warning(tmp_path)
     run = _train(tmp_path, "relu", 0)
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
-        s = json.loads((run / "summary.json").read_text())
         _as(run, "running", pid=sleeper.pid, host=None, epochs_done=1, finished_at=None)
         lines = (run / "metrics.jsonl").read_text().splitlines()[:1]
         (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")

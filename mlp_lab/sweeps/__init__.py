@@ -116,19 +116,17 @@ def run_sweep(folder: Path, jobs: int | None = 1, threads: int | None = None, da
         manifest.data["workers"] = {"backend": backend, "jobs": jobs, "threads": threads,
                                     "data_dir": _remembered_data_dir(data_dir)}
         settle(manifest)  # the run folders are the truth: nothing done is redone, nothing live is touched
+        plan, base = None, None
         if "search" in manifest.data:
-            if backend == "ray":
-                from mlp_lab.sweeps.search_ray import run_ray_search
+            from mlp_lab.config import validate_config
+            from mlp_lab.sweeps.search_runner import SearchPlan
 
-                return run_ray_search(manifest, jobs=jobs, threads=threads or 1, data_dir=data_dir, address=address,
-                                      watch=watch)
-            from mlp_lab.sweeps.search_runner import run_search
-
-            return run_search(manifest, jobs=jobs or 1, threads=threads, data_dir=data_dir, watch=watch or Watch())
+            plan, base = SearchPlan(manifest), validate_config(manifest.data["search"]["base"])
         if backend == "ray":
             from mlp_lab.sweeps.ray_backend import run_ray
 
-            return run_ray(manifest, jobs=jobs, threads=threads or 1, data_dir=data_dir, address=address, watch=watch)
-        return run_local(manifest, jobs=jobs or 1, threads=threads, data_dir=data_dir, watch=watch)
+            return run_ray(manifest, jobs=jobs, threads=threads or 1, data_dir=data_dir, address=address, watch=watch,
+                           plan=plan, base=base)
+        return run_local(manifest, jobs=jobs or 1, threads=threads, data_dir=data_dir, watch=watch, plan=plan)
 
 

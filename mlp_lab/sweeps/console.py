@@ -119,7 +119,7 @@ def _print_search_plan(plan: Any) -> None:
         for line in [head, *rows]:
             _out("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
     else:
-        _out(f"(tpe asks each trial once earlier ones have ended: the values are not known before)")
+        _out("(tpe asks each trial once earlier ones have ended: the values are not known before)")
     _out(f"{_search_size(plan)} (dry run: nothing ran)")
 
 
@@ -154,12 +154,8 @@ def _size(plan: Any) -> str:
     return f"{_n(len(plan.runs), 'run')} ({_parts(plan)})"
 
 
-def _search_metric(manifest: Any) -> str | None:
-    return (manifest.data.get("search") or {}).get("spec", {}).get("metric")
-
-
 def _close(folder: Path, outcome: Any) -> int:
-    from mlp_lab import results
+    from mlp_lab import results, runs
     from mlp_lab.sweeps.folder import load_manifest
 
     counts = outcome.counts
@@ -172,7 +168,7 @@ def _close(folder: Path, outcome: Any) -> int:
         if (folder / BEST).exists():
             _out(f"best config: {folder / BEST} (train it on several seeds; read its test accuracy once)")
     try:  # a search is compared on what it selected on: never on the test set
-        comp = results.build_comparison([folder], sort=spec_metric if (spec_metric := _search_metric(manifest)) else "test_acc")
+        comp = results.build_comparison([folder], sort=runs.compared_on([folder]))
         if comp.rows:
             _out(results.to_table(comp, width=200).rstrip())
     except results.CompareError:

@@ -191,7 +191,7 @@ def load_manifest(folder: Path) -> Manifest:
     return Manifest(path, data)
 
 
-STATUSES = ("pending", "running", "completed", "diverged", "interrupted", "failed", "pruned")
+STATUSES = ("pending", *runs.STATUSES)  # a manifest entry: not started yet, or its run folder's status
 
 
 def _entry_problem(i: int, entry: Any) -> str | None:

@@ -55,6 +55,36 @@ class Outcome:
     disk_full: str | None = None  # why no more runs were started: the disk filled up
 
 
+class Plan:
+    """What a backend's run loop asks between runs. A grid's runs are all in the manifest
+    from the start, so every hook is a no-op; a search (``search_runner.SearchPlan``) asks
+    new trials as places free up, hears each epoch, and says which runs to stop early."""
+
+    asks = False  # whether more() may add runs (a backend then caps how many run at once)
+
+    def left(self) -> bool:
+        """Runs still to add to the manifest."""
+        return False
+
+    def more(self) -> list[int]:
+        """Add runs to the manifest (called with a free place and nothing queued); their indices."""
+        return []
+
+    def total(self, manifest: Manifest) -> int:
+        return len(manifest.runs)
+
+    def epoch(self, index: int, record: dict[str, Any] | None = None) -> bool:
+        """Run ``index`` finished an epoch (``record``, or read from its folder); True: stop it."""
+        return False
+
+    def ended(self, entry: dict[str, Any], stopped: bool) -> dict[str, Any]:
+        """Run ``entry`` ended (``stopped``: asked to by ``epoch``); its final entry."""
+        return entry
+
+    def close(self) -> None:
+        """The loop is over (all done, or stopped)."""
+
+
 def to_do(manifest: Manifest) -> list[int]:
     """The runs that have not ended for good: pending, interrupted, failed (never a done one twice)."""
     return [r["index"] for r in manifest.runs if r["status"] not in DONE]
@@ -74,21 +104,23 @@ def disk_full_in(entry: dict[str, Any]) -> str | None:
 
 
 def run_local(manifest: Manifest, jobs: int = 1, threads: int | None = None, data_dir: Path | None = None,
-              watch: Watch | None = None) -> Outcome:
-    """Run every run of ``manifest`` that is still to do, ``jobs`` at a time, telling
-    ``watch`` as runs start, finish epochs and end."""
+              watch: Watch | None = None, plan: Plan | None = None) -> Outcome:
+    """Run every run of ``manifest`` that is still to do (and those ``plan`` adds), ``jobs``
+    at a time, telling ``watch`` as runs start, finish epochs and end."""
     from mlp_lab.signals import stop_on_signals
 
-    watch = watch or Watch()
+    watch, plan = watch or Watch(), plan or Plan()
     queue = to_do(manifest)
-    total, finished = len(manifest.runs), len(manifest.runs) - len(queue)
+    finished = len(manifest.runs) - len(queue)
     running: list[_Running] = []
+    stopping: set[int] = set()  # runs the plan asked to stop (a pruned trial)
     full: str | None = None  # set once the disk is full: no new run starts
     with stop_on_signals() as stop:
         try:
-            while queue or running:
-                while queue and len(running) < jobs and stop.signal is None and full is None:
+            while queue or running or (plan.left() and stop.signal is None and full is None):
+                while (queue or plan.left()) and len(running) < jobs and stop.signal is None and full is None:
                     try:
+                        queue = queue or plan.more()
                         running.append(_start(manifest, queue.pop(0), threads, data_dir))
                     except DiskFull as e:
                         full = str(e)
@@ -98,16 +130,18 @@ def run_local(manifest: Manifest, jobs: int = 1, threads: int | None = None, dat
                 if stop.signal is not None:
                     _pass_on(running)
                 for r in running:
-                    _count_epochs(r, watch)
+                    if _count_epochs(r, watch) and r.index not in stopping and plan.epoch(r.index):
+                        stopping.add(r.index)
+                        _stop(r.proc.pid)
                 for r in [r for r in running if r.proc.exitcode is not None]:
                     running.remove(r)
                     try:
-                        entry = _record(manifest, r)
+                        entry = plan.ended(_record(manifest, r), r.index in stopping)
                     except DiskFull as e:  # the manifest itself no longer fits: the run folders keep the truth
                         full, entry = str(e), manifest.runs[r.index]
                     full = full or disk_full_in(entry)
                     finished += 1
-                    watch.ended(entry, finished, total)
+                    watch.ended(entry, finished, plan.total(manifest))
                 if (stop.signal is not None or full is not None) and not running:
                     break
         except KeyboardInterrupt:  # a second Ctrl-C: the runs have it too; wait for them to write their ends
@@ -115,19 +149,31 @@ def run_local(manifest: Manifest, jobs: int = 1, threads: int | None = None, dat
                 r.proc.join()
                 _record(manifest, r)
             stop.signal = signal.SIGINT
+    plan.close()
     return outcome_of(manifest, stopped=stop.signal is not None, disk_full=full)
 
 
-def _count_epochs(r: _Running, watch: Watch) -> None:
-    """Tell ``watch`` when the run's metrics.jsonl (a line per finished epoch) has grown."""
+def _stop(pid: int) -> None:
+    """SIGTERM: the run ends at its next step, interrupted, with every epoch it finished."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+def _count_epochs(r: _Running, watch: Watch) -> bool:
+    """Tell ``watch`` when the run's metrics.jsonl (a line per finished epoch) has grown;
+    whether it has."""
     try:
         size = (r.folder / runs.METRICS).stat().st_size
     except FileNotFoundError:
-        return
-    if size != r.metrics_size:
-        r.metrics_size = size
-        with open(r.folder / runs.METRICS, "rb") as f:
-            watch.epoch(r.index, sum(1 for line in f if line.strip()))
+        return False
+    if size == r.metrics_size:
+        return False
+    r.metrics_size = size
+    with open(r.folder / runs.METRICS, "rb") as f:
+        watch.epoch(r.index, sum(1 for line in f if line.strip()))
+    return True
 
 
 def _start(manifest: Manifest, index: int, threads: int | None, data_dir: Path | None) -> _Running:

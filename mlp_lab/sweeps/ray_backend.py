@@ -33,7 +33,7 @@ from typing import Any, Iterator
 from mlp_lab import runs
 from mlp_lab.errors import ConfigError, RunError
 from mlp_lab.sweeps.folder import Manifest, prepare_run, run_ending
-from mlp_lab.sweeps.local import Outcome, outcome_of, to_do
+from mlp_lab.sweeps.local import Outcome, Plan, outcome_of, to_do
 from mlp_lab.sweeps.watch import Place, Watch
 
 RETRIES = 3  # attempts after a worker process or node died
@@ -214,37 +214,50 @@ def train_task(index: int, name: str, config: dict[str, Any], decoded: Any, thre
 
 
 def run_ray(manifest: Manifest, jobs: int | None, threads: int, data_dir: Path | None, address: str | None = None,
-            watch: Watch | None = None) -> Outcome:
-    """Run every run of ``manifest`` still to do as Ray tasks (at most ``jobs`` submitted at
-    once; None: all, and the cluster's CPUs decide), telling ``watch`` as they go."""
+            watch: Watch | None = None, plan: Plan | None = None, base: Any = None) -> Outcome:
+    """Run every run of ``manifest`` still to do (and those ``plan`` adds) as Ray tasks (at
+    most ``jobs`` submitted at once; None: all, and the cluster's CPUs decide; a plan that
+    adds runs: the cluster's CPUs over ``threads``), telling ``watch`` as they go. ``base``:
+    a config standing for runs not planned yet (a search's), for the data and the cluster check."""
     from mlp_lab.config import config_from_dict
 
+    plan = plan or Plan()
     with ray_session(address) as ray:
         configs = {i: config_from_dict(manifest.runs[i]["config"]) for i in to_do(manifest)}
-        check_cluster(list(configs.values()), threads)
-        return _drive(ray, manifest, configs, jobs, threads, data_dir, watch or Watch())
+        known = [*configs.values(), *([base] if base is not None else [])]
+        check_cluster(known, threads)
+        if plan.asks and jobs is None:  # asking every trial at once would leave a TPE search nothing to learn from
+            jobs = max(1, int(ray.cluster_resources().get("CPU", 1) // threads))
+        submit, board = tasks(ray, known, threads, data_dir)
+        return _drive(ray, manifest, list(configs), submit, board, jobs, watch or Watch(), plan)
 
 
-def _drive(ray: Any, manifest: Manifest, configs: dict[int, Any], jobs: int | None, threads: int,
-           data_dir: Path | None, watch: Watch) -> Outcome:
+def _drive(ray: Any, manifest: Manifest, queue: list[int], submit: Any, board: Any, jobs: int | None, watch: Watch,
+           plan: Plan) -> Outcome:
+    from mlp_lab.config import config_from_dict
     from mlp_lab.signals import stop_on_signals
 
-    submit, board = tasks(ray, list(configs.values()), threads, data_dir)
-    queue, in_flight = list(configs), {}
+    in_flight: dict[Any, tuple[int, Path, float]] = {}
     started: dict[int, float] = {}  # when each run's task began training: its time excludes Ray's queue
-    total, finished = len(manifest.runs), len(manifest.runs) - len(configs)
+    stopping: set[int] = set()  # runs the plan asked to stop (a pruned trial): cancelled
+    finished = len(manifest.runs) - len(queue)
     with stop_on_signals() as stop:
         cancelled = False
-        while queue or in_flight:
+        while queue or in_flight or (plan.left() and stop.signal is None):
             if stop.signal is not None and not in_flight:
                 break  # the runs not yet submitted stay pending
-            while queue and (jobs is None or len(in_flight) < jobs) and stop.signal is None:
+            while (queue or plan.left()) and (jobs is None or len(in_flight) < jobs) and stop.signal is None:
+                queue = queue or plan.more()
                 index = queue.pop(0)
-                ref = submit(manifest, index, configs[index])  # first: it names the run's folder
+                ref = submit(manifest, index, config_from_dict(manifest.runs[index]["config"]))  # names its folder
                 in_flight[ref] = (index, manifest.folder / manifest.runs[index]["folder"], time.time())
             ready = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=POLL_S)[0] if in_flight else []
-            began, _ = relay(ray, board, watch)
+            began, records = relay(ray, board, watch)
             started.update(began)
+            for index, rec in records:
+                if index not in stopping and plan.epoch(index, rec):
+                    stopping.add(index)
+                    ray.cancel(next(r for r, v in in_flight.items() if v[0] == index), force=False)
             if stop.signal is not None and not cancelled:
                 for ref in in_flight:  # SIGINT inside each task: it ends interrupted, with its checkpoint
                     ray.cancel(ref, force=False)
@@ -252,8 +265,10 @@ def _drive(ray: Any, manifest: Manifest, configs: dict[int, Any], jobs: int | No
             for ref in ready:
                 index, folder, t0 = in_flight.pop(ref)
                 entry = record(ray, manifest, index, folder, ref, started.pop(index, t0), stop.signal)
+                entry = plan.ended(entry, index in stopping)
                 finished += 1
-                watch.ended(entry, finished, total)
+                watch.ended(entry, finished, plan.total(manifest))
+    plan.close()
     return outcome_of(manifest, stopped=stop.signal is not None)
 
 

@@ -1,6 +1,6 @@
-"""Running a search on the local backend: trials as run processes, ``jobs`` at a time, each
-epoch's validation metric told to Optuna's pruner, trials asked as places free up (TPE),
-and at the end ``best.yaml`` and the closing summary (``search_summary``).
+"""Running a search: ``SearchPlan``, the hooks the backends' run loops call (trials asked as
+places free up, each epoch's validation metric told to Optuna's pruner, pruned runs
+recorded), and at the end ``best.yaml`` and the closing summary (``search_summary``).
 
 The study lives in this process only; the manifest and the run folders are the truth, so
 ``rebuild`` makes the same study again from them after a stop (see search.py)."""
@@ -8,9 +8,6 @@ The study lives in this process only; the manifest and the run folders are the t
 from __future__ import annotations
 
 import math
-import os
-import signal
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +15,10 @@ from typing import Any
 import yaml
 
 from mlp_lab import runs
-from mlp_lab.sweeps.folder import DONE, Manifest, mark_summary, run_ending
+from mlp_lab.sweeps.folder import DONE, Manifest, mark_summary
+from mlp_lab.sweeps.local import Plan
 from mlp_lab.sweeps.search import SearchSpec, distributions, from_choice, make_study
 from mlp_lab.sweeps.search_plan import entry_of, trial_runs
-from mlp_lab.sweeps.watch import Place, Watch
 
 BEST = "best.yaml"
 
@@ -119,27 +116,27 @@ def to_ask(s: Study, manifest: Manifest) -> int:
 
 
 def report_epochs(s: Study, manifest: Manifest, index: int, reported: dict[int, int]) -> bool:
-    """Report run ``index``'s new epochs to its trial; True when the pruner says stop."""
+    """Report run ``index``'s epochs not reported yet (from its metrics.jsonl) to its trial;
+    True when the pruner says stop."""
+    history = _metric_history(manifest, manifest.runs[index], s.spec.metric)
+    stop = False
+    for epoch in range(reported.get(index, 0) + 1, len(history) + 1):
+        stop = _report(s, manifest, index, epoch, history[epoch - 1]) or stop
+        reported[index] = epoch
+    return stop
+
+
+def _report(s: Study, manifest: Manifest, index: int, epoch: int, value: Any) -> bool:
+    """One epoch's metric of run ``index`` to its trial; True when the pruner says stop
+    (never after the last epoch, and never for a trial of several seeds: refused up front)."""
     entry = manifest.runs[index]
     if len([e for e in manifest.runs if e.get("trial") == entry["trial"]]) > 1:
-        return False  # several seeds: no pruning (refused up front), nothing to report
-    history = _metric_history(manifest, entry, s.spec.metric)
+        return False
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
     trial = s.trials[entry["trial"]]
-    for epoch in range(reported.get(index, 0) + 1, len(history) + 1):
-        if math.isfinite(history[epoch - 1]):
-            trial.report(history[epoch - 1], epoch)
-        reported[index] = epoch
-        if epoch < _epochs(manifest) and trial.should_prune():
-            return True
-    return False
-
-
-def stop_pruned(pid: int) -> None:
-    """SIGTERM: the run ends at its next step, interrupted, with every epoch it finished."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
+    trial.report(float(value), epoch)
+    return epoch < _epochs(manifest) and trial.should_prune()
 
 
 def mark_pruned(manifest: Manifest, index: int, rule: str) -> dict[str, Any]:
@@ -153,45 +150,45 @@ def mark_pruned(manifest: Manifest, index: int, rule: str) -> dict[str, Any]:
     return manifest.runs[index]
 
 
-def run_search(manifest: Manifest, jobs: int, threads: int | None, data_dir: Path | None, watch: Watch) -> Any:
-    """The local backend's loop for a search: as ``local.run_local``, and the pruner told
-    each new epoch, and new trials asked as places free up."""
-    from mlp_lab.signals import stop_on_signals
-    from mlp_lab.sweeps.local import _count_epochs, _pass_on, _record, _start, outcome_of, to_do
+class SearchPlan(Plan):
+    """A search as the run loops (``local.run_local``, ``ray_backend.run_ray``) see it: new
+    trials asked as places free up, each epoch's metric told to the pruner (read from the
+    run folder here, posted by the task on Ray), a stopped run recorded ``pruned``, each
+    trial told once its runs ended, and best.yaml at the end."""
 
-    s = rebuild(manifest)
-    queue = to_do(manifest)
-    running: list[Any] = []
-    reported: dict[int, int] = {}
-    pruning: set[int] = set()  # runs told to stop by the pruner
-    with stop_on_signals() as stop:
-        while queue or running or (to_ask(s, manifest) and stop.signal is None):
-            while len(running) < jobs and stop.signal is None and (queue or to_ask(s, manifest)):
-                if not queue:
-                    queue += ask_next(s, manifest)
-                running.append(_start(manifest, queue.pop(0), threads, data_dir))
-                watch.started(running[-1].index, Place(running[-1].proc.pid))
-            time.sleep(0.2)
-            if stop.signal is not None:
-                _pass_on(running)
-            for r in running:
-                _count_epochs(r, watch)
-                if r.index not in pruning and report_epochs(s, manifest, r.index, reported):
-                    pruning.add(r.index)
-                    stop_pruned(r.proc.pid)
-            for r in [r for r in running if r.proc.exitcode is not None]:
-                running.remove(r)
-                entry = _record(manifest, r)
-                if r.index in pruning and entry["status"] == "interrupted":  # (one that completed first stays so)
-                    entry = mark_pruned(manifest, r.index, s.spec.prune.rule)
-                report_epochs(s, manifest, r.index, reported)
-                _tell_if_ended(s, manifest, entry["trial"])
-                watch.ended(entry, sum(e["status"] in (*DONE, "failed") for e in manifest.runs),
-                            max(len(manifest.runs), s.spec.trials * len(manifest.data["search"]["seeds"])))
-            if stop.signal is not None and not running:
-                break
-    write_best(manifest)
-    return outcome_of(manifest, stopped=stop.signal is not None)
+    asks = True
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest, self.s = manifest, rebuild(manifest)
+        self.reported: dict[int, int] = {}  # run index -> epochs reported
+
+    def left(self) -> bool:
+        return to_ask(self.s, self.manifest) > 0
+
+    def more(self) -> list[int]:
+        return ask_next(self.s, self.manifest)
+
+    def total(self, manifest: Manifest) -> int:
+        return max(len(manifest.runs), self.s.spec.trials * len(manifest.data["search"]["seeds"]))
+
+    def epoch(self, index: int, record: dict[str, Any] | None = None) -> bool:
+        if record is None:
+            return report_epochs(self.s, self.manifest, index, self.reported)
+        epoch = record.get("epoch")
+        if not isinstance(epoch, int) or epoch <= self.reported.get(index, 0):
+            return False
+        self.reported[index] = epoch
+        return _report(self.s, self.manifest, index, epoch, record.get(self.s.spec.metric))
+
+    def ended(self, entry: dict[str, Any], stopped: bool) -> dict[str, Any]:
+        if stopped and entry["status"] == "interrupted":  # (one that completed first stays completed)
+            entry = mark_pruned(self.manifest, entry["index"], self.s.spec.prune.rule)
+        report_epochs(self.s, self.manifest, entry["index"], self.reported)  # any not heard yet: others compare to them
+        _tell_if_ended(self.s, self.manifest, entry["trial"])
+        return entry
+
+    def close(self) -> None:
+        write_best(self.manifest)
 
 
 # --- the end of a search -------------------------------------------------------------------
@@ -261,22 +258,6 @@ def search_summary(manifest: Manifest, top: int = 5) -> list[str]:
 
 def _short(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def search_folders(paths: list[Path]) -> list[Path]:
-    """The search folders among ``paths`` and the folders they hold (compare runs/ finds them)."""
-    import json
-
-    out = []
-    for p in paths:
-        for folder in [Path(p), *(sorted(c for c in Path(p).iterdir() if c.is_dir()) if Path(p).is_dir() else [])]:
-            manifest = folder / "manifest.json"
-            try:
-                if manifest.is_file() and "search" in json.loads(manifest.read_text(encoding="utf-8")):
-                    out.append(folder)
-            except (OSError, ValueError):
-                continue
-    return out
 
 
 def draw_search(folder: Path, path: Path) -> Path:

@@ -57,3 +57,13 @@ def test_a_resumed_sweep_counts_what_ended_before(tmp_path):
     manifest.update(0, status="completed")
     manifest.update(1, status="interrupted")
     assert "1 done, 0 failed, 2 left" in drawn(views.LiveView(manifest.folder))
+
+
+def test_a_sweeps_lines_never_give_a_runs_own_train_resume_advice():
+    from mlp_lab.sweeps.views import without_train_hint
+
+    assert without_train_hint("interrupted by SIGINT during epoch 2; 1 finished epoch(s) kept; continue with: "
+                              "mlp-lab train --resume runs/x") == "interrupted by SIGINT during epoch 2; 1 finished epoch(s) kept"
+    assert without_train_hint("failed: no space left on device writing runs/x/checkpoint.pt; the last checkpoint is "
+                              "intact: free some space, then mlp-lab train --resume runs/x") == \
+        "failed: no space left on device writing runs/x/checkpoint.pt"

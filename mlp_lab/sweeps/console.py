@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mlp_lab.errors import ConfigError, RunError
-from mlp_lab.sweeps.views import LineView, LiveView, TensorBoardView
+from mlp_lab.sweeps.views import LineView, LiveView, TensorBoardView, without_train_hint
 
 
 def sweep_from_cli(file: Path | None, overrides: list[str], jobs: int | None, threads: int | None, dry_run: bool,
@@ -175,7 +175,8 @@ def _close(folder: Path, outcome: Any) -> int:
         pass  # no run ended yet: nothing to compare
     parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     if outcome.disk_full:
-        print(f"sweep stopped starting runs: the disk is full ({outcome.disk_full}); {parts}. Free some space, then "
+        print(f"sweep stopped starting runs: the disk is full ({without_train_hint(outcome.disk_full)}); {parts}. "
+              f"Free some space, then "
               f"continue with: mlp-lab sweep --resume {folder}", file=sys.stderr, flush=True)
         return 1
     if outcome.stopped:

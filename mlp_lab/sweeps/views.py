@@ -26,10 +26,15 @@ def finished_line(folder: Path, entry: dict[str, Any], finished: int, total: int
         if "test_acc" in final:
             text += f": test acc {100 * final['test_acc']:.2f}% in {entry.get('seconds', 0):.1f}s"
     if entry.get("reason"):
-        # A run's own "continue with: mlp-lab train --resume" is not how a sweep goes on:
-        # the sweep's closing line says `mlp-lab sweep --resume`.
-        text += f": {entry['reason'].split('; continue with: mlp-lab train --resume')[0]}"
+        text += f": {without_train_hint(entry['reason'])}"
     return text
+
+
+def without_train_hint(reason: str) -> str:
+    """A run's reason without its own "mlp-lab train --resume" advice (after an interrupt, a
+    full disk): that is not how a sweep goes on; the sweep's closing line says
+    `mlp-lab sweep --resume`."""
+    return "; ".join(part for part in reason.split("; ") if "mlp-lab train --resume" not in part)
 
 
 class LineView(Watch):

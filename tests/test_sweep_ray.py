@@ -138,6 +138,18 @@ def test_an_exception_in_a_run_fails_it_without_a_retry(tmp_path):
     assert [i for i, _ in events.placed_at].count(1) == 1  # not retried
 
 
+def _finished_duration(runs_dir):
+    """The first finished run's duration, once its final summary is written (model.pt comes before it)."""
+    for summary in runs_dir.glob("s-*/*/summary.json"):
+        try:
+            duration = json.loads(summary.read_text()).get("duration_s")
+        except (OSError, ValueError):  # replaced at this moment
+            continue
+        if duration is not None:
+            return duration
+    return None
+
+
 def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -154,11 +166,10 @@ def test_ctrl_c_stops_the_tasks_and_resume_ends_with_the_uninterrupted_metrics(t
                              "--quiet"], cwd=tmp_path, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True, preexec_fn=_ignore_sigint if how != "ctrl-c" else None)
     deadline = time.monotonic() + 120
-    while not list((tmp_path / "stopped").glob("s-*/*/model.pt")):  # the first run is back
+    while (first := _finished_duration(tmp_path / "stopped")) is None:  # the first run is back
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.02)
-    (first,) = [p.parent / "summary.json" for p in (tmp_path / "stopped").glob("s-*/*/model.pt")]
-    time.sleep(json.loads(first.read_text())["duration_s"] / 3)  # the second run is inside its epochs
+    time.sleep(first / 3)  # the second run is inside its epochs
     if how == "ctrl-c":
         os.killpg(proc.pid, signal.SIGINT)
     else:

@@ -294,10 +294,10 @@ def test_sigkill_of_the_driver_ends_its_ray_tasks_and_resume_trains_every_run_on
                              "--quiet"], cwd=tmp_path, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     deadline = time.monotonic() + 120
-    while not list((tmp_path / "killed").glob("s-*/*/model.pt")):  # the first run is back, the second trains
+    while _finished_duration(tmp_path / "killed") is None:  # the first run is back, the second trains
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.02)
-    time.sleep(1.0)
+    time.sleep(1.0)  # the driver records it in the manifest right after its files
     # Its local Ray's processes that train or schedule (the workers, the raylet, the GCS);
     # Ray's agents (dashboard, runtime env), which train nothing, wind down on their own time.
     below = {p for p in _descendants(proc.pid) if "Agent" not in _cmdline(p).split()[0]}

@@ -11,10 +11,33 @@ from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from mlp_lab.errors import MlpLabError
 
+
+class _PlainFlags:
+    """Lists on/off options (ours, --help, --install-completion) without Typer's '<bool>'
+    type column: a flag takes no value, so a type beside it only misleads."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class _Command(_PlainFlags, TyperCommand):
+    pass
+
+
+class _Group(_PlainFlags, TyperGroup):
+    pass
+
+
 app = typer.Typer(
+    cls=_Group,
     add_completion=True,  # --install-completion: config names for --config, key paths for --set
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -46,8 +69,8 @@ def _complete_set(incomplete: str) -> List[str]:
 
 
 def _flag(*decls: str, help: str) -> Any:
-    """An on/off option; its help lists it without Typer's '<bool>' type column."""
-    return typer.Option(False, *decls, help=help, metavar="")
+    """An on/off option, off unless given."""
+    return typer.Option(False, *decls, help=help)
 
 
 def _located(arg: Optional[Path], kind: str = "config") -> Optional[Path]:
@@ -77,7 +100,7 @@ def _user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-@app.command()
+@app.command(cls=_Command)
 @_user_errors
 def train(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML experiment file, or a shipped config's name (mlp-lab configs).", autocompletion=_complete_config),
@@ -105,7 +128,7 @@ def train(
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(cls=_Command)
 @_user_errors
 def sweep(
     file: Optional[Path] = typer.Argument(None, help="The sweep file (YAML): base or configs, set, grid, cases, seeds; or a shipped one's name.", show_default=False, autocompletion=_complete_sweep),
@@ -151,7 +174,7 @@ def sweep(
                                     shorthand=(_located(config), grid, seeds), tensorboard=tensorboard))
 
 
-@app.command()
+@app.command(cls=_Command)
 @_user_errors
 def check(
     config: Path = typer.Option(..., "--config", "-c", help="YAML experiment file (or a shipped config's name): the config to check.", show_default=False, autocompletion=_complete_config),
@@ -184,7 +207,7 @@ def check(
     raise typer.Exit(result.exit_code)
 
 
-@app.command()
+@app.command(cls=_Command)
 @_user_errors
 def schema() -> None:
     """Print the config's JSON schema (every key, its default and what it allows)."""
@@ -217,7 +240,7 @@ def _show(console: Any, *renderables: Any) -> None:
     typer.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
-@app.command()
+@app.command(cls=_Command)
 @_user_errors
 def compare(
     paths: List[Path] = typer.Argument(None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False),
@@ -267,7 +290,7 @@ def compare(
         _plot_searches(paths or [Path("runs")], plot)
 
 
-@app.command()
+@app.command(cls=_Command)
 @_user_errors
 def report(
     paths: List[Path] = typer.Argument(None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False),
@@ -294,11 +317,11 @@ def report(
     typer.echo(f"wrote {out}", err=True)
 
 
-export_app = typer.Typer(no_args_is_help=True, help="Write runs in other tools' formats.")
+export_app = typer.Typer(cls=_Group, no_args_is_help=True, help="Write runs in other tools' formats.")
 app.add_typer(export_app, name="export")
 
 
-@export_app.command("tensorboard")
+@export_app.command("tensorboard", cls=_Command)
 @_user_errors
 def export_tensorboard(
     paths: List[Path] = typer.Argument(None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False),
@@ -316,7 +339,7 @@ def export_tensorboard(
     typer.echo(f"wrote {len(written)} run{'s' if len(written) != 1 else ''} to {logdir} (tensorboard --logdir {logdir})", err=True)
 
 
-@app.command()
+@app.command(cls=_Command)
 @_user_errors
 def show(
     run: Path = typer.Argument(..., help="A run folder.", show_default=False),
@@ -366,7 +389,7 @@ def _plot_diagnostics(run_dirs: List[List[Path]], labels: List[str], plot: Path)
         typer.echo(f"wrote diagnostics plot to {written}", err=True)
 
 
-@app.command()
+@app.command(cls=_Command)
 @_user_errors
 def inspect(
     config: Path = typer.Option(..., "--config", "-c", help="YAML experiment file (or a shipped config's name): the network to build.", show_default=False, autocompletion=_complete_config),
@@ -395,7 +418,7 @@ def inspect(
         typer.echo(f"wrote plot to {plot}", err=True)
 
 
-@app.command()
+@app.command(cls=_Command)
 @_user_errors
 def configs(
     copy: Optional[str] = typer.Option(None, "--copy", help="Copy this shipped config (or sweep file) out to start your own.", show_default=False),

@@ -117,10 +117,13 @@ def test_piped_compare_and_show_have_no_trailing_spaces_and_unset_values_read_da
         assert "null" not in r.stdout
 
 
-def test_help_lists_flags_without_a_bool_type():
-    r = cli("train", "--help")
-    flags = [line for line in r.stdout.splitlines() if "--diagnose" in line or "--quiet" in line]
-    assert flags and not any("<bool>" in line for line in flags)
+@pytest.mark.parametrize("command", [[], ["train"], ["sweep"], ["compare"], ["check"], ["export", "tensorboard"]])
+def test_help_lists_flags_without_a_bool_type(command):
+    # ours (--quiet, --reverse) and Typer's own (--help, --install-completion) alike
+    r = cli(*command, "--help")
+    assert r.code == 0 and "--help" in r.stdout
+    flags = [line for line in r.stdout.splitlines() if any(f in line for f in ("--help", "--quiet", "--install-completion"))]
+    assert flags and not any("bool" in line for line in flags), flags
 
 
 def test_words_for_one(tmp_path):

@@ -143,7 +143,7 @@ def test_check_speed_runs_and_writes_its_table(tmp_path, capsys):
     assert row["exit_code"] in (0, 1) and row["cli_s"] > row["library_s"] > 0 and result["rows"] == [row]
 
 
-def test_search_speed_runs_its_three_searches(tmp_path, capsys):
+def test_search_speed_runs_its_three_searches_and_a_grid_of_as_many_runs(tmp_path, capsys):
     from fakedata import make_idx_dataset
 
     data = tmp_path / "data"
@@ -153,5 +153,8 @@ def test_search_speed_runs_its_three_searches(tmp_path, capsys):
                                            "--json", str(out)])
     assert "| random + successive halving |" in capsys.readouterr().out
     rows = json.loads(out.read_text())["rows"]
-    assert [r["variant"] for r in rows] == [r["variant"] for r in result["rows"]] and len(rows) == 3
+    assert [r["variant"] for r in rows] == [r["variant"] for r in result["rows"]] and len(rows) == 4
     assert all(0 < r["epochs"] <= r["planned"] == 4 for r in rows)
+    grid = rows[-1]
+    assert grid["variant"] == "grid, no pruning" and grid["distinct_lrs"] == 2 and grid["pruned"] == 0
+    assert _script("search_speed").grid_shape(24) == (6, 4)

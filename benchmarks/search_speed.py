@@ -5,9 +5,9 @@ three ways: random without pruning, random with successive halving, TPE with suc
 halving; and, at the same budget of runs, a grid over the same box without pruning
 (6 learning rates x 4 init scales, log-spaced, for 24 trials: Bergstra & Bengio's point
 is that it tries only 6 distinct values of the parameter that matters, where random
-search tries 24). For each: epochs
-trained, wall time, distinct learning rates tried, the best validation accuracy found, and
-that config's test accuracy (read once, after the search: selection never sees test).
+search tries 24). For each: epochs trained, wall time, distinct learning rates tried, the
+best validation accuracy found, and that config's test accuracy (read once, after the
+search: selection never sees test).
 
     .venv/bin/python benchmarks/search_speed.py [--data-dir ../shared/data] [--trials 24] [--epochs 6]
         [--limit-train N] [--jobs 2] [--json FILE]
@@ -73,11 +73,12 @@ def sweep_file(folder: Path, method: str, rule: str, trials: int, epochs: int, l
 
 def grid_rows(manifest) -> list[dict]:
     """A grid's runs as trial rows: the last epoch's val_acc, as a search judges a trial."""
+    from mlp_lab import runs
+
     rows = []
     for e in manifest.runs:
-        path = manifest.folder / e["folder"] / "metrics.jsonl"  # none for a run that diverged in its first epoch
-        lines = path.read_text().splitlines() if path.is_file() else []
-        history = [json.loads(line) for line in lines if line.strip()]
+        path = manifest.folder / e["folder"] / runs.METRICS  # none for a run that diverged in its first epoch
+        history = runs.read_jsonl(path)[0] if path.is_file() else []
         final = history[-1].get("val_acc") if history else None
         rows.append({"trial": e["index"], "values": e["varies"], "status": e["status"], "epochs": len(history),
                      "planned": e["config"]["train"]["epochs"], "folder": e["folder"],

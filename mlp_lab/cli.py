@@ -73,6 +73,11 @@ def _flag(*decls: str, help: str) -> Any:
     return typer.Option(False, *decls, help=help)
 
 
+def _data_dir_option() -> Any:
+    """--data-dir, as every command that reads data takes it."""
+    return typer.Option(None, "--data-dir", help="Data directory (else $MLP_LAB_DATA, data.data_dir, ./data).")
+
+
 def _located(arg: Optional[Path], kind: str = "config") -> Optional[Path]:
     """The file ``--config`` (or a sweep file) names: the path itself, else the shipped one
     of that name, said on stderr."""
@@ -105,7 +110,7 @@ def _user_errors(fn: Callable) -> Callable:
 def train(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML experiment file, or a shipped config's name (mlp-lab configs).", autocompletion=_complete_config),
     set_: List[str] = typer.Option([], "--set", help="Override a field: --set optimizer.lr=0.01 (repeatable).", autocompletion=_complete_set),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (else $MLP_LAB_DATA, data.data_dir, ./data)."),
+    data_dir: Optional[Path] = _data_dir_option(),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders are written."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its last checkpoint."),
     diagnose: bool = _flag("--diagnose", help="Record per-layer diagnostics (same as train.diagnostics: true)."),
@@ -146,7 +151,7 @@ def sweep(
     top: int = typer.Option(5, "--top", help="With --refine: the trials whose values the new ranges span."),
     trials: Optional[int] = typer.Option(None, "--trials", help="With --refine: trials of the new search (default: as before).", show_default=False),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the sweep folder is written."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (else $MLP_LAB_DATA, data.data_dir, ./data)."),
+    data_dir: Optional[Path] = _data_dir_option(),
     quiet: bool = _flag("--quiet", "-q", help="No live view: a line per finished run, then the closing lines."),
     tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard events to DIR as each run's epochs end (tensorboard --logdir DIR).", show_default=False),
     yes: bool = _flag("--yes", help="Allow more than 10,000 runs."),
@@ -179,7 +184,7 @@ def sweep(
 def check(
     config: Path = typer.Option(..., "--config", "-c", help="YAML experiment file (or a shipped config's name): the config to check.", show_default=False, autocompletion=_complete_config),
     set_: List[str] = typer.Option([], "--set", help="Override a field, as train's --set (repeatable).", autocompletion=_complete_set),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (else $MLP_LAB_DATA, data.data_dir, ./data)."),
+    data_dir: Optional[Path] = _data_dir_option(),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the learning-rate range test to FILE.png."),
     format_: str = typer.Option("text", "--format", help="text or json."),
     tiny: int = typer.Option(20, "--tiny", help="Training images the network must be able to overfit."),
@@ -394,7 +399,7 @@ def _plot_diagnostics(run_dirs: List[List[Path]], labels: List[str], plot: Path)
 def inspect(
     config: Path = typer.Option(..., "--config", "-c", help="YAML experiment file (or a shipped config's name): the network to build.", show_default=False, autocompletion=_complete_config),
     set_: List[str] = typer.Option([], "--set", help="Override a field: --set model.hidden=[500,500,500] (repeatable).", autocompletion=_complete_set),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (else $MLP_LAB_DATA, data.data_dir, ./data)."),
+    data_dir: Optional[Path] = _data_dir_option(),
     batch: int = typer.Option(1000, "--batch", help="Samples pushed through the network."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw a histogram of each layer's activations to FILE.png."),
     synthetic_input: bool = _flag("--synthetic-input", help="Standard-normal inputs instead of the data set (no data needed)."),

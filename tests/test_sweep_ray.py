@@ -139,14 +139,15 @@ def test_an_exception_in_a_run_fails_it_without_a_retry(tmp_path):
 
 
 def _finished_duration(runs_dir):
-    """The first finished run's duration, once its final summary is written (model.pt comes before it)."""
-    for summary in runs_dir.glob("s-*/*/summary.json"):
+    """The first completed run's duration, once its final summary is written: the driver writes a
+    returned run's files in turn, model.pt before summary.json, over the "running" one it wrote first."""
+    for path in runs_dir.glob("s-*/*/summary.json"):
         try:
-            duration = json.loads(summary.read_text()).get("duration_s")
+            summary = json.loads(path.read_text())
         except (OSError, ValueError):  # replaced at this moment
             continue
-        if duration is not None:
-            return duration
+        if summary.get("status") == "completed":
+            return summary["duration_s"]
     return None
 
 

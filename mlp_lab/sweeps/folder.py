@@ -110,10 +110,19 @@ def run_ending(folder: Path) -> tuple[str | None, str | None]:
     return status, None if status == "completed" else (summary or {}).get("message")
 
 
+def entry_of(run: Any) -> dict[str, Any]:
+    """The manifest entry of a planned run (a grid's or a search's), pending."""
+    from mlp_lab.config import config_to_dict
+
+    entry = {"index": run.index, "cell": run.cell, "seed": run.seed, "varies": run.varies, "status": "pending",
+             "folder": None, "reason": None, "config": config_to_dict(run.config)}
+    if run.trial is not None:
+        entry["trial"] = run.trial
+    return entry
+
+
 def create_sweep_folder(runs_dir: Path, sweep: Any) -> Manifest:
     """A new sweep folder with the resolved sweep file and a manifest of pending runs."""
-    from mlp_lab.sweeps.search_plan import entry_of
-
     folder = runs.create_run_dir(runs_dir, sweep.name)
     try:  # all or nothing: a folder without its manifest could be neither run nor resumed
         runs.atomic_write_text(folder / SWEEP_FILE, yaml.safe_dump(sweep.resolved(), sort_keys=False))

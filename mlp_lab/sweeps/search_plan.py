@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mlp_lab.config import config_to_dict, set_value, validate_config
+from mlp_lab.config import set_value, validate_config
 from mlp_lab.errors import ConfigError, shorten
 from mlp_lab.schema import ExperimentConfig
 from mlp_lab.sweeps.search import DEFAULT_VAL_SPLIT, edge_values, sample
@@ -65,12 +65,3 @@ def trial_runs(base: dict[str, Any], values: dict[str, Any], number: int, seeds:
         out.append(PlannedRun(index=first + len(out), cell=cell_id(cfg), seed=seed, config=cfg, varies=dict(values),
                               trial=number))
     return out
-
-
-def entry_of(run: Any) -> dict[str, Any]:
-    """The manifest entry of a planned run (a grid's or a search's)."""
-    entry = {"index": run.index, "cell": run.cell, "seed": run.seed, "varies": run.varies, "status": "pending",
-             "folder": None, "reason": None, "config": config_to_dict(run.config)}
-    if run.trial is not None:
-        entry["trial"] = run.trial
-    return entry

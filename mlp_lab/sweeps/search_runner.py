@@ -15,10 +15,10 @@ from typing import Any
 import yaml
 
 from mlp_lab import runs
-from mlp_lab.sweeps.folder import DONE, Manifest, mark_summary
+from mlp_lab.sweeps.folder import DONE, Manifest, entry_of, mark_summary
 from mlp_lab.sweeps.local import Plan
 from mlp_lab.sweeps.search import SearchSpec, distributions, from_choice, make_study
-from mlp_lab.sweeps.search_plan import entry_of, trial_runs
+from mlp_lab.sweeps.search_plan import trial_runs
 
 BEST = "best.yaml"
 
@@ -38,7 +38,11 @@ def spec_of(manifest: Manifest) -> SearchSpec:
 
 
 def _epochs(manifest: Manifest) -> int:
-    return int(manifest.data["search"]["base"].get("train", {}).get("epochs", 15))
+    """The epochs each trial trains: the base config's, else the schema's default."""
+    from mlp_lab.schema import TrainConfig
+
+    epochs = manifest.data["search"]["base"].get("train", {}).get("epochs")
+    return int(epochs if epochs is not None else TrainConfig.model_fields["epochs"].default)
 
 
 def rebuild(manifest: Manifest) -> Study:

@@ -138,6 +138,28 @@ def test_an_exception_in_a_run_fails_it_without_a_retry(tmp_path):
     assert [i for i, _ in events.placed_at].count(1) == 1  # not retried
 
 
+def test_a_full_disk_stops_starting_tasks_as_on_the_local_backend(tmp_path, monkeypatch):
+    from mlp_lab.errors import DiskFull
+    from mlp_lab.sweeps import ray_backend
+
+    folder = new_sweep(tmp_path, seeds=4)
+    real = ray_backend._write_files
+
+    def full_at_second(run_folder, result):  # the driver finds the disk full writing the second run's files
+        if run_folder.name == load_manifest(folder).runs[1]["folder"]:
+            raise DiskFull(f"no space left on device writing {run_folder / 'checkpoint.pt'}")
+        real(run_folder, result)
+
+    monkeypatch.setattr(ray_backend, "_write_files", full_at_second)
+    outcome = sweeps.run_sweep(folder, jobs=1, threads=1, backend="ray")
+    assert outcome.stopped and "no space left on device" in outcome.disk_full
+    assert [e["status"] for e in load_manifest(folder).runs] == ["completed", "failed", "pending", "pending"]
+
+    monkeypatch.setattr(ray_backend, "_write_files", real)  # space again: a resume trains what is left, once
+    outcome = sweeps.run_sweep(folder, jobs=1, threads=1, backend="ray")
+    assert not outcome.stopped and [e["status"] for e in load_manifest(folder).runs] == ["completed"] * 4
+
+
 def _finished_duration(runs_dir):
     """The first completed run's duration, once its final summary is written: the driver writes a
     returned run's files in turn, model.pt before summary.json, over the "running" one it wrote first."""

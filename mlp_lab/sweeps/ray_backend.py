@@ -17,6 +17,8 @@ How it fits Ray, and why:
 - Ctrl-C or SIGTERM: ``ray.cancel`` (not forced) raises SIGINT in each running task,
   which training's own stop flag turns into an ``interrupted`` ending at the next step,
   checkpoint included; the task returns that folder and ``--resume`` continues it.
+- A full disk where the driver writes: no new task starts, the running ones end, the
+  sweep says so (the same run loop as the local backend's, ``local.run_local``).
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mlp_lab import runs
-from mlp_lab.errors import ConfigError, RunError
+from mlp_lab.errors import ConfigError, DiskFull, RunError
 from mlp_lab.sweeps.folder import Manifest, prepare_run, run_ending
-from mlp_lab.sweeps.local import Outcome, Plan, outcome_of, to_do
+from mlp_lab.sweeps.local import Outcome, Plan, disk_full_in, outcome_of, to_do
 from mlp_lab.sweeps.watch import Place, Watch
 
 RETRIES = 3  # attempts after a worker process or node died
@@ -240,16 +242,22 @@ def _drive(ray: Any, manifest: Manifest, queue: list[int], submit: Any, board: A
     in_flight: dict[Any, tuple[int, Path, float]] = {}
     started: dict[int, float] = {}  # when each run's task began training: its time excludes Ray's queue
     stopping: set[int] = set()  # runs the plan asked to stop (a pruned trial): cancelled
+    full: str | None = None  # set once the disk is full: no new run starts (as in local.run_local)
     finished = len(manifest.runs) - len(queue)
     with stop_on_signals() as stop:
         cancelled = False
-        while queue or in_flight or (plan.left() and stop.signal is None):
-            if stop.signal is not None and not in_flight:
+        while queue or in_flight or (plan.left() and stop.signal is None and full is None):
+            if (stop.signal is not None or full is not None) and not in_flight:
                 break  # the runs not yet submitted stay pending
-            while (queue or plan.left()) and (jobs is None or len(in_flight) < jobs) and stop.signal is None:
-                queue = queue or plan.more()
-                index = queue.pop(0)
-                ref = submit(manifest, index, config_from_dict(manifest.runs[index]["config"]))  # names its folder
+            while (queue or plan.left()) and (jobs is None or len(in_flight) < jobs) and stop.signal is None \
+                    and full is None:
+                try:
+                    queue = queue or plan.more()
+                    index = queue.pop(0)
+                    ref = submit(manifest, index, config_from_dict(manifest.runs[index]["config"]))  # names its folder
+                except DiskFull as e:
+                    full = str(e)
+                    break
                 in_flight[ref] = (index, manifest.folder / manifest.runs[index]["folder"], time.time())
             ready = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=POLL_S)[0] if in_flight else []
             began, records = relay(ray, board, watch)
@@ -264,12 +272,26 @@ def _drive(ray: Any, manifest: Manifest, queue: list[int], submit: Any, board: A
                 cancelled = True
             for ref in ready:
                 index, folder, t0 = in_flight.pop(ref)
-                entry = record(ray, manifest, index, folder, ref, started.pop(index, t0), stop.signal)
-                entry = plan.ended(entry, index in stopping)
+                try:
+                    entry = plan.ended(record(ray, manifest, index, folder, ref, started.pop(index, t0), stop.signal),
+                                       index in stopping)
+                except DiskFull as e:  # its files or the manifest no longer fit: a resume settles from the folder
+                    full, entry = str(e), manifest.runs[index]
+                    if entry["status"] == "running":  # what it returned could not be written: it failed
+                        _try_update(manifest, index, status="failed", reason=full)
+                full = full or disk_full_in(entry)
                 finished += 1
                 watch.ended(entry, finished, plan.total(manifest))
     plan.close()
-    return outcome_of(manifest, stopped=stop.signal is not None)
+    return outcome_of(manifest, stopped=stop.signal is not None, disk_full=full)
+
+
+def _try_update(manifest: Manifest, index: int, **fields: Any) -> None:
+    """Record in the manifest, on disk if it still fits (else a resume settles it from the folder)."""
+    try:
+        manifest.update(index, **fields)
+    except DiskFull:
+        pass
 
 
 def tasks(ray: Any, configs: list[Any], threads: int, data_dir: Path | None) -> tuple[Any, Any]:

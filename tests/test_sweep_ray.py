@@ -92,9 +92,24 @@ def test_ray_gives_the_local_backends_metrics_and_run_folders(tmp_path):
     assert sorted(i for i, _ in events.placed_at) == [0, 1, 2, 3]
     assert all(place.pid != os.getpid() and place.node for _, place in events.placed_at)
     assert (0, 2) in events.epochs
+    for e in load_manifest(on_ray).runs:  # a run's seconds run from its task's start, which came before its training
+        duration = json.loads((on_ray / e["folder"] / "summary.json").read_text())["duration_s"]
+        assert e["seconds"] + 0.1 >= duration, (e["seconds"], duration)  # 0.1: the start post's trip to the board
     assert json.loads(cli("compare", on_ray, "--format", "json").stdout)["rows"][0]["n"] == 2
     one_group = cli("compare", on_ray, "--filter", "model.activation=relu").stdout
     assert "2 runs (of 4 read) in 1 group of runs that differ only in their seed" in one_group
+
+
+def test_a_run_starts_when_its_task_posted_not_when_the_driver_next_looked():
+    from mlp_lab.sweeps.ray_backend import ProgressBoard, relay
+
+    board = ray.remote(num_cpus=0)(ProgressBoard).remote()
+    assert ray.get(board.take.remote()) == []  # the board's process is up (in a sweep, long before a task's torch is)
+    posted = time.time()
+    ray.get(board.post.remote("started", 0, sweeps.Place(1)))
+    time.sleep(0.5)  # the driver's next look at the board comes later (a short run may end by then)
+    began, _ = relay(ray, board, Events())
+    assert posted <= began[0] < posted + 0.25
 
 
 def test_a_worker_killed_mid_run_is_retried_and_the_run_completes(tmp_path):

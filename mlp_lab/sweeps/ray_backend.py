@@ -122,15 +122,17 @@ def check_cluster(configs: list[Any], threads: int) -> None:
 
 class ProgressBoard:
     """A Ray actor on the driver's node where tasks post where they run and their epochs;
-    the driver reads it for the progress view."""
+    the driver reads it for the progress view. Each post is stamped when it arrives, by the
+    driver's node's clock: a run's time starts when its task did, not when the driver's
+    next poll heard of it (a short run may start and end between two polls)."""
 
     def __init__(self) -> None:
-        self.news: list[tuple[str, int, Any]] = []
+        self.news: list[tuple[str, int, Any, float]] = []
 
     def post(self, kind: str, index: int, value: Any) -> None:
-        self.news.append((kind, index, value))
+        self.news.append((kind, index, value, time.time()))
 
-    def take(self) -> list[tuple[str, int, Any]]:
+    def take(self) -> list[tuple[str, int, Any, float]]:
         news, self.news = self.news, []
         return news
 
@@ -323,10 +325,10 @@ def relay(ray: Any, board: Any, watch: Watch) -> tuple[dict[int, float], list[tu
     """Tell ``watch`` what the tasks posted; returns when each run that started did, and
     the epochs' records that came (index, record)."""
     began, records = {}, []
-    for kind, index, value in ray.get(board.take.remote()):
+    for kind, index, value, at in ray.get(board.take.remote()):
         if kind == "started":
             watch.started(index, value)
-            began[index] = time.time()
+            began[index] = at
         else:
             watch.epoch(index, value["epoch"])
             records.append((index, value))

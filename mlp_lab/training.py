@@ -365,9 +365,9 @@ def train_experiment(cfg: ExperimentConfig, data_dir: Path | None = None, runs_d
         with TrainingProgress(enabled=show_progress, run_name=run_dir.name) as progress:
             if live is None:
                 return run_experiment(cfg, run_dir, data, device, progress=progress, resume_from=ckpt_path)
-            result = run_experiment(cfg, run_dir, data, device, progress=_Teed(progress, live, run_dir, cfg),
-                                    resume_from=ckpt_path)
-            _end_live(live, result, cfg)
+            teed = _Teed(progress, live, run_dir, cfg)
+            result = run_experiment(cfg, run_dir, data, device, progress=teed, resume_from=ckpt_path)
+            teed.end(result)
             return result
     except BaseException as e:
         # run_experiment raises only while setting up (model, optimizer, checkpoint),
@@ -404,13 +404,12 @@ class _Teed:
     def warn(self, message: str) -> None:
         self.progress.warn(message)
 
+    def end(self, result: RunResult) -> None:
+        """The run's ending and final metrics, once it has written them."""
+        from mlp_lab.results.rows import read_row
 
-def _end_live(live: Any, result: RunResult, cfg: ExperimentConfig) -> None:
-    from mlp_lab.results.rows import read_row
-
-    row = read_row(result.run_dir)
-    live.end(result.run_dir, {"name": cfg.name, "train": {"seed": cfg.train.seed}}, result.status,
-             row.metrics if row is not None else {}, varies={})
+        row = read_row(result.run_dir)
+        self.live.end(result.run_dir, self.config, result.status, row.metrics if row is not None else {}, varies={})
 
 
 def train_from_cli(

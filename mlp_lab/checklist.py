@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -249,16 +249,14 @@ def _range_curve(cfg: ExperimentConfig, data: Any, device: Any) -> tuple[list[fl
     RANGE_LR[0] to RANGE_LR[1], stopped once the loss blows up."""
     model = _model(cfg, data.input_dim, data.num_classes, device)
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), device)
-    g = torch.Generator().manual_seed(cfg.train.seed)
-    n, bs = int(data.train_y.shape[0]), cfg.train.batch_size
+    batches = _random_batches(cfg, data)
     factor = (RANGE_LR[1] / RANGE_LR[0]) ** (1 / (RANGE_STEPS - 1))
     lrs, losses, avg, low = [], [], 0.0, math.inf
     for step in range(RANGE_STEPS):
         lr = RANGE_LR[0] * factor ** step
         for group in optimizer.param_groups:
             group["lr"] = lr
-        idx = torch.randint(0, n, (min(bs, n),), generator=g).to(data.train_x.device)
-        loss, _ = _step(cfg, model, optimizer, data.normalize(data.train_x[idx]), data.train_y[idx])
+        loss, _ = _step(cfg, model, optimizer, *next(batches))
         if not math.isfinite(loss):
             return lrs, losses, True
         avg = RANGE_SMOOTHING * avg + (1 - RANGE_SMOOTHING) * loss
@@ -276,13 +274,11 @@ def _update_ratio(cfg: ExperimentConfig, data: Any, device: Any) -> Check:
     model = _model(cfg, data.input_dim, data.num_classes, device)
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), device)
     weights = [m.weight for m in model if isinstance(m, torch.nn.Linear)]
-    g = torch.Generator().manual_seed(cfg.train.seed)
-    n, bs = int(data.train_y.shape[0]), cfg.train.batch_size
+    batches = _random_batches(cfg, data)
     ratios: list[float] = []
     for _ in range(UPDATE_STEPS):
         before = [w.detach().clone() for w in weights]
-        idx = torch.randint(0, n, (min(bs, n),), generator=g).to(data.train_x.device)
-        _step(cfg, model, optimizer, data.normalize(data.train_x[idx]), data.train_y[idx])
+        _step(cfg, model, optimizer, *next(batches))
         ratios = [float((w.detach() - b).norm() / b.norm().clamp_min(1e-12)) for w, b in zip(weights, before)]
     numbers = {"ratios": ratios, "healthy": dg.UPDATE_RATIO_HEALTHY, "band": list(dg.UPDATE_RATIO_BAND)}
     measured = "per layer " + ", ".join(f"{r:.1e}" for r in ratios)
@@ -321,6 +317,16 @@ def _model(cfg: ExperimentConfig, width: int, classes: int, device: Any) -> torc
     model = build_model(cfg.model, width, classes).to(device)
     model.train()
     return model
+
+
+def _random_batches(cfg: ExperimentConfig, data: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Training batches of the config's size, drawn with replacement from a generator seeded
+    with its seed (the same batches on every call): (x normalised, y), endlessly."""
+    g = torch.Generator().manual_seed(cfg.train.seed)
+    n, bs = int(data.train_y.shape[0]), cfg.train.batch_size
+    while True:
+        idx = torch.randint(0, n, (min(bs, n),), generator=g).to(data.train_x.device)
+        yield data.normalize(data.train_x[idx]), data.train_y[idx]
 
 
 def _step(cfg: ExperimentConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,

@@ -67,3 +67,24 @@ def test_a_sweeps_lines_never_give_a_runs_own_train_resume_advice():
     assert without_train_hint("failed: no space left on device writing runs/x/checkpoint.pt; the last checkpoint is "
                               "intact: free some space, then mlp-lab train --resume runs/x") == \
         "failed: no space left on device writing runs/x/checkpoint.pt"
+
+
+def test_a_tpe_search_is_counted_before_its_trials_are_asked_and_drawn_once_they_are(tmp_path, monkeypatch):
+    from mlp_lab.sweeps.search_runner import ask_next, rebuild
+
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"base": "tiny.yaml", "search": {
+        "method": "tpe", "trials": 3, "space": {"optimizer.lr": {"log_uniform": [1.0e-3, 0.1]}}}}))
+    manifest = sweeps.start_sweep(load_sweep(tmp_path / "s.yaml"), tmp_path / "runs")
+    assert manifest.runs == []  # TPE asks each trial when a place frees up
+    view = views.LiveView(manifest.folder)
+    assert "0 done, 0 failed, 3 left" in drawn(view) and view.work == 3 * TINY["train"]["epochs"]
+
+    (index,) = ask_next(rebuild(manifest), manifest)  # the driver asks a trial and starts it
+    view.started(index, sweeps.Place(101))
+    view.epoch(index, 1)
+    assert "trial000 (seed 0)  1/4 epochs" in drawn(view)  # a trial asked after the view began
+
+    monkeypatch.setattr(views, "_out", lambda line: None)
+    view.ended({**manifest.runs[index], "status": "pruned", "reason": "pruned by median after 1 epoch"}, 1, 3)
+    assert "1 done, 0 failed, 2 left" in drawn(view)  # a pruned trial is done

@@ -37,7 +37,7 @@ def spec_of(manifest: Manifest) -> SearchSpec:
     return SearchSpec.model_validate(manifest.data["search"]["spec"])
 
 
-def _epochs(manifest: Manifest) -> int:
+def trial_epochs(manifest: Manifest) -> int:
     """The epochs each trial trains: the base config's, else the schema's default."""
     from mlp_lab.schema import TrainConfig
 
@@ -45,11 +45,16 @@ def _epochs(manifest: Manifest) -> int:
     return int(epochs if epochs is not None else TrainConfig.model_fields["epochs"].default)
 
 
+def planned_runs(manifest: Manifest) -> int:
+    """How many runs the search has once every trial is asked (a run per trial and seed)."""
+    return max(len(manifest.runs), spec_of(manifest).trials * len(manifest.data["search"]["seeds"]))
+
+
 def rebuild(manifest: Manifest) -> Study:
     """The study as it stood: every trial of the manifest asked again with its recorded
     values, the epochs its runs finished reported again, and ended trials told."""
     spec = spec_of(manifest)
-    s = Study(spec, make_study(spec, _epochs(manifest)))
+    s = Study(spec, make_study(spec, trial_epochs(manifest)))
     dists = distributions(spec.space)
     for number in sorted({e["trial"] for e in manifest.runs}):
         entries = [e for e in manifest.runs if e["trial"] == number]
@@ -140,7 +145,7 @@ def _report(s: Study, manifest: Manifest, index: int, epoch: int, value: Any) ->
         return False
     trial = s.trials[entry["trial"]]
     trial.report(float(value), epoch)
-    return epoch < _epochs(manifest) and trial.should_prune()
+    return epoch < trial_epochs(manifest) and trial.should_prune()
 
 
 def mark_pruned(manifest: Manifest, index: int, rule: str) -> dict[str, Any]:
@@ -173,7 +178,7 @@ class SearchPlan(Plan):
         return ask_next(self.s, self.manifest)
 
     def total(self, manifest: Manifest) -> int:
-        return max(len(manifest.runs), self.s.spec.trials * len(manifest.data["search"]["seeds"]))
+        return planned_runs(manifest)
 
     def epoch(self, index: int, record: dict[str, Any] | None = None) -> bool:
         if record is None:
@@ -211,7 +216,7 @@ def trial_rows(manifest: Manifest) -> list[dict[str, Any]]:
         rows.append({"trial": number, "values": entries[0]["varies"], "status": status,
                      "metric": sum(finals) / len(finals) if finals and status == "completed" else
                      (finals[-1] if finals else None),
-                     "epochs": sum(len(h) for h in histories), "planned": _epochs(manifest) * len(entries),
+                     "epochs": sum(len(h) for h in histories), "planned": trial_epochs(manifest) * len(entries),
                      "config": entries[0]["config"]})
     return rows
 

@@ -53,6 +53,28 @@ class LineView(Watch):
         _out(finished_line(self.folder, entry, finished, total))
 
 
+class RunEntries:
+    """A sweep's manifest entries by run index, read again for a run not seen yet (a search
+    adds each trial's runs to the manifest as it asks them) or when asked to be fresh."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.manifest: Any = None
+        self.by_index: dict[int, dict[str, Any]] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        from mlp_lab.sweeps.folder import load_manifest
+
+        self.manifest = load_manifest(self.folder)
+        self.by_index = {e["index"]: e for e in self.manifest.runs}
+
+    def get(self, index: int, fresh: bool = False) -> dict[str, Any]:
+        if fresh or index not in self.by_index:
+            self.reload()
+        return self.by_index[index]
+
+
 def _clock(seconds: float) -> str:
     seconds = int(round(seconds))
     h, rest = divmod(seconds, 3600)
@@ -68,15 +90,15 @@ class LiveView(LineView):
     """
 
     def __init__(self, folder: Path, console: Any = None) -> None:
-        from mlp_lab.sweeps.folder import load_manifest
         from mlp_lab.sweeps.folder import DONE
 
         super().__init__(folder)
-        entries = load_manifest(folder).runs
-        self.entries = {e["index"]: e for e in entries}
+        self.entries = RunEntries(folder)
+        entries = list(self.entries.by_index.values())
+        later, per_run = _runs_to_ask(self.entries.manifest)
         self.counts = {"done": sum(e["status"] in DONE for e in entries), "failed": 0}
-        self.left = len(entries) - self.counts["done"]
-        self.work = sum(self._epochs(e) for e in entries if e["status"] not in DONE)
+        self.left = len(entries) - self.counts["done"] + later
+        self.work = sum(self._epochs(e) for e in entries if e["status"] not in DONE) + later * per_run
         self.worked = 0  # epochs of runs that ended this session
         self.on: dict[int, dict[str, Any]] = {}  # run index -> where, epoch, since
         self.t0 = time.monotonic()
@@ -102,6 +124,7 @@ class LiveView(LineView):
 
     def started(self, index: int, place: Place) -> None:
         with self.lock:
+            self.entries.get(index)  # a search's new trial: read here, not in the drawing thread
             self.on[index] = {"where": str(place), "epoch": self.on.get(index, {}).get("epoch", 0), "since": time.monotonic()}
 
     def epoch(self, index: int, epoch: int) -> None:
@@ -110,10 +133,12 @@ class LiveView(LineView):
                 self.on[index]["epoch"] = epoch
 
     def ended(self, entry: dict[str, Any], finished: int, total: int) -> None:
+        from mlp_lab.sweeps.folder import DONE
+
         with self.lock:
             self.on.pop(entry["index"], None)
             self.left -= 1
-            if entry["status"] in ("completed", "diverged"):
+            if entry["status"] in DONE:
                 self.counts["done"] += 1
             elif entry["status"] == "failed":
                 self.counts["failed"] += 1
@@ -138,10 +163,19 @@ class LiveView(LineView):
             table = Table.grid(padding=(0, 2))
             table.add_row(head)
             for index, r in sorted(self.on.items()):
-                e = self.entries[index]
+                e = self.entries.by_index[index]
                 table.add_row(f"  {e['config']['name']} (seed {e['seed']})  {r['epoch']}/{self._epochs(e)} epochs"
                               f"  {_clock(time.monotonic() - r['since'])}  on {r['where']}")
         return table
+
+
+def _runs_to_ask(manifest: Any) -> tuple[int, int]:
+    """(runs a search will still add to its manifest, the epochs each trains); (0, 0) for a grid."""
+    if "search" not in manifest.data:
+        return 0, 0
+    from mlp_lab.sweeps.search_runner import planned_runs, trial_epochs
+
+    return planned_runs(manifest) - len(manifest.runs), trial_epochs(manifest)
 
 
 class TensorBoardView(Watch):
@@ -153,6 +187,7 @@ class TensorBoardView(Watch):
         from mlp_lab.export import LiveTensorBoard
 
         self.inner, self.folder, self.live = inner, folder, LiveTensorBoard(logdir)
+        self.entries = RunEntries(folder)
         self.written: dict[int, int] = {}  # run index -> metrics lines written
 
     def __enter__(self) -> TensorBoardView:
@@ -165,10 +200,11 @@ class TensorBoardView(Watch):
 
     def started(self, index: int, place: Any) -> None:
         self.inner.started(index, place)
+        self.entries.get(index, fresh=True)  # the folder it trains in is in the manifest now
 
     def epoch(self, index: int, epoch: int) -> None:
         self.inner.epoch(index, epoch)
-        self._write_new_lines(self._entry(index))
+        self._write_new_lines(self.entries.get(index))
 
     def ended(self, entry: dict[str, Any], finished: int, total: int) -> None:
         from mlp_lab.results.rows import read_row
@@ -180,11 +216,6 @@ class TensorBoardView(Watch):
             self.live.end(self.folder / entry["folder"], entry["config"], entry["status"],
                           row.metrics if row is not None else {}, entry.get("varies") or {})
         self.written.pop(entry["index"], None)
-
-    def _entry(self, index: int) -> dict[str, Any]:
-        from mlp_lab.sweeps.folder import load_manifest
-
-        return load_manifest(self.folder).runs[index]
 
     def _write_new_lines(self, entry: dict[str, Any]) -> None:
         from mlp_lab import runs

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     rows = []
     print(f"load average before: {load_avg()}")
-    print(f"| config | mlp-lab check (CLI, wall s) | run_check (library, s) | exit code |")
+    print("| config | mlp-lab check (CLI, wall s) | run_check (library, s) | exit code |")
     print("|---|---:|---:|---:|")
     for config in args.configs:
         cli_s, code = time_cli(config, args.data_dir, args.repeat)

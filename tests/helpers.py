@@ -158,6 +158,18 @@ def start_training(config: Path, cwd: Path, *extra: str) -> subprocess.Popen:
     return start("train", "--config", config, "--quiet", *extra, cwd=cwd)
 
 
+def wait_for(predicate, proc: subprocess.Popen | None = None, timeout: float = 120.0) -> None:
+    """Wait until ``predicate()`` is true; fail if ``proc`` ends first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"ended early (code {proc.returncode}): {proc.communicate()}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:g}s")
+
+
 def wait_for_epochs(runs_dir: Path, proc: subprocess.Popen, epochs: int = 1, timeout: float = 120) -> Path:
     """Wait until the process's single run folder has ``epochs`` lines in metrics.jsonl."""
     deadline = time.monotonic() + timeout

@@ -6,14 +6,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers import MLP_LAB, assert_user_error, cli, cli_subprocess, offline_env, without_seconds
+from helpers import MLP_LAB, assert_user_error, cli, cli_subprocess, offline_env, wait_for, without_seconds
 from mlp_lab.sweeps import cell_id, load_manifest, load_sweep
 from mlp_lab.sweeps.folder import held
 
@@ -225,17 +223,6 @@ def test_a_run_killed_outright_is_failed_and_the_others_complete(tmp_path, base)
     assert [e["status"] for e in load_manifest(folder).runs] == ["completed", "completed"]
 
 
-def _wait_for(predicate, proc, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if proc.poll() is not None:
-            pytest.fail(f"sweep ended early: {proc.communicate()}")
-        time.sleep(0.05)
-    pytest.fail("timed out")
-
-
 def test_ctrl_c_then_resume_ends_with_the_uninterrupted_metrics(tmp_path, base):
     # Three runs of 150 short epochs (a few seconds each): Ctrl-C once the first has completed
     # lands in the second, and the third has not started.
@@ -257,7 +244,7 @@ def test_ctrl_c_then_resume_ends_with_the_uninterrupted_metrics(tmp_path, base):
         return any(e["status"] == "completed" for e in entries) and any(
             (folder / e["folder"] / "metrics.jsonl").exists() for e in running)
 
-    _wait_for(one_run_done_another_going, proc)
+    wait_for(one_run_done_another_going, proc)
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (out, err)

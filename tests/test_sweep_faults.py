@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from fakedata import make_idx_dataset
-from helpers import MLP_LAB, REPO, assert_user_error, cli, cli_subprocess, offline_env, without_seconds
+from helpers import MLP_LAB, REPO, assert_user_error, cli, cli_subprocess, offline_env, wait_for, without_seconds
 from mlp_lab import runs, sweeps
 from mlp_lab.sweeps import load_manifest, load_sweep
 from mlp_lab.sweeps.watch import Watch
@@ -33,17 +33,6 @@ def write(path: Path, doc: dict) -> Path:
 
 def alive(pid: int) -> bool:
     return not runs.process_gone({"pid": pid})
-
-
-def _wait_for(predicate, timeout=120.0, proc=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"ended early: {proc.communicate()}")
-        time.sleep(0.05)
-    pytest.fail("timed out")
 
 
 def _metrics(folder: Path, entry: dict) -> list[dict]:
@@ -70,7 +59,7 @@ def test_sigkill_of_the_driver_ends_its_runs_and_an_immediate_resume_trains_noth
         going = [e for e in entries if e["status"] == "running" and e["folder"]]
         return len(going) == 2 and all((folder / e["folder"] / "checkpoint.pt").exists() for e in going)
 
-    _wait_for(two_training_with_a_checkpoint, proc=proc)
+    wait_for(two_training_with_a_checkpoint, proc=proc)
     folder = folder_of()
     before = load_manifest(folder).runs
     pids = [e["pid"] for e in before if e["status"] == "running"]
@@ -82,7 +71,7 @@ def test_sigkill_of_the_driver_ends_its_runs_and_an_immediate_resume_trains_noth
     # Resume at once, while the orphaned runs may still be ending.
     resume = subprocess.Popen([*MLP_LAB, "sweep", "--resume", str(folder), "--quiet"], cwd=tmp_path, env=offline_env(),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: not any(alive(p) for p in pids), timeout=15)
+    wait_for(lambda: not any(alive(p) for p in pids), timeout=15)
     assert time.monotonic() - killed_at < 15  # no training process of the old sweep is left
     out, err = resume.communicate(timeout=300)
     assert resume.returncode == 0, (out, err)

@@ -67,12 +67,9 @@ def sweep_files(paths: Sequence[Path]) -> dict[str, str]:
     """The resolved sweep file of each path that is a sweep folder: folder name -> its text."""
     from mlp_lab.sweeps.folder import MANIFEST, SWEEP_FILE
 
-    out = {}
-    for p in paths:  # a sweep folder, or a folder holding sweep folders (report runs/)
-        for folder in [p, *(sorted(c for c in p.iterdir() if c.is_dir()) if p.is_dir() else [])]:
-            if (folder / MANIFEST).is_file() and (folder / SWEEP_FILE).is_file():
-                out[folder.name] = (folder / SWEEP_FILE).read_text(encoding="utf-8", errors="replace")
-    return out
+    return {folder.name: (folder / SWEEP_FILE).read_text(encoding="utf-8", errors="replace")
+            for folder in runs.with_subfolders(list(paths))  # a sweep folder, or one holding sweep folders
+            if (folder / MANIFEST).is_file() and (folder / SWEEP_FILE).is_file()}
 
 
 def search_figures(paths: Sequence[Path]) -> list[str]:

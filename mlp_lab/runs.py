@@ -264,14 +264,16 @@ def search_metric(folder: Path) -> str | None:
         return None
 
 
+def with_subfolders(paths: list[Path]) -> list[Path]:
+    """Each of ``paths`` and the folders directly in it: where a sweep folder may be when a
+    user names it or the folder holding it (compare runs/, report runs/)."""
+    return [folder for p in map(Path, paths)
+            for folder in [p, *(sorted(c for c in p.iterdir() if c.is_dir()) if p.is_dir() else [])]]
+
+
 def search_folders(paths: list[Path]) -> list[Path]:
-    """The search folders among ``paths`` and the folders they hold (compare runs/ finds them)."""
-    out = []
-    for p in map(Path, paths):
-        for folder in [p, *(sorted(c for c in p.iterdir() if c.is_dir()) if p.is_dir() else [])]:
-            if search_metric(folder) is not None:
-                out.append(folder)
-    return out
+    """The search folders among ``paths`` and the folders they hold."""
+    return [folder for folder in with_subfolders(paths) if search_metric(folder) is not None]
 
 
 def compared_on(paths: list[Path]) -> str:

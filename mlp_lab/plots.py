@@ -220,7 +220,9 @@ def _draw_mean(ax: Any, members: Sequence[History], key: str, scale: float, labe
         xs, ys, stds = mean_series(members, key)
     if not xs:
         return []
-    marker = "o" if markers and len(xs) < 20 else None
+    # A series of one point (a run pruned or stopped after its first epoch) is no line: only
+    # a marker shows it, in every panel.
+    marker = "o" if (markers and len(xs) < 20) or len(xs) == 1 else None
     ax.plot(xs, [scale * y for y in ys], marker=marker, markersize=3, label=label, **style)
     if len(members) > 1:
         ax.fill_between(xs, [scale * (y - s) for y, s in zip(ys, stds)], [scale * (y + s) for y, s in zip(ys, stds)],

@@ -84,3 +84,14 @@ def test_diagnostics_figure_shows_each_run_label_whole_inside_the_figure(n):
             assert not _overlap(box, ax.get_tightbbox(renderer)), (t.get_text(), ax.get_title())
     for ax in fig.axes:
         assert _inside(ax.get_tightbbox(renderer), fig.bbox), ax.get_title()
+
+
+def test_a_run_of_one_epoch_beside_longer_ones_shows_in_both_panels():
+    # A search's pruned trial keeps one epoch: one point, which only a marker makes visible.
+    fig = comparison_figure([[_history(30, 0)], [_history(1, 1)]], ["ran to the end", "pruned"])
+    acc_ax, loss_ax = fig.axes[:2]
+    for ax in (acc_ax, loss_ax):
+        (lone,) = [line for line in ax.get_lines() if len(line.get_xdata()) == 1]
+        assert lone.get_marker() not in (None, "None", "", " ")
+    long_loss = [line for line in loss_ax.get_lines() if len(line.get_xdata()) == 30]
+    assert long_loss and long_loss[0].get_marker() in (None, "None", "", " ")  # a long curve stays a line

@@ -1,15 +1,75 @@
-"""Shared test fixtures. Tests run on CPU, offline, in seconds each."""
+"""Shared test fixtures and the test tiers. Tests run on CPU, offline.
+
+Tiers: ``python -m pytest -m "not slow"`` is the edit-test loop (under a minute on two
+cores); ``python -m pytest`` runs everything. A test is marked where its cost comes from,
+here, not by hand: its module (Ray, real sweeps under signals, benchmarks), what it calls
+(a real ``mlp-lab`` process, ``subprocess``), or a fixture (real data).
+"""
 
 from __future__ import annotations
 
 import os
+import types
 from pathlib import Path
 
 import pytest
 
+import helpers
+from mlp_lab.data import files as data_files
+
 REPO = Path(__file__).resolve().parents[1]
 # The genuine data sets, when this machine has them (CI's clone has ../shared beside it).
 SHARED_DATA = Path(os.environ.get("MLP_LAB_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+# Modules whose tests start sweeps of real worker processes, Ray clusters or benchmarks.
+SLOW_MODULES = {"test_sweep", "test_sweep_faults", "test_search", "test_sweep_ray", "test_sweep_ray_cluster",
+                "test_benchmarks", "test_reliability"}
+# What makes a test slow wherever it stands, found in its code (and in the module's own
+# helpers it calls): a real process (the CLI as a user's shell runs it, subprocess), or a
+# sweep, whose every run is a worker process.
+PROCESS_NAMES = {"subprocess", "Popen", "cli_subprocess", "start_training", "run_sweep", "sweep"}
+PROCESS_STARTERS = (helpers.start,)  # too common a word to go by name: by identity
+# Fixtures that bring real data: integration tests, and slow ones (decoding MNIST alone takes ~0.5 s).
+REAL_DATA_FIXTURES = {"shared_data"}
+
+
+def _names(code: types.CodeType) -> tuple[set[str], set[str]]:
+    """The names (globals, attributes, imports) and string constants a function's code uses,
+    its inner functions' and lambdas' too."""
+    names, strings = set(code.co_names), {c for c in code.co_consts if isinstance(c, str)}
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            inner_names, inner_strings = _names(const)
+            names |= inner_names
+            strings |= inner_strings
+    return names, strings
+
+
+def _starts_processes(function: types.FunctionType, depth: int = 1) -> bool:
+    names, strings = _names(function.__code__)
+    if names & PROCESS_NAMES or "sweep" in strings:
+        return True
+    module_globals = function.__globals__
+    if any(module_globals.get(name) is starter for name in names for starter in PROCESS_STARTERS):
+        return True
+    # One level into the test module's own helper functions (a `_run` that calls subprocess).
+    return depth > 0 and any(
+        _starts_processes(helper, depth - 1)
+        for name in names
+        if isinstance(helper := module_globals.get(name), types.FunctionType)
+        and helper.__module__ == function.__module__ and helper is not function
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & REAL_DATA_FIXTURES:
+            item.add_marker(pytest.mark.integration)
+        function = getattr(item, "function", None)
+        if (item.module.__name__ in SLOW_MODULES or fixtures & REAL_DATA_FIXTURES
+                or (function is not None and _starts_processes(function))):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture
@@ -24,3 +84,9 @@ def _isolated_env(monkeypatch, tmp_path):
     # A user's own MLP_LAB_DATA must never leak into a test's data directory lookup.
     monkeypatch.delenv("MLP_LAB_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
+    # No test downloads: one that means to replaces this tripwire with its own fake.
+    monkeypatch.setattr(data_files, "download", _no_download)
+
+
+def _no_download(*args, **kwargs):
+    raise AssertionError("a test tried to download a data set")

@@ -10,15 +10,14 @@ from __future__ import annotations
 import gzip
 import pickle
 import struct
-import sys
 from pathlib import Path
 
 import numpy as np
 
 # The Python-2 style pickler lives with the benchmark tool that writes full-size fake
-# CIFAR-10; the tests use the same one, so both write exactly the same format.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from make_fake_cifar10 import Py2StylePickler  # noqa: E402,F401 - re-exported for tests
+# CIFAR-10 (benchmarks/ is on pytest's pythonpath); the tests use the same one, so both
+# write exactly the same format.
+from make_fake_cifar10 import Py2StylePickler  # noqa: F401 - re-exported for tests
 
 IDX_NAMES = {
     "train_images": "train-images-idx3-ubyte",

@@ -23,14 +23,25 @@ REPO = Path(__file__).resolve().parents[1]
 _SCRIPT = Path(sys.executable).parent / "mlp-lab"
 MLP_LAB = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "mlp_lab"]
 
+# Where the tests' runs train: the CPU, also where a GPU exists (exact resume equality is
+# promised on CPU only); MLP_LAB_TEST_DEVICE=cuda runs the same tests on a GPU instead.
+TEST_DEVICE = os.environ.get("MLP_LAB_TEST_DEVICE", "cpu")
+
 # A tiny experiment on the synthetic set: a fraction of a second per epoch on one core.
 TINY: dict[str, Any] = {
     "name": "tiny",
     "data": {"dataset": "synthetic", "synthetic_train_size": 200, "synthetic_test_size": 50},
     "model": {"hidden": [16], "init": "kaiming_normal"},
     "optimizer": {"name": "sgd", "lr": 0.05},
-    # cpu, also where a GPU exists: exact resume equality is promised on CPU only.
-    "train": {"epochs": 2, "batch_size": 20, "device": "cpu"},
+    "train": {"epochs": 2, "batch_size": 20, "device": TEST_DEVICE},
+}
+
+# The sweep tests' run: the schema's default init and optimizer, 300 + 100 images.
+SWEEP_TINY: dict[str, Any] = {
+    "name": "tiny",
+    "data": {"dataset": "synthetic", "synthetic_train_size": 300, "synthetic_test_size": 100},
+    "model": {"hidden": [16]},
+    "train": {"epochs": 1, "batch_size": 50, "device": TEST_DEVICE},
 }
 
 _runner = CliRunner()
@@ -47,12 +58,17 @@ def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write_config(path: Path, changes: dict[str, Any] | None = None, base: dict[str, Any] | None = None) -> Path:
-    """Write TINY (or ``base``) with ``changes`` merged in as YAML; returns the path."""
+def write_yaml(path: Path, doc: dict[str, Any]) -> Path:
+    """``doc`` as YAML at ``path`` (its folder made); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(merge(base or TINY, changes or {}), sort_keys=False), encoding="utf-8")
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return path
+
+
+def write_config(path: Path, changes: dict[str, Any] | None = None, base: dict[str, Any] | None = None) -> Path:
+    """Write TINY (or ``base``) with ``changes`` merged in as YAML; returns the path."""
+    return write_yaml(path, merge(base or TINY, changes or {}))
 
 
 def offline_env(**extra: str) -> dict[str, str]:

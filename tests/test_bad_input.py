@@ -4,7 +4,7 @@ leaves no run folder behind.
 
 Most cases run the CLI in-process (typer's CliRunner: the real app, fast); a few run
 the installed `mlp-lab` script as a subprocess to prove the same end to end. No test
-touches the network: MLP_LAB_OFFLINE=1 and data._download is replaced by a tripwire.
+touches the network: MLP_LAB_OFFLINE=1, and conftest replaces data.files.download by a tripwire.
 """
 
 from __future__ import annotations
@@ -26,17 +26,11 @@ from fakedata import IDX_NAMES, make_cifar, make_idx_dataset
 from helpers import (
     TINY, assert_user_error, cli, cli_subprocess, merge, only_run, run_folders, summary, write_config,
 )
-from mlp_lab.data import files as data_files
 
 
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch):
-    monkeypatch.setenv("MLP_LAB_OFFLINE", "1")
-
-    def tripwire(*args, **kwargs):
-        raise AssertionError("a test tried to download a data set")
-
-    monkeypatch.setattr(data_files, "download", tripwire)
+    monkeypatch.setenv("MLP_LAB_OFFLINE", "1")  # (conftest's tripwire stops a download too)
 
 
 def assert_no_run_left(root: Path) -> None:

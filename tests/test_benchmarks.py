@@ -22,8 +22,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def _script(name: str):
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
+    # (benchmarks/ is on pytest's pythonpath, for the scripts' own `from _common import ...`)
     spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

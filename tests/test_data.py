@@ -29,11 +29,7 @@ from fakedata import IDX_NAMES, Py2StylePickler, make_cifar, make_idx_dataset, w
 
 @pytest.fixture(autouse=True)
 def _offline_and_private_cache(monkeypatch, tmp_path):
-    # Tests must never download; a test that wants a download replaces this again.
-    def no_network(dataset, data_dir):
-        raise AssertionError("a test tried to download")
-
-    monkeypatch.setattr(files, "download", no_network)
+    # (conftest stops every download; a test that wants one replaces its tripwire.)
     # The per-user fallback cache goes under tmp_path, never into the real home folder.
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)

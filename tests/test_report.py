@@ -16,6 +16,7 @@ from mlp_lab import runs
 from mlp_lab.report import render_report, write_report
 from mlp_lab.results import build_comparison
 
+from helpers import SWEEP_TINY, write_yaml
 from test_compare import PNG_MAGIC, invoke, make_run
 from test_seed_groups import HE, HE_ACCS, XAVIER, XAVIER_ACCS, seeded
 
@@ -136,10 +137,8 @@ def test_a_real_browser_shows_the_table_and_decodes_every_image(lecture_like, tm
 
 
 def test_a_sweep_folder_brings_its_sweep_file(tmp_path):
-    from test_sweep import TINY, write
-
-    write(tmp_path / "tiny.yaml", TINY)
-    write(tmp_path / "s.yaml", {"base": "tiny.yaml", "grid": {"model.activation": ["relu", "tanh"]}})
+    write_yaml(tmp_path / "tiny.yaml", SWEEP_TINY)
+    write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "grid": {"model.activation": ["relu", "tanh"]}})
     r = invoke("sweep", str(tmp_path / "s.yaml"), "--runs-dir", str(tmp_path / "runs"), "--quiet")
     assert r.exit_code == 0, r.output
     (folder,) = (tmp_path / "runs").iterdir()

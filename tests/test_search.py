@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import MLP_LAB, assert_user_error, cli, cli_subprocess, offline_env, without_seconds
+from helpers import MLP_LAB, assert_user_error, cli, cli_subprocess, offline_env, without_seconds, write_yaml
 from mlp_lab.sweeps import load_manifest, load_sweep
 
 BASE = {"name": "tiny", "data": {"dataset": "synthetic", "synthetic_train_size": 400, "synthetic_test_size": 100},
@@ -23,14 +23,9 @@ BASE = {"name": "tiny", "data": {"dataset": "synthetic", "synthetic_train_size":
 SPACE = {"optimizer.lr": {"log_uniform": [1.0e-4, 1.0]}, "model.activation": {"choice": ["relu", "tanh"]}}
 
 
-def write(path: Path, doc: dict) -> Path:
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return path
-
-
 def search_file(tmp_path: Path, base: dict | None = None, **search) -> Path:
-    write(tmp_path / "base.yaml", base or BASE)
-    return write(tmp_path / "s.yaml", {"base": "base.yaml", "search": {"trials": 4, "space": SPACE, **search}})
+    write_yaml(tmp_path / "base.yaml", base or BASE)
+    return write_yaml(tmp_path / "s.yaml", {"base": "base.yaml", "search": {"trials": 4, "space": SPACE, **search}})
 
 
 def test_a_random_search_draws_the_same_trials_every_time_and_the_dry_run_lists_them(tmp_path):
@@ -39,7 +34,7 @@ def test_a_random_search_draws_the_same_trials_every_time_and_the_dry_run_lists_
     assert [r.varies for r in first.runs] == [r.varies for r in again.runs]
     assert len(first.runs) == 4 and len({r.varies["optimizer.lr"] for r in first.runs}) == 4
     assert all(1e-4 <= r.varies["optimizer.lr"] <= 1.0 for r in first.runs)
-    other = write(tmp_path / "s8.yaml", {**yaml.safe_load(sfile.read_text()), "search": {"trials": 4, "space": SPACE, "seed": 8}})
+    other = write_yaml(tmp_path / "s8.yaml", {**yaml.safe_load(sfile.read_text()), "search": {"trials": 4, "space": SPACE, "seed": 8}})
     assert [r.varies for r in load_sweep(other).runs] != [r.varies for r in first.runs]
     r = cli("sweep", sfile, "--dry-run")
     assert r.code == 0, r
@@ -75,9 +70,9 @@ def test_a_bad_space_is_one_line_and_writes_nothing(tmp_path, search, words):
     ({"seeds": 2, "search": {"trials": 2, "space": SPACE, "prune": {"rule": "median"}}}, ["prune median with 2 seeds"]),
 ])
 def test_search_with_a_grid_or_pruning_with_seeds_is_refused(tmp_path, extra, words):
-    write(tmp_path / "base.yaml", BASE)
+    write_yaml(tmp_path / "base.yaml", BASE)
     doc = {"base": "base.yaml", "search": {"trials": 2, "space": SPACE}, **extra}
-    assert_user_error(cli("sweep", write(tmp_path / "s.yaml", doc), "--dry-run"), *words)
+    assert_user_error(cli("sweep", write_yaml(tmp_path / "s.yaml", doc), "--dry-run"), *words)
 
 
 def test_set_on_a_searched_key_is_refused(tmp_path):
@@ -198,8 +193,8 @@ def test_refine_narrows_to_what_the_top_trials_span(finished_search, tmp_path):
 
 
 def test_refine_of_anything_but_a_search_folder_is_one_line(tmp_path):
-    write(tmp_path / "base.yaml", BASE)
-    write(tmp_path / "g.yaml", {"base": "base.yaml", "set": {"train.epochs": 1}})
+    write_yaml(tmp_path / "base.yaml", BASE)
+    write_yaml(tmp_path / "g.yaml", {"base": "base.yaml", "set": {"train.epochs": 1}})
     assert cli("sweep", "g.yaml", "--quiet").code == 0
     (folder,) = (tmp_path / "runs").iterdir()
     assert_user_error(cli("sweep", "--refine", folder), "not a search folder")

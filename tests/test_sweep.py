@@ -11,28 +11,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import MLP_LAB, assert_user_error, cli, cli_subprocess, offline_env, wait_for, without_seconds
+from helpers import MLP_LAB, SWEEP_TINY, assert_user_error, merge, cli, cli_subprocess, offline_env, wait_for, without_seconds, write_yaml
 from mlp_lab.sweeps import cell_id, load_manifest, load_sweep
 from mlp_lab.sweeps.folder import held
 
 REPO = Path(__file__).resolve().parents[1]
 # Seconds per run: synthetic data, a small net, one epoch.
-TINY = {"name": "tiny", "data": {"dataset": "synthetic", "synthetic_train_size": 300, "synthetic_test_size": 100},
-        "model": {"hidden": [16]}, "train": {"epochs": 1, "batch_size": 50}}
-
-
-def write(path: Path, doc: dict) -> Path:
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return path
+TINY = merge(SWEEP_TINY, {})  # a copy: a test may change its own
 
 
 @pytest.fixture
 def base(tmp_path) -> Path:
-    return write(tmp_path / "tiny.yaml", TINY)
+    return write_yaml(tmp_path / "tiny.yaml", TINY)
 
 
 def sweep_file(tmp_path: Path, **fields) -> Path:
-    return write(tmp_path / "s.yaml", {"base": "tiny.yaml", **fields})
+    return write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", **fields})
 
 
 # --- expansion ------------------------------------------------------------------------
@@ -66,8 +60,8 @@ def test_set_applies_to_every_run_and_the_cli_set_joins_it(tmp_path, base):
 
 
 def test_configs_and_globs_are_each_a_case(tmp_path, base):
-    write(tmp_path / "tiny_b.yaml", {**TINY, "model": {"hidden": [8]}})
-    s = load_sweep(write(tmp_path / "s.yaml", {"configs": ["tiny*.yaml"], "seeds": 1}))
+    write_yaml(tmp_path / "tiny_b.yaml", {**TINY, "model": {"hidden": [8]}})
+    s = load_sweep(write_yaml(tmp_path / "s.yaml", {"configs": ["tiny*.yaml"], "seeds": 1}))
     assert [r.varies for r in s.runs] == [{"config": "tiny.yaml"}, {"config": "tiny_b.yaml"}]
     assert [r.config.model.hidden for r in s.runs] == [[16], [8]]
 
@@ -151,12 +145,12 @@ def test_bad_sweep_files_are_one_line_and_exit_2(tmp_path, base, monkeypatch, fi
     doc = {"base": "tiny.yaml", **fields}
     if doc.get("base") is None:
         doc.pop("base")
-    assert_user_error(cli("sweep", write(tmp_path / "s.yaml", doc)), *words)
+    assert_user_error(cli("sweep", write_yaml(tmp_path / "s.yaml", doc)), *words)
     assert not (tmp_path / "runs").exists()
 
 
 def test_a_glob_that_matches_nothing_is_an_error(tmp_path, base):
-    assert_user_error(cli("sweep", write(tmp_path / "s.yaml", {"configs": ["nope_*.yaml"]})), "nope_*.yaml", "matches no file")
+    assert_user_error(cli("sweep", write_yaml(tmp_path / "s.yaml", {"configs": ["nope_*.yaml"]})), "nope_*.yaml", "matches no file")
 
 
 @pytest.mark.parametrize("args, words", [
@@ -228,7 +222,7 @@ def test_ctrl_c_then_resume_ends_with_the_uninterrupted_metrics(tmp_path, base):
     # lands in the second, and the third has not started.
     doc = {"base": "tiny.yaml", "set": {"train.epochs": 150, "data.synthetic_train_size": 1000},
            "grid": {"model.activation": ["relu", "tanh", "elu"]}}
-    sfile = write(tmp_path / "s.yaml", doc)
+    sfile = write_yaml(tmp_path / "s.yaml", doc)
     # Its own process group, as a terminal gives: Ctrl-C reaches the sweep and its runs alike.
     proc = subprocess.Popen([*MLP_LAB, "sweep", str(sfile), "--runs-dir", str(tmp_path / "stopped"), "--quiet", "--jobs", "1"],
                             cwd=tmp_path, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -16,19 +16,12 @@ import pytest
 import yaml
 
 from fakedata import make_idx_dataset
-from helpers import MLP_LAB, REPO, assert_user_error, cli, cli_subprocess, offline_env, wait_for, without_seconds
+from helpers import MLP_LAB, REPO, SWEEP_TINY, assert_user_error, merge, cli, cli_subprocess, offline_env, wait_for, without_seconds, write_yaml
 from mlp_lab import runs, sweeps
 from mlp_lab.sweeps import load_manifest, load_sweep
 from mlp_lab.sweeps.watch import Watch
 
-TINY = {"name": "tiny", "data": {"dataset": "synthetic", "synthetic_train_size": 300, "synthetic_test_size": 100},
-        "model": {"hidden": [16]}, "train": {"epochs": 1, "batch_size": 50}}
-
-
-def write(path: Path, doc: dict) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return path
+TINY = merge(SWEEP_TINY, {})  # a copy: a test may change its own
 
 
 def alive(pid: int) -> bool:
@@ -43,8 +36,8 @@ def _metrics(folder: Path, entry: dict) -> list[dict]:
 
 
 def test_sigkill_of_the_driver_ends_its_runs_and_an_immediate_resume_trains_nothing_twice(tmp_path):
-    write(tmp_path / "tiny.yaml", TINY)
-    sfile = write(tmp_path / "s.yaml", {"base": "tiny.yaml", "set": {"train.epochs": 120, "data.synthetic_train_size": 1000},
+    write_yaml(tmp_path / "tiny.yaml", TINY)
+    sfile = write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "set": {"train.epochs": 120, "data.synthetic_train_size": 1000},
                                         "grid": {"model.activation": ["relu", "tanh", "elu"]}})
     proc = subprocess.Popen([*MLP_LAB, "sweep", str(sfile), "--runs-dir", str(tmp_path / "killed"), "--quiet", "--jobs", "2",
                              "--threads", "1"], cwd=tmp_path, env=offline_env(), stdout=subprocess.PIPE,
@@ -98,8 +91,8 @@ def test_sigkill_of_the_driver_ends_its_runs_and_an_immediate_resume_trains_noth
 def test_a_run_that_exits_before_opening_its_log_is_failed_and_the_sweep_goes_on(tmp_path, monkeypatch):
     from mlp_lab.sweeps import worker
 
-    write(tmp_path / "tiny.yaml", TINY)
-    plan = load_sweep(write(tmp_path / "s.yaml", {"base": "tiny.yaml", "grid": {"model.activation": ["relu", "tanh"]}}))
+    write_yaml(tmp_path / "tiny.yaml", TINY)
+    plan = load_sweep(write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "grid": {"model.activation": ["relu", "tanh"]}}))
     folder = sweeps.start_sweep(plan, tmp_path / "runs").folder
     real = worker.process
 
@@ -120,8 +113,8 @@ def test_a_run_that_exits_before_opening_its_log_is_failed_and_the_sweep_goes_on
 def test_a_garbled_summary_is_that_runs_failure(tmp_path, monkeypatch):
     from mlp_lab.sweeps import local
 
-    write(tmp_path / "tiny.yaml", TINY)
-    folder = sweeps.start_sweep(load_sweep(write(tmp_path / "s.yaml", {"base": "tiny.yaml", "seeds": 2})),
+    write_yaml(tmp_path / "tiny.yaml", TINY)
+    folder = sweeps.start_sweep(load_sweep(write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "seeds": 2})),
                                 tmp_path / "runs").folder
     real = local._record
 
@@ -146,11 +139,11 @@ def test_the_readmes_python_example_runs_as_a_script_without_a_main_guard(tmp_pa
     # The configs it names, on synthetic data, so that it runs here in seconds.
     small = {"data": {"dataset": "synthetic", "synthetic_train_size": 200, "synthetic_test_size": 50},
              "model": {"hidden": [16]}, "train": {"batch_size": 50, "device": "cpu"}}
-    write(tmp_path / "configs" / "relu_adam.yaml", {"name": "relu_adam", **small})
-    write(tmp_path / "configs" / "relu_sgd.yaml", {"name": "relu_sgd", **small, "optimizer": {"name": "sgd", "lr": 0.1}})
+    write_yaml(tmp_path / "configs" / "relu_adam.yaml", {"name": "relu_adam", **small})
+    write_yaml(tmp_path / "configs" / "relu_sgd.yaml", {"name": "relu_sgd", **small, "optimizer": {"name": "sgd", "lr": 0.1}})
     sweep = yaml.safe_load((REPO / "configs" / "sweeps" / "batchnorm.yaml").read_text())
     sweep["set"] = {"model.hidden": [16, 16]}
-    write(tmp_path / "configs" / "sweeps" / "batchnorm.yaml", sweep)
+    write_yaml(tmp_path / "configs" / "sweeps" / "batchnorm.yaml", sweep)
     (tmp_path / "example.py").write_text(block.replace("run.frame()", "print(run.frame())"), encoding="utf-8")
     env = offline_env()
     r = subprocess.run([str(Path(MLP_LAB[0]).parent / "python") if len(MLP_LAB) == 1 else MLP_LAB[0], "example.py"],
@@ -167,8 +160,8 @@ def test_the_readmes_python_example_runs_as_a_script_without_a_main_guard(tmp_pa
 
 @pytest.fixture
 def finished_sweep(tmp_path) -> Path:
-    write(tmp_path / "tiny.yaml", TINY)
-    plan = load_sweep(write(tmp_path / "s.yaml", {"base": "tiny.yaml", "seeds": 2}))
+    write_yaml(tmp_path / "tiny.yaml", TINY)
+    plan = load_sweep(write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "seeds": 2}))
     folder = sweeps.start_sweep(plan, tmp_path / "runs").folder
     assert sweeps.run_sweep(folder, jobs=1, threads=1).counts == {"completed": 2}
     return folder
@@ -233,8 +226,8 @@ def test_resume_reads_the_data_the_sweep_ran_with_and_checks_it_first(tmp_path):
     data = tmp_path / "elsewhere"
     make_idx_dataset(data, n_train=60, n_test=20)
     mnist = dict(TINY, data={"dataset": "mnist", "download": False, "preprocessing": "none"})
-    write(tmp_path / "mnist.yaml", mnist)
-    plan = load_sweep(write(tmp_path / "s.yaml", {"base": "mnist.yaml", "seeds": 3}))
+    write_yaml(tmp_path / "mnist.yaml", mnist)
+    plan = load_sweep(write_yaml(tmp_path / "s.yaml", {"base": "mnist.yaml", "seeds": 3}))
     folder = sweeps.start_sweep(plan, tmp_path / "runs", data).folder
 
     class StopAfterFirst(Watch):
@@ -271,16 +264,16 @@ def test_resume_reads_the_data_the_sweep_ran_with_and_checks_it_first(tmp_path):
     ({"grid": {"model.hidden": [[8], [16]]}}, "model={hidden: [4]}", "grid"),
 ], ids=["grid", "cases", "section"])
 def test_set_on_a_key_the_sweep_varies_is_one_line(tmp_path, doc, key, where):
-    write(tmp_path / "tiny.yaml", TINY)
-    write(tmp_path / "s.yaml", {"base": "tiny.yaml", **doc})
+    write_yaml(tmp_path / "tiny.yaml", TINY)
+    write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", **doc})
     assert_user_error(cli("sweep", "s.yaml", "--set", key, "--dry-run"), "--set", "the sweep varies", where)
     assert not (tmp_path / "runs").exists()
 
 
 def test_set_on_a_key_the_sweeps_configs_differ_in_is_one_line(tmp_path):
-    write(tmp_path / "a.yaml", TINY)
-    write(tmp_path / "b.yaml", dict(TINY, model={"hidden": [16], "activation": "tanh"}))
-    write(tmp_path / "s.yaml", {"configs": ["a.yaml", "b.yaml"]})
+    write_yaml(tmp_path / "a.yaml", TINY)
+    write_yaml(tmp_path / "b.yaml", dict(TINY, model={"hidden": [16], "activation": "tanh"}))
+    write_yaml(tmp_path / "s.yaml", {"configs": ["a.yaml", "b.yaml"]})
     assert_user_error(cli("sweep", "s.yaml", "--set", "model.activation=relu", "--dry-run"), "(its configs)")
     assert cli("sweep", "s.yaml", "--set", "train.epochs=2", "--dry-run").code == 0
 
@@ -291,8 +284,8 @@ def test_set_on_a_key_the_sweeps_configs_differ_in_is_one_line(tmp_path):
 def test_a_sweep_stops_starting_runs_once_the_disk_is_full(tmp_path, monkeypatch):
     from mlp_lab.sweeps import local
 
-    write(tmp_path / "tiny.yaml", TINY)
-    folder = sweeps.start_sweep(load_sweep(write(tmp_path / "s.yaml", {"base": "tiny.yaml", "seeds": 4})),
+    write_yaml(tmp_path / "tiny.yaml", TINY)
+    folder = sweeps.start_sweep(load_sweep(write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "seeds": 4})),
                                 tmp_path / "runs").folder
     real = local._record
 
@@ -376,8 +369,8 @@ def test_a_running_run_shows_as_running_with_its_epochs_and_no_warning(tmp_path)
 def test_a_sweep_run_that_has_not_written_its_summary_yet_reads_as_running(tmp_path):
     from mlp_lab.sweeps.folder import prepare_run
 
-    write(tmp_path / "tiny.yaml", TINY)
-    folder = sweeps.start_sweep(load_sweep(write(tmp_path / "s.yaml", {"base": "tiny.yaml", "seeds": 2})),
+    write_yaml(tmp_path / "tiny.yaml", TINY)
+    folder = sweeps.start_sweep(load_sweep(write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "seeds": 2})),
                                 tmp_path / "runs").folder
     run_dir, _ = prepare_run(load_manifest(folder), 0)  # what the driver does just before the run's process starts
     r = cli("compare", folder, "--format", "json")

@@ -23,14 +23,13 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # Ray binds to 127.0.0.1:
 
 ray = pytest.importorskip("ray")
 
-from helpers import MLP_LAB, assert_user_error, cli, cli_subprocess, offline_env, without_seconds  # noqa: E402
+from helpers import MLP_LAB, SWEEP_TINY, assert_user_error, cli, cli_subprocess, merge, offline_env, without_seconds, write_yaml  # noqa: E402
 from mlp_lab import sweeps  # noqa: E402
 from mlp_lab.config import config_from_dict, dump_config  # noqa: E402
 from mlp_lab.sweeps import load_manifest, load_sweep  # noqa: E402
 
 # Synthetic data, a small net: a second or two per run.
-TINY = {"name": "tiny", "data": {"dataset": "synthetic", "synthetic_train_size": 300, "synthetic_test_size": 100},
-        "model": {"hidden": [16]}, "train": {"epochs": 2, "batch_size": 50}}
+TINY = merge(SWEEP_TINY, {"train": {"epochs": 2}})
 # Long enough (a few seconds) to be killed or stopped mid-run.
 LONGER = {"train.epochs": 150, "data.synthetic_train_size": 1000}
 
@@ -42,14 +41,9 @@ def local_ray():
     ray.shutdown()
 
 
-def write(path: Path, doc: dict) -> Path:
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return path
-
-
 def new_sweep(tmp_path: Path, name: str = "s", **fields) -> Path:
-    write(tmp_path / "tiny.yaml", TINY)
-    plan = load_sweep(write(tmp_path / f"{name}.yaml", {"base": "tiny.yaml", **fields}))
+    write_yaml(tmp_path / "tiny.yaml", TINY)
+    plan = load_sweep(write_yaml(tmp_path / f"{name}.yaml", {"base": "tiny.yaml", **fields}))
     return sweeps.start_sweep(plan, tmp_path / name).folder
 
 
@@ -194,8 +188,8 @@ def _ignore_sigint() -> None:
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm-in-background"])
 def test_ctrl_c_stops_the_tasks_and_resume_ends_with_the_uninterrupted_metrics(tmp_path, how):
-    write(tmp_path / "tiny.yaml", TINY)
-    sfile = write(tmp_path / "s.yaml", {"base": "tiny.yaml", "set": LONGER, "seeds": 3})
+    write_yaml(tmp_path / "tiny.yaml", TINY)
+    sfile = write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "set": LONGER, "seeds": 3})
     # ctrl-c: its own process group and its own local Ray, as from a terminal: Ctrl-C reaches
     # all of it. sigterm-in-background: started with SIGINT ignored, as a shell's background
     # job is (and its Ray workers with it), and stopped by a SIGTERM to the sweep alone.
@@ -235,7 +229,7 @@ def test_an_address_that_does_not_answer_is_exit_2_with_nothing_written(tmp_path
     with socket.socket() as s:  # bound, never listening: nothing answers, and no one else takes the port
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-        write(tmp_path / "tiny.yaml", TINY)
+        write_yaml(tmp_path / "tiny.yaml", TINY)
         t0 = time.monotonic()  # a process of its own, not joined to this module's Ray
         r = cli_subprocess("sweep", "--config", "tiny.yaml", "--backend", "ray", "--address", f"127.0.0.1:{port}",
                            "--runs-dir", "runs", cwd=tmp_path, timeout=60)
@@ -257,14 +251,14 @@ def test_an_address_that_does_not_answer_is_exit_2_with_nothing_written(tmp_path
     (["--backend", "ray", "--set", "train.device=cuda"], ["train.device cuda", "no GPU"]),
 ])
 def test_bad_ray_options_are_one_line_and_exit_2(tmp_path, args, words):
-    write(tmp_path / "tiny.yaml", TINY)
+    write_yaml(tmp_path / "tiny.yaml", TINY)
     r = cli("sweep", "--config", tmp_path / "tiny.yaml", "--runs-dir", tmp_path / "runs", *args)
     assert_user_error(r, *words)
     assert not (tmp_path / "runs").exists()
 
 
 def test_without_ray_installed_the_error_names_the_extra(tmp_path, monkeypatch):
-    write(tmp_path / "tiny.yaml", TINY)
+    write_yaml(tmp_path / "tiny.yaml", TINY)
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
     r = cli("sweep", "--config", tmp_path / "tiny.yaml", "--backend", "ray", "--runs-dir", tmp_path / "runs")
     assert_user_error(r, "--backend ray needs Ray", 'pip install -e ".[ray]"')
@@ -274,8 +268,8 @@ def test_without_ray_installed_the_error_names_the_extra(tmp_path, monkeypatch):
 def test_the_notebook_api_runs_a_sweep_on_the_ray_it_joined(tmp_path):
     import mlp_lab
 
-    write(tmp_path / "tiny.yaml", TINY)
-    sfile = write(tmp_path / "s.yaml", {"base": "tiny.yaml", "seeds": 2})
+    write_yaml(tmp_path / "tiny.yaml", TINY)
+    sfile = write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "seeds": 2})
     made = mlp_lab.sweep(sfile, {"train.epochs": 1}, backend="ray", runs_dir=tmp_path / "runs")
     assert [(r.status, r.config["train"]["seed"]) for r in made] == [("completed", 0), ("completed", 1)]
     assert ray.is_initialized()  # the notebook's own Ray is left as it was
@@ -326,8 +320,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_sigkill_of_the_driver_ends_its_ray_tasks_and_resume_trains_every_run_once(tmp_path):
-    write(tmp_path / "tiny.yaml", TINY)
-    sfile = write(tmp_path / "s.yaml", {"base": "tiny.yaml", "set": LONGER, "seeds": 3})
+    write_yaml(tmp_path / "tiny.yaml", TINY)
+    sfile = write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "set": LONGER, "seeds": 3})
     proc = subprocess.Popen([*MLP_LAB, "sweep", str(sfile), "--backend", "ray", "--jobs", "1", "--runs-dir", "killed",
                              "--quiet"], cwd=tmp_path, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
@@ -370,10 +364,10 @@ def test_a_search_on_ray_prunes_through_cancel_and_draws_the_local_trials(tmp_pa
     EPOCHS = 15
     base = {**TINY, "data": {"dataset": "synthetic", "synthetic_train_size": 4000, "synthetic_test_size": 100},
             "model": {"hidden": [128, 128]}, "optimizer": {"name": "sgd", "lr": 0.1}, "train": {"epochs": EPOCHS, "batch_size": 50}}
-    write(tmp_path / "base.yaml", base)
+    write_yaml(tmp_path / "base.yaml", base)
     doc = {"base": "base.yaml", "search": {"trials": 6, "space": {"optimizer.lr": {"choice": [1.0e-6, 0.1]}},
                                            "prune": {"rule": "median", "min_epochs": 1}}}
-    plan = load_sweep(write(tmp_path / "s.yaml", doc))
+    plan = load_sweep(write_yaml(tmp_path / "s.yaml", doc))
     folder = sweeps.start_sweep(plan, tmp_path / "runs").folder
     outcome = sweeps.run_sweep(folder, jobs=1, threads=1, backend="ray")
     entries = load_manifest(folder).runs

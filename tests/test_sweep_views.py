@@ -11,8 +11,9 @@ from mlp_lab import sweeps
 from mlp_lab.sweeps import load_sweep
 from mlp_lab.sweeps import views
 
-TINY = {"name": "tiny", "data": {"dataset": "synthetic", "synthetic_train_size": 300, "synthetic_test_size": 100},
-        "model": {"hidden": [16]}, "train": {"epochs": 4, "batch_size": 50}}
+from helpers import SWEEP_TINY, merge
+
+TINY = merge(SWEEP_TINY, {"train": {"epochs": 4}})
 
 
 def drawn(view: views.LiveView) -> str:

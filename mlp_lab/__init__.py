@@ -5,9 +5,13 @@ what the CLI runs, for notebooks. They are imported on first use, so ``import ml
 (and ``mlp-lab --help``) stay fast and never import torch.
 """
 
+from importlib import metadata
 from typing import Any
 
-__version__ = "0.1.0"
+try:  # the version is written once, in pyproject.toml; the installed distribution carries it
+    __version__ = metadata.version("mlp-lab")
+except metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 _API = ("Run", "train", "check", "sweep", "load_runs", "compare", "comparison", "runs_frame", "groups_frame")
 

@@ -45,6 +45,22 @@ app = typer.Typer(
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from mlp_lab import __version__
+
+        typer.echo(f"mlp-lab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                 help="Print mlp-lab's version and exit."),
+) -> None:
+    """mlp-lab: train MLPs from YAML experiments and compare what each choice does."""
+
+
 def _complete_config(incomplete: str) -> List[str]:
     """--config: YAML files here, then the shipped configs by name."""
     from mlp_lab.shipped import list_shipped

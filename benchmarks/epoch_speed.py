@@ -161,7 +161,7 @@ class TutorialLoop:
             dataset = Subset(dataset, range(limit))
         self.loader = DataLoader(dataset, batch_size=bs, shuffle=True, num_workers=0)
         torch.manual_seed(0)
-        self.model = plain_mlp(in_dim, hidden)
+        self.model = plain_mlp(in_dim, hidden).to(DEVICE)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.loss_fn = nn.CrossEntropyLoss()
 
@@ -169,6 +169,7 @@ class TutorialLoop:
         torch.set_float32_matmul_precision("highest")
         self.model.train()
         for x, y in self.loader:
+            x, y = x.to(DEVICE), y.to(DEVICE)
             self.optimizer.zero_grad()
             loss = self.loss_fn(self.model(x), y)
             loss.backward()
@@ -180,18 +181,18 @@ class InMemoryLoop:
 
     def __init__(self, data: DataSplits, limit: int | None, hidden: list[int], bs: int, lr: float, fused: bool = False) -> None:
         n = len(data.train_y) if limit is None else min(limit, len(data.train_y))
-        self.x = data.train_x[:n].to(torch.float32).div_(255).flatten(1).contiguous()
-        self.y = data.train_y[:n].clone()
+        self.x = data.train_x[:n].to(DEVICE, torch.float32).div_(255).flatten(1).contiguous()
+        self.y = data.train_y[:n].to(DEVICE)
         self.bs = bs
         torch.manual_seed(0)
-        self.model = plain_mlp(self.x.shape[1], hidden)
+        self.model = plain_mlp(self.x.shape[1], hidden).to(DEVICE)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, **({"fused": True} if fused else {}))
 
     def epoch(self) -> None:
         torch.set_float32_matmul_precision("highest")
         self.model.train()
         n = len(self.y)
-        perm = torch.randperm(n)
+        perm = torch.randperm(n).to(DEVICE)
         for i in range(0, n, self.bs):
             idx = perm[i : i + self.bs]
             x, y = self.x[idx], self.y[idx]
@@ -243,9 +244,16 @@ def run_experiment_seconds(cfg: ExperimentConfig, data: DataSplits, epochs: int,
 # --- timing ---------------------------------------------------------------------------
 
 
+def _sync() -> None:
+    if DEVICE.type == "cuda":  # CUDA runs asynchronously: a timing ends when the GPU's work does
+        torch.cuda.synchronize(DEVICE)
+
+
 def _timed(fn: Callable[[], None]) -> float:
+    _sync()
     t = time.perf_counter()
     fn()
+    _sync()
     return time.perf_counter() - t
 
 
@@ -261,7 +269,7 @@ def bench_dataset(kind: str, args: argparse.Namespace, tmp: Path, log: Callable[
     else:
         root, source, real = cifar_root(args.data_dir, tmp, args.cifar_per_batch)
         config = REPO / "configs" / "cifar10_relu_adam.yaml"
-    overrides = ["train.device=cpu"]
+    overrides = [f"train.device={DEVICE}"]
     if args.limit_train is not None:
         overrides.append(f"data.limit_train={args.limit_train}")
     cfg = load_config(config, overrides)
@@ -366,6 +374,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--datasets", default="mnist,cifar10", help="comma list: mnist, cifar10 (default both)")
     p.add_argument("--precision", default="fp32", help="comma list of train.precision rows for c: fp32,tf32,bf16 (default fp32)")
     p.add_argument("--compile", action="store_true", help="add a 'c compile' row (train.compile: true; needs a C compiler)")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda: where every row trains")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--limit-train", type=int, default=None, help="use only N training images (quick checks)")
     p.add_argument("--cifar-per-batch", type=int, default=10000, help="images per synthetic CIFAR batch file (default 10000, as real)")
@@ -385,13 +394,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    global DEVICE
     args = parse_args(argv)
+    DEVICE = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     env = {
         "python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(), "machine": platform.machine(), "load_before": load_avg(),
+        "device": torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else "cpu",
     }
     log(f"torch {env['torch']}, {env['cpu_count']} CPUs, {env['torch_threads']} torch threads, load average {env['load_before']}")
     results = []
@@ -404,7 +416,7 @@ def main(argv: list[str] | None = None) -> dict:
            "settings": {"epochs": args.epochs, "repeats": args.repeats, "warmup_epochs": 1, "limit_train": args.limit_train,
                         "precision": args.precision, "compile": args.compile},
            "results": results}
-    print(f"epoch speed (torch {env['torch']}, {env['torch_threads']} threads, {env['cpu_count']} CPUs; "
+    print(f"epoch speed on {env['device']} (torch {env['torch']}, {env['torch_threads']} threads, {env['cpu_count']} CPUs; "
           f"load average before {env['load_before']}, after {env['load_after']})")
     for r in results:
         print(format_table(r))

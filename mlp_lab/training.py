@@ -14,6 +14,7 @@ Design choices, and why:
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import sys
 import time
@@ -285,6 +286,13 @@ def _ending(e: BaseException, epoch: int, epochs_kept: int, cfg: ExperimentConfi
         name = str(e) or "SIGINT"
         return "interrupted", {"message": f"interrupted by {name} during epoch {epoch}; {epochs_kept} finished epoch(s) "
                                           f"kept; continue with: mlp-lab train --resume {run_dir}"}
+    if isinstance(e, MemoryError | torch.cuda.OutOfMemoryError):
+        # CUDA's message runs to several sentences of allocator advice: keep what it tried.
+        tried = re.search(r"Tried to allocate [\d.]+ \w+", str(e))
+        return "failed", {"error": f"{e.__class__.__name__}: {tried.group(0) if tried else 'out of memory'}",
+                          "message": f"failed in epoch {epoch}: out of memory on {cfg.train.device}"
+                                     f"{' (' + tried.group(0).lower() + ')' if tried else ''}; lower train.batch_size "
+                                     f"(now {cfg.train.batch_size}) or use fewer or smaller hidden layers"}
     error = f"{e.__class__.__name__}: {e}"
     return "failed", {"error": error, "crash_log": traceback.format_exc(),
                       "message": f"failed in epoch {epoch}: {error} (traceback in {run_dir / 'error.log'})"}
@@ -376,7 +384,7 @@ def train_experiment(cfg: ExperimentConfig, data_dir: Path | None = None, runs_d
             shutil.rmtree(run_dir, ignore_errors=True)  # (a folder handed in empty is removed too)
         if isinstance(e, MlpLabError | KeyboardInterrupt):
             raise
-        if isinstance(e, MemoryError | torch.OutOfMemoryError) or "can't allocate memory" in str(e):
+        if isinstance(e, MemoryError | torch.cuda.OutOfMemoryError) or "can't allocate memory" in str(e):
             raise ConfigError(
                 f"model.hidden {cfg.model.hidden}: the model does not fit in {device} memory "
                 f"({e.__class__.__name__}); use fewer or smaller hidden layers"

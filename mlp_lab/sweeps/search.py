@@ -35,7 +35,6 @@ KINDS = {"uniform": "a number in [low, high]", "log_uniform": "a number in [low,
          "int": "an integer in [low, high]", "log_int": "an integer in [low, high] on a log scale",
          "choice": "one of a list"}
 METRICS = {"val_acc": "maximize", "val_loss": "minimize"}
-PRUNE_RULES = ("none", "median", "successive_halving", "hyperband")
 DEFAULT_VAL_SPLIT = 0.1  # held out when the runs' config has none: a search never selects on test
 
 

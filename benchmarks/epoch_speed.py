@@ -51,8 +51,8 @@ import struct
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -61,18 +61,18 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import default_data_dir, load_avg, write_json  # noqa: E402
-from make_fake_cifar10 import has_cifar10, write_fake_cifar10  # noqa: E402
-
 from mlp_lab import training as mltrain  # noqa: E402
-from mlp_lab.devices import set_matmul_precision  # noqa: E402
-from mlp_lab.signals import StopFlag  # noqa: E402
 from mlp_lab.config import load_config  # noqa: E402
-from mlp_lab.schema import DataConfig, ExperimentConfig  # noqa: E402
 from mlp_lab.console import TrainingProgress  # noqa: E402
 from mlp_lab.data import DataSplits, load_data  # noqa: E402
+from mlp_lab.devices import set_matmul_precision  # noqa: E402
 from mlp_lab.model import build_model  # noqa: E402
 from mlp_lab.optim import build_optimizer  # noqa: E402
+from mlp_lab.schema import DataConfig, ExperimentConfig  # noqa: E402
+from mlp_lab.signals import StopFlag  # noqa: E402
+
+from _common import default_data_dir, load_avg, write_json  # noqa: E402
+from make_fake_cifar10 import has_cifar10, write_fake_cifar10  # noqa: E402
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 DEVICE = torch.device("cpu")

@@ -35,11 +35,11 @@ from torch.func import functional_call, stack_module_state
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import default_data_dir, write_json  # noqa: E402
-
 from mlp_lab.config import load_config  # noqa: E402
 from mlp_lab.data import load_data  # noqa: E402
 from mlp_lab.model import build_model  # noqa: E402
+
+from _common import default_data_dir, write_json  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "lecture" / "init_relu_he.yaml"

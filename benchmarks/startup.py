@@ -134,12 +134,12 @@ def cache_section(data_dir: Path, runs: int, tmp: Path, cifar_per_batch: int, lo
     os.environ["XDG_CACHE_HOME"] = str(tmp / "xdg-cache")  # read-only data: the cache falls back here
     import torch  # noqa: F401  (imported before timing: not part of any load)
 
-    from make_fake_cifar10 import has_cifar10, write_fake_cifar10
-
     from mlp_lab import data as mldata
     from mlp_lab.data import files as data_files
-    from mlp_lab.schema import DataConfig
     from mlp_lab.data import load_data
+    from mlp_lab.schema import DataConfig
+
+    from make_fake_cifar10 import has_cifar10, write_fake_cifar10
 
     rows = []
     cases = []

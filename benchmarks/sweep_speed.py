@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     best_train = min(r["seconds"] for r in rows if r["what"].startswith("train"))
     print(f"\nload average after: {load_avg()}\n")
-    print(f"| command | wall s | vs one after another | s per run (manifest) |\n|---|---|---|---|")
+    print("| command | wall s | vs one after another | s per run (manifest) |\n|---|---|---|---|")
     for r in rows:
         per_run = f"{r['seconds_per_run']:.2f}" if "seconds_per_run" in r else ""
         print(f"| {r['what']} | {r['seconds']:.1f} | {100 * (r['seconds'] / best_train - 1):+.1f}% | {per_run} |")

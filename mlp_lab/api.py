@@ -15,9 +15,10 @@ with the one-line message the CLI would print. Importing ``mlp_lab`` imports non
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from mlp_lab import runs as run_folders
 from mlp_lab.keys import flatten

@@ -21,9 +21,10 @@ optional plot. Thresholds live in ``diagnostics.py`` beside training's own.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -156,7 +157,7 @@ def _overfit(cfg: ExperimentConfig, x: torch.Tensor, y: torch.Tensor, classes: i
     model = _model(cfg, x.shape[1], classes, device)
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), device)
     loss, acc, steps = float("nan"), 0.0, 0
-    for steps in range(1, OVERFIT_STEPS + 1):
+    for steps in range(1, OVERFIT_STEPS + 1):  # noqa: B007 - the steps taken are reported after the loop
         loss, acc = _step(cfg, model, optimizer, x, y)
         if not math.isfinite(loss) or (acc == 1.0 and loss < OVERFIT_LOSS):
             break

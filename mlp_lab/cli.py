@@ -284,8 +284,8 @@ def compare(
 
     Example: mlp-lab compare runs/ --filter data.dataset=mnist --sort best_test_acc --top 5 --plot curves.png
     """
-    from mlp_lab import results as cmp
     from mlp_lab import plots
+    from mlp_lab import results as cmp
 
     fmt = cmp.resolve_format(format_, output)
     if plot is not None:
@@ -368,8 +368,8 @@ def show(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw this run's loss and accuracy curves to FILE.png."),
 ) -> None:
     """Show one run: its config, per-epoch metrics, summary and files."""
-    from mlp_lab import results as cmp
     from mlp_lab import plots
+    from mlp_lab import results as cmp
 
     if plot is not None:
         plots.check_plot_path(plot)
@@ -423,8 +423,8 @@ def inspect(
     """No training: one batch through the freshly initialised network, forward and backward, per-layer statistics."""
     from mlp_lab.config import load_config
     from mlp_lab.diagnostic_plots import plot_activation_histograms
-    from mlp_lab.plots import check_plot_path
     from mlp_lab.inspection import inspect_network, inspection_table
+    from mlp_lab.plots import check_plot_path
 
     if plot is not None:
         check_plot_path(plot)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from mlp_lab import runs
 from mlp_lab.plots import PlotError, check_plot_path, new_figure, save_figure

@@ -47,8 +47,9 @@ single ``.tolist()``. benchmarks/diagnostics_overhead.py measures it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import torch
 

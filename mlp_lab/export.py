@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from mlp_lab.errors import MlpLabError
 from mlp_lab.results import Comparison, build_comparison, plot_labels, runs_of

@@ -10,7 +10,8 @@ the lecture draws it, and diagnostics can walk it without knowing how it was bui
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import nn

@@ -8,13 +8,14 @@ straight through: there is no second place where a hyper-parameter gets renamed.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch.optim import lr_scheduler
 
-from mlp_lab.schema import OptimizerConfig, SchedulerConfig
 from mlp_lab.errors import lookup
+from mlp_lab.schema import OptimizerConfig, SchedulerConfig
 
 __all__ = ["OPTIMIZERS", "SCHEDULERS", "build_optimizer", "build_scheduler", "needs_closure", "WARMUP_START_FACTOR"]
 
@@ -41,7 +42,7 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
 _FAST_KERNEL_OPTIMIZERS = ("adam", "adamw")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _accepts(cls: type[torch.optim.Optimizer], device: torch.device, flag: str) -> bool:
     # Support for fused/foreach depends on the torch version and the device (CPU fused
     # Adam arrived in torch 2.4), and torch checks it when the optimizer is built, so

@@ -9,8 +9,9 @@ from __future__ import annotations
 import io
 import math
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from mlp_lab import runs
 from mlp_lab.errors import MlpLabError

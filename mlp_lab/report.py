@@ -13,14 +13,23 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from mlp_lab import runs
 from mlp_lab.errors import MlpLabError
 from mlp_lab.results import (
-    Comparison, build_comparison, cells, describe_run, plot_labels, runs_of, short_labels, verdict, warning_lines,
+    Comparison,
+    build_comparison,
+    cells,
+    describe_run,
+    plot_labels,
+    runs_of,
+    short_labels,
+    verdict,
+    warning_lines,
 )
 from mlp_lab.results.values import MISSING, fmt_value
 

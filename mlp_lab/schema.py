@@ -10,7 +10,7 @@ No torch here: ``compare`` and ``--help`` read configs and have to start fast.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -220,10 +220,7 @@ class RpropConfig(_Optimizer):
 
 
 OptimizerConfig = Annotated[
-    Union[
-        SGDConfig, AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, SparseAdamConfig,
-        ASGDConfig, LBFGSConfig, RMSpropConfig, RpropConfig,
-    ],
+    SGDConfig | AdadeltaConfig | AdagradConfig | AdamConfig | AdamWConfig | SparseAdamConfig | ASGDConfig | LBFGSConfig | RMSpropConfig | RpropConfig,
     Field(discriminator="name"),
 ]
 
@@ -276,7 +273,7 @@ class CosineSchedulerConfig(_Scheduler):
 
 
 SchedulerConfig = Annotated[
-    Union[NoScheduler, StepSchedulerConfig, MultiStepSchedulerConfig, ExponentialSchedulerConfig, CosineSchedulerConfig],
+    NoScheduler | StepSchedulerConfig | MultiStepSchedulerConfig | ExponentialSchedulerConfig | CosineSchedulerConfig,
     Field(discriminator="name"),
 ]
 SCHEDULER_VARIANTS = _variants(SchedulerConfig)

@@ -8,8 +8,9 @@ with every finished epoch kept, and ``--resume`` continues it.
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 
 class Interrupted(Exception):

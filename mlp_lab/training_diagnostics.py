@@ -24,8 +24,19 @@ from torch import nn
 from mlp_lab import runs
 from mlp_lab.data import DataSplits
 from mlp_lab.diagnostics import (
-    PROBE_SIZE, RELU_FAMILY, SATURATION_MARGIN, Finding, LayerStats, activation_stats, activation_warnings,
-    dead_fraction, gradient_warnings, median, merge_findings, recorded_steps, update_warnings,
+    PROBE_SIZE,
+    RELU_FAMILY,
+    SATURATION_MARGIN,
+    Finding,
+    LayerStats,
+    activation_stats,
+    activation_warnings,
+    dead_fraction,
+    gradient_warnings,
+    median,
+    merge_findings,
+    recorded_steps,
+    update_warnings,
 )
 from mlp_lab.model import hidden_blocks
 from mlp_lab.optim import needs_closure

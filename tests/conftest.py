@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-import helpers
 from mlp_lab.data import files as data_files
+
+import helpers
 
 REPO = Path(__file__).resolve().parents[1]
 # The genuine data sets, when this machine has them (CI's clone has ../shared beside it).

@@ -211,5 +211,5 @@ def interrupt(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float =
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
-        raise AssertionError(f"process did not stop within {timeout}s of {signal.Signals(sig).name}: {out}{err}")
+        raise AssertionError(f"process did not stop within {timeout}s of {signal.Signals(sig).name}: {out}{err}") from None
     return proc.returncode, out, err

@@ -24,7 +24,15 @@ import torch
 
 from fakedata import IDX_NAMES, make_cifar, make_idx_dataset
 from helpers import (
-    TINY, assert_user_error, cli, cli_subprocess, merge, only_run, run_folders, summary, write_config,
+    TINY,
+    assert_user_error,
+    cli,
+    cli_subprocess,
+    merge,
+    only_run,
+    run_folders,
+    summary,
+    write_config,
 )
 
 

@@ -8,15 +8,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from mlp_lab.schema import DataConfig
 from mlp_lab.data import load_data
+from mlp_lab.schema import DataConfig
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 

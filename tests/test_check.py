@@ -9,6 +9,7 @@ import math
 import pytest
 
 import mlp_lab
+
 from helpers import REPO, assert_user_error, cli, write_config
 
 SYNTH = {"name": "synth", "data": {"dataset": "synthetic", "synthetic_train_size": 1000, "synthetic_test_size": 100},

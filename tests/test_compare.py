@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 
 from mlp_lab import results, runs
 from mlp_lab.cli import app
-from mlp_lab.results import CompareError, build_comparison
 from mlp_lab.config import config_from_dict, config_to_dict, dump_config
+from mlp_lab.results import CompareError, build_comparison
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -648,8 +648,8 @@ def test_a_run_folder_from_before_summary_held_the_config_is_read_from_config_ya
 
 def test_real_tiny_runs_compare_and_show(tmp_path):
     try:
-        from mlp_lab.training import train_from_cli  # noqa: F401 - just: is the training loop here?
         import mlp_lab.data  # noqa: F401
+        from mlp_lab.training import train_from_cli  # noqa: F401 - just: is the training loop here?
     except ImportError as e:
         pytest.skip(f"training loop not importable yet: {e}")
     runs_dir = tmp_path / "runs"

@@ -11,12 +11,13 @@ import shutil
 import pytest
 import torch
 
-from helpers import TINY, cli, merge, metrics, only_run, summary, write_config
 from mlp_lab.config import config_from_dict
 from mlp_lab.data import load_data
 from mlp_lab.errors import ConfigError
 from mlp_lab.memory import available_bytes, check_fits
 from mlp_lab.training import run_experiment
+
+from helpers import TINY, cli, merge, metrics, only_run, summary, write_config
 
 pytestmark = [
     pytest.mark.cuda,

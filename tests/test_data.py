@@ -20,12 +20,12 @@ import pytest
 import torch
 
 from mlp_lab import data as data_mod
-from mlp_lab.data import cifar, files, idx
-from mlp_lab.schema import DataConfig
-from mlp_lab.data import DataSplits, load_data, resolve_data_dir
+from mlp_lab.data import DataSplits, cifar, files, idx, load_data, resolve_data_dir
 from mlp_lab.errors import DataError
+from mlp_lab.schema import DataConfig
 
 from fakedata import IDX_NAMES, Py2StylePickler, make_cifar, make_idx_dataset, write_cifar_batch, write_idx
+
 
 @pytest.fixture(autouse=True)
 def _offline_and_private_cache(monkeypatch, tmp_path):

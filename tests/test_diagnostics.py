@@ -19,8 +19,8 @@ from mlp_lab.data import load_data
 from mlp_lab.diagnostic_plots import plot_diagnostics, plot_run_diagnostics, read_diagnostics
 from mlp_lab.diagnostics import LayerStats, recorded_steps
 from mlp_lab.inspection import inspect_network
-from mlp_lab.training_diagnostics import TrainingDiagnostics
 from mlp_lab.training import run_experiment
+from mlp_lab.training_diagnostics import TrainingDiagnostics
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()

@@ -17,8 +17,9 @@ import pytest
 import torch
 import yaml
 
-from helpers import TINY, assert_user_error, cli, only_run, run_folders, summary, write_config
 from mlp_lab import runs
+
+from helpers import TINY, assert_user_error, cli, only_run, run_folders, summary, write_config
 
 
 def _laughs(levels: int = 9) -> str:
@@ -135,8 +136,8 @@ def test_two_million_layers_are_refused_with_the_estimate_and_no_folder(tmp_path
 
 
 def test_too_big_from_a_small_file_and_check_memory_false_lets_it_through(tmp_path):
-    from mlp_lab.memory import check_fits, estimate
     from mlp_lab.config import validate_config
+    from mlp_lab.memory import check_fits, estimate
 
     write_config(tmp_path / "c.yaml", {"model": {"hidden": [200_000] * 200}})
     assert_user_error(cli("train", "--config", "c.yaml"), "200 hidden layers", "does not fit")

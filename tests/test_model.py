@@ -14,10 +14,18 @@ from mlp_lab.choices import ACTIVATIONS as ACTIVATION_INFO
 from mlp_lab.config import config_to_dict
 from mlp_lab.errors import ConfigError
 from mlp_lab.keys import APPLIES_WHEN, flatten
-from mlp_lab.schema import ModelConfig
 from mlp_lab.model import (
-    ACTIVATIONS, BIAS_INITS, INIT_NONLINEARITY, NORMS, WEIGHT_INITS, Maxout, build_model, count_params, hidden_blocks,
+    ACTIVATIONS,
+    BIAS_INITS,
+    INIT_NONLINEARITY,
+    NORMS,
+    WEIGHT_INITS,
+    Maxout,
+    build_model,
+    count_params,
+    hidden_blocks,
 )
+from mlp_lab.schema import ModelConfig
 
 ACTS = get_args(schema.Activation)
 INITS = get_args(schema.Init)
@@ -66,7 +74,7 @@ def test_fields_that_apply_only_to_some_choices_are_schema_fields_and_values():
     flat = flatten(config_to_dict(schema.ExperimentConfig()))
     for key, conditions in APPLIES_WHEN.items():
         assert key in flat, key
-        for field, values in conditions:
+        for field, _values in conditions:
             assert field in flat, field
     owners = {v for k, c in APPLIES_WHEN.items() if k.startswith("model.") for f, vs in c if f == "model.activation" for v in vs}
     assert owners == {n for n, info in ACTIVATION_INFO.items() if info.fields}

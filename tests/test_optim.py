@@ -12,12 +12,18 @@ import torch
 from torch import nn
 
 from mlp_lab import config, schema
-from mlp_lab.schema import ModelConfig
 from mlp_lab.errors import ConfigError
 from mlp_lab.model import build_model
 from mlp_lab.optim import (
-    OPTIMIZERS, SCHEDULERS, WARMUP_START_FACTOR, _fast_kernel_kwargs, build_optimizer, build_scheduler, needs_closure,
+    OPTIMIZERS,
+    SCHEDULERS,
+    WARMUP_START_FACTOR,
+    _fast_kernel_kwargs,
+    build_optimizer,
+    build_scheduler,
+    needs_closure,
 )
+from mlp_lab.schema import ModelConfig
 
 OPTIMIZER_CONFIGS = {cls.model_fields["name"].default: cls for cls in get_args(get_args(schema.OptimizerConfig)[0])}
 SCHEDULER_CONFIGS = {cls.model_fields["name"].default: cls for cls in get_args(get_args(schema.SchedulerConfig)[0])}

@@ -19,13 +19,24 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import (
-    cli, cli_subprocess, interrupt, metrics, only_run, run_folders, start, start_training, summary,
-    wait_for_epochs, without_seconds, write_config,
-)
 from mlp_lab import errors, runs
 from mlp_lab import training as train_mod
 from mlp_lab.run_writer import save_torch
+
+from helpers import (
+    cli,
+    cli_subprocess,
+    interrupt,
+    metrics,
+    only_run,
+    run_folders,
+    start,
+    start_training,
+    summary,
+    wait_for_epochs,
+    without_seconds,
+    write_config,
+)
 
 
 @pytest.fixture(autouse=True)

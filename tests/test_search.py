@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import MLP_LAB, assert_user_error, cli, cli_subprocess, offline_env, without_seconds, write_yaml
 from mlp_lab.sweeps import load_manifest, load_sweep
+
+from helpers import MLP_LAB, assert_user_error, cli, cli_subprocess, offline_env, without_seconds, write_yaml
 
 BASE = {"name": "tiny", "data": {"dataset": "synthetic", "synthetic_train_size": 400, "synthetic_test_size": 100},
         "model": {"hidden": [16]}, "optimizer": {"name": "sgd", "lr": 0.1},

@@ -140,8 +140,9 @@ def test_a_finished_sweep_folder_keeps_no_lock_and_no_empty_logs(tmp_path):
 
 
 def test_a_failed_download_leaves_no_empty_data_folder(tmp_path, monkeypatch):
-    from helpers import write_config
     from mlp_lab.data import files
+
+    from helpers import write_config
 
     def no_network(dataset, data_dir):
         (Path(data_dir) / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)  # as torchvision does first

@@ -11,9 +11,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import MLP_LAB, SWEEP_TINY, assert_user_error, merge, cli, cli_subprocess, offline_env, wait_for, without_seconds, write_yaml
 from mlp_lab.sweeps import cell_id, load_manifest, load_sweep
 from mlp_lab.sweeps.folder import held
+
+from helpers import (
+    MLP_LAB,
+    SWEEP_TINY,
+    assert_user_error,
+    cli,
+    cli_subprocess,
+    merge,
+    offline_env,
+    wait_for,
+    without_seconds,
+    write_yaml,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 # Seconds per run: synthetic data, a small net, one epoch.

@@ -15,11 +15,24 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fakedata import make_idx_dataset
-from helpers import MLP_LAB, REPO, SWEEP_TINY, assert_user_error, merge, cli, cli_subprocess, offline_env, wait_for, without_seconds, write_yaml
 from mlp_lab import runs, sweeps
 from mlp_lab.sweeps import load_manifest, load_sweep
 from mlp_lab.sweeps.watch import Watch
+
+from fakedata import make_idx_dataset
+from helpers import (
+    MLP_LAB,
+    REPO,
+    SWEEP_TINY,
+    assert_user_error,
+    cli,
+    cli_subprocess,
+    merge,
+    offline_env,
+    wait_for,
+    without_seconds,
+    write_yaml,
+)
 
 TINY = merge(SWEEP_TINY, {})  # a copy: a test may change its own
 

@@ -17,16 +17,26 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # Ray binds to 127.0.0.1: never another address
 
 ray = pytest.importorskip("ray")
 
-from helpers import MLP_LAB, SWEEP_TINY, assert_user_error, cli, cli_subprocess, merge, offline_env, without_seconds, write_yaml  # noqa: E402
 from mlp_lab import sweeps  # noqa: E402
 from mlp_lab.config import config_from_dict, dump_config  # noqa: E402
 from mlp_lab.sweeps import load_manifest, load_sweep  # noqa: E402
+
+from helpers import (  # noqa: E402
+    MLP_LAB,
+    SWEEP_TINY,
+    assert_user_error,
+    cli,
+    cli_subprocess,
+    merge,
+    offline_env,
+    without_seconds,
+    write_yaml,
+)
 
 # Synthetic data, a small net: a second or two per run.
 TINY = merge(SWEEP_TINY, {"train": {"epochs": 2}})

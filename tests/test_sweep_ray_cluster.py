@@ -15,9 +15,10 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # every node binds to 127
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from helpers import SWEEP_TINY, merge, without_seconds  # noqa: E402
 from mlp_lab import sweeps  # noqa: E402
 from mlp_lab.sweeps import load_manifest, load_sweep  # noqa: E402
+
+from helpers import SWEEP_TINY, merge, without_seconds  # noqa: E402
 
 TINY = merge(SWEEP_TINY, {"data": {"synthetic_train_size": 1000}, "train": {"epochs": 150}})
 

@@ -8,8 +8,7 @@ import yaml
 from rich.console import Console
 
 from mlp_lab import sweeps
-from mlp_lab.sweeps import load_sweep
-from mlp_lab.sweeps import views
+from mlp_lab.sweeps import load_sweep, views
 
 from helpers import SWEEP_TINY, merge
 

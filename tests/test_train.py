@@ -11,13 +11,14 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from fakedata import make_cifar, make_idx_dataset
 from mlp_lab.cli import app
 from mlp_lab.config import config_from_dict, load_config
-from mlp_lab.schema import OPTIMIZER_NAMES
 from mlp_lab.data import load_data
 from mlp_lab.model import build_model
+from mlp_lab.schema import OPTIMIZER_NAMES
 from mlp_lab.training import evaluate, run_experiment
+
+from fakedata import make_cifar, make_idx_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"

@@ -14,19 +14,48 @@ level: defaults are looked up lazily and only when needed, plots live in ``plots
 """
 
 from mlp_lab.results.comparison import (
-    DATA_FIELDS, QUIET_FIELDS, CompareError, Comparison, Filter, build_comparison, data_differences, defaults_for,
-    differing_fields, parse_filter, runs_of, split_keys, warning_lines,
+    DATA_FIELDS,
+    QUIET_FIELDS,
+    CompareError,
+    Comparison,
+    Filter,
+    build_comparison,
+    data_differences,
+    defaults_for,
+    differing_fields,
+    parse_filter,
+    runs_of,
+    split_keys,
+    warning_lines,
 )
 from mlp_lab.results.groups import Group
-from mlp_lab.results.verdict import verdict
-from mlp_lab.results.values import Varies
 from mlp_lab.results.render import (
-    FORMATS, cells, plot_labels, render, resolve_format, table_lines, table_renderable, to_csv, to_json, to_markdown,
-    to_table, write_output,
+    FORMATS,
+    cells,
+    plot_labels,
+    render,
+    resolve_format,
+    table_lines,
+    table_renderable,
+    to_csv,
+    to_json,
+    to_markdown,
+    to_table,
+    write_output,
 )
 from mlp_lab.results.rows import IDENTITY, Row, headline_metrics, read_row
 from mlp_lab.results.show import RunDetails, describe_run, show_renderables, show_text
-from mlp_lab.results.values import METRICS, fmt_metric, fmt_seconds, fmt_value, parse_value, short_labels, shorten
+from mlp_lab.results.values import (
+    METRICS,
+    Varies,
+    fmt_metric,
+    fmt_seconds,
+    fmt_value,
+    parse_value,
+    short_labels,
+    shorten,
+)
+from mlp_lab.results.verdict import verdict
 
 __all__ = [
     "DATA_FIELDS", "FORMATS", "cells", "Group", "Varies", "runs_of", "split_keys", "IDENTITY", "METRICS", "QUIET_FIELDS", "CompareError", "Comparison", "Filter", "Row",

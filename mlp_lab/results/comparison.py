@@ -6,16 +6,17 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from mlp_lab import runs
+from mlp_lab.errors import MlpLabError
+from mlp_lab.keys import flatten
 from mlp_lab.results.groups import SEED, Group, Versus, has_result, make_groups, versus
 from mlp_lab.results.rows import IDENTITY, Row, read_row
 from mlp_lab.results.values import METRICS, MISSING, OPTIONAL_METRICS, canon, float_str, fmt_value, number, parse_value
-from mlp_lab.errors import MlpLabError
-from mlp_lab.keys import flatten
 
 
 class CompareError(MlpLabError):

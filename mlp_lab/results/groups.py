@@ -10,8 +10,9 @@ unchanged; it adds the runs themselves and the statistics of the compared metric
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from mlp_lab.results import stats as st
 from mlp_lab.results.rows import Row

@@ -9,14 +9,15 @@ import io
 import json
 import re
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from mlp_lab import runs
 from mlp_lab.results.comparison import CompareError, Comparison
 from mlp_lab.results.rows import Row
+from mlp_lab.results.values import MISSING, ci_cell, fmt_value, metric_cell, short_labels, shorten, versus_cell
 from mlp_lab.results.verdict import verdict
-from mlp_lab.results.values import MISSING, ci_cell, fmt_value, metric_cell, shorten, short_labels, versus_cell
 
 FORMATS = ("table", "json", "csv", "markdown")
 _SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".md": "markdown", ".markdown": "markdown", ".txt": "table"}

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from mlp_lab import runs
-from mlp_lab.results.values import METRICS, integer, number
 from mlp_lab.keys import applicable_fields
+from mlp_lab.results.values import METRICS, integer, number
 
 IDENTITY = ("run", "path", "status")
 

@@ -15,8 +15,8 @@ converges in a few dozen terms for the degrees of freedom seeds give.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 CONFIDENCE = 0.95
 MIN_N_FOR_INTERVAL = 3  # fewer runs: values are shown, no interval (it would be meaninglessly wide)

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from mlp_lab.results.comparison import Comparison, data_differences
 from mlp_lab.results.rows import Row
-from mlp_lab.results.values import METRICS, MISSING, fmt_metric, fmt_seconds, fmt_value, metric_cell, num, short_labels, unit
+from mlp_lab.results.values import (
+    METRICS,
+    MISSING,
+    fmt_metric,
+    fmt_seconds,
+    fmt_value,
+    metric_cell,
+    num,
+    short_labels,
+    unit,
+)
 
 
 def verdict(comp: Comparison) -> str:

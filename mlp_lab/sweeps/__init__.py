@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from mlp_lab.errors import lookup
-
 from mlp_lab.sweeps.folder import DONE, Manifest, create_sweep_folder, held, load_manifest, settle
 from mlp_lab.sweeps.local import Outcome, run_local, to_do
 from mlp_lab.sweeps.spec import PlannedRun, Sweep, cell_id, load_sweep, sweep_from_options

@@ -28,8 +28,8 @@ from typing import Any
 
 from mlp_lab import runs
 from mlp_lab.errors import DISK_FULL, DiskFull, RunError
-from mlp_lab.sweeps.folder import DONE, Manifest, mark_summary, prepare_run, run_ending
 from mlp_lab.sweeps import worker
+from mlp_lab.sweeps.folder import DONE, Manifest, mark_summary, prepare_run, run_ending
 from mlp_lab.sweeps.watch import Place, Watch
 
 POLL_S = 0.2

@@ -28,9 +28,10 @@ import signal
 import socket
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from mlp_lab import runs
 from mlp_lab.errors import ConfigError, DiskFull, RunError

@@ -27,14 +27,19 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mlp_lab.config import (
-    config_to_dict, default_name, parse_yaml_value, read_yaml_mapping, set_value, validate_config,
-)
 from mlp_lab import keys
+from mlp_lab.config import (
+    config_to_dict,
+    default_name,
+    parse_yaml_value,
+    read_yaml_mapping,
+    set_value,
+    validate_config,
+)
 from mlp_lab.errors import ConfigError, shorten
 from mlp_lab.schema import ExperimentConfig
 from mlp_lab.sweeps.search import SearchSpec
@@ -53,8 +58,8 @@ class SweepFile(BaseModel):
     set: dict[str, Any] = Field(default_factory=dict, description="Overrides for every run, as --set's key paths.")
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="Key path -> values: the cartesian product.")
     cases: list[dict[str, Any]] = Field(default_factory=list, description="Values that change together; crossed with the grid.")
-    seeds: Union[int, list[int]] = Field(1, description="n: train.seed 0..n-1; or a list of seeds.")
-    search: Optional[SearchSpec] = Field(None, description="A hyperparameter search instead of a grid (see search.py).")
+    seeds: int | list[int] = Field(1, description="n: train.seed 0..n-1; or a list of seeds.")
+    search: SearchSpec | None = Field(None, description="A hyperparameter search instead of a grid (see search.py).")
 
     @model_validator(mode="after")
     def _one_source(self) -> SweepFile:

@@ -22,9 +22,10 @@ import sys
 import threading
 import time
 import types
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 PRELOAD = ["torch", "mlp_lab.training"]  # what every run imports: imported once, in the server
 DISK_FULL_EXIT = 28  # ENOSPC's number: the run failed because the disk is full

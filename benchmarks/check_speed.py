@@ -27,8 +27,17 @@ def time_cli(config: str, data_dir: Path, repeat: int) -> tuple[float, int]:
     times, code = [], 0
     for _ in range(repeat):
         t0 = time.perf_counter()
-        code = subprocess.run([str(Path(sys.executable).parent / "mlp-lab"), "check", "--config", str(REPO / config),
-                               "--data-dir", str(data_dir)], capture_output=True).returncode
+        code = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "mlp-lab"),
+                "check",
+                "--config",
+                str(REPO / config),
+                "--data-dir",
+                str(data_dir),
+            ],
+            capture_output=True,
+        ).returncode
         times.append(time.perf_counter() - t0)
     return statistics.median(times), code
 

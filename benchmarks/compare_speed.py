@@ -31,7 +31,7 @@ from mlp_lab import results, runs
 from mlp_lab.config import config_from_dict, config_to_dict, dump_config
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu")
-LRS = tuple(round(0.1 * 0.85 ** k, 6) for k in range(40))  # 5 activations x 40 lrs: 200 configs
+LRS = tuple(round(0.1 * 0.85**k, 6) for k in range(40))  # 5 activations x 40 lrs: 200 configs
 SEEDS = 5  # each config run with 5 seeds: 1,000 runs are 200 seed groups
 
 
@@ -42,8 +42,14 @@ def make_runs(root: Path, n: int, epochs: int = 15, legacy: bool = False) -> Non
     for i in range(n):
         act, lr = ACTIVATIONS[i % len(ACTIVATIONS)], LRS[(i // len(ACTIVATIONS)) % len(LRS)]
         seed = (i // (len(ACTIVATIONS) * len(LRS))) % SEEDS
-        cfg = config_from_dict({"name": f"{act}-lr{lr}", "model": {"activation": act}, "optimizer": {"lr": lr},
-                                "train": {"seed": seed, "epochs": epochs}})
+        cfg = config_from_dict(
+            {
+                "name": f"{act}-lr{lr}",
+                "model": {"activation": act},
+                "optimizer": {"lr": lr},
+                "train": {"seed": seed, "epochs": epochs},
+            }
+        )
         d = root / f"{cfg.name}-20260101-120000-{i:06x}"
         d.mkdir(parents=True)
         runs.atomic_write_text(d / runs.CONFIG, dump_config(cfg))
@@ -52,17 +58,36 @@ def make_runs(root: Path, n: int, epochs: int = 15, legacy: bool = False) -> Non
         with open(d / runs.METRICS, "w", encoding="utf-8") as f:
             for e in range(1, epochs + 1):
                 acc = min(0.995, acc + rng.random() * 0.004)
-                rec = {"epoch": e, "train_loss": 0.5 / e, "train_acc": acc + 0.01, "test_loss": 0.3 / e + rng.random() * 0.01,
-                       "test_acc": acc, "lr": lr, "seconds": 3.1}
+                rec = {
+                    "epoch": e,
+                    "train_loss": 0.5 / e,
+                    "train_acc": acc + 0.01,
+                    "test_loss": 0.3 / e + rng.random() * 0.01,
+                    "test_acc": acc,
+                    "lr": lr,
+                    "seconds": 3.1,
+                }
                 history.append(rec)
                 f.write(json.dumps(rec) + "\n")
         best = max(history, key=lambda r: r["test_acc"])
         summary = {
-            "name": cfg.name, "run_id": d.name, "status": "completed", "started_at": "2026-01-01T12:00:00+00:00",
-            "finished_at": "2026-01-01T12:00:47+00:00", "duration_s": 46.5, "epochs_done": epochs,
-            "epochs_planned": epochs, "final": history[-1], "best": {"test_acc": best["test_acc"], "epoch": best["epoch"]},
-            "device": "cpu", "torch_version": "2.x", "mlp_lab_version": "0.1.0", "param_count": 203530,
-            "preprocessing": {"mean": [0.1307]}, "error": None, "warnings": [],
+            "name": cfg.name,
+            "run_id": d.name,
+            "status": "completed",
+            "started_at": "2026-01-01T12:00:00+00:00",
+            "finished_at": "2026-01-01T12:00:47+00:00",
+            "duration_s": 46.5,
+            "epochs_done": epochs,
+            "epochs_planned": epochs,
+            "final": history[-1],
+            "best": {"test_acc": best["test_acc"], "epoch": best["epoch"]},
+            "device": "cpu",
+            "torch_version": "2.x",
+            "mlp_lab_version": "0.1.0",
+            "param_count": 203530,
+            "preprocessing": {"mean": [0.1307]},
+            "error": None,
+            "warnings": [],
         }
         if not legacy:
             summary["config"] = config_to_dict(cfg)
@@ -80,7 +105,9 @@ def timed(fn, repeat: int) -> float:
 
 def cli(*args: str) -> None:
     env = {**os.environ, "COLUMNS": "200"}
-    r = subprocess.run([sys.executable, "-m", "mlp_lab", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "mlp_lab", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True
+    )
     if r.returncode != 0:
         raise SystemExit(f"mlp-lab {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}")
 
@@ -102,9 +129,21 @@ def main() -> None:
         d, old = str(root / "new"), str(root / "old")
         comp = results.build_comparison([d])
         rows = [
-            ("library", "build_comparison (discover, read, group, compare)", timed(lambda: results.build_comparison([d]), args.repeat)),
-            ("library", "build_comparison --no-group", timed(lambda: results.build_comparison([d], group=False), args.repeat)),
-            ("library", "build_comparison, older runs (config.yaml, libyaml)", timed(lambda: results.build_comparison([old]), args.repeat)),
+            (
+                "library",
+                "build_comparison (discover, read, group, compare)",
+                timed(lambda: results.build_comparison([d]), args.repeat),
+            ),
+            (
+                "library",
+                "build_comparison --no-group",
+                timed(lambda: results.build_comparison([d], group=False), args.repeat),
+            ),
+            (
+                "library",
+                "build_comparison, older runs (config.yaml, libyaml)",
+                timed(lambda: results.build_comparison([old]), args.repeat),
+            ),
             ("library", "  to_table (plain text)", timed(lambda: results.to_table(comp, width=200), args.repeat)),
             ("library", "  to_json", timed(lambda: results.to_json(comp), args.repeat)),
             ("library", "  to_csv", timed(lambda: results.to_csv(comp), args.repeat)),
@@ -112,9 +151,17 @@ def main() -> None:
             ("CLI", "mlp-lab --help (start-up only)", timed(lambda: cli("--help"), args.repeat)),
             ("CLI", "mlp-lab compare DIR (seed groups)", timed(lambda: cli("compare", d), args.repeat)),
             ("CLI", "mlp-lab compare DIR --no-group", timed(lambda: cli("compare", d, "--no-group"), args.repeat)),
-            ("CLI", "mlp-lab compare DIR --format json", timed(lambda: cli("compare", d, "--format", "json"), args.repeat)),
+            (
+                "CLI",
+                "mlp-lab compare DIR --format json",
+                timed(lambda: cli("compare", d, "--format", "json"), args.repeat),
+            ),
             ("CLI", "mlp-lab compare DIR --top 10", timed(lambda: cli("compare", d, "--top", "10"), args.repeat)),
-            ("CLI", "mlp-lab compare DIR -f model.activation=relu", timed(lambda: cli("compare", d, "-f", "model.activation=relu"), args.repeat)),
+            (
+                "CLI",
+                "mlp-lab compare DIR -f model.activation=relu",
+                timed(lambda: cli("compare", d, "-f", "model.activation=relu"), args.repeat),
+            ),
         ]
     finally:
         if args.keep is None:
@@ -123,8 +170,11 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"compare on {args.runs} run folders (median of {args.repeat}; {os.cpu_count()} CPUs, "
-                        f"load average {os.getloadavg()[0]:.2f})", title_justify="left")
+    table = Table(
+        title=f"compare on {args.runs} run folders (median of {args.repeat}; {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f})",
+        title_justify="left",
+    )
     table.add_column("")
     table.add_column("what")
     table.add_column("seconds", justify="right")
@@ -134,8 +184,10 @@ def main() -> None:
         table.add_row(kind, what, f"{secs:.3f}", per)
     console = Console()
     console.print(table)
-    console.print(f"(creating the {args.runs} folders took {setup:.1f}s; "
-                  f"{len(comp.rows)} rows (seed groups), {len(comp.param_columns)} differing config fields)")
+    console.print(
+        f"(creating the {args.runs} folders took {setup:.1f}s; "
+        f"{len(comp.rows)} rows (seed groups), {len(comp.param_columns)} differing config fields)"
+    )
 
 
 if __name__ == "__main__":

@@ -57,8 +57,12 @@ def time_run(raw: dict, data, diagnostics: bool, root: Path, epochs: int) -> tup
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", type=Path, default=None, help="Use real MNIST from here when present.")
-    p.add_argument("--train-size", type=int, default=60000,
-                   help="Training samples: synthetic set size, or data.limit_train for MNIST when below 60000.")
+    p.add_argument(
+        "--train-size",
+        type=int,
+        default=60000,
+        help="Training samples: synthetic set size, or data.limit_train for MNIST when below 60000.",
+    )
     p.add_argument("--repeat", type=int, default=5, help="Runs per mode and net (median reported).")
     p.add_argument("--epochs", type=int, default=1, help="Epochs per run.")
     p.add_argument("--per-epoch", type=int, default=4, help="train.diagnostics_per_epoch.")
@@ -71,17 +75,30 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     real = has_mnist(args.data_dir)
-    data_cfg = {"dataset": "mnist", "limit_train": min(args.train_size, 60000)} if real else {"dataset": "synthetic", "synthetic_train_size": args.train_size,
-                                                  "synthetic_test_size": 10000}
-    base = {"name": "bench", "data": data_cfg,
-            "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
-            "train": {"epochs": args.epochs, "batch_size": args.batch_size, "checkpoint": False,
-                      "diagnostics_per_epoch": args.per_epoch, "device": "cpu"}}
+    data_cfg = (
+        {"dataset": "mnist", "limit_train": min(args.train_size, 60000)}
+        if real
+        else {"dataset": "synthetic", "synthetic_train_size": args.train_size, "synthetic_test_size": 10000}
+    )
+    base = {
+        "name": "bench",
+        "data": data_cfg,
+        "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+        "train": {
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "checkpoint": False,
+            "diagnostics_per_epoch": args.per_epoch,
+            "device": "cpu",
+        },
+    }
     data = load_data(config_from_dict(base).data, args.data_dir or Path("data"), "cpu")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"data: {data.source}, {data.train_x.shape[0]} training samples, batch {args.batch_size}; "
-          f"{args.per_epoch} recorded steps per epoch; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{os.cpu_count()} CPUs, load average {load:.2f} at start")
+    print(
+        f"data: {data.source}, {data.train_x.shape[0]} training samples, batch {args.batch_size}; "
+        f"{args.per_epoch} recorded steps per epoch; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{os.cpu_count()} CPUs, load average {load:.2f} at start"
+    )
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,19 +117,25 @@ def main() -> None:
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
     print()
-    header = (f"{'hidden':>8} | {'time':>4} | {'off s/epoch (median, min)':>26} | {'on s/epoch (median, min)':>25} | "
-              f"{'overhead (median)':>17} | {'overhead (min)':>14}")
+    header = (
+        f"{'hidden':>8} | {'time':>4} | {'off s/epoch (median, min)':>26} | {'on s/epoch (median, min)':>25} | "
+        f"{'overhead (median)':>17} | {'overhead (min)':>14}"
+    )
     print(header)
     print("-" * len(header))
     for net, off, on in rows:
         for k, kind in ((0, "wall"), (1, "cpu")):
             a, b = [t[k] for t in off], [t[k] for t in on]
             mo, mn, lo, ln = statistics.median(a), statistics.median(b), min(a), min(b)
-            print(f"{net:>8} | {kind:>4} | {mo:>15.3f}, {lo:>8.3f} | {mn:>14.3f}, {ln:>8.3f} | "
-                  f"{100 * (mn - mo) / mo:>+16.1f}% | {100 * (ln - lo) / lo:>+13.1f}%")
-    print(f"\nload average {load:.2f} at start, {load_end:.2f} at end "
-          f"({os.cpu_count()} CPUs): above ~{max(1, (os.cpu_count() or 1) // 2)} the machine was busy and "
-          f"the numbers are noisy")
+            print(
+                f"{net:>8} | {kind:>4} | {mo:>15.3f}, {lo:>8.3f} | {mn:>14.3f}, {ln:>8.3f} | "
+                f"{100 * (mn - mo) / mo:>+16.1f}% | {100 * (ln - lo) / lo:>+13.1f}%"
+            )
+    print(
+        f"\nload average {load:.2f} at start, {load_end:.2f} at end "
+        f"({os.cpu_count()} CPUs): above ~{max(1, (os.cpu_count() or 1) // 2)} the machine was busy and "
+        f"the numbers are noisy"
+    )
 
 
 if __name__ == "__main__":

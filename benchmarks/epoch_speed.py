@@ -102,7 +102,9 @@ def mnist_root(data_dir: Path, tmp: Path) -> tuple[Path, str]:
     # No MNIST: mlp-lab's synthetic digits, 60000 + 10000 of them, written as idx files.
     syn = load_data(DataConfig(dataset="synthetic", synthetic_train_size=60000, synthetic_test_size=10000), tmp)
     out = tmp / "mnist" / "MNIST" / "raw"
-    for name, t in zip(MNIST_FILES, (syn.train_x[:, 0], syn.train_y.to(torch.uint8), syn.test_x[:, 0], syn.test_y.to(torch.uint8))):
+    for name, t in zip(
+        MNIST_FILES, (syn.train_x[:, 0], syn.train_y.to(torch.uint8), syn.test_x[:, 0], syn.test_y.to(torch.uint8))
+    ):
         _write_idx(out / name, t)
     return tmp / "mnist", f"SYNTHETIC MNIST-shaped idx files (no MNIST in {data_dir})"
 
@@ -113,8 +115,14 @@ def cifar_root(data_dir: Path, tmp: Path, per_batch: int) -> tuple[Path, str, bo
         return data_dir, f"real CIFAR-10 from {data_dir / 'cifar-10-batches-py'}", True
     root = tmp / "cifar"
     write_fake_cifar10(root, per_batch=per_batch)
-    return root, (f"SYNTHETIC CIFAR-10 ({5 * per_batch}+{per_batch} random images in the official pickle format, "
-                  f"no data batches in {data_dir / 'cifar-10-batches-py'})"), False
+    return (
+        root,
+        (
+            f"SYNTHETIC CIFAR-10 ({5 * per_batch}+{per_batch} random images in the official pickle format, "
+            f"no data batches in {data_dir / 'cifar-10-batches-py'})"
+        ),
+        False,
+    )
 
 
 def torchvision_dataset(kind: str, root: Path, real: bool):
@@ -179,7 +187,9 @@ class TutorialLoop:
 class InMemoryLoop:
     """(b) float tensors in memory, randperm, index, step; plain (or fused) Adam."""
 
-    def __init__(self, data: DataSplits, limit: int | None, hidden: list[int], bs: int, lr: float, fused: bool = False) -> None:
+    def __init__(
+        self, data: DataSplits, limit: int | None, hidden: list[int], bs: int, lr: float, fused: bool = False
+    ) -> None:
         n = len(data.train_y) if limit is None else min(limit, len(data.train_y))
         self.x = data.train_x[:n].to(DEVICE, torch.float32).div_(255).flatten(1).contiguous()
         self.y = data.train_y[:n].to(DEVICE)
@@ -220,8 +230,16 @@ class MlpLabLoop:
 
     def epoch(self) -> None:
         set_matmul_precision(self.cfg)
-        mltrain._train_epoch(self.forward, self.optimizer, self.data, self.cfg, DEVICE, self.shuffle, self.stop,
-                             on_step=self.progress.step)
+        mltrain._train_epoch(
+            self.forward,
+            self.optimizer,
+            self.data,
+            self.cfg,
+            DEVICE,
+            self.shuffle,
+            self.stop,
+            on_step=self.progress.step,
+        )
 
     def evaluate(self) -> None:
         set_matmul_precision(self.cfg)
@@ -320,20 +338,33 @@ def bench_dataset(kind: str, args: argparse.Namespace, tmp: Path, log: Callable[
             for _ in range(args.epochs):
                 times[name].append(_timed(fn))
         eval_times.append(_timed(mlp["c"].evaluate))
-        log(f"[{kind}] repeat {r + 1}/{args.repeats}: " + "  ".join(f"{k} {statistics.median(v[-args.epochs:]):.3f}" for k, v in times.items())
-            + f"  eval {eval_times[-1]:.3f}")
+        log(
+            f"[{kind}] repeat {r + 1}/{args.repeats}: "
+            + "  ".join(f"{k} {statistics.median(v[-args.epochs :]):.3f}" for k, v in times.items())
+            + f"  eval {eval_times[-1]:.3f}"
+        )
 
     rows = []
     for name in loops:
         rows.append({"row": name, "what": what[name], **summarize(times[name]), "first_epoch_s": first_epoch[name]})
-    rows.append({"row": "eval", "what": f"mlp-lab evaluate(): {len(data.test_y)} test images, eval_batch_size {cfg.train.eval_batch_size}",
-                 **summarize(eval_times)})
+    rows.append(
+        {
+            "row": "eval",
+            "what": f"mlp-lab evaluate(): {len(data.test_y)} test images, eval_batch_size {cfg.train.eval_batch_size}",
+            **summarize(eval_times),
+        }
+    )
     if not args.skip_run:
         run_times: list[float] = []
         for _ in range(args.repeats):
             run_times += run_experiment_seconds(cfg, data, args.epochs, tmp)
-        rows.append({"row": "c+eval", "what": "run_experiment() per-epoch 'seconds': train + test eval (no checkpoint write)",
-                     **summarize(run_times)})
+        rows.append(
+            {
+                "row": "c+eval",
+                "what": "run_experiment() per-epoch 'seconds': train + test eval (no checkpoint write)",
+                **summarize(run_times),
+            }
+        )
     by = {r["row"]: r["median_s"] for r in rows}
     ratios = {}
     if "a" in by and "c" in by:
@@ -345,21 +376,37 @@ def bench_dataset(kind: str, args: argparse.Namespace, tmp: Path, log: Callable[
         ratios["c+eval/b"] = by["c+eval"] / by["b"]
         if "a" in by:
             ratios["a/(c+eval)"] = by["a"] / by["c+eval"]
-    return {"dataset": kind, "data": source, "real_data": real and "SYNTHETIC" not in source, "train_images": n_train,
-            "test_images": len(data.test_y), "model": model_desc, "config": str(config.relative_to(REPO)),
-            "batch_size": bs, "lr": lr, "rows": rows, "ratios": ratios}
+    return {
+        "dataset": kind,
+        "data": source,
+        "real_data": real and "SYNTHETIC" not in source,
+        "train_images": n_train,
+        "test_images": len(data.test_y),
+        "model": model_desc,
+        "config": str(config.relative_to(REPO)),
+        "batch_size": bs,
+        "lr": lr,
+        "rows": rows,
+        "ratios": ratios,
+    }
 
 
 def format_table(result: dict) -> str:
     rows = result["rows"]
     c = next((r["median_s"] for r in rows if r["row"] == "c"), None)
-    lines = [f"{result['dataset']}: {result['data']}",
-             (f"  model {result['model']}, batch {result['batch_size']}, Adam lr {result['lr']:g}, "
-              f"{result['train_images']} training images; seconds per epoch, median of n"),
-             f"  {'row':<10} {'median':>8} {'min':>8} {'max':>8} {'n':>3} {'x c':>6}  what"]
+    lines = [
+        f"{result['dataset']}: {result['data']}",
+        (
+            f"  model {result['model']}, batch {result['batch_size']}, Adam lr {result['lr']:g}, "
+            f"{result['train_images']} training images; seconds per epoch, median of n"
+        ),
+        f"  {'row':<10} {'median':>8} {'min':>8} {'max':>8} {'n':>3} {'x c':>6}  what",
+    ]
     for r in rows:
         rel = f"{r['median_s'] / c:6.2f}" if c else "      "
-        lines.append(f"  {r['row']:<10} {r['median_s']:8.3f} {r['min_s']:8.3f} {r['max_s']:8.3f} {r['n']:>3} {rel}  {r['what']}")
+        lines.append(
+            f"  {r['row']:<10} {r['median_s']:8.3f} {r['min_s']:8.3f} {r['max_s']:8.3f} {r['n']:>3} {rel}  {r['what']}"
+        )
     extra = [f"{r['row']} first epoch {r['first_epoch_s']:.2f} s" for r in rows if r["row"] == "c compile"]
     ratio_text = "  ".join(f"{k} = {v:.2f}" for k, v in result["ratios"].items())
     lines.append(f"  ratios: {ratio_text}" + (f"  ({'; '.join(extra)})" if extra else ""))
@@ -368,16 +415,27 @@ def format_table(result: dict) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Seconds per epoch: tutorial loop vs hand-written loop vs mlp-lab.")
-    p.add_argument("--data-dir", type=Path, default=None, help="data folder (default: $MLP_LAB_DATA, else ../shared/data)")
+    p.add_argument(
+        "--data-dir", type=Path, default=None, help="data folder (default: $MLP_LAB_DATA, else ../shared/data)"
+    )
     p.add_argument("--epochs", type=int, default=2, help="timed epochs per method per repeat (default 2)")
     p.add_argument("--repeats", type=int, default=3, help="rounds of taking turns (default 3)")
     p.add_argument("--datasets", default="mnist,cifar10", help="comma list: mnist, cifar10 (default both)")
-    p.add_argument("--precision", default="fp32", help="comma list of train.precision rows for c: fp32,tf32,bf16 (default fp32)")
-    p.add_argument("--compile", action="store_true", help="add a 'c compile' row (train.compile: true; needs a C compiler)")
+    p.add_argument(
+        "--precision", default="fp32", help="comma list of train.precision rows for c: fp32,tf32,bf16 (default fp32)"
+    )
+    p.add_argument(
+        "--compile", action="store_true", help="add a 'c compile' row (train.compile: true; needs a C compiler)"
+    )
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda: where every row trains")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--limit-train", type=int, default=None, help="use only N training images (quick checks)")
-    p.add_argument("--cifar-per-batch", type=int, default=10000, help="images per synthetic CIFAR batch file (default 10000, as real)")
+    p.add_argument(
+        "--cifar-per-batch",
+        type=int,
+        default=10000,
+        help="images per synthetic CIFAR batch file (default 10000, as real)",
+    )
     p.add_argument("--skip-tutorial", action="store_true", help="leave out row a (slow)")
     p.add_argument("--skip-run", action="store_true", help="leave out row c+eval (run_experiment)")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
@@ -385,7 +443,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.data_dir = (args.data_dir or default_data_dir()).expanduser()
     args.precision = [s.strip() for s in args.precision.split(",") if s.strip()]
     args.datasets = [s.strip() for s in args.datasets.split(",") if s.strip()]
-    bad = [d for d in args.datasets if d not in ("mnist", "cifar10")] + [x for x in args.precision if x not in ("fp32", "tf32", "bf16")]
+    bad = [d for d in args.datasets if d not in ("mnist", "cifar10")] + [
+        x for x in args.precision if x not in ("fp32", "tf32", "bf16")
+    ]
     if bad:
         p.error(f"unknown: {', '.join(bad)}")
     if args.epochs < 1 or args.repeats < 1:
@@ -401,23 +461,40 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     env = {
-        "python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(), "machine": platform.machine(), "load_before": load_avg(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "load_before": load_avg(),
         "device": torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else "cpu",
     }
-    log(f"torch {env['torch']}, {env['cpu_count']} CPUs, {env['torch_threads']} torch threads, load average {env['load_before']}")
+    log(
+        f"torch {env['torch']}, {env['cpu_count']} CPUs, {env['torch_threads']} torch threads, load average {env['load_before']}"
+    )
     results = []
     with tempfile.TemporaryDirectory(prefix="mlp-lab-bench-") as tmp_name:
         tmp = Path(tmp_name)
         for kind in args.datasets:
             results.append(bench_dataset(kind, args, tmp, log))
     env["load_after"] = load_avg()
-    out = {"benchmark": "epoch_speed", "env": env,
-           "settings": {"epochs": args.epochs, "repeats": args.repeats, "warmup_epochs": 1, "limit_train": args.limit_train,
-                        "precision": args.precision, "compile": args.compile},
-           "results": results}
-    print(f"epoch speed on {env['device']} (torch {env['torch']}, {env['torch_threads']} threads, {env['cpu_count']} CPUs; "
-          f"load average before {env['load_before']}, after {env['load_after']})")
+    out = {
+        "benchmark": "epoch_speed",
+        "env": env,
+        "settings": {
+            "epochs": args.epochs,
+            "repeats": args.repeats,
+            "warmup_epochs": 1,
+            "limit_train": args.limit_train,
+            "precision": args.precision,
+            "compile": args.compile,
+        },
+        "results": results,
+    }
+    print(
+        f"epoch speed on {env['device']} (torch {env['torch']}, {env['torch_threads']} threads, {env['cpu_count']} CPUs; "
+        f"load average before {env['load_before']}, after {env['load_after']})"
+    )
     for r in results:
         print(format_table(r))
     write_json(args.json, out)

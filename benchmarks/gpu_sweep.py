@@ -39,8 +39,12 @@ class Sampler(threading.Thread):
         self.period, self.samples, self.halt = period, [], threading.Event()
 
     def _query(self, what: str, fields: str) -> list[list[str]]:
-        out = subprocess.run(["nvidia-smi", f"--query-{what}={fields}", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run(
+            ["nvidia-smi", f"--query-{what}={fields}", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
         return [[c.strip() for c in line.split(",")] for line in out.splitlines() if line.strip()]
 
     def run(self) -> None:
@@ -56,9 +60,25 @@ def run_sweep(jobs: int, data_dir: Path, runs_dir: Path) -> dict:
     sampler = Sampler()
     sampler.start()
     t0 = time.perf_counter()
-    proc = subprocess.run([*MLP_LAB, "sweep", "lecture/sweep", "--jobs", str(jobs), "--threads", "1", "--quiet",
-                           "--data-dir", str(data_dir), "--runs-dir", str(runs_dir)],
-                          capture_output=True, text=True, env={**os.environ, "MLP_LAB_OFFLINE": "1"})
+    proc = subprocess.run(
+        [
+            *MLP_LAB,
+            "sweep",
+            "lecture/sweep",
+            "--jobs",
+            str(jobs),
+            "--threads",
+            "1",
+            "--quiet",
+            "--data-dir",
+            str(data_dir),
+            "--runs-dir",
+            str(runs_dir),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLP_LAB_OFFLINE": "1"},
+    )
     wall = time.perf_counter() - t0
     sampler.halt.set()
     sampler.join()
@@ -73,11 +93,19 @@ def run_sweep(jobs: int, data_dir: Path, runs_dir: Path) -> dict:
             devices.add(json.loads(summary.read_text()).get("device", "?"))
     utils = [s[0] for s in sampler.samples]
     per_proc = [m for s in sampler.samples for m in s[2].values()]
-    return {"jobs": jobs, "runs": len(entries), "wall_s": wall, "s_per_run": wall / len(entries),
-            "statuses": {st: sum(e["status"] == st for e in entries) for st in {e["status"] for e in entries}},
-            "devices": sorted(devices), "util_mean": statistics.mean(utils) if utils else None,
-            "util_max": max(utils, default=None), "proc_mem_max_mib": max(per_proc, default=None),
-            "gpu_mem_max_mib": max((s[1] for s in sampler.samples), default=None), "samples": len(sampler.samples)}
+    return {
+        "jobs": jobs,
+        "runs": len(entries),
+        "wall_s": wall,
+        "s_per_run": wall / len(entries),
+        "statuses": {st: sum(e["status"] == st for e in entries) for st in {e["status"] for e in entries}},
+        "devices": sorted(devices),
+        "util_mean": statistics.mean(utils) if utils else None,
+        "util_max": max(utils, default=None),
+        "proc_mem_max_mib": max(per_proc, default=None),
+        "gpu_mem_max_mib": max((s[1] for s in sampler.samples), default=None),
+        "samples": len(sampler.samples),
+    }
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -87,18 +115,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
-    name = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                          text=True).stdout.strip()
+    name = subprocess.run(
+        ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True
+    ).stdout.strip()
     rows = []
     with tempfile.TemporaryDirectory(prefix="mlp-lab-gpu-sweep-") as tmp:
         for jobs in (int(j) for j in args.jobs.split(",")):
             rows.append(run_sweep(jobs, data_dir, Path(tmp) / f"j{jobs}"))
             print(f"  jobs {jobs}: {rows[-1]}", file=sys.stderr, flush=True)
     print(f"lecture sweep on one {name} ({time.strftime('%Y-%m-%d')}): {rows[0]['runs']} runs, --threads 1")
-    print(f"  {'jobs':>4} {'wall s':>7} {'s/run':>6} {'util mean %':>11} {'util max %':>10} {'MiB/run':>8} {'GPU MiB':>8}")
+    print(
+        f"  {'jobs':>4} {'wall s':>7} {'s/run':>6} {'util mean %':>11} {'util max %':>10} {'MiB/run':>8} {'GPU MiB':>8}"
+    )
     for r in rows:
-        print(f"  {r['jobs']:>4} {r['wall_s']:>7.1f} {r['s_per_run']:>6.2f} {r['util_mean'] or 0:>11.1f} "
-              f"{r['util_max'] or 0:>10.0f} {r['proc_mem_max_mib'] or 0:>8.0f} {r['gpu_mem_max_mib'] or 0:>8.0f}")
+        print(
+            f"  {r['jobs']:>4} {r['wall_s']:>7.1f} {r['s_per_run']:>6.2f} {r['util_mean'] or 0:>11.1f} "
+            f"{r['util_max'] or 0:>10.0f} {r['proc_mem_max_mib'] or 0:>8.0f} {r['gpu_mem_max_mib'] or 0:>8.0f}"
+        )
     write_json(args.json, {"benchmark": "gpu_sweep", "gpu": name, "rows": rows})
     return rows
 

@@ -85,10 +85,19 @@ def measure(cmd: list[str], env: dict[str, str]) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description="Peak resident memory of mlp-lab train runs (MNIST and CIFAR-10).")
-    p.add_argument("--data-dir", type=Path, default=None, help="data folder (default: $MLP_LAB_DATA, else ../shared/data)")
+    p.add_argument(
+        "--data-dir", type=Path, default=None, help="data folder (default: $MLP_LAB_DATA, else ../shared/data)"
+    )
     p.add_argument("--epochs", type=int, default=1, help="train.epochs of each run (default 1)")
-    p.add_argument("--limit-train", type=int, default=None, help="data.limit_train (quick checks only: lowers the peak)")
-    p.add_argument("--cifar-per-batch", type=int, default=10000, help="images per synthetic CIFAR batch file (default 10000, as real)")
+    p.add_argument(
+        "--limit-train", type=int, default=None, help="data.limit_train (quick checks only: lowers the peak)"
+    )
+    p.add_argument(
+        "--cifar-per-batch",
+        type=int,
+        default=10000,
+        help="images per synthetic CIFAR batch file (default 10000, as real)",
+    )
     p.add_argument("--datasets", default="mnist,cifar10", help="comma list (default both)")
     p.add_argument("--no-baseline", action="store_true", help="leave out the torch import / torch floor rows")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
@@ -110,17 +119,31 @@ def main(argv: list[str] | None = None) -> dict:
             rows.append({"row": "torch import", "data": build, **r, "limit_mb": None})
             log(f"torch import: {r['max_rss_mb']:.0f} MB ({build})")
             r = measure([sys.executable, "-c", FLOOR], env)
-            rows.append({"row": "torch floor", "data": "784-256-256-10 MLP, one Adam step on random data, no mlp-lab", **r, "limit_mb": None})
+            rows.append(
+                {
+                    "row": "torch floor",
+                    "data": "784-256-256-10 MLP, one Adam step on random data, no mlp-lab",
+                    **r,
+                    "limit_mb": None,
+                }
+            )
             log(f"torch floor: {r['max_rss_mb']:.0f} MB")
         for kind in datasets:
             overrides = [f"train.epochs={args.epochs}", "train.device=cpu"]
             if kind == "mnist":
                 config = REPO / "configs" / "relu_adam.yaml"
-                if all((data_dir / "MNIST" / "raw" / n).is_file() or (data_dir / "MNIST" / "raw" / f"{n}.gz").is_file() for n in MNIST_FILES):
+                if all(
+                    (data_dir / "MNIST" / "raw" / n).is_file() or (data_dir / "MNIST" / "raw" / f"{n}.gz").is_file()
+                    for n in MNIST_FILES
+                ):
                     root, source = data_dir, f"real MNIST in {data_dir}"
                 else:
                     root, source = tmp, "SYNTHETIC (mlp-lab's synthetic set, 60000+10000)"
-                    overrides += ["data.dataset=synthetic", "data.synthetic_train_size=60000", "data.synthetic_test_size=10000"]
+                    overrides += [
+                        "data.dataset=synthetic",
+                        "data.synthetic_train_size=60000",
+                        "data.synthetic_test_size=10000",
+                    ]
             else:
                 config = REPO / "configs" / "cifar10_relu_adam.yaml"
                 if has_cifar10(data_dir):
@@ -128,17 +151,35 @@ def main(argv: list[str] | None = None) -> dict:
                 else:
                     root = tmp / "cifar"
                     write_fake_cifar10(root, per_batch=args.cifar_per_batch)
-                    source = f"SYNTHETIC CIFAR-10 files ({5 * args.cifar_per_batch}+{args.cifar_per_batch}, official format)"
+                    source = (
+                        f"SYNTHETIC CIFAR-10 files ({5 * args.cifar_per_batch}+{args.cifar_per_batch}, official format)"
+                    )
             if args.limit_train is not None:
                 overrides.append(f"data.limit_train={args.limit_train}")
-            cmd = mlp_lab_command() + ["train", "--config", str(config), "--data-dir", str(root),
-                                       "--runs-dir", str(tmp / "runs"), "--quiet"]
+            cmd = mlp_lab_command() + [
+                "train",
+                "--config",
+                str(config),
+                "--data-dir",
+                str(root),
+                "--runs-dir",
+                str(tmp / "runs"),
+                "--quiet",
+            ]
             for o in overrides:
                 cmd += ["--set", o]
             for phase in ("cold", "cached"):
                 r = measure(cmd, env)
-                rows.append({"row": f"{kind} {phase}", "data": source, **r, "limit_mb": LIMITS_MB[kind],
-                             "ok": r["max_rss_mb"] < LIMITS_MB[kind], "command": " ".join(cmd)})
+                rows.append(
+                    {
+                        "row": f"{kind} {phase}",
+                        "data": source,
+                        **r,
+                        "limit_mb": LIMITS_MB[kind],
+                        "ok": r["max_rss_mb"] < LIMITS_MB[kind],
+                        "command": " ".join(cmd),
+                    }
+                )
                 log(f"{kind} {phase}: {r['max_rss_mb']:.0f} MB in {r['wall_s']:.1f} s")
             if not has_cifar10(data_dir) and kind == "cifar10":
                 shutil.rmtree(tmp / "cifar", ignore_errors=True)

@@ -127,11 +127,21 @@ def bench(k: int, device: torch.device, data, cfg, epochs: int, repeats: int) ->
         pack.append(timed(lambda mp=packed, out=out: out.update(params=train_packed(mp, x, y, orders, bs, lr))))
     ms = separate
     # Same seeds, same orders: packed seed j's weights against separate seed j's.
-    diff = max((out["params"][name][j] - dict(ms[j].named_parameters())[name]).abs().max().item()
-               for name in out["params"] for j in range(k))
+    diff = max(
+        (out["params"][name][j] - dict(ms[j].named_parameters())[name]).abs().max().item()
+        for name in out["params"]
+        for j in range(k)
+    )
     s, p = statistics.median(sep), statistics.median(pack)
-    return {"seeds": k, "device": str(device), "separate_s": s, "packed_s": p, "ratio": s / p, "max_abs_dw": diff,
-            "steps_per_seed": epochs * ((len(y) + bs - 1) // bs)}
+    return {
+        "seeds": k,
+        "device": str(device),
+        "separate_s": s,
+        "packed_s": p,
+        "ratio": s / p,
+        "max_abs_dw": diff,
+        "steps_per_seed": epochs * ((len(y) + bs - 1) // bs),
+    }
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -154,11 +164,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     epochs = args.epochs or cfg.train.epochs
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     rows = [bench(int(k), device, data, cfg, epochs, args.repeats) for k in args.seeds.split(",")]
-    print(f"packed seeds on {name} (torch {torch.__version__}): {CONFIG.relative_to(REPO)}, "
-          f"{len(data.train_y)} images, {epochs} epochs, batch {cfg.train.batch_size}; train only, median of {args.repeats}")
+    print(
+        f"packed seeds on {name} (torch {torch.__version__}): {CONFIG.relative_to(REPO)}, "
+        f"{len(data.train_y)} images, {epochs} epochs, batch {cfg.train.batch_size}; train only, median of {args.repeats}"
+    )
     print(f"  {'K':>3} {'separate s':>11} {'packed s':>9} {'ratio':>6} {'max |dW|':>9}")
     for r in rows:
-        print(f"  {r['seeds']:>3} {r['separate_s']:>11.3f} {r['packed_s']:>9.3f} {r['ratio']:>6.2f} {r['max_abs_dw']:>9.1e}")
+        print(
+            f"  {r['seeds']:>3} {r['separate_s']:>11.3f} {r['packed_s']:>9.3f} {r['ratio']:>6.2f} {r['max_abs_dw']:>9.1e}"
+        )
     write_json(args.json, {"benchmark": "packed_seeds", "gpu": name, "rows": rows})
     return rows
 

@@ -31,8 +31,12 @@ import yaml
 
 from _common import REPO, default_data_dir, load_avg, write_json
 
-VARIANTS = [("random, no pruning", "random", "none"), ("random + successive halving", "random", "successive_halving"),
-            ("TPE + successive halving", "tpe", "successive_halving"), ("grid, no pruning", "grid", "none")]
+VARIANTS = [
+    ("random, no pruning", "random", "none"),
+    ("random + successive halving", "random", "successive_halving"),
+    ("TPE + successive halving", "tpe", "successive_halving"),
+    ("grid, no pruning", "grid", "none"),
+]
 LR_RANGE, STD_RANGE = (1.0e-4, 1.0), (1.0e-3, 1.0)
 
 
@@ -62,10 +66,17 @@ def sweep_file(folder: Path, method: str, rule: str, trials: int, epochs: int, l
         lrs, stds = grid_shape(trials)
         doc["grid"] = {"optimizer.lr": log_spaced(*LR_RANGE, lrs), "model.init_std": log_spaced(*STD_RANGE, stds)}
     else:
-        doc["search"] = {"method": method, "trials": trials, "seed": 0, "metric": "val_acc",
-                         "space": {"optimizer.lr": {"log_uniform": list(LR_RANGE)},
-                                   "model.init_std": {"log_uniform": list(STD_RANGE)}},
-                         "prune": {"rule": rule, "min_epochs": 1, "reduction": 3}}
+        doc["search"] = {
+            "method": method,
+            "trials": trials,
+            "seed": 0,
+            "metric": "val_acc",
+            "space": {
+                "optimizer.lr": {"log_uniform": list(LR_RANGE)},
+                "model.init_std": {"log_uniform": list(STD_RANGE)},
+            },
+            "prune": {"rule": rule, "min_epochs": 1, "reduction": 3},
+        }
     path = folder / f"{method}-{rule}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -80,9 +91,17 @@ def grid_rows(manifest) -> list[dict]:
         path = manifest.folder / e["folder"] / runs.METRICS  # none for a run that diverged in its first epoch
         history = runs.read_jsonl(path)[0] if path.is_file() else []
         final = history[-1].get("val_acc") if history else None
-        rows.append({"trial": e["index"], "values": e["varies"], "status": e["status"], "epochs": len(history),
-                     "planned": e["config"]["train"]["epochs"], "folder": e["folder"],
-                     "metric": final if e["status"] == "completed" else None})
+        rows.append(
+            {
+                "trial": e["index"],
+                "values": e["varies"],
+                "status": e["status"],
+                "epochs": len(history),
+                "planned": e["config"]["train"]["epochs"],
+                "folder": e["folder"],
+                "metric": final if e["status"] == "completed" else None,
+            }
+        )
     return rows
 
 
@@ -93,8 +112,22 @@ def run_variant(label: str, method: str, rule: str, args: argparse.Namespace, wo
     mlp_lab = str(Path(sys.executable).parent / "mlp-lab")
     sfile = sweep_file(work, method, rule, args.trials, args.epochs, args.limit_train)
     t0 = time.perf_counter()
-    subprocess.run([mlp_lab, "sweep", str(sfile), "--quiet", "--jobs", str(args.jobs), "--data-dir", str(args.data_dir),
-                    "--runs-dir", str(work / "runs")], capture_output=True, check=False)
+    subprocess.run(
+        [
+            mlp_lab,
+            "sweep",
+            str(sfile),
+            "--quiet",
+            "--jobs",
+            str(args.jobs),
+            "--data-dir",
+            str(args.data_dir),
+            "--runs-dir",
+            str(work / "runs"),
+        ],
+        capture_output=True,
+        check=False,
+    )
     wall = time.perf_counter() - t0
     folder = sorted((work / "runs").glob(f"{method}-{rule}-*"))[-1]
     manifest = load_manifest(folder)
@@ -110,11 +143,17 @@ def run_variant(label: str, method: str, rule: str, args: argparse.Namespace, wo
     if best is not None:  # the chosen config's test accuracy, read once
         summary = json.loads((folder / best["folder"] / "summary.json").read_text())
         test_acc = summary["final"]["test_acc"]
-    return {"variant": label, "epochs": sum(r["epochs"] for r in rows), "planned": sum(r["planned"] for r in rows),
-            "pruned": sum(r["status"] == "pruned" for r in rows), "wall_s": round(wall, 1),
-            "distinct_lrs": len({r["values"]["optimizer.lr"] for r in rows}),
-            "best_val_acc": best["metric"] if best else None, "test_acc": test_acc,
-            "best_values": best["values"] if best else None}
+    return {
+        "variant": label,
+        "epochs": sum(r["epochs"] for r in rows),
+        "planned": sum(r["planned"] for r in rows),
+        "pruned": sum(r["status"] == "pruned" for r in rows),
+        "wall_s": round(wall, 1),
+        "distinct_lrs": len({r["values"]["optimizer.lr"] for r in rows}),
+        "best_val_acc": best["metric"] if best else None,
+        "test_acc": test_acc,
+        "best_values": best["values"] if best else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -128,7 +167,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     rows = []
     print(f"load average before: {load_avg()}")
-    print("| search | epochs trained | trials pruned | distinct lrs | wall s | best val acc | its test acc | its lr, init std |")
+    print(
+        "| search | epochs trained | trials pruned | distinct lrs | wall s | best val acc | its test acc | its lr, init std |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     with tempfile.TemporaryDirectory(prefix="mlp-lab-search-") as tmp:
         for label, method, rule in VARIANTS:
@@ -137,11 +178,20 @@ def main(argv: list[str] | None = None) -> dict:
             pct = lambda v: f"{100 * v:.2f}%" if v is not None else "-"  # noqa: E731
             values = row["best_values"] or {}
             found = ", ".join(f"{values[k]:.3g}" for k in ("optimizer.lr", "model.init_std") if k in values) or "-"
-            print(f"| {label} | {row['epochs']} of {row['planned']} | {row['pruned']} of {args.trials} | "
-                  f"{row['distinct_lrs']} | {row['wall_s']} | {pct(row['best_val_acc'])} | {pct(row['test_acc'])} | "
-                  f"{found} |", flush=True)
-    result = {"rows": rows, "trials": args.trials, "epochs": args.epochs, "limit_train": args.limit_train,
-              "jobs": args.jobs, "load_avg_after": load_avg()}
+            print(
+                f"| {label} | {row['epochs']} of {row['planned']} | {row['pruned']} of {args.trials} | "
+                f"{row['distinct_lrs']} | {row['wall_s']} | {pct(row['best_val_acc'])} | {pct(row['test_acc'])} | "
+                f"{found} |",
+                flush=True,
+            )
+    result = {
+        "rows": rows,
+        "trials": args.trials,
+        "epochs": args.epochs,
+        "limit_train": args.limit_train,
+        "jobs": args.jobs,
+        "load_avg_after": load_avg(),
+    }
     write_json(args.json, result)
     return result
 

@@ -74,8 +74,13 @@ def time_command(cmd: list[str], runs: int, env: dict[str, str]) -> dict:
         cpu.append(_children_cpu() - c)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "n": runs,
-            "cpu_median_s": statistics.median(cpu)}
+    return {
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "max_s": max(times),
+        "n": runs,
+        "cpu_median_s": statistics.median(cpu),
+    }
 
 
 def imports_torch(args: list[str], env: dict[str, str]) -> bool:
@@ -88,13 +93,21 @@ def imports_torch(args: list[str], env: dict[str, str]) -> bool:
 
 def slowest_imports(env: dict[str, str], top: int) -> list[dict]:
     """The largest cumulative times of `python -X importtime -c 'import mlp_lab.cli'`."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", "import mlp_lab.cli"], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import mlp_lab.cli"], env=env, capture_output=True, text=True
+    )
     rows = []
     for line in proc.stderr.splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
         if m:
-            rows.append({"module": m.group(4), "self_ms": int(m.group(1)) / 1000, "cumulative_ms": int(m.group(2)) / 1000,
-                         "depth": len(m.group(3)) // 2})
+            rows.append(
+                {
+                    "module": m.group(4),
+                    "self_ms": int(m.group(1)) / 1000,
+                    "cumulative_ms": int(m.group(2)) / 1000,
+                    "depth": len(m.group(3)) // 2,
+                }
+            )
     total = next((r["cumulative_ms"] for r in rows if r["module"] == "mlp_lab.cli"), None)
     top_rows = sorted((r for r in rows if r["depth"] <= 2), key=lambda r: -r["cumulative_ms"])[:top]
     return [{"total_ms": total}] + top_rows
@@ -126,8 +139,13 @@ def cli_section(runs: int, tmp: Path, log) -> dict:
         "mlp-lab compare DIR": imports_torch(["compare", str(runs_dir)], env),
     }
     help_s = next(r["median_s"] for r in rows if r["row"] == "mlp-lab --help")
-    return {"rows": rows, "imports_torch": torch_imports, "slowest_imports": slowest_imports(env, 8),
-            "help_target_s": HELP_TARGET_S, "help_ok": help_s <= HELP_TARGET_S}
+    return {
+        "rows": rows,
+        "imports_torch": torch_imports,
+        "slowest_imports": slowest_imports(env, 8),
+        "help_target_s": HELP_TARGET_S,
+        "help_ok": help_s <= HELP_TARGET_S,
+    }
 
 
 def cache_section(data_dir: Path, runs: int, tmp: Path, cifar_per_batch: int, log) -> dict:
@@ -176,20 +194,35 @@ def cache_section(data_dir: Path, runs: int, tmp: Path, cifar_per_batch: int, lo
             data_files.read_cache(Path(root), name, data_files.cache_key(found))
             read.append(time.perf_counter() - t)
         size = sum(p.stat().st_size for p in (tmp / "xdg-cache").rglob(f"{name}.pt")) + sum(
-            p.stat().st_size for p in Path(root).glob(f"mlp_lab_cache/{name}.pt"))
-        rows.append({"dataset": name, "data": source, "first_load_s": first, "cached_median_s": statistics.median(cached),
-                     "cached_min_s": min(cached), "cached_cpu_median_s": statistics.median(cached_cpu),
-                     "cache_read_median_s": statistics.median(read), "n": runs, "cache_mb": size / 2**20,
-                     "train_images": len(d.train_y)})
+            p.stat().st_size for p in Path(root).glob(f"mlp_lab_cache/{name}.pt")
+        )
+        rows.append(
+            {
+                "dataset": name,
+                "data": source,
+                "first_load_s": first,
+                "cached_median_s": statistics.median(cached),
+                "cached_min_s": min(cached),
+                "cached_cpu_median_s": statistics.median(cached_cpu),
+                "cache_read_median_s": statistics.median(read),
+                "n": runs,
+                "cache_mb": size / 2**20,
+                "train_images": len(d.train_y),
+            }
+        )
         log(f"{name}: first {first:.3f} s, cached {statistics.median(cached):.3f} s")
     return {"rows": rows}
 
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description="CLI start-up time, torch-free commands, decoded-data cache.")
-    p.add_argument("--data-dir", type=Path, default=None, help="data folder (default: $MLP_LAB_DATA, else ../shared/data)")
+    p.add_argument(
+        "--data-dir", type=Path, default=None, help="data folder (default: $MLP_LAB_DATA, else ../shared/data)"
+    )
     p.add_argument("--runs", type=int, default=10, help="repetitions, median reported (default 10)")
-    p.add_argument("--cifar-per-batch", type=int, default=10000, help="images per synthetic CIFAR batch file (default 10000)")
+    p.add_argument(
+        "--cifar-per-batch", type=int, default=10000, help="images per synthetic CIFAR batch file (default 10000)"
+    )
     p.add_argument("--skip-cache", action="store_true", help="only the CLI section")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     args = p.parse_args(argv)
@@ -204,24 +237,34 @@ def main(argv: list[str] | None = None) -> dict:
     out["load_after"] = load_avg()
 
     cli = out["cli"]
-    print(f"start-up ({out['cpu_count']} CPUs; load average before {out['load_before']}, after {out['load_after']}); "
-          f"wall seconds, median of {args.runs}")
+    print(
+        f"start-up ({out['cpu_count']} CPUs; load average before {out['load_before']}, after {out['load_after']}); "
+        f"wall seconds, median of {args.runs}"
+    )
     print(f"  {'command':<22} {'median':>8} {'min':>8} {'max':>8} {'cpu':>8}  imports torch")
     for r in cli["rows"]:
         flag = cli["imports_torch"].get(r["row"])
-        print(f"  {r['row']:<22} {r['median_s']:8.3f} {r['min_s']:8.3f} {r['max_s']:8.3f} {r['cpu_median_s']:8.3f}  "
-              f"{'' if flag is None else ('YES' if flag else 'no')}")
+        print(
+            f"  {r['row']:<22} {r['median_s']:8.3f} {r['min_s']:8.3f} {r['max_s']:8.3f} {r['cpu_median_s']:8.3f}  "
+            f"{'' if flag is None else ('YES' if flag else 'no')}"
+        )
     print(f"  mlp-lab --help within {HELP_TARGET_S} s: {'yes' if cli['help_ok'] else 'NO'}")
     imports = cli["slowest_imports"]
-    print(f"  python -X importtime -c 'import mlp_lab.cli': {imports[0]['total_ms']:.0f} ms in all; slowest (cumulative):")
+    print(
+        f"  python -X importtime -c 'import mlp_lab.cli': {imports[0]['total_ms']:.0f} ms in all; slowest (cumulative):"
+    )
     print("    " + ", ".join(f"{r['module']} {r['cumulative_ms']:.0f} ms" for r in imports[1:]))
     if "cache" in out:
-        print(f"decoded-data cache: load_data() wall seconds (cached: median of {args.runs}; cpu = its process CPU time; "
-              "read = the cache file alone)")
+        print(
+            f"decoded-data cache: load_data() wall seconds (cached: median of {args.runs}; cpu = its process CPU time; "
+            "read = the cache file alone)"
+        )
         print(f"  {'dataset':<9} {'first':>8} {'cached':>8} {'cpu':>8} {'read':>8} {'cache':>8}  data")
         for r in out["cache"]["rows"]:
-            print(f"  {r['dataset']:<9} {r['first_load_s']:8.3f} {r['cached_median_s']:8.3f} {r['cached_cpu_median_s']:8.3f} "
-                  f"{r['cache_read_median_s']:8.3f} {r['cache_mb']:6.0f}MB  {r['data']}")
+            print(
+                f"  {r['dataset']:<9} {r['first_load_s']:8.3f} {r['cached_median_s']:8.3f} {r['cached_cpu_median_s']:8.3f} "
+                f"{r['cache_read_median_s']:8.3f} {r['cache_mb']:6.0f}MB  {r['data']}"
+            )
     write_json(args.json, out)
     return out
 

@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--data-dir", type=Path, default=default_data_dir())
     p.add_argument("--skip-ray", action="store_true", help="no Ray rows (Ray not installed, or not wanted)")
     p.add_argument("--shapes", default=None, help="JxT,... for the sweep rows (default: every J x T <= cores)")
-    p.add_argument("--train-threads", default=None, help="T,... for the one-after-another rows (default: 1 and the cores)")
+    p.add_argument(
+        "--train-threads", default=None, help="T,... for the one-after-another rows (default: 1 and the cores)"
+    )
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
 
@@ -70,38 +72,112 @@ def main(argv: list[str] | None = None) -> dict:
 
     cores = os.cpu_count() or 1
     env = {**os.environ, "MLP_LAB_DATA": str(args.data_dir.absolute()), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    sets = ["--set", f"train.epochs={args.epochs}", "--set", f"data.limit_train={args.limit_train}",
-            "--set", f"data.dataset={args.dataset}", "--set", "train.checkpoint=true"]
+    sets = [
+        "--set",
+        f"train.epochs={args.epochs}",
+        "--set",
+        f"data.limit_train={args.limit_train}",
+        "--set",
+        f"data.dataset={args.dataset}",
+        "--set",
+        "train.checkpoint=true",
+    ]
     config = str(REPO / "configs" / "relu_adam.yaml")
     default_jobs, default_threads = default_workers(None, None)
     rows: list[dict] = []
-    print(f"{args.runs} runs of {config} on {args.dataset} ({args.limit_train} images, {args.epochs} epochs), "
-          f"{cores} cores; load average before: {load_avg()}", flush=True)
+    print(
+        f"{args.runs} runs of {config} on {args.dataset} ({args.limit_train} images, {args.epochs} epochs), "
+        f"{cores} cores; load average before: {load_avg()}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         # Data decoded once (the cache) before anything is timed.
-        timed([*MLP_LAB, "train", "--config", config, *sets, "--set", "train.epochs=1", "--set", "data.limit_train=100",
-               "--runs-dir", f"{tmp}/warm", "--quiet"], env)
+        timed(
+            [
+                *MLP_LAB,
+                "train",
+                "--config",
+                config,
+                *sets,
+                "--set",
+                "train.epochs=1",
+                "--set",
+                "data.limit_train=100",
+                "--runs-dir",
+                f"{tmp}/warm",
+                "--quiet",
+            ],
+            env,
+        )
         train_threads = [int(t) for t in args.train_threads.split(",")] if args.train_threads else sorted({1, cores})
         for threads in train_threads:
-            seconds = sum(timed([*MLP_LAB, "train", "--config", config, *sets, "--set", f"train.seed={seed}",
-                                 "--set", f"train.threads={threads}", "--runs-dir", f"{tmp}/train{threads}", "--quiet"], env)
-                          for seed in range(args.runs))
-            rows.append({"what": f"train x {args.runs}, {threads} thread{'s' if threads > 1 else ''}", "seconds": seconds})
+            seconds = sum(
+                timed(
+                    [
+                        *MLP_LAB,
+                        "train",
+                        "--config",
+                        config,
+                        *sets,
+                        "--set",
+                        f"train.seed={seed}",
+                        "--set",
+                        f"train.threads={threads}",
+                        "--runs-dir",
+                        f"{tmp}/train{threads}",
+                        "--quiet",
+                    ],
+                    env,
+                )
+                for seed in range(args.runs)
+            )
+            rows.append(
+                {"what": f"train x {args.runs}, {threads} thread{'s' if threads > 1 else ''}", "seconds": seconds}
+            )
             print(f"  {rows[-1]['what']}: {seconds:.1f} s", flush=True)
-        shapes = ([tuple(int(x) for x in shape.split("x")) for shape in args.shapes.split(",")] if args.shapes
-                  else [(j, t) for j in range(1, cores + 1) for t in range(1, cores + 1) if j * t <= cores])
+        shapes = (
+            [tuple(int(x) for x in shape.split("x")) for shape in args.shapes.split(",")]
+            if args.shapes
+            else [(j, t) for j in range(1, cores + 1) for t in range(1, cores + 1) if j * t <= cores]
+        )
         backends = ["local"] + ([] if args.skip_ray else ["ray"])
         for backend in backends:
             for jobs, threads in shapes:
                 out = Path(tmp) / f"sweep-{backend}-{jobs}x{threads}"
-                seconds = timed([*MLP_LAB, "sweep", "--config", config, "--seeds", str(args.runs), *sets,
-                                 "--jobs", str(jobs), "--threads", str(threads), "--backend", backend,
-                                 "--runs-dir", str(out), "--quiet"], env)
+                seconds = timed(
+                    [
+                        *MLP_LAB,
+                        "sweep",
+                        "--config",
+                        config,
+                        "--seeds",
+                        str(args.runs),
+                        *sets,
+                        "--jobs",
+                        str(jobs),
+                        "--threads",
+                        str(threads),
+                        "--backend",
+                        backend,
+                        "--runs-dir",
+                        str(out),
+                        "--quiet",
+                    ],
+                    env,
+                )
                 per_run = statistics.mean(run_seconds(out))
                 label = "sweep" if backend == "local" else "sweep ray"
                 default = backend == "local" and (jobs, threads) == (default_jobs, default_threads)
-                rows.append({"what": f"{label} {jobs} x {threads}" + (" (default)" if default else ""), "backend": backend,
-                             "jobs": jobs, "threads": threads, "seconds": seconds, "seconds_per_run": per_run})
+                rows.append(
+                    {
+                        "what": f"{label} {jobs} x {threads}" + (" (default)" if default else ""),
+                        "backend": backend,
+                        "jobs": jobs,
+                        "threads": threads,
+                        "seconds": seconds,
+                        "seconds_per_run": per_run,
+                    }
+                )
                 print(f"  {rows[-1]['what']}: {seconds:.1f} s ({per_run:.2f} s per run)", flush=True)
 
     best_train = min(r["seconds"] for r in rows if r["what"].startswith("train"))
@@ -110,20 +186,38 @@ def main(argv: list[str] | None = None) -> dict:
     for r in rows:
         per_run = f"{r['seconds_per_run']:.2f}" if "seconds_per_run" in r else ""
         print(f"| {r['what']} | {r['seconds']:.1f} | {100 * (r['seconds'] / best_train - 1):+.1f}% | {per_run} |")
-    summary = {"runs": args.runs, "epochs": args.epochs, "limit_train": args.limit_train, "cores": cores, "rows": rows,
-               "one_after_another_s": best_train}
+    summary = {
+        "runs": args.runs,
+        "epochs": args.epochs,
+        "limit_train": args.limit_train,
+        "cores": cores,
+        "rows": rows,
+        "one_after_another_s": best_train,
+    }
     default_row = next((r for r in rows if r["what"].endswith("(default)")), None)
     if default_row is not None:
         summary["default_sweep_vs_one_after_another_pct"] = 100 * (default_row["seconds"] / best_train - 1)
-        print(f"\ndefault sweep ({default_jobs} x {default_threads}) vs the better one after another: "
-              f"{summary['default_sweep_vs_one_after_another_pct']:+.1f}% (goal: at most +5%)")
+        print(
+            f"\ndefault sweep ({default_jobs} x {default_threads}) vs the better one after another: "
+            f"{summary['default_sweep_vs_one_after_another_pct']:+.1f}% (goal: at most +5%)"
+        )
     if not args.skip_ray:
-        extra = [r["seconds_per_run"] - next(x["seconds_per_run"] for x in rows if x.get("backend") == "local"
-                                             and (x["jobs"], x["threads"]) == (r["jobs"], r["threads"]))
-                 for r in rows if r.get("backend") == "ray"]
+        extra = [
+            r["seconds_per_run"]
+            - next(
+                x["seconds_per_run"]
+                for x in rows
+                if x.get("backend") == "local" and (x["jobs"], x["threads"]) == (r["jobs"], r["threads"])
+            )
+            for r in rows
+            if r.get("backend") == "ray"
+        ]
         summary["ray_extra_s_per_run"] = extra
-        print("Ray's cost per run over local, same jobs x threads: "
-              + ", ".join(f"{e:+.2f} s" for e in extra) + " (goal: at most 2 s)")
+        print(
+            "Ray's cost per run over local, same jobs x threads: "
+            + ", ".join(f"{e:+.2f} s" for e in extra)
+            + " (goal: at most 2 s)"
+        )
     write_json(args.json, summary)
     return summary
 

@@ -64,8 +64,14 @@ class Run:
     @classmethod
     def read(cls, path: str | Path) -> Run:
         rec = run_folders.load_run(Path(path))
-        return cls(path=rec.path, status=rec.status, config=rec.config, summary=rec.summary or {},
-                   metrics=rec.metrics, problems=list(rec.problems))
+        return cls(
+            path=rec.path,
+            status=rec.status,
+            config=rec.config,
+            summary=rec.summary or {},
+            metrics=rec.metrics,
+            problems=list(rec.problems),
+        )
 
 
 def _config(config: str | Path | Mapping[str, Any] | Any, overrides: Mapping[str, Any] | Sequence[str]) -> Any:
@@ -81,8 +87,13 @@ def _config(config: str | Path | Mapping[str, Any] | Any, overrides: Mapping[str
     return load_config(config, items)
 
 
-def check(config: str | Path | Mapping[str, Any] | Any, overrides: Mapping[str, Any] | Sequence[str] = (), *,
-          data_dir: str | Path | None = None, tiny: int = 20) -> Any:
+def check(
+    config: str | Path | Mapping[str, Any] | Any,
+    overrides: Mapping[str, Any] | Sequence[str] = (),
+    *,
+    data_dir: str | Path | None = None,
+    tiny: int = 20,
+) -> Any:
     """``mlp-lab check``: the checklist before a long run, as a ``check.CheckResult``
     (``.checks``, ``.suggested_lr``, ``.lr_range``, ``.curve``, ``.to_dict()``)."""
     from mlp_lab.checklist import run_check
@@ -90,9 +101,15 @@ def check(config: str | Path | Mapping[str, Any] | Any, overrides: Mapping[str, 
     return run_check(_config(config, overrides), Path(data_dir) if data_dir is not None else None, tiny=tiny)
 
 
-def train(config: str | Path | Mapping[str, Any] | Any, overrides: Mapping[str, Any] | Sequence[str] = (), *,
-          data_dir: str | Path | None = None, runs_dir: str | Path = "runs", diagnose: bool = False,
-          progress: bool = False) -> Run:
+def train(
+    config: str | Path | Mapping[str, Any] | Any,
+    overrides: Mapping[str, Any] | Sequence[str] = (),
+    *,
+    data_dir: str | Path | None = None,
+    runs_dir: str | Path = "runs",
+    diagnose: bool = False,
+    progress: bool = False,
+) -> Run:
     """Train one experiment, as ``mlp-lab train`` does, and return its run folder.
 
     ``config``: a YAML file, a dict (nested, as in a file), or an ExperimentConfig.
@@ -104,8 +121,9 @@ def train(config: str | Path | Mapping[str, Any] | Any, overrides: Mapping[str, 
     cfg = _config(config, overrides)
     if diagnose:
         cfg.train.diagnostics = True
-    result = train_experiment(cfg, Path(data_dir) if data_dir is not None else None, Path(runs_dir),
-                              show_progress=progress)
+    result = train_experiment(
+        cfg, Path(data_dir) if data_dir is not None else None, Path(runs_dir), show_progress=progress
+    )
     return Run.read(result.run_dir)
 
 
@@ -118,9 +136,18 @@ def _override_items(overrides: Mapping[str, Any] | Sequence[str]) -> list[str]:
     return list(overrides)
 
 
-def sweep(file: str | Path, overrides: Mapping[str, Any] | Sequence[str] = (), *, jobs: int | None = None,
-          threads: int | None = None, backend: str = "local", address: str | None = None,
-          runs_dir: str | Path = "runs", data_dir: str | Path | None = None, yes: bool = False) -> list[Run]:
+def sweep(
+    file: str | Path,
+    overrides: Mapping[str, Any] | Sequence[str] = (),
+    *,
+    jobs: int | None = None,
+    threads: int | None = None,
+    backend: str = "local",
+    address: str | None = None,
+    runs_dir: str | Path = "runs",
+    data_dir: str | Path | None = None,
+    yes: bool = False,
+) -> list[Run]:
     """Run a sweep file, as ``mlp-lab sweep`` does (quietly), and return its runs in the
     sweep's order. ``overrides`` apply to every run, as ``--set``. ``backend="ray"`` runs
     them as Ray tasks: on the cluster at ``address``, the one this notebook joined with
@@ -165,9 +192,18 @@ def runs_frame(runs: Sequence[Run]) -> Any:
     for run in runs:
         final = {f"final_{k}": v for k, v in (run.final or {}).items() if k != "epoch"}
         best = run.best or {}
-        rows.append({"run": run.name, "status": run.status, **run.params, **final,
-                     "best_test_acc": best.get("test_acc"), "best_epoch": best.get("epoch"),
-                     "epochs_done": len(run.metrics), "duration_s": run.summary.get("duration_s")})
+        rows.append(
+            {
+                "run": run.name,
+                "status": run.status,
+                **run.params,
+                **final,
+                "best_test_acc": best.get("test_acc"),
+                "best_epoch": best.get("epoch"),
+                "epochs_done": len(run.metrics),
+                "duration_s": run.summary.get("duration_s"),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -83,9 +83,16 @@ class CheckResult:
         return 1 if self.failed else 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"config": self.config, "device": self.device, "passed": not self.failed,
-                "suggested_lr": self.suggested_lr, "lr_range": list(self.lr_range) if self.lr_range else None,
-                "config_lr": self.config_lr, "checks": [asdict(c) for c in self.checks], "range_test": self.curve}
+        return {
+            "config": self.config,
+            "device": self.device,
+            "passed": not self.failed,
+            "suggested_lr": self.suggested_lr,
+            "lr_range": list(self.lr_range) if self.lr_range else None,
+            "config_lr": self.config_lr,
+            "checks": [asdict(c) for c in self.checks],
+            "range_test": self.curve,
+        }
 
 
 def run_check(cfg: ExperimentConfig, data_dir: Path | None = None, tiny: int = 20) -> CheckResult:
@@ -122,21 +129,35 @@ def _loss_at_init(cfg: ExperimentConfig, x: torch.Tensor, y: torch.Tensor, class
     numbers = {"loss": loss, "expected": expected, "logit_std": logit_std}
     measured, want = f"{loss:.3g}", f"about ln {classes} = {expected:.2f}"
     if not math.isfinite(loss) or loss > 2 * expected:
-        cause = (f"the logits start with std {logit_std:.3g} (a net at init should be unsure: std about 1 or less), "
-                 f"so the init is too large for this depth")
+        cause = (
+            f"the logits start with std {logit_std:.3g} (a net at init should be unsure: std about 1 or less), "
+            f"so the init is too large for this depth"
+        )
         return Check("loss at init", "fail", measured, want, f"{cause}; use {_scaled_init(cfg)}", numbers)
     if abs(loss - expected) > 0.25 * expected:
-        return Check("loss at init", "warn", measured, want,
-                     f"the logits start with std {logit_std:.3g}; check model.init ({cfg.model.init})", numbers)
+        return Check(
+            "loss at init",
+            "warn",
+            measured,
+            want,
+            f"the logits start with std {logit_std:.3g}; check model.init ({cfg.model.init})",
+            numbers,
+        )
     return Check("loss at init", "pass", measured, want, numbers=numbers)
 
 
-def _regularisation(cfg: ExperimentConfig, plain: ExperimentConfig, x: torch.Tensor, y: torch.Tensor, classes: int,
-                    device: Any) -> Check:
+def _regularisation(
+    cfg: ExperimentConfig, plain: ExperimentConfig, x: torch.Tensor, y: torch.Tensor, classes: int, device: Any
+) -> Check:
     decay = float(getattr(cfg.optimizer, "weight_decay", 0.0) or 0.0)
     if decay == 0 and cfg.model.dropout == 0:
-        return Check("regularisation raises the loss", "skip", "-", "loss with it above loss without",
-                     "the config has no weight decay or dropout")
+        return Check(
+            "regularisation raises the loss",
+            "skip",
+            "-",
+            "loss with it above loss without",
+            "the config has no weight decay or dropout",
+        )
     without = _model(plain, x.shape[1], classes, device)
     with_reg = _model(cfg, x.shape[1], classes, device)  # same seed: the same weights
     with torch.no_grad():
@@ -148,12 +169,19 @@ def _regularisation(cfg: ExperimentConfig, plain: ExperimentConfig, x: torch.Ten
     measured, want = f"{regular:.4g} vs {base:.4g}", "higher with regularisation"
     if regular > base:
         return Check("regularisation raises the loss", "pass", measured, want, numbers=numbers)
-    return Check("regularisation raises the loss", "warn", measured, want,
-                 "regularisation did not raise the loss at init: is it too weak to matter?", numbers)
+    return Check(
+        "regularisation raises the loss",
+        "warn",
+        measured,
+        want,
+        "regularisation did not raise the loss at init: is it too weak to matter?",
+        numbers,
+    )
 
 
-def _overfit(cfg: ExperimentConfig, x: torch.Tensor, y: torch.Tensor, classes: int, device: Any,
-             result: CheckResult) -> Check:
+def _overfit(
+    cfg: ExperimentConfig, x: torch.Tensor, y: torch.Tensor, classes: int, device: Any, result: CheckResult
+) -> Check:
     model = _model(cfg, x.shape[1], classes, device)
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), device)
     loss, acc, steps = float("nan"), 0.0, 0
@@ -167,15 +195,22 @@ def _overfit(cfg: ExperimentConfig, x: torch.Tensor, y: torch.Tensor, classes: i
     if acc == 1.0 and loss < OVERFIT_LOSS:
         return Check("overfit a tiny subset", "pass", measured, want, numbers=numbers)
     if acc == 1.0:
-        return Check("overfit a tiny subset", "warn", measured, want,
-                     f"it fits the labels but the loss stays at {loss:.3g}: raise optimizer.lr", numbers)
+        return Check(
+            "overfit a tiny subset",
+            "warn",
+            measured,
+            want,
+            f"it fits the labels but the loss stays at {loss:.3g}: raise optimizer.lr",
+            numbers,
+        )
     why = _why_it_cannot_learn(cfg, x, y, loss, result)
     numbers["reasons"] = why
     return Check("overfit a tiny subset", "fail", measured, want, "; ".join(why), numbers)
 
 
-def _why_it_cannot_learn(cfg: ExperimentConfig, x: torch.Tensor, y: torch.Tensor, loss: float,
-                         result: CheckResult) -> list[str]:
+def _why_it_cannot_learn(
+    cfg: ExperimentConfig, x: torch.Tensor, y: torch.Tensor, loss: float, result: CheckResult
+) -> list[str]:
     """What inspect sees in the untrained network, each finding with what to change; else
     where the config's lr sits against the range test's."""
     reasons = []
@@ -188,11 +223,15 @@ def _why_it_cannot_learn(cfg: ExperimentConfig, x: torch.Tensor, y: torch.Tensor
             reasons.append(text if "use " in text else f"{text}; try {_fix_for(text, cfg)}")
     lr, span = cfg.optimizer.lr, result.lr_range
     if span is not None and lr > span[1]:
-        reasons.append(f"optimizer.lr {lr:g} is above where the loss is lowest ({span[1]:.1e}): "
-                       f"use --set optimizer.lr={result.suggested_lr:.2g}")
+        reasons.append(
+            f"optimizer.lr {lr:g} is above where the loss is lowest ({span[1]:.1e}): "
+            f"use --set optimizer.lr={result.suggested_lr:.2g}"
+        )
     elif span is not None and lr < span[0] / RANGE_LAG:
-        reasons.append(f"optimizer.lr {lr:g} is below where the loss starts to fall ({span[0]:.1e}): "
-                       f"use --set optimizer.lr={result.suggested_lr:.2g}")
+        reasons.append(
+            f"optimizer.lr {lr:g} is below where the loss starts to fall ({span[0]:.1e}): "
+            f"use --set optimizer.lr={result.suggested_lr:.2g}"
+        )
     elif not reasons:
         reasons.append(f"nothing in the network looks wrong at init: raise optimizer.lr (now {lr:g}) or train longer")
     return reasons
@@ -215,8 +254,14 @@ def _range_test(cfg: ExperimentConfig, data: Any, device: Any, result: CheckResu
     lrs, losses, blew_up = _range_curve(_without_regularisation(cfg), data, device)
     result.curve = {"lr": lrs, "loss": losses}
     if len(losses) < 10:
-        return Check(name, "fail", "the loss blew up at once", "a range where the loss falls",
-                     f"even {lrs[-1]:.1e} diverges: check model.init", {"lr": lrs, "loss": losses})
+        return Check(
+            name,
+            "fail",
+            "the loss blew up at once",
+            "a range where the loss falls",
+            f"even {lrs[-1]:.1e} diverges: check model.init",
+            {"lr": lrs, "loss": losses},
+        )
     best = min(range(len(losses)), key=losses.__getitem__)
     start, low = losses[0], losses[best]
     # Where the loss falls for good: after the last point still near the start (a single
@@ -231,17 +276,37 @@ def _range_test(cfg: ExperimentConfig, data: Any, device: Any, result: CheckResu
     numbers = {"suggested_lr": top / 10, "range": [lo, top], "blows_up_at": blowup, "rule": "lowest loss / 10"}
     lr = cfg.optimizer.lr
     measured = f"the loss falls from {lo:.1e} to {top:.1e} (lowest there)" + (
-        f", blows up by {blowup:.1e}" if blowup else f", up to {lrs[-1]:.0e} without blowing up")
+        f", blows up by {blowup:.1e}" if blowup else f", up to {lrs[-1]:.0e} without blowing up"
+    )
     want = f"optimizer.lr inside the range; suggested --set optimizer.lr={top / 10:.2g}"
     if blowup is not None and lr >= blowup:
-        return Check(name, "fail", measured, want, f"your lr {lr:g} is too high: the loss blows up above {blowup:.1e}; "
-                     f"use --set optimizer.lr={top / 10:.2g}", numbers)
+        return Check(
+            name,
+            "fail",
+            measured,
+            want,
+            f"your lr {lr:g} is too high: the loss blows up above {blowup:.1e}; use --set optimizer.lr={top / 10:.2g}",
+            numbers,
+        )
     if lr > top:
-        return Check(name, "warn", measured, want, f"your lr {lr:g} is too high: past the lowest loss ({top:.1e}) the "
-                     f"loss turns up; use --set optimizer.lr={top / 10:.2g}", numbers)
+        return Check(
+            name,
+            "warn",
+            measured,
+            want,
+            f"your lr {lr:g} is too high: past the lowest loss ({top:.1e}) the "
+            f"loss turns up; use --set optimizer.lr={top / 10:.2g}",
+            numbers,
+        )
     if lr < lo / RANGE_LAG:
-        return Check(name, "warn", measured, want, f"your lr {lr:g} is too low: the loss barely moves below {lo:.1e}; "
-                     f"use --set optimizer.lr={top / 10:.2g}", numbers)
+        return Check(
+            name,
+            "warn",
+            measured,
+            want,
+            f"your lr {lr:g} is too low: the loss barely moves below {lo:.1e}; use --set optimizer.lr={top / 10:.2g}",
+            numbers,
+        )
     return Check(name, "pass", measured + f"; your lr {lr:g} is inside the range", want, numbers=numbers)
 
 
@@ -254,7 +319,7 @@ def _range_curve(cfg: ExperimentConfig, data: Any, device: Any) -> tuple[list[fl
     factor = (RANGE_LR[1] / RANGE_LR[0]) ** (1 / (RANGE_STEPS - 1))
     lrs, losses, avg, low = [], [], 0.0, math.inf
     for step in range(RANGE_STEPS):
-        lr = RANGE_LR[0] * factor ** step
+        lr = RANGE_LR[0] * factor**step
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss, _ = _step(cfg, model, optimizer, *next(batches))
@@ -283,17 +348,31 @@ def _update_ratio(cfg: ExperimentConfig, data: Any, device: Any) -> Check:
         ratios = [float((w.detach() - b).norm() / b.norm().clamp_min(1e-12)) for w, b in zip(weights, before)]
     numbers = {"ratios": ratios, "healthy": dg.UPDATE_RATIO_HEALTHY, "band": list(dg.UPDATE_RATIO_BAND)}
     measured = "per layer " + ", ".join(f"{r:.1e}" for r in ratios)
-    want = f"about {dg.UPDATE_RATIO_HEALTHY:.0e} (between {dg.UPDATE_RATIO_BAND[0]:.0e} and {dg.UPDATE_RATIO_BAND[1]:.0e})"
+    want = (
+        f"about {dg.UPDATE_RATIO_HEALTHY:.0e} (between {dg.UPDATE_RATIO_BAND[0]:.0e} and {dg.UPDATE_RATIO_BAND[1]:.0e})"
+    )
     low, high = dg.UPDATE_RATIO_BAND
     big = [i + 1 for i, r in enumerate(ratios) if not math.isfinite(r) or r > high]
     small = [i + 1 for i, r in enumerate(ratios) if r < low]
     if big:
-        return Check(name, "warn", measured, want, f"steps are large for the weights of layer {_layers(big)}: "
-                     f"lower optimizer.lr (now {cfg.optimizer.lr:g})", numbers)
+        return Check(
+            name,
+            "warn",
+            measured,
+            want,
+            f"steps are large for the weights of layer {_layers(big)}: lower optimizer.lr (now {cfg.optimizer.lr:g})",
+            numbers,
+        )
     if small:
         why = "raise optimizer.lr" if len(small) == len(ratios) else "their gradients vanish before them (see inspect)"
-        return Check(name, "warn", measured, want, f"the weights of layer {_layers(small)} barely move: {why} "
-                     f"(lr now {cfg.optimizer.lr:g})", numbers)
+        return Check(
+            name,
+            "warn",
+            measured,
+            want,
+            f"the weights of layer {_layers(small)} barely move: {why} (lr now {cfg.optimizer.lr:g})",
+            numbers,
+        )
     return Check(name, "pass", measured, want, numbers=numbers)
 
 
@@ -330,8 +409,9 @@ def _random_batches(cfg: ExperimentConfig, data: Any) -> Iterator[tuple[torch.Te
         yield data.normalize(data.train_x[idx]), data.train_y[idx]
 
 
-def _step(cfg: ExperimentConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-          y: torch.Tensor) -> tuple[float, float]:
+def _step(
+    cfg: ExperimentConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+) -> tuple[float, float]:
     """One step of training's own (``training.train_step``); the batch's loss and accuracy before it."""
     from mlp_lab.training import train_step
 
@@ -352,8 +432,10 @@ def check_lines(result: CheckResult) -> list[str]:
     width = max(len(c.name) for c in result.checks)
     lines = [f"check {result.config} on {result.device}"]
     for c in result.checks:
-        lines.append(f"  {c.verdict.upper():<4}  {c.name:<{width}}  {c.measured}"
-                     + (f"  (expected: {c.expected})" if c.verdict != "skip" else ""))
+        lines.append(
+            f"  {c.verdict.upper():<4}  {c.name:<{width}}  {c.measured}"
+            + (f"  (expected: {c.expected})" if c.verdict != "skip" else "")
+        )
         if c.advice:
             lines.append(f"        {'':<{width}}  -> {c.advice}")
     counts = {v: sum(c.verdict == v for c in result.checks) for v in ("fail", "warn")}

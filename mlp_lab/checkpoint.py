@@ -18,8 +18,14 @@ import torch
 from mlp_lab.errors import RunError
 
 
-def capture(epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-            shuffle: torch.Generator, device: torch.device) -> dict[str, Any]:
+def capture(
+    epoch: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    shuffle: torch.Generator,
+    device: torch.device,
+) -> dict[str, Any]:
     """Everything needed to continue after ``epoch``."""
     return {
         "epoch": epoch,
@@ -41,7 +47,9 @@ def load(path: Path) -> dict[str, Any]:
             warnings.simplefilter("ignore")
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise RunError(f"{path.parent} has no {path.name}: it finished no epoch, or ran with train.checkpoint: false") from None
+        raise RunError(
+            f"{path.parent} has no {path.name}: it finished no epoch, or ran with train.checkpoint: false"
+        ) from None
     except pickle.UnpicklingError as e:
         if "weights_only" in str(e) or "Weights only" in str(e):
             raise RunError(
@@ -56,8 +64,15 @@ def load(path: Path) -> dict[str, Any]:
     return ckpt
 
 
-def restore(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-            shuffle: torch.Generator, device: torch.device, config_path: Path) -> dict[str, Any]:
+def restore(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    shuffle: torch.Generator,
+    device: torch.device,
+    config_path: Path,
+) -> dict[str, Any]:
     """Load the checkpoint at ``path`` and put its states back; return it (its ``epoch`` is
     the last finished one). ``config_path`` names the config the model was built from,
     for the error when the two do not match."""

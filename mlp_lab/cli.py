@@ -55,8 +55,9 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
-                                 help="Print mlp-lab's version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print mlp-lab's version and exit."
+    ),
 ) -> None:
     """mlp-lab: train MLPs from YAML experiments and compare what each choice does."""
 
@@ -124,22 +125,43 @@ def _user_errors(fn: Callable) -> Callable:
 @app.command(cls=_Command)
 @_user_errors
 def train(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML experiment file, or a shipped config's name (mlp-lab configs).", autocompletion=_complete_config),
-    set_: List[str] = typer.Option([], "--set", help="Override a field: --set optimizer.lr=0.01 (repeatable).", autocompletion=_complete_set),
+    config: Optional[Path] = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="YAML experiment file, or a shipped config's name (mlp-lab configs).",
+        autocompletion=_complete_config,
+    ),
+    set_: List[str] = typer.Option(
+        [], "--set", help="Override a field: --set optimizer.lr=0.01 (repeatable).", autocompletion=_complete_set
+    ),
     data_dir: Optional[Path] = _data_dir_option(),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders are written."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its last checkpoint."),
+    resume: Optional[Path] = typer.Option(
+        None, "--resume", help="Continue an interrupted run from its last checkpoint."
+    ),
     diagnose: bool = _flag("--diagnose", help="Record per-layer diagnostics (same as train.diagnostics: true)."),
     quiet: bool = _flag("--quiet", "-q", help="No progress bar."),
-    tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard events to DIR as each epoch ends (tensorboard --logdir DIR).", show_default=False),
+    tensorboard: Optional[Path] = typer.Option(
+        None,
+        "--tensorboard",
+        help="Also write TensorBoard events to DIR as each epoch ends (tensorboard --logdir DIR).",
+        show_default=False,
+    ),
 ) -> None:
     """Train one experiment and write its run folder."""
     try:
         from mlp_lab.training import train_from_cli
 
         code = train_from_cli(
-            config_path=_located(config), overrides=set_, data_dir=data_dir, runs_dir=runs_dir,
-            resume=resume, diagnose=diagnose, quiet=quiet, tensorboard=tensorboard,
+            config_path=_located(config),
+            overrides=set_,
+            data_dir=data_dir,
+            runs_dir=runs_dir,
+            resume=resume,
+            diagnose=diagnose,
+            quiet=quiet,
+            tensorboard=tensorboard,
         )
     except KeyboardInterrupt:
         # Ctrl-C before training started (importing torch, loading data); once it has,
@@ -152,24 +174,82 @@ def train(
 @app.command(cls=_Command)
 @_user_errors
 def sweep(
-    file: Optional[Path] = typer.Argument(None, help="The sweep file (YAML): base or configs, set, grid, cases, seeds; or a shipped one's name.", show_default=False, autocompletion=_complete_sweep),
-    set_: List[str] = typer.Option([], "--set", help="Override a field in every run: --set train.epochs=5 (repeatable).", autocompletion=_complete_set),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Shorthand with no sweep file: this train config as the base, with --grid and --seeds.", show_default=False),
-    grid: List[str] = typer.Option([], "--grid", help="With --config: key.path=value1,value2 (repeatable; the grid is their product).", show_default=False),
-    seeds: Optional[str] = typer.Option(None, "--seeds", help="With --config: N (seeds 0..N-1) or a list [0,7,42].", show_default=False),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Runs at once (local: a process each; default: one per core, at most 8. ray: default no cap).", show_default=False),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads per run (local default: the cores shared among the jobs; ray: 1, its num_cpus).", show_default=False),
-    backend: Optional[str] = typer.Option(None, "--backend", help="local (a process per run, the default) or ray (a Ray task per run; needs the ray extra, see the README).", show_default=False),
-    address: Optional[str] = typer.Option(None, "--address", help="With --backend ray: the cluster (HOST:PORT, ray://HOST:PORT; default $RAY_ADDRESS, else a local Ray for this sweep).", show_default=False),
+    file: Optional[Path] = typer.Argument(
+        None,
+        help="The sweep file (YAML): base or configs, set, grid, cases, seeds; or a shipped one's name.",
+        show_default=False,
+        autocompletion=_complete_sweep,
+    ),
+    set_: List[str] = typer.Option(
+        [],
+        "--set",
+        help="Override a field in every run: --set train.epochs=5 (repeatable).",
+        autocompletion=_complete_set,
+    ),
+    config: Optional[Path] = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="Shorthand with no sweep file: this train config as the base, with --grid and --seeds.",
+        show_default=False,
+    ),
+    grid: List[str] = typer.Option(
+        [],
+        "--grid",
+        help="With --config: key.path=value1,value2 (repeatable; the grid is their product).",
+        show_default=False,
+    ),
+    seeds: Optional[str] = typer.Option(
+        None, "--seeds", help="With --config: N (seeds 0..N-1) or a list [0,7,42].", show_default=False
+    ),
+    jobs: Optional[int] = typer.Option(
+        None,
+        "--jobs",
+        "-j",
+        help="Runs at once (local: a process each; default: one per core, at most 8. ray: default no cap).",
+        show_default=False,
+    ),
+    threads: Optional[int] = typer.Option(
+        None,
+        "--threads",
+        help="torch threads per run (local default: the cores shared among the jobs; ray: 1, its num_cpus).",
+        show_default=False,
+    ),
+    backend: Optional[str] = typer.Option(
+        None,
+        "--backend",
+        help="local (a process per run, the default) or ray (a Ray task per run; needs the ray extra, see the README).",
+        show_default=False,
+    ),
+    address: Optional[str] = typer.Option(
+        None,
+        "--address",
+        help="With --backend ray: the cluster (HOST:PORT, ray://HOST:PORT; default $RAY_ADDRESS, else a local Ray for this sweep).",
+        show_default=False,
+    ),
     dry_run: bool = _flag("--dry-run", help="Print the runs and their count; run nothing."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a sweep folder: run exactly the runs that did not end."),
-    refine: Optional[Path] = typer.Option(None, "--refine", help="Coarse to fine: a new search narrowed to the top trials of this finished search folder.", show_default=False),
+    resume: Optional[Path] = typer.Option(
+        None, "--resume", help="Continue a sweep folder: run exactly the runs that did not end."
+    ),
+    refine: Optional[Path] = typer.Option(
+        None,
+        "--refine",
+        help="Coarse to fine: a new search narrowed to the top trials of this finished search folder.",
+        show_default=False,
+    ),
     top: int = typer.Option(5, "--top", help="With --refine: the trials whose values the new ranges span."),
-    trials: Optional[int] = typer.Option(None, "--trials", help="With --refine: trials of the new search (default: as before).", show_default=False),
+    trials: Optional[int] = typer.Option(
+        None, "--trials", help="With --refine: trials of the new search (default: as before).", show_default=False
+    ),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the sweep folder is written."),
     data_dir: Optional[Path] = _data_dir_option(),
     quiet: bool = _flag("--quiet", "-q", help="No live view: a line per finished run, then the closing lines."),
-    tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard events to DIR as each run's epochs end (tensorboard --logdir DIR).", show_default=False),
+    tensorboard: Optional[Path] = typer.Option(
+        None,
+        "--tensorboard",
+        help="Also write TensorBoard events to DIR as each run's epochs end (tensorboard --logdir DIR).",
+        show_default=False,
+    ),
     yes: bool = _flag("--yes", help="Allow more than 10,000 runs."),
 ) -> None:
     """Many runs from one file: a grid, cases and seeds, all validated before any runs.
@@ -185,21 +265,47 @@ def sweep(
         from mlp_lab.sweeps.refine import refine as narrowed
 
         if file is not None or resume is not None:
-            raise MlpLabError("--refine makes its own sweep file from the search folder; give no sweep file or --resume")
+            raise MlpLabError(
+                "--refine makes its own sweep file from the search folder; give no sweep file or --resume"
+            )
         file, lines = narrowed(refine, top=top, trials=trials)
         for line in lines:
             typer.echo(line)
         typer.echo(f"wrote {file} (and its base config beside it): the refined search as a file")
-    raise typer.Exit(sweep_from_cli(_located(file, "sweep"), set_, jobs, threads, dry_run, resume, runs_dir, data_dir,
-                                    quiet, yes, backend=backend, address=address,
-                                    shorthand=(_located(config), grid, seeds), tensorboard=tensorboard))
+    raise typer.Exit(
+        sweep_from_cli(
+            _located(file, "sweep"),
+            set_,
+            jobs,
+            threads,
+            dry_run,
+            resume,
+            runs_dir,
+            data_dir,
+            quiet,
+            yes,
+            backend=backend,
+            address=address,
+            shorthand=(_located(config), grid, seeds),
+            tensorboard=tensorboard,
+        )
+    )
 
 
 @app.command(cls=_Command)
 @_user_errors
 def check(
-    config: Path = typer.Option(..., "--config", "-c", help="YAML experiment file (or a shipped config's name): the config to check.", show_default=False, autocompletion=_complete_config),
-    set_: List[str] = typer.Option([], "--set", help="Override a field, as train's --set (repeatable).", autocompletion=_complete_set),
+    config: Path = typer.Option(
+        ...,
+        "--config",
+        "-c",
+        help="YAML experiment file (or a shipped config's name): the config to check.",
+        show_default=False,
+        autocompletion=_complete_config,
+    ),
+    set_: List[str] = typer.Option(
+        [], "--set", help="Override a field, as train's --set (repeatable).", autocompletion=_complete_set
+    ),
     data_dir: Optional[Path] = _data_dir_option(),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the learning-rate range test to FILE.png."),
     format_: str = typer.Option("text", "--format", help="text or json."),
@@ -264,18 +370,45 @@ def _show(console: Any, *renderables: Any) -> None:
 @app.command(cls=_Command)
 @_user_errors
 def compare(
-    paths: List[Path] = typer.Argument(None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False),
-    sort: Optional[str] = typer.Option(None, "--sort", "-s", help="Metric or config field to sort by; accuracies best first, losses and time lowest first (default: test_acc; a search's own metric for search folders).", show_default=False),
+    paths: List[Path] = typer.Argument(
+        None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False
+    ),
+    sort: Optional[str] = typer.Option(
+        None,
+        "--sort",
+        "-s",
+        help="Metric or config field to sort by; accuracies best first, losses and time lowest first (default: test_acc; a search's own metric for search folders).",
+        show_default=False,
+    ),
     reverse: bool = _flag("--reverse", "-r", help="Reverse the sort order."),
-    top: Optional[int] = typer.Option(None, "--top", "-n", help="Keep only the first N rows (runs or seed groups) after sorting."),
-    filter_: List[str] = typer.Option([], "--filter", "-f", help="Keep runs where key=value (or !=, >, <, >=, <=); values read as YAML, so optimizer.lr=1e-3 matches 0.001; a metric filter keeps seed groups by their mean. Repeatable."),
+    top: Optional[int] = typer.Option(
+        None, "--top", "-n", help="Keep only the first N rows (runs or seed groups) after sorting."
+    ),
+    filter_: List[str] = typer.Option(
+        [],
+        "--filter",
+        "-f",
+        help="Keep runs where key=value (or !=, >, <, >=, <=); values read as YAML, so optimizer.lr=1e-3 matches 0.001; a metric filter keeps seed groups by their mean. Repeatable.",
+    ),
     all_params: bool = _flag("--all-params", "-a", help="Show every config field, not only those that differ."),
-    format_: Optional[str] = typer.Option(None, "--format", help="table, json, csv or markdown (default: from --output's suffix, else table)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of printing."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the compared runs' learning curves to FILE.png."),
+    format_: Optional[str] = typer.Option(
+        None, "--format", help="table, json, csv or markdown (default: from --output's suffix, else table)."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write to this file (atomically) instead of printing."
+    ),
+    plot: Optional[Path] = typer.Option(
+        None, "--plot", help="Also draw the compared runs' learning curves to FILE.png."
+    ),
     no_group: bool = _flag("--no-group", help="One row per run: don't group runs that differ only in their seed."),
-    group_by: Optional[str] = typer.Option(None, "--group-by", help="Group runs by these fields only (KEY[,KEY]); the fields that still vary in a group are listed for it."),
-    baseline: Optional[str] = typer.Option(None, "--baseline", help="The group every other is tested against (key=value[,key=value]); default: the best."),
+    group_by: Optional[str] = typer.Option(
+        None,
+        "--group-by",
+        help="Group runs by these fields only (KEY[,KEY]); the fields that still vary in a group are listed for it.",
+    ),
+    baseline: Optional[str] = typer.Option(
+        None, "--baseline", help="The group every other is tested against (key=value[,key=value]); default: the best."
+    ),
 ) -> None:
     """Compare runs: the config fields that differ, final and best test accuracy, losses, time.
 
@@ -290,8 +423,17 @@ def compare(
     fmt = cmp.resolve_format(format_, output)
     if plot is not None:
         plots.check_plot_path(plot)
-    comp = cmp.build_comparison(paths or [Path("runs")], sort=sort or _default_sort(paths), top=top, filters=filter_, all_params=all_params,
-                                reverse=reverse, group=not no_group, group_by=cmp.split_keys(group_by), baseline=baseline)
+    comp = cmp.build_comparison(
+        paths or [Path("runs")],
+        sort=sort or _default_sort(paths),
+        top=top,
+        filters=filter_,
+        all_params=all_params,
+        reverse=reverse,
+        group=not no_group,
+        group_by=cmp.split_keys(group_by),
+        baseline=baseline,
+    )
     for line in cmp.warning_lines(comp.warnings):
         typer.echo(f"warning: {line}", err=True)
     if output is not None:
@@ -314,14 +456,26 @@ def compare(
 @app.command(cls=_Command)
 @_user_errors
 def report(
-    paths: List[Path] = typer.Argument(None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False),
+    paths: List[Path] = typer.Argument(
+        None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False
+    ),
     output: Path = typer.Option(Path("report.html"), "--output", "-o", help="The HTML file to write."),
     title: Optional[str] = typer.Option(None, "--title", help="The page's title (default: the paths compared)."),
-    sort: Optional[str] = typer.Option(None, "--sort", "-s", help="Metric or config field to sort by, as compare's (default: test_acc; a search's own metric for search folders).", show_default=False),
-    filter_: List[str] = typer.Option([], "--filter", "-f", help="Keep runs where key=value (or !=, >, <, >=, <=), as compare's. Repeatable."),
+    sort: Optional[str] = typer.Option(
+        None,
+        "--sort",
+        "-s",
+        help="Metric or config field to sort by, as compare's (default: test_acc; a search's own metric for search folders).",
+        show_default=False,
+    ),
+    filter_: List[str] = typer.Option(
+        [], "--filter", "-f", help="Keep runs where key=value (or !=, >, <, >=, <=), as compare's. Repeatable."
+    ),
     no_group: bool = _flag("--no-group", help="One row per run: don't group runs that differ only in their seed."),
     group_by: Optional[str] = typer.Option(None, "--group-by", help="Group runs by these fields only (KEY[,KEY])."),
-    baseline: Optional[str] = typer.Option(None, "--baseline", help="The group every other is tested against (key=value[,key=value])."),
+    baseline: Optional[str] = typer.Option(
+        None, "--baseline", help="The group every other is tested against (key=value[,key=value])."
+    ),
 ) -> None:
     """One self-contained HTML page of a comparison: table, verdict, curves, diagnostics, configs, warnings.
 
@@ -332,9 +486,16 @@ def report(
     from mlp_lab.results import split_keys
 
     paths = paths or [Path("runs")]
-    out = write_report(paths, output, title=title or f"mlp-lab: {', '.join(str(p) for p in paths)}",
-                       sort=sort or _default_sort(paths),
-                       filters=filter_, group=not no_group, group_by=split_keys(group_by), baseline=baseline)
+    out = write_report(
+        paths,
+        output,
+        title=title or f"mlp-lab: {', '.join(str(p) for p in paths)}",
+        sort=sort or _default_sort(paths),
+        filters=filter_,
+        group=not no_group,
+        group_by=split_keys(group_by),
+        baseline=baseline,
+    )
     typer.echo(f"wrote {out}", err=True)
 
 
@@ -345,9 +506,13 @@ app.add_typer(export_app, name="export")
 @export_app.command("tensorboard", cls=_Command)
 @_user_errors
 def export_tensorboard(
-    paths: List[Path] = typer.Argument(None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False),
+    paths: List[Path] = typer.Argument(
+        None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False
+    ),
     logdir: Path = typer.Option(..., "--logdir", help="TensorBoard's log folder to write into.", show_default=False),
-    filter_: List[str] = typer.Option([], "--filter", "-f", help="Keep runs where key=value, as compare's. Repeatable."),
+    filter_: List[str] = typer.Option(
+        [], "--filter", "-f", help="Keep runs where key=value, as compare's. Repeatable."
+    ),
 ) -> None:
     """Per-epoch scalars, diagnostics per layer and hyper-parameters (HParams) as TensorBoard event files.
 
@@ -357,7 +522,10 @@ def export_tensorboard(
     from mlp_lab.export import export_tensorboard as export
 
     written = export(paths or [Path("runs")], logdir, filters=filter_)
-    typer.echo(f"wrote {len(written)} run{'s' if len(written) != 1 else ''} to {logdir} (tensorboard --logdir {logdir})", err=True)
+    typer.echo(
+        f"wrote {len(written)} run{'s' if len(written) != 1 else ''} to {logdir} (tensorboard --logdir {logdir})",
+        err=True,
+    )
 
 
 @app.command(cls=_Command)
@@ -413,12 +581,28 @@ def _plot_diagnostics(run_dirs: List[List[Path]], labels: List[str], plot: Path)
 @app.command(cls=_Command)
 @_user_errors
 def inspect(
-    config: Path = typer.Option(..., "--config", "-c", help="YAML experiment file (or a shipped config's name): the network to build.", show_default=False, autocompletion=_complete_config),
-    set_: List[str] = typer.Option([], "--set", help="Override a field: --set model.hidden=[500,500,500] (repeatable).", autocompletion=_complete_set),
+    config: Path = typer.Option(
+        ...,
+        "--config",
+        "-c",
+        help="YAML experiment file (or a shipped config's name): the network to build.",
+        show_default=False,
+        autocompletion=_complete_config,
+    ),
+    set_: List[str] = typer.Option(
+        [],
+        "--set",
+        help="Override a field: --set model.hidden=[500,500,500] (repeatable).",
+        autocompletion=_complete_set,
+    ),
     data_dir: Optional[Path] = _data_dir_option(),
     batch: int = typer.Option(1000, "--batch", help="Samples pushed through the network."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw a histogram of each layer's activations to FILE.png."),
-    synthetic_input: bool = _flag("--synthetic-input", help="Standard-normal inputs instead of the data set (no data needed)."),
+    plot: Optional[Path] = typer.Option(
+        None, "--plot", help="Draw a histogram of each layer's activations to FILE.png."
+    ),
+    synthetic_input: bool = _flag(
+        "--synthetic-input", help="Standard-normal inputs instead of the data set (no data needed)."
+    ),
 ) -> None:
     """No training: one batch through the freshly initialised network, forward and backward, per-layer statistics."""
     from mlp_lab.config import load_config
@@ -442,7 +626,9 @@ def inspect(
 @app.command(cls=_Command)
 @_user_errors
 def configs(
-    copy: Optional[str] = typer.Option(None, "--copy", help="Copy this shipped config (or sweep file) out to start your own.", show_default=False),
+    copy: Optional[str] = typer.Option(
+        None, "--copy", help="Copy this shipped config (or sweep file) out to start your own.", show_default=False
+    ),
     to: Path = typer.Option(Path("."), "--to", help="Where --copy puts it: a folder, or a file name."),
 ) -> None:
     """The configs and sweep files that ship with mlp-lab, each with what it is for.

@@ -26,8 +26,9 @@ from mlp_lab.schema import DEFAULT_NAMES, VARIANTS, ExperimentConfig
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a YAML experiment, apply ``--set key.path=value`` overrides, validate."""
     path = Path(path)
-    raw = read_yaml_mapping(path, "config", "a YAML mapping of sections (data, model, optimizer, ...)",
-                            "'model: {activation: relu}'")
+    raw = read_yaml_mapping(
+        path, "config", "a YAML mapping of sections (data, model, optimizer, ...)", "'model: {activation: relu}'"
+    )
     raw.setdefault("name", default_name(path))
     for item in overrides or []:
         apply_override(raw, item)
@@ -44,8 +45,10 @@ def read_yaml_mapping(path: Path, what: str, must_be: str, example: str) -> dict
     try:
         size = path.stat().st_size
         if size > MAX_YAML_BYTES:
-            raise ConfigError(f"{path}: {size:,} bytes; a {what} file is at most {MAX_YAML_BYTES:,} "
-                              f"(real ones are a few hundred bytes)")
+            raise ConfigError(
+                f"{path}: {size:,} bytes; a {what} file is at most {MAX_YAML_BYTES:,} "
+                f"(real ones are a few hundred bytes)"
+            )
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read {what} file ({e.__class__.__name__}: {e})") from None
@@ -86,8 +89,10 @@ def check_yaml_shape(text: str, source: str) -> None:
         for event in yaml.parse(text, Loader=_EVENT_LOADER):
             if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
                 if len(stack) > MAX_YAML_DEPTH:
-                    raise ConfigError(f"{source}: YAML nested more than {MAX_YAML_DEPTH} levels deep; "
-                                      "a config is a few levels of sections")
+                    raise ConfigError(
+                        f"{source}: YAML nested more than {MAX_YAML_DEPTH} levels deep; "
+                        "a config is a few levels of sections"
+                    )
                 stack.append([1, event.anchor])
                 continue
             if isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
@@ -102,8 +107,10 @@ def check_yaml_shape(text: str, source: str) -> None:
                 sizes[anchor] = size
             stack[-1][0] += size
             if stack[-1][0] > MAX_YAML_VALUES:
-                raise ConfigError(f"{source}: YAML expands to more than {MAX_YAML_VALUES:,} values "
-                                  "(aliases repeating aliases?); a config has a few dozen")
+                raise ConfigError(
+                    f"{source}: YAML expands to more than {MAX_YAML_VALUES:,} values "
+                    "(aliases repeating aliases?); a config has a few dozen"
+                )
     except yaml.YAMLError:
         return
 
@@ -128,13 +135,17 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     continue  # unhashable: the base class reports it
                 if first is not key_node.start_mark:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r} (first at line {first.line + 1}); keep only one",
+                        None,
+                        None,
+                        f"duplicate key {key!r} (first at line {first.line + 1}); keep only one",
                         key_node.start_mark,
                     )
         return super().construct_mapping(node, deep=deep)
 
 
-def config_from_dict(raw: dict[str, Any], overrides: list[str] | None = None, source: str = "config") -> ExperimentConfig:
+def config_from_dict(
+    raw: dict[str, Any], overrides: list[str] | None = None, source: str = "config"
+) -> ExperimentConfig:
     raw = copy.deepcopy(raw)  # overrides write into nested sections: never into the caller's dict
     for item in overrides or []:
         apply_override(raw, item)
@@ -174,7 +185,9 @@ def parse_yaml_value(key: str, text: str) -> Any:
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader) if text.strip() else None
     except yaml.YAMLError:
-        raise ConfigError(f"--set {key}: cannot parse value {shorten(text)} (write it as YAML: 0.01, true, [256, 128], relu)") from None
+        raise ConfigError(
+            f"--set {key}: cannot parse value {shorten(text)} (write it as YAML: 0.01, true, [256, 128], relu)"
+        ) from None
 
 
 def set_value(raw: dict[str, Any], key: str, value: Any, label: str = "--set") -> None:
@@ -217,12 +230,16 @@ def _check_path(parts: list[str], raw: dict[str, Any], label: str = "--set") -> 
         if part not in fields:
             where = ".".join(parts[:depth]) or "top level"
             hint = _other_variants_hint(parts[0], part) if depth == 1 else ""
-            raise ConfigError(f"{label} {'.'.join(parts)}: unknown key '{part}' in {where}{_did_you_mean(part, fields)}; allowed: {', '.join(sorted(fields))}{hint}")
+            raise ConfigError(
+                f"{label} {'.'.join(parts)}: unknown key '{part}' in {where}{_did_you_mean(part, fields)}; allowed: {', '.join(sorted(fields))}{hint}"
+            )
         annotation = fields[part]
         if depth < len(parts) - 1:
             sub = _section_model(parts[: depth + 1], annotation, raw)
             if sub is None:
-                raise ConfigError(f"{label} {'.'.join(parts)}: '{'.'.join(parts[:depth + 1])}' is a value, not a section")
+                raise ConfigError(
+                    f"{label} {'.'.join(parts)}: '{'.'.join(parts[: depth + 1])}' is a value, not a section"
+                )
             model = sub
 
 
@@ -296,7 +313,9 @@ def _describe_one(err: dict[str, Any]) -> str:
         return f"unknown key '{loc[-1]}' in {where}{_did_you_mean(str(loc[-1]), allowed)}; allowed: {', '.join(allowed)}{hint}"
     if kind == "literal_error":
         allowed = [a.strip().strip("'") for a in re.split(r",| or ", ctx.get("expected", "")) if a.strip()]
-        return f"{key}: {shorten(value)} is not allowed{_did_you_mean(str(value), allowed)}; allowed: {', '.join(allowed)}"
+        return (
+            f"{key}: {shorten(value)} is not allowed{_did_you_mean(str(value), allowed)}; allowed: {', '.join(allowed)}"
+        )
     if kind == "union_tag_invalid":
         return f"{key}.name: {_unknown_name(str(loc[0]), ctx.get('tag', value))}"
     if kind == "union_tag_not_found":
@@ -347,4 +366,3 @@ def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
 
 def dump_config(cfg: ExperimentConfig) -> str:
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
-

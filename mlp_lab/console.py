@@ -57,8 +57,7 @@ class TrainingProgress:
 
     def end_epoch(self, record: dict[str, Any]) -> None:
         self._last = (
-            f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}  "
-            f"test acc {100 * record['test_acc']:.2f}%"
+            f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}  test acc {100 * record['test_acc']:.2f}%"
         )
         if self._progress is not None:
             self._progress.update(self._epoch_task, completed=record["epoch"], info=self._last)

@@ -114,8 +114,14 @@ def _output_layer(records: Sequence[dict[str, Any]]) -> int | None:
     return None
 
 
-def _draw_layers(ax: Any, series: dict[int, tuple[list[float], list[float]]], n_layers: int,
-                 output_layer: int | None, log: bool, marker: str | None = None) -> bool:
+def _draw_layers(
+    ax: Any,
+    series: dict[int, tuple[list[float], list[float]]],
+    n_layers: int,
+    output_layer: int | None,
+    log: bool,
+    marker: str | None = None,
+) -> bool:
     from matplotlib import colormaps
 
     cmap = colormaps["viridis"]
@@ -128,21 +134,36 @@ def _draw_layers(ax: Any, series: dict[int, tuple[list[float], list[float]]], n_
             continue
         label = "output" if layer == output_layer else f"layer {layer}"
         colour = "black" if layer == output_layer else cmap(0.9 * (layer - 1) / max(1, n_layers - 1))
-        ax.plot(xs, ys, color=colour, marker=marker or ("o" if len(xs) <= 3 else None), markersize=3,
-                linewidth=1.2, label=label)
+        ax.plot(
+            xs,
+            ys,
+            color=colour,
+            marker=marker or ("o" if len(xs) <= 3 else None),
+            markersize=3,
+            linewidth=1.2,
+            label=label,
+        )
         drawn = True
     if log and drawn:
         ax.set_yscale("log")
     if not drawn:
         # e.g. model.init: zeros: every gradient is exactly 0, and the update ratio of a
         # zero weight matrix is undefined (recorded as null)
-        ax.text(0.5, 0.5, "all values are 0" if any(series.values()) and log else "no values (0 or undefined)",
-                transform=ax.transAxes, ha="center", va="center", color="grey")
+        ax.text(
+            0.5,
+            0.5,
+            "all values are 0" if any(series.values()) and log else "no values (0 or undefined)",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="grey",
+        )
     return drawn
 
 
-def plot_diagnostics(run_records: Sequence[tuple[str, Sequence[dict[str, Any]]]], path: Path,
-                     title: str | None = None) -> Path:
+def plot_diagnostics(
+    run_records: Sequence[tuple[str, Sequence[dict[str, Any]]]], path: Path, title: str | None = None
+) -> Path:
     """One row per run (``(label, diagnostics records)``), three panels each:
 
     * weight-gradient norm per layer over training (log scale; the output layer in black),
@@ -168,8 +189,13 @@ def diagnostics_figure(run_records: Sequence[tuple[str, Sequence[dict[str, Any]]
     # whole row (wrapped when long), so it is never cut at the figure's edge.
     rows = fig.subfigures(len(shown), 1, squeeze=False)[:, 0]
     for sub, (label, recs) in zip(rows, shown):
-        sub.suptitle(textwrap.fill(label, width=int(FIGURE_WIDTH * TITLE_CHARS_PER_INCH)), x=0.01, ha="left",
-                     fontsize="medium", fontweight="bold")
+        sub.suptitle(
+            textwrap.fill(label, width=int(FIGURE_WIDTH * TITLE_CHARS_PER_INCH)),
+            x=0.01,
+            ha="left",
+            fontsize="medium",
+            fontweight="bold",
+        )
         g_ax, a_ax, u_ax = row = sub.subplots(1, 3)
         out_layer = _output_layer(recs)
         grads = _series(recs, "step", "grad_norm")
@@ -200,8 +226,15 @@ def diagnostics_figure(run_records: Sequence[tuple[str, Sequence[dict[str, Any]]
             ax.grid(True, alpha=0.3)
         handles, labels = g_ax.get_legend_handles_labels()
         if handles:
-            u_ax.legend(handles, labels, fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5),
-                        frameon=False, ncol=1 if len(handles) <= 12 else 2)
+            u_ax.legend(
+                handles,
+                labels,
+                fontsize="x-small",
+                loc="center left",
+                bbox_to_anchor=(1.01, 0.5),
+                frameon=False,
+                ncol=1 if len(handles) <= 12 else 2,
+            )
     more = len(usable) - len(shown)
     suffix = f" (the first {len(shown)} of {len(usable)} with diagnostics)" if more > 0 else ""
     fig.suptitle((title or "training diagnostics") + suffix)
@@ -252,7 +285,9 @@ def mean_records(runs: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any
                         layer.setdefault(k, v)
     out = []
     for slot in merged.values():
-        layers = [{k: (sum(v) / len(v) if isinstance(v, list) else v) for k, v in fields.items()} | {"layer": i}
-                  for i, fields in sorted(slot["layers"].items())]
+        layers = [
+            {k: (sum(v) / len(v) if isinstance(v, list) else v) for k, v in fields.items()} | {"layer": i}
+            for i, fields in sorted(slot["layers"].items())
+        ]
         out.append({**slot, "layers": layers})
     return out

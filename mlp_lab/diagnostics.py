@@ -89,8 +89,9 @@ def _extra_stat(activation: str) -> str | None:
     return None
 
 
-def activation_stats(pre: torch.Tensor, post: torch.Tensor, activation: str,
-                      margin: float = SATURATION_MARGIN) -> torch.Tensor:
+def activation_stats(
+    pre: torch.Tensor, post: torch.Tensor, activation: str, margin: float = SATURATION_MARGIN
+) -> torch.Tensor:
     """[pre_mean, pre_std, post_mean, post_std, extra] as one float32 tensor on the device.
 
     ``extra`` is the saturated fraction (sigmoid, tanh), the fraction of outputs <= 0
@@ -133,7 +134,6 @@ def _nan_to_none(x: float) -> float | None:
     if not math.isfinite(x):
         return None
     return float(f"{x:.5g}")
-
 
 
 @dataclass
@@ -187,8 +187,16 @@ class LayerStats:
         kind = _extra_stat(activation)
         if kind is not None:
             more.setdefault(kind, extra)
-        return cls(layer=layer, activation=activation, width=width, pre_mean=pre_mean, pre_std=pre_std,
-                   post_mean=post_mean, post_std=post_std, **more)
+        return cls(
+            layer=layer,
+            activation=activation,
+            width=width,
+            pre_mean=pre_mean,
+            pre_std=pre_std,
+            post_mean=post_mean,
+            post_std=post_std,
+            **more,
+        )
 
 
 # --- warnings, shared by training and inspect ----------------------------------------
@@ -220,33 +228,63 @@ def activation_warnings(layers: Sequence[LayerStats], probe_size: int) -> list[F
         flagged = False
         if isinstance(dead, float) and dead >= DEAD_WARN_FRACTION:
             flagged = True
-            out.append(Finding("dead", i, f"{100 * dead:.0f}% of layer {i}'s {act} units are dead: "
-                                          f"{_dead_reason(probe_size)}", dead, act))
+            out.append(
+                Finding(
+                    "dead",
+                    i,
+                    f"{100 * dead:.0f}% of layer {i}'s {act} units are dead: {_dead_reason(probe_size)}",
+                    dead,
+                    act,
+                )
+            )
         if isinstance(sat, float) and sat >= SATURATION_WARN_FRACTION:
             flagged = True
-            out.append(Finding("saturated", i, f"layer {i}'s {act} units are {100 * sat:.0f}% saturated: "
-                                               f"{_saturation_reason()}", sat, act))
+            out.append(
+                Finding(
+                    "saturated",
+                    i,
+                    f"layer {i}'s {act} units are {100 * sat:.0f}% saturated: {_saturation_reason()}",
+                    sat,
+                    act,
+                )
+            )
         if not vanished_reported and not flagged and isinstance(std, float) and std < VANISHING_ACTIVATION_STD:
             vanished_reported = True
-            out.append(Finding("vanished", i, f"layer {i}'s {act} activations have std {std:.1e}: the signal has "
-                                              f"all but vanished by this layer (threshold {VANISHING_ACTIVATION_STD:.0e}); "
-                                              f"use a scaled init such as xavier_normal or kaiming_normal"))
+            out.append(
+                Finding(
+                    "vanished",
+                    i,
+                    f"layer {i}'s {act} activations have std {std:.1e}: the signal has "
+                    f"all but vanished by this layer (threshold {VANISHING_ACTIVATION_STD:.0e}); "
+                    f"use a scaled init such as xavier_normal or kaiming_normal",
+                )
+            )
         if not exploded_reported and isinstance(std, float) and std > EXPLODING_ACTIVATION_STD:
             exploded_reported = True
-            out.append(Finding("exploded", i, f"layer {i}'s {act} activations have std {std:.1e}: the signal is "
-                                              f"blowing up (threshold {EXPLODING_ACTIVATION_STD:.0e}); use a scaled "
-                                              f"init such as xavier_normal or kaiming_normal, or batch norm"))
+            out.append(
+                Finding(
+                    "exploded",
+                    i,
+                    f"layer {i}'s {act} activations have std {std:.1e}: the signal is "
+                    f"blowing up (threshold {EXPLODING_ACTIVATION_STD:.0e}); use a scaled "
+                    f"init such as xavier_normal or kaiming_normal, or batch norm",
+                )
+            )
     return out
 
 
 def _dead_reason(probe_size: int) -> str:
-    return (f"never positive on {probe_size} probe samples, so they get no gradient "
-            f"(threshold {100 * DEAD_WARN_FRACTION:.0f}%)")
+    return (
+        f"never positive on {probe_size} probe samples, so they get no gradient "
+        f"(threshold {100 * DEAD_WARN_FRACTION:.0f}%)"
+    )
 
 
 def _saturation_reason() -> str:
-    return (f"outputs within {SATURATION_MARGIN:g} of their bounds, where the gradient is ~0 "
-            f"(threshold {100 * SATURATION_WARN_FRACTION:.0f}%)")
+    return (
+        f"outputs within {SATURATION_MARGIN:g} of their bounds, where the gradient is ~0 "
+        f"(threshold {100 * SATURATION_WARN_FRACTION:.0f}%)"
+    )
 
 
 def _layer_list(layers: list[int]) -> str:
@@ -301,21 +339,45 @@ def gradient_warnings(grad_norms: Sequence[float]) -> list[Finding]:
         return []
     first, last, out_layer = grad_norms[0], grad_norms[-1], len(grad_norms)
     if last == 0 and first == 0:
-        return [Finding("no_grad", 1, "no layer's weights get any gradient (all weight-gradient norms are 0): "
-                               "the network cannot learn; check model.init (zeros?)")]
+        return [
+            Finding(
+                "no_grad",
+                1,
+                "no layer's weights get any gradient (all weight-gradient norms are 0): "
+                "the network cannot learn; check model.init (zeros?)",
+            )
+        ]
     if first == 0:
-        return [Finding("no_grad", 1, f"layer 1's weights get no gradient at all (norm 0) while the output layer's get "
-                               f"{last:.1e}: the gradient is blocked on its way down (dead or saturated units, or all-zero "
-                               f"weights from model.init: zeros)")]
+        return [
+            Finding(
+                "no_grad",
+                1,
+                f"layer 1's weights get no gradient at all (norm 0) while the output layer's get "
+                f"{last:.1e}: the gradient is blocked on its way down (dead or saturated units, or all-zero "
+                f"weights from model.init: zeros)",
+            )
+        ]
     if last == 0:
         return []
     ratio = first / last
     if ratio < VANISHING_GRAD_RATIO:
-        return [Finding("vanishing", 1, f"layer 1 gets {_fmt_ratio(ratio)} of the gradient norm of layer {out_layer} "
-                                 f"(the output layer): vanishing gradients (threshold {VANISHING_GRAD_RATIO:.0e})")]
+        return [
+            Finding(
+                "vanishing",
+                1,
+                f"layer 1 gets {_fmt_ratio(ratio)} of the gradient norm of layer {out_layer} "
+                f"(the output layer): vanishing gradients (threshold {VANISHING_GRAD_RATIO:.0e})",
+            )
+        ]
     if ratio > EXPLODING_GRAD_RATIO:
-        return [Finding("exploding", 1, f"layer 1's gradient norm is {_fmt_ratio(ratio)} times that of layer {out_layer} "
-                                 f"(the output layer): exploding gradients (threshold {EXPLODING_GRAD_RATIO:.0e})")]
+        return [
+            Finding(
+                "exploding",
+                1,
+                f"layer 1's gradient norm is {_fmt_ratio(ratio)} times that of layer {out_layer} "
+                f"(the output layer): exploding gradients (threshold {EXPLODING_GRAD_RATIO:.0e})",
+            )
+        ]
     return []
 
 
@@ -323,9 +385,15 @@ def update_warnings(ratios: Sequence[float | None]) -> list[Finding]:
     out = []
     for i, r in enumerate(ratios, start=1):
         if isinstance(r, float) and math.isfinite(r) and r > UPDATE_RATIO_WARN:
-            out.append(Finding("update", i, f"one optimizer step changes layer {i}'s weights by {r:.2g} of their norm "
-                                     f"(threshold {UPDATE_RATIO_WARN:g}; ~1e-3 is typical): the learning rate "
-                                     f"is too high for this layer"))
+            out.append(
+                Finding(
+                    "update",
+                    i,
+                    f"one optimizer step changes layer {i}'s weights by {r:.2g} of their norm "
+                    f"(threshold {UPDATE_RATIO_WARN:g}; ~1e-3 is typical): the learning rate "
+                    f"is too high for this layer",
+                )
+            )
     return out
 
 
@@ -335,4 +403,3 @@ def median(values: Sequence[float | None]) -> float:
         return math.nan
     n = len(finite)
     return finite[n // 2] if n % 2 else 0.5 * (finite[n // 2 - 1] + finite[n // 2])
-

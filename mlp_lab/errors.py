@@ -41,7 +41,7 @@ def shorten(value: object, limit: int = QUOTE_LIMIT) -> str:
     """``repr(value)`` cut to about ``limit`` characters: a message quotes what was wrong,
     never a whole 400 KB value (the file or --set it came from is named beside it)."""
     text = _REPR.repr(value)  # reprlib stops early in a huge or deep value: no full repr is built
-    return text if len(text) <= limit else f"{text[:limit - 4]} ..."
+    return text if len(text) <= limit else f"{text[: limit - 4]} ..."
 
 
 def _short_repr() -> reprlib.Repr:

@@ -29,8 +29,15 @@ from mlp_lab.results import Comparison, build_comparison, plot_labels, runs_of
 from mlp_lab.runs import write_error
 
 EXTRA = 'pip install -e ".[tensorboard]"'
-_SCALARS = {"train_loss": "loss/train", "test_loss": "loss/test", "val_loss": "loss/val", "train_acc": "accuracy/train",
-            "test_acc": "accuracy/test", "val_acc": "accuracy/val", "lr": "lr"}
+_SCALARS = {
+    "train_loss": "loss/train",
+    "test_loss": "loss/test",
+    "val_loss": "loss/val",
+    "train_acc": "accuracy/train",
+    "test_acc": "accuracy/test",
+    "val_acc": "accuracy/val",
+    "lr": "lr",
+}
 _FINALS = ("test_acc", "best_test_acc", "test_loss", "train_loss")
 _PERCENT = ("train_acc", "test_acc", "val_acc", "best_test_acc")  # fractions in the files, percent on screen
 
@@ -82,7 +89,9 @@ def _write_run(writer_class: Any, target: Path, run: Any, comp: Comparison) -> N
     try:
         for rec in run.history:
             add_epoch(writer, rec)
-        hparams = {k: _hparam(run.params.get(k)) for k in [*comp.param_columns, "train.seed"] if run.params and k in run.params}
+        hparams = {
+            k: _hparam(run.params.get(k)) for k in [*comp.param_columns, "train.seed"] if run.params and k in run.params
+        }
         add_ending(writer, run.path, run.status, hparams, run.metrics)
     finally:
         writer.close()
@@ -103,8 +112,11 @@ def add_ending(writer: Any, run_dir: Path, status: str, hparams: dict[str, Any],
     from mlp_lab.diagnostic_plots import read_diagnostics
 
     _write_diagnostics(writer, read_diagnostics(run_dir))
-    finals = {f"final/{k}": float(100 * v if k in _PERCENT else v)
-              for k in _FINALS if isinstance(v := metrics.get(k), (int, float))}
+    finals = {
+        f"final/{k}": float(100 * v if k in _PERCENT else v)
+        for k in _FINALS
+        if isinstance(v := metrics.get(k), (int, float))
+    }
     if hparams and finals:
         writer.add_hparams(hparams, finals, run_name=".")
     writer.add_text("run", f"{run_dir} ({status})", global_step=0)
@@ -122,7 +134,11 @@ class LiveTensorBoard:
 
     def _writer(self, run_dir: Path, config: dict[str, Any]) -> Any:
         if run_dir not in self.writers:
-            target = self.logdir / _safe(str(config.get("name") or run_dir.name)) / f"seed{config.get('train', {}).get('seed')}"
+            target = (
+                self.logdir
+                / _safe(str(config.get("name") or run_dir.name))
+                / f"seed{config.get('train', {}).get('seed')}"
+            )
             if target.exists() or any(w.log_dir == str(target) for w in self.writers.values()):
                 target = target.with_name(f"{target.name}-{run_dir.name[-6:]}")
             try:
@@ -136,7 +152,9 @@ class LiveTensorBoard:
         add_epoch(writer, record)
         writer.flush()  # on disk now: tensorboard shows the epoch while the run goes on
 
-    def end(self, run_dir: Path, config: dict[str, Any], status: str, metrics: dict[str, Any], varies: dict[str, Any]) -> None:
+    def end(
+        self, run_dir: Path, config: dict[str, Any], status: str, metrics: dict[str, Any], varies: dict[str, Any]
+    ) -> None:
         writer = self._writer(run_dir, config)
         seed = config.get("train", {}).get("seed")
         hparams = {k: _hparam(v) for k, v in {**varies, "train.seed": seed}.items() if v is not None}

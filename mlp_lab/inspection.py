@@ -48,8 +48,9 @@ class Inspection:
         return [*self.layers, self.output]
 
 
-def inspect_network(cfg: ExperimentConfig, data_dir: Path | None = None, batch: int = 1000,
-                    synthetic: bool = False) -> Inspection:
+def inspect_network(
+    cfg: ExperimentConfig, data_dir: Path | None = None, batch: int = 1000, synthetic: bool = False
+) -> Inspection:
     """Build ``cfg``'s network as training would (same seed, same init), push one batch
     through it in train mode, back-propagate the cross-entropy loss, and measure each layer.
 
@@ -96,8 +97,12 @@ def inspect_batch(cfg: ExperimentConfig, x: torch.Tensor, y: torch.Tensor, input
     for i, block in enumerate(blocks):
         pre, post = captured[i]
         layer = LayerStats.hidden(
-            i + 1, act, int(post.shape[1]), activation_stats(pre, post, act).tolist(),
-            grad_norm=float(block.linear.weight.grad.norm()), weight_std=float(block.linear.weight.detach().std()),
+            i + 1,
+            act,
+            int(post.shape[1]),
+            activation_stats(pre, post, act).tolist(),
+            grad_norm=float(block.linear.weight.grad.norm()),
+            weight_std=float(block.linear.weight.detach().std()),
             values=post.flatten(),
         )
         layer.zero_frac = None  # inspect judges ReLU units by `dead` on the whole batch
@@ -106,16 +111,23 @@ def inspect_batch(cfg: ExperimentConfig, x: torch.Tensor, y: torch.Tensor, input
         layers.append(layer)
     out_lin = [m for m in model if isinstance(m, nn.Linear)][-1]
     output = LayerStats(
-        layer=len(blocks) + 1, output=True, activation="output", width=out_lin.out_features,
-        grad_norm=float(out_lin.weight.grad.norm()), weight_std=float(out_lin.weight.detach().std()),
+        layer=len(blocks) + 1,
+        output=True,
+        activation="output",
+        width=out_lin.out_features,
+        grad_norm=float(out_lin.weight.grad.norm()),
+        weight_std=float(out_lin.weight.detach().std()),
     )
     found = activation_warnings(layers, batch) + gradient_warnings([s.grad_norm for s in [*layers, output]])
     warnings = [text.replace("probe samples", "samples") for text in merge_findings(found, batch)]
-    return Inspection(layers=layers, output=output, loss=float(loss.detach()), inputs=inputs, batch=batch, warnings=warnings)
+    return Inspection(
+        layers=layers, output=output, loss=float(loss.detach()), inputs=inputs, batch=batch, warnings=warnings
+    )
 
 
-def _inputs(cfg: ExperimentConfig, data_dir: Path | None, batch: int,
-            synthetic: bool) -> tuple[torch.Tensor, torch.Tensor, str]:
+def _inputs(
+    cfg: ExperimentConfig, data_dir: Path | None, batch: int, synthetic: bool
+) -> tuple[torch.Tensor, torch.Tensor, str]:
     """The batch to push through: (inputs, labels, where they came from)."""
     from mlp_lab.data import NUM_CLASSES, load_data, resolve_data_dir
 
@@ -149,8 +161,17 @@ def inspection_table(result: Inspection, title: str = "") -> Any:
     for name in ("layer", "units", "activation", "pre std", "mean", "std", "saturated %", "dead %", "weight grad norm"):
         table.add_column(name, justify="left" if name == "activation" else "right")
     for s in result.layers:
-        table.add_row(str(s.layer), str(s.width), s.activation, num(s.pre_std), num(s.post_mean), num(s.post_std),
-                      pct(s.saturated), pct(s.dead), f"{s.grad_norm:.2e}")
+        table.add_row(
+            str(s.layer),
+            str(s.width),
+            s.activation,
+            num(s.pre_std),
+            num(s.post_mean),
+            num(s.post_std),
+            pct(s.saturated),
+            pct(s.dead),
+            f"{s.grad_norm:.2e}",
+        )
     o = result.output
     table.add_row(str(o.layer), str(o.width), "output (logits)", "-", "-", "-", "-", "-", f"{o.grad_norm:.2e}")
     return table

@@ -22,8 +22,6 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-
-
 def _activation_fields() -> dict[str, list[tuple[str, frozenset[str]]]]:
     """Each field only some activations read (choices.ACTIVATIONS) -> when it applies."""
     owners: dict[str, set[str]] = {}

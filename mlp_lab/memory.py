@@ -21,7 +21,10 @@ from mlp_lab.errors import ConfigError
 
 # data.dataset -> (the shape of one input, training images); synthetic's size is in its config.
 INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
-    "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "synthetic": (1, 28, 28), "cifar10": (3, 32, 32),
+    "mnist": (1, 28, 28),
+    "fashion_mnist": (1, 28, 28),
+    "synthetic": (1, 28, 28),
+    "cifar10": (3, 32, 32),
 }
 TRAIN_SIZES = {"mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000}
 TEST_SIZE = 10_000
@@ -79,8 +82,11 @@ def estimate(cfg: Any) -> Estimate:
         "weights": params * FLOAT_BYTES,
         "gradients": params * FLOAT_BYTES,
         "optimizer state": params * FLOAT_BYTES * optimizer_copies(cfg.optimizer),
-        "activations": FLOAT_BYTES * (activations * ACTIVATION_COPIES * cfg.train.batch_size
-                                      + 2 * max(widths) * pieces * cfg.train.eval_batch_size),
+        "activations": FLOAT_BYTES
+        * (
+            activations * ACTIVATION_COPIES * cfg.train.batch_size
+            + 2 * max(widths) * pieces * cfg.train.eval_batch_size
+        ),
         "data": (train + test) * channels * h * w,
         "overhead": OVERHEAD_BYTES,
     }
@@ -137,4 +143,4 @@ def _count(n: int) -> str:
     if n < 10_000:
         return f"{n:,}"
     exp = int(math.log10(n)) // 3
-    return f"{n / 1000 ** exp:.1f}{' KMGTPE'[exp]}".replace(" ", "")
+    return f"{n / 1000**exp:.1f}{' KMGTPE'[exp]}".replace(" ", "")

@@ -21,8 +21,16 @@ from mlp_lab.errors import lookup
 from mlp_lab.schema import ModelConfig
 
 __all__ = [
-    "ACTIVATIONS", "INIT_NONLINEARITY", "WEIGHT_INITS", "BIAS_INITS", "NORMS",
-    "Maxout", "HiddenBlock", "build_model", "count_params", "hidden_blocks",
+    "ACTIVATIONS",
+    "INIT_NONLINEARITY",
+    "WEIGHT_INITS",
+    "BIAS_INITS",
+    "NORMS",
+    "Maxout",
+    "HiddenBlock",
+    "build_model",
+    "count_params",
+    "hidden_blocks",
 ]
 
 
@@ -206,6 +214,8 @@ def hidden_blocks(model: nn.Sequential) -> list[HiddenBlock]:
         norms = [m for m in rest if isinstance(m, _NORM_TYPES)]
         acts = [m for m in rest if not isinstance(m, (*_NORM_TYPES, nn.Dropout))]
         if len(acts) != 1 or len(norms) > 1:
-            raise ValueError(f"hidden_blocks: layers {start}..{end - 1} are not Linear, [norm], activation, [norm], [dropout]")
+            raise ValueError(
+                f"hidden_blocks: layers {start}..{end - 1} are not Linear, [norm], activation, [norm], [dropout]"
+            )
         blocks.append(HiddenBlock(model[start], norms[0] if norms else None, acts[0]))
     return blocks

@@ -75,7 +75,9 @@ def _device_of(entry: Any) -> torch.device:
     return entry.device
 
 
-def build_optimizer(cfg: OptimizerConfig, params: Iterable[Any], device: torch.device | None = None) -> torch.optim.Optimizer:
+def build_optimizer(
+    cfg: OptimizerConfig, params: Iterable[Any], device: torch.device | None = None
+) -> torch.optim.Optimizer:
     """The torch optimizer ``cfg.name`` names, with the config's fields as its arguments.
 
     ``params`` is what torch accepts (tensors or param-group dicts). ``device`` picks the
@@ -109,7 +111,9 @@ SchedulerFactory = Callable[[Any, torch.optim.Optimizer, int], "lr_scheduler.LRS
 SCHEDULERS: dict[str, SchedulerFactory] = {
     "none": lambda cfg, opt, epochs: None,
     "step": lambda cfg, opt, epochs: lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma),
-    "multistep": lambda cfg, opt, epochs: lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.gamma),
+    "multistep": lambda cfg, opt, epochs: lr_scheduler.MultiStepLR(
+        opt, milestones=list(cfg.milestones), gamma=cfg.gamma
+    ),
     "exponential": lambda cfg, opt, epochs: lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma),
     "cosine": lambda cfg, opt, epochs: lr_scheduler.CosineAnnealingLR(
         opt, T_max=cfg.t_max if cfg.t_max is not None else max(1, epochs), eta_min=cfg.eta_min
@@ -121,7 +125,9 @@ SCHEDULERS: dict[str, SchedulerFactory] = {
 WARMUP_START_FACTOR = 0.1
 
 
-def build_scheduler(cfg: SchedulerConfig, optimizer: torch.optim.Optimizer, epochs: int) -> lr_scheduler.LRScheduler | None:
+def build_scheduler(
+    cfg: SchedulerConfig, optimizer: torch.optim.Optimizer, epochs: int
+) -> lr_scheduler.LRScheduler | None:
     """The per-epoch lr schedule ``cfg.name`` names, with ``cfg.warmup_epochs`` of linear
     warm-up (lr/10 -> lr) chained in front. None for a constant lr without warm-up."""
     make = lookup(SCHEDULERS, "scheduler.name", cfg.name)

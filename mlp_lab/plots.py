@@ -108,8 +108,13 @@ def _maybe_log(ax: Any, values: list[float]) -> None:
 History = Sequence[dict[str, Any]]
 
 
-def plot_comparison(groups: Sequence[Sequence[History]], labels: Sequence[str], path: Path,
-                    best: int | None = None, title: str | None = None) -> Path:
+def plot_comparison(
+    groups: Sequence[Sequence[History]],
+    labels: Sequence[str],
+    path: Path,
+    best: int | None = None,
+    title: str | None = None,
+) -> Path:
     """Test accuracy and training loss against epoch, one line per row of the comparison.
 
     Each of ``groups`` is the histories of one row's runs: a single run is drawn as it
@@ -123,8 +128,9 @@ def plot_comparison(groups: Sequence[Sequence[History]], labels: Sequence[str], 
     return Path(path)
 
 
-def comparison_figure(groups: Sequence[Sequence[History]], labels: Sequence[str],
-                      best: int | None = None, title: str | None = None) -> Any:
+def comparison_figure(
+    groups: Sequence[Sequence[History]], labels: Sequence[str], best: int | None = None, title: str | None = None
+) -> Any:
     """The figure ``plot_comparison`` writes (PlotError when there is nothing to draw)."""
     if not any(_series(h, "test_acc")[0] or _series(h, "train_loss")[0] for g in groups for h in g):
         raise PlotError("nothing to plot: no run has a finished epoch in its metrics.jsonl")
@@ -153,8 +159,14 @@ def comparison_figure(groups: Sequence[Sequence[History]], labels: Sequence[str]
         # differs, values in full) gets the width it needs and never squeezes the plots.
         handles = acc_ax.get_legend_handles_labels()
         loss_handles = loss_ax.get_legend_handles_labels()
-        fig.legend(handles[0] + loss_handles[0], handles[1] + loss_handles[1],
-                   loc="outside lower center", ncol=ncol, fontsize="small", frameon=False)
+        fig.legend(
+            handles[0] + loss_handles[0],
+            handles[1] + loss_handles[1],
+            loc="outside lower center",
+            ncol=ncol,
+            fontsize="small",
+            frameon=False,
+        )
     if title is None:
         n_runs = sum(len(g) for g in groups)
         title = f"{n_runs} run{'s' if n_runs != 1 else ''}"
@@ -173,23 +185,42 @@ def _final_bars(groups: Sequence[Sequence[History]], labels: Sequence[str], best
     rows = math.ceil(len(entries) / ncol) * max((e.count("\n") + 1 for e in entries), default=0)
     fig, axes = new_figure(1, 2, width=FIGURE_WIDTH, height=4.2 + LEGEND_LINE_HEIGHT * rows)
     colours = run_colours(len(groups))
-    for ax, key, scale, name in ((axes[0][0], "test_acc", 100.0, "test accuracy (%)"),
-                                 (axes[0][1], "train_loss", 1.0, "training loss")):
+    for ax, key, scale, name in (
+        (axes[0][0], "test_acc", 100.0, "test accuracy (%)"),
+        (axes[0][1], "train_loss", 1.0, "training loss"),
+    ):
         for i, members in enumerate(groups):
             _, ys, stds = mean_series(members, key)
             if ys:
-                ax.bar(i + 1, scale * ys[-1], yerr=scale * stds[-1] if len(members) > 1 else None, capsize=4,
-                       color=colours[i], edgecolor="black" if i == best else colours[i], linewidth=2 if i == best else 0,
-                       label=entries[i] if key == "test_acc" else None)
-                ax.annotate(f"{scale * ys[-1]:.{1 if scale > 1 else 3}f}", (i + 1, scale * ys[-1]), ha="center",
-                            va="bottom", fontsize="small", xytext=(0, 2), textcoords="offset points")
+                ax.bar(
+                    i + 1,
+                    scale * ys[-1],
+                    yerr=scale * stds[-1] if len(members) > 1 else None,
+                    capsize=4,
+                    color=colours[i],
+                    edgecolor="black" if i == best else colours[i],
+                    linewidth=2 if i == best else 0,
+                    label=entries[i] if key == "test_acc" else None,
+                )
+                ax.annotate(
+                    f"{scale * ys[-1]:.{1 if scale > 1 else 3}f}",
+                    (i + 1, scale * ys[-1]),
+                    ha="center",
+                    va="bottom",
+                    fontsize="small",
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                )
         ax.set(xlabel="row of the comparison", ylabel=name, title=f"{name} after 1 epoch")
         ax.set_xticks(range(1, len(groups) + 1))
         ax.grid(True, axis="y", alpha=0.3)
     handles, texts = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, texts, loc="outside lower center", ncol=ncol, fontsize="small", frameon=False)
-    fig.suptitle(title or "1 epoch per run: final values" + (" (seed groups: mean and ±1 std)"
-                                                             if any(len(g) > 1 for g in groups) else ""))
+    fig.suptitle(
+        title
+        or "1 epoch per run: final values"
+        + (" (seed groups: mean and ±1 std)" if any(len(g) > 1 for g in groups) else "")
+    )
     return fig
 
 
@@ -211,8 +242,9 @@ def mean_series(histories: Sequence[History], key: str) -> tuple[list[int], list
     return xs, means, stds
 
 
-def _draw_mean(ax: Any, members: Sequence[History], key: str, scale: float, label: str | None,
-               markers: bool = False, **style: Any) -> list[float]:
+def _draw_mean(
+    ax: Any, members: Sequence[History], key: str, scale: float, label: str | None, markers: bool = False, **style: Any
+) -> list[float]:
     """One row's line (and band, for several runs); returns the values drawn."""
     if len(members) == 1:
         xs, ys = _series(members[0], key)
@@ -226,8 +258,15 @@ def _draw_mean(ax: Any, members: Sequence[History], key: str, scale: float, labe
     marker = "o" if (markers and len(xs) < 20) or len(xs) == 1 else None
     ax.plot(xs, [scale * y for y in ys], marker=marker, markersize=3, label=label, **style)
     if len(members) > 1:
-        ax.fill_between(xs, [scale * (y - s) for y, s in zip(ys, stds)], [scale * (y + s) for y, s in zip(ys, stds)],
-                        color=style["color"], alpha=0.18, linewidth=0, zorder=1)
+        ax.fill_between(
+            xs,
+            [scale * (y - s) for y, s in zip(ys, stds)],
+            [scale * (y + s) for y, s in zip(ys, stds)],
+            color=style["color"],
+            alpha=0.18,
+            linewidth=0,
+            zorder=1,
+        )
     return ys
 
 
@@ -246,7 +285,9 @@ def plot_run(history: Sequence[dict[str, Any]], path: Path, title: str = "") -> 
             losses.extend(ys)
         xs, ys = _series(history, f"{split}_acc")
         if xs:
-            acc_ax.plot(xs, [100 * y for y in ys], style, marker="o" if len(xs) < 30 else None, markersize=3, label=split)
+            acc_ax.plot(
+                xs, [100 * y for y in ys], style, marker="o" if len(xs) < 30 else None, markersize=3, label=split
+            )
     loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     _maybe_log(loss_ax, losses)
@@ -274,15 +315,26 @@ def plot_lr_range(result: Any, path: Path) -> Path:
     if result.lr_range is not None:
         ax.axvspan(*result.lr_range, color="tab:green", alpha=0.12, label="the loss falls")
     if result.suggested_lr is not None:
-        ax.axvline(result.suggested_lr, color="tab:green", linewidth=2,
-                   label=f"suggested lr {result.suggested_lr:.2g} (lowest loss / 10)")
+        ax.axvline(
+            result.suggested_lr,
+            color="tab:green",
+            linewidth=2,
+            label=f"suggested lr {result.suggested_lr:.2g} (lowest loss / 10)",
+        )
     if result.config_lr is not None:
-        ax.axvline(result.config_lr, color="tab:red", linestyle="--", linewidth=1.8,
-                   label=f"the config's lr {result.config_lr:g}")
+        ax.axvline(
+            result.config_lr,
+            color="tab:red",
+            linestyle="--",
+            linewidth=1.8,
+            label=f"the config's lr {result.config_lr:g}",
+        )
         ax.set_xlim(min(lrs[0], result.config_lr) / 2, max(lrs[-1], result.config_lr) * 2)
     low, high = min(losses), max(losses)
     ax.set_ylim(low - 0.05 * (high - low), min(high, losses[0] * 1.6) + 0.05 * (high - low))
-    ax.set(xlabel="learning rate (log scale)", ylabel="training loss", title=f"{result.config}: learning-rate range test")
+    ax.set(
+        xlabel="learning rate (log scale)", ylabel="training loss", title=f"{result.config}: learning-rate range test"
+    )
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize="small", loc="upper left")
     save_figure(fig, path, fmt)
@@ -302,15 +354,22 @@ def search_figure(rows: Sequence[dict[str, Any]], spec: Any, title: str = "") ->
     best = (max if spec.direction == "maximize" else min)(done, key=lambda r: r["metric"]) if done else None
     for i, key in enumerate(keys):
         ax = axes[i // cols][i % cols]
-        (kind, args), = spec.space[key].items()
+        ((kind, args),) = spec.space[key].items()
         ticks = [str(v) for v in args] if kind == "choice" else None
         for r in rows:
             if r["metric"] is None:
                 continue
             x = ticks.index(str(r["values"][key])) if ticks else r["values"][key]
             pruned = r["status"] != "completed"
-            ax.scatter([x], [scale * r["metric"]], s=28, alpha=0.35 if pruned else 0.9, zorder=2,
-                       facecolors="none" if pruned else "tab:blue", edgecolors="tab:gray" if pruned else "tab:blue")
+            ax.scatter(
+                [x],
+                [scale * r["metric"]],
+                s=28,
+                alpha=0.35 if pruned else 0.9,
+                zorder=2,
+                facecolors="none" if pruned else "tab:blue",
+                edgecolors="tab:gray" if pruned else "tab:blue",
+            )
         if best is not None:
             x = ticks.index(str(best["values"][key])) if ticks else best["values"][key]
             ax.scatter([x], [scale * best["metric"]], marker="*", s=220, color="tab:red", zorder=3, label="best")
@@ -325,10 +384,20 @@ def search_figure(rows: Sequence[dict[str, Any]], spec: Any, title: str = "") ->
         axes[j // cols][j % cols].set_visible(False)
     from matplotlib.lines import Line2D
 
-    legend = [Line2D([], [], marker="o", linestyle="", color="tab:blue", label="completed"),
-              Line2D([], [], marker="o", linestyle="", markerfacecolor="none", color="tab:gray", alpha=0.5,
-                     label="pruned (its last epoch)"),
-              Line2D([], [], marker="*", linestyle="", color="tab:red", markersize=12, label="best")]
+    legend = [
+        Line2D([], [], marker="o", linestyle="", color="tab:blue", label="completed"),
+        Line2D(
+            [],
+            [],
+            marker="o",
+            linestyle="",
+            markerfacecolor="none",
+            color="tab:gray",
+            alpha=0.5,
+            label="pruned (its last epoch)",
+        ),
+        Line2D([], [], marker="*", linestyle="", color="tab:red", markersize=12, label="best"),
+    ]
     fig.legend(handles=legend, loc="outside lower center", ncol=3, fontsize="small", frameon=False)
     fig.suptitle(title or f"{len(rows)} trials: {spec.metric} against each searched value")
     return fig

@@ -54,8 +54,9 @@ pre { background: #f6f7f8; padding: .8em; overflow-x: auto; font-size: .85em; }
 """
 
 
-def write_report(paths: Iterable[str | Path], output: str | Path, title: str | None = None,
-                 **compare_options: Any) -> Path:
+def write_report(
+    paths: Iterable[str | Path], output: str | Path, title: str | None = None, **compare_options: Any
+) -> Path:
     """Compare ``paths`` (as ``compare`` does, with its options) and write the page to ``output``."""
     output = Path(output)
     if output.suffix.lower() not in (".html", ".htm"):
@@ -76,9 +77,11 @@ def sweep_files(paths: Sequence[Path]) -> dict[str, str]:
     """The resolved sweep file of each path that is a sweep folder: folder name -> its text."""
     from mlp_lab.sweeps.folder import MANIFEST, SWEEP_FILE
 
-    return {folder.name: (folder / SWEEP_FILE).read_text(encoding="utf-8", errors="replace")
-            for folder in runs.with_subfolders(list(paths))  # a sweep folder, or one holding sweep folders
-            if (folder / MANIFEST).is_file() and (folder / SWEEP_FILE).is_file()}
+    return {
+        folder.name: (folder / SWEEP_FILE).read_text(encoding="utf-8", errors="replace")
+        for folder in runs.with_subfolders(list(paths))  # a sweep folder, or one holding sweep folders
+        if (folder / MANIFEST).is_file() and (folder / SWEEP_FILE).is_file()
+    }
 
 
 def search_figures(paths: Sequence[Path]) -> list[str]:
@@ -95,13 +98,19 @@ def search_figures(paths: Sequence[Path]) -> list[str]:
         manifest = load_manifest(folder)
         spec = spec_of(manifest)
         fig = search_figure(trial_rows(manifest), spec, title=f"{folder.name}")
-        out.append(_figure(fig, f"The search {folder.name}: {spec.metric} against each searched value (pruned trials "
-                                f"faded at the value they reached, the best starred)"))
+        out.append(
+            _figure(
+                fig,
+                f"The search {folder.name}: {spec.metric} against each searched value (pruned trials "
+                f"faded at the value they reached, the best starred)",
+            )
+        )
     return out
 
 
-def render_report(comp: Comparison, title: str, sweeps: dict[str, str] | None = None,
-                  searches: list[str] | None = None) -> str:
+def render_report(
+    comp: Comparison, title: str, sweeps: dict[str, str] | None = None, searches: list[str] | None = None
+) -> str:
     n_runs = sum(len(runs_of(r)) for r in comp.rows)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     what = f"{n_runs} run{'s' if n_runs != 1 else ''}"
@@ -117,9 +126,11 @@ def render_report(comp: Comparison, title: str, sweeps: dict[str, str] | None = 
         items = "".join(f"<li>{_e(w)}</li>" for w in warning_lines(comp.warnings))
         parts.append(f'<h2>Folders that could not be read in full</h2><ul class="warn">{items}</ul>')
     body = "\n".join(parts)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{_e(title)}</title><style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )
 
 
 def _e(text: Any) -> str:
@@ -129,8 +140,10 @@ def _e(text: Any) -> str:
 def _table(comp: Comparison) -> str:
     headers, body, right = cells(comp)
     # Long dotted headers may break after a dot or an underscore: the table fits a laptop screen.
-    head = "".join(f'<th class="{"r" if r else ""}">{_e(h).replace(".", ".<wbr>").replace("_", "_<wbr>")}</th>'
-                   for h, r in zip(headers, right))
+    head = "".join(
+        f'<th class="{"r" if r else ""}">{_e(h).replace(".", ".<wbr>").replace("_", "_<wbr>")}</th>'
+        for h, r in zip(headers, right)
+    )
     rows = []
     for row, values in zip(comp.rows, body):
         tds = []
@@ -156,14 +169,24 @@ def _figures(comp: Comparison) -> list[str]:
         best = comp.rows.index(comp.best) if comp.best is not None else None
         fig = comparison_figure([[r.history for r in g] for g in groups], labels, best=best)
         bars = all(len(r.history) <= 1 for g in groups for r in g)
-        out.append(_figure(fig, "Runs of one epoch: their final test accuracy and training loss" if bars else
-                           "Learning curves: test accuracy and training loss per epoch"))
+        out.append(
+            _figure(
+                fig,
+                "Runs of one epoch: their final test accuracy and training loss"
+                if bars
+                else "Learning curves: test accuracy and training loss per epoch",
+            )
+        )
     except PlotError as e:
         out.append(f'<p class="meta">No learning curves: {_e(e)}</p>')
     records = group_records([[r.path for r in g] for g in groups], labels)
     if records:
-        out.append(_figure(diagnostics_figure(records), "Inside the network: gradient norms, dead or saturated "
-                                                        "units, update/weight ratios per layer"))
+        out.append(
+            _figure(
+                diagnostics_figure(records),
+                "Inside the network: gradient norms, dead or saturated units, update/weight ratios per layer",
+            )
+        )
     return ["<h2>Figures</h2>", *out]
 
 
@@ -171,8 +194,10 @@ def _figure(fig: Any, caption: str) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return (f'<figure><img alt="{_e(caption)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{_e(caption)}</figcaption></figure>")
+    return (
+        f'<figure><img alt="{_e(caption)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{_e(caption)}</figcaption></figure>"
+    )
 
 
 def _details(comp: Comparison) -> list[str]:
@@ -197,7 +222,9 @@ def _runs_line(members: Sequence[Any]) -> str:
     members = sorted(members, key=lambda m: str((m.params or {}).get("train.seed", "")).zfill(12))  # by seed
     seeds = [(m.params or {}).get("train.seed", MISSING) for m in members]
     names = short_labels([m.run for m in members])
-    parts = [f"{n} ({m.status}" + (f", seed {s}" if s is not MISSING else "") + ")" for n, m, s in zip(names, members, seeds)]
+    parts = [
+        f"{n} ({m.status}" + (f", seed {s}" if s is not MISSING else "") + ")" for n, m, s in zip(names, members, seeds)
+    ]
     return ("Run: " if len(parts) == 1 else f"{len(parts)} runs: ") + "; ".join(parts)
 
 
@@ -206,8 +233,9 @@ def _changes(path: Path) -> list[tuple[str, Any]]:
         details = describe_run(path)
     except MlpLabError:
         return []
-    return [(k, v) for k, v, default in details.config_rows
-            if k not in ("name", "train.seed") and default is not MISSING]
+    return [
+        (k, v) for k, v, default in details.config_rows if k not in ("name", "train.seed") and default is not MISSING
+    ]
 
 
 def _notes(members: Sequence[Any]) -> list[str]:

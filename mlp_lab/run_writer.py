@@ -91,8 +91,9 @@ class RunWriter:
         runs.remove_temp_files(self.dir)  # left by a process killed mid-write
         self.history = runs.truncate_jsonl(self.dir / runs.METRICS, before_epoch=start_epoch)
         runs.truncate_jsonl(self.dir / runs.DIAGNOSTICS, before_epoch=start_epoch)
-        self.summary.update(started_at=prior.get("started_at", self.summary["started_at"]),
-                            warnings=list(prior.get("warnings", [])))
+        self.summary.update(
+            started_at=prior.get("started_at", self.summary["started_at"]), warnings=list(prior.get("warnings", []))
+        )
         self.summary["resumed_at_epoch"] = start_epoch
         self.summary["prior_duration_s"] = float(prior.get("duration_s", 0.0))
 
@@ -131,8 +132,14 @@ class RunWriter:
         self.summary["duration_s"] = round(self.elapsed(), 3)
         runs.atomic_write_json(self.dir / runs.SUMMARY, self.summary)
 
-    def finish(self, status: str, model_state: dict[str, Any] | None = None, message: str | None = None,
-               error: str | None = None, crash_log: str | None = None) -> None:
+    def finish(
+        self,
+        status: str,
+        model_state: dict[str, Any] | None = None,
+        message: str | None = None,
+        error: str | None = None,
+        crash_log: str | None = None,
+    ) -> None:
         """The last writes: error.log of a crash, model.pt of a completed run, the final summary."""
         if crash_log is not None:
             runs.atomic_write_text(self.dir / "error.log", crash_log)

@@ -173,7 +173,7 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         except OSError as e:
             try:
@@ -268,8 +268,11 @@ def search_metric(folder: Path) -> str | None:
 def with_subfolders(paths: list[Path]) -> list[Path]:
     """Each of ``paths`` and the folders directly in it: where a sweep folder may be when a
     user names it or the folder holding it (compare runs/, report runs/)."""
-    return [folder for p in map(Path, paths)
-            for folder in [p, *(sorted(c for c in p.iterdir() if c.is_dir()) if p.is_dir() else [])]]
+    return [
+        folder
+        for p in map(Path, paths)
+        for folder in [p, *(sorted(c for c in p.iterdir() if c.is_dir()) if p.is_dir() else [])]
+    ]
 
 
 def search_folders(paths: list[Path]) -> list[Path]:

@@ -18,8 +18,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 Activation = Literal["sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "maxout", "gelu", "silu"]
 Init = Literal[
-    "default", "zeros", "constant", "normal", "uniform", "xavier_uniform", "xavier_normal",
-    "kaiming_uniform", "kaiming_normal", "orthogonal",
+    "default",
+    "zeros",
+    "constant",
+    "normal",
+    "uniform",
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "orthogonal",
 ]
 BiasInit = Literal["default", "zeros", "constant", "normal", "uniform"]
 Norm = Literal["none", "batchnorm", "layernorm"]
@@ -79,10 +87,13 @@ def _is_numeric(annotation: Any) -> bool:
 class DataConfig(_Section):
     dataset: Dataset = Field("mnist", description="Data set to train on.")
     data_dir: str | None = Field(
-        None, description="Where the data lives (torchvision's layout). "
-        "--data-dir, then $MLP_LAB_DATA, then this, then ./data."
+        None,
+        description="Where the data lives (torchvision's layout). "
+        "--data-dir, then $MLP_LAB_DATA, then this, then ./data.",
     )
-    download: bool = Field(True, description="Download through torchvision when the files are missing (never when $MLP_LAB_OFFLINE=1).")
+    download: bool = Field(
+        True, description="Download through torchvision when the files are missing (never when $MLP_LAB_OFFLINE=1)."
+    )
     preprocessing: Preprocessing = Field(
         "channel_mean",
         description="channel_mean: subtract each channel's training-set mean (VGG); pixel_mean: "
@@ -220,7 +231,16 @@ class RpropConfig(_Optimizer):
 
 
 OptimizerConfig = Annotated[
-    SGDConfig | AdadeltaConfig | AdagradConfig | AdamConfig | AdamWConfig | SparseAdamConfig | ASGDConfig | LBFGSConfig | RMSpropConfig | RpropConfig,
+    SGDConfig
+    | AdadeltaConfig
+    | AdagradConfig
+    | AdamConfig
+    | AdamWConfig
+    | SparseAdamConfig
+    | ASGDConfig
+    | LBFGSConfig
+    | RMSpropConfig
+    | RpropConfig,
     Field(discriminator="name"),
 ]
 
@@ -240,8 +260,10 @@ OPTIMIZER_NAMES = tuple(OPTIMIZER_VARIANTS)
 
 class _Scheduler(_Section):
     warmup_epochs: int = Field(
-        0, ge=0, description="Linear warm-up from lr/10 to lr over this many epochs; the schedule's own "
-        "epoch counts (step_size, milestones, t_max) start after it."
+        0,
+        ge=0,
+        description="Linear warm-up from lr/10 to lr over this many epochs; the schedule's own "
+        "epoch counts (step_size, milestones, t_max) start after it.",
     )
 
 
@@ -290,20 +312,25 @@ class TrainConfig(_Section):
     # ~100 MB more and evaluates slower on CPU (0.33 s vs 0.27 s); for MNIST 1000 costs
     # 8 ms more per epoch (0.058 s vs 0.050 s, under 1%). benchmarks/README.md
     eval_batch_size: int = Field(1000, ge=1, description="Batch size for evaluation (no autograd).")
-    seed: int = Field(0, description="Seeds init, dropout and batch order: same seed, same config, same metrics on CPU.")
+    seed: int = Field(
+        0, description="Seeds init, dropout and batch order: same seed, same config, same metrics on CPU."
+    )
     device: Device = Field("auto", description="auto picks CUDA when present, else CPU.")
     precision: Precision = Field("fp32", description="fp32; tf32 matmuls on CUDA; bf16 autocast.")
     compile: bool = Field(False, description="Wrap the model in torch.compile.")
     threads: int | None = Field(
-        None, ge=1, description="CPU threads torch may use; None keeps torch's choice (one per core). "
-        "On a machine shared with other jobs, 1 avoids threads waiting on each other."
+        None,
+        ge=1,
+        description="CPU threads torch may use; None keeps torch's choice (one per core). "
+        "On a machine shared with other jobs, 1 avoids threads waiting on each other.",
     )
     diagnostics: bool = Field(False, description="Record per-layer activation and gradient statistics.")
     diagnostics_per_epoch: int = Field(4, ge=1, description="How many times per epoch diagnostics are recorded.")
     checkpoint: bool = Field(True, description="Write a resumable checkpoint at the end of each epoch.")
     check_memory: bool = Field(
-        True, description="Refuse, before anything is built, a run whose estimated memory (weights, gradients, "
-        "optimizer state, a batch's activations, the data) exceeds what the device has; false where the estimate misjudges."
+        True,
+        description="Refuse, before anything is built, a run whose estimated memory (weights, gradients, "
+        "optimizer state, a batch's activations, the data) exceeds what the device has; false where the estimate misjudges.",
     )
 
 

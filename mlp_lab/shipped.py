@@ -85,8 +85,9 @@ def locate(arg: str | Path, kind: str = "config") -> tuple[Path, Shipped | None]
     names = [n for n, s in found.items() if s.kind == kind]
     near = difflib.get_close_matches(wanted, names, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(near)}?" if near else ""
-    raise ConfigError(f"{kind} file not found: {arg}, and no shipped {kind} has that name{hint} "
-                      "(mlp-lab configs lists them)")
+    raise ConfigError(
+        f"{kind} file not found: {arg}, and no shipped {kind} has that name{hint} (mlp-lab configs lists them)"
+    )
 
 
 def _name(arg: str) -> str:

@@ -106,8 +106,15 @@ def _train_epoch(
     return mean_loss, correct.item() / n
 
 
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-               cfg: ExperimentConfig, device: torch.device, closure_step: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: ExperimentConfig,
+    device: torch.device,
+    closure_step: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step on the batch (x, y); its logits and loss from before the step.
     Training's loop and ``mlp-lab check`` both step through here."""
     if closure_step:
@@ -138,8 +145,12 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torc
 
 @torch.inference_mode()
 def evaluate(
-    model: torch.nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, data: DataSplits,
-    cfg: ExperimentConfig, device: torch.device,
+    model: torch.nn.Module,
+    x_all: torch.Tensor,
+    y_all: torch.Tensor,
+    data: DataSplits,
+    cfg: ExperimentConfig,
+    device: torch.device,
 ) -> tuple[float, float]:
     """Mean loss and accuracy in eval mode: batch norm uses its running statistics."""
     model.eval()
@@ -154,7 +165,6 @@ def evaluate(
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
         correct += (logits.argmax(dim=1) == y).sum()
     return (loss_sum / n).item(), correct.item() / n
-
 
 
 # --- the experiment -------------------------------------------------------------------
@@ -175,8 +185,12 @@ def run_experiment(
 
 
 def _run_experiment(
-    cfg: ExperimentConfig, run_dir: Path, data: DataSplits, device: torch.device,
-    progress: Any, resume_from: Path | None,
+    cfg: ExperimentConfig,
+    run_dir: Path,
+    data: DataSplits,
+    device: torch.device,
+    progress: Any,
+    resume_from: Path | None,
 ) -> RunResult:
     set_matmul_precision(cfg)
     torch.manual_seed(cfg.train.seed)  # model init and dropout
@@ -203,8 +217,16 @@ def _run_experiment(
                 lr = optimizer.param_groups[0]["lr"]
                 if progress is not None:
                     progress.start_epoch(epoch, cfg.train.epochs)
-                train_loss, train_acc = _train_epoch(forward, optimizer, data, cfg, device, shuffle, stop,
-                                                     on_step=progress.step if progress is not None else None)
+                train_loss, train_acc = _train_epoch(
+                    forward,
+                    optimizer,
+                    data,
+                    cfg,
+                    device,
+                    shuffle,
+                    stop,
+                    on_step=progress.step if progress is not None else None,
+                )
                 if scheduler is not None:
                     scheduler.step()
                 record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
@@ -248,8 +270,10 @@ def _finish(run: RunWriter, diagnostics: Any, status: str, ending: dict[str, str
 
 
 def _disk_full_ending(e: DiskFull, run_dir: Path) -> dict[str, str]:
-    return {"error": f"DiskFull: {e}",
-            "message": f"failed: {e}; the last checkpoint is intact: free some space, then mlp-lab train --resume {run_dir}"}
+    return {
+        "error": f"DiskFull: {e}",
+        "message": f"failed: {e}; the last checkpoint is intact: free some space, then mlp-lab train --resume {run_dir}",
+    }
 
 
 def _run_facts(model: torch.nn.Module, data: DataSplits, device: torch.device) -> dict[str, Any]:
@@ -265,8 +289,15 @@ def _run_facts(model: torch.nn.Module, data: DataSplits, device: torch.device) -
     }
 
 
-def _diagnostics(cfg: ExperimentConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                 data: DataSplits, run_dir: Path, device: torch.device, start_epoch: int) -> Any:
+def _diagnostics(
+    cfg: ExperimentConfig,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: DataSplits,
+    run_dir: Path,
+    device: torch.device,
+    start_epoch: int,
+) -> Any:
     if not cfg.train.diagnostics:
         return None
     from mlp_lab.training_diagnostics import TrainingDiagnostics
@@ -274,8 +305,14 @@ def _diagnostics(cfg: ExperimentConfig, model: torch.nn.Module, optimizer: torch
     return TrainingDiagnostics(model, optimizer, cfg, data, run_dir / runs.DIAGNOSTICS, device, start_epoch)
 
 
-def _ending(e: BaseException, epoch: int, epochs_kept: int, cfg: ExperimentConfig,
-            optimizer: torch.optim.Optimizer, run_dir: Path) -> tuple[str, dict[str, str]]:
+def _ending(
+    e: BaseException,
+    epoch: int,
+    epochs_kept: int,
+    cfg: ExperimentConfig,
+    optimizer: torch.optim.Optimizer,
+    run_dir: Path,
+) -> tuple[str, dict[str, str]]:
     """How a run that did not complete ended: its status, and the message (and error and
     traceback of a crash) for RunWriter.finish. Called inside the except block."""
     if isinstance(e, Diverged):
@@ -285,18 +322,25 @@ def _ending(e: BaseException, epoch: int, epochs_kept: int, cfg: ExperimentConfi
         return "failed", _disk_full_ending(e, run_dir)
     if isinstance(e, (Interrupted, KeyboardInterrupt)):
         name = str(e) or "SIGINT"
-        return "interrupted", {"message": f"interrupted by {name} during epoch {epoch}; {epochs_kept} finished epoch(s) "
-                                          f"kept; continue with: mlp-lab train --resume {run_dir}"}
+        return "interrupted", {
+            "message": f"interrupted by {name} during epoch {epoch}; {epochs_kept} finished epoch(s) "
+            f"kept; continue with: mlp-lab train --resume {run_dir}"
+        }
     if isinstance(e, MemoryError | torch.cuda.OutOfMemoryError):
         # CUDA's message runs to several sentences of allocator advice: keep what it tried.
         tried = re.search(r"Tried to allocate [\d.]+ \w+", str(e))
-        return "failed", {"error": f"{e.__class__.__name__}: {tried.group(0) if tried else 'out of memory'}",
-                          "message": f"failed in epoch {epoch}: out of memory on {cfg.train.device}"
-                                     f"{' (' + tried.group(0).lower() + ')' if tried else ''}; lower train.batch_size "
-                                     f"(now {cfg.train.batch_size}) or use fewer or smaller hidden layers"}
+        return "failed", {
+            "error": f"{e.__class__.__name__}: {tried.group(0) if tried else 'out of memory'}",
+            "message": f"failed in epoch {epoch}: out of memory on {cfg.train.device}"
+            f"{' (' + tried.group(0).lower() + ')' if tried else ''}; lower train.batch_size "
+            f"(now {cfg.train.batch_size}) or use fewer or smaller hidden layers",
+        }
     error = f"{e.__class__.__name__}: {e}"
-    return "failed", {"error": error, "crash_log": traceback.format_exc(),
-                      "message": f"failed in epoch {epoch}: {error} (traceback in {run_dir / 'error.log'})"}
+    return "failed", {
+        "error": error,
+        "crash_log": traceback.format_exc(),
+        "message": f"failed in epoch {epoch}: {error} (traceback in {run_dir / 'error.log'})",
+    }
 
 
 def _divergence_advice(cfg: ExperimentConfig, lr: float | None = None) -> str:
@@ -314,7 +358,10 @@ def _divergence_advice(cfg: ExperimentConfig, lr: float | None = None) -> str:
 
 
 def prepare(
-    config_path: Path | None, overrides: list[str], resume: Path | None, diagnose: bool,
+    config_path: Path | None,
+    overrides: list[str],
+    resume: Path | None,
+    diagnose: bool,
 ) -> tuple[ExperimentConfig, Path | None]:
     """Resolve the config (from a file, or from the run being resumed)."""
     if resume is not None:
@@ -344,9 +391,15 @@ def prepare(
     return cfg, None
 
 
-def train_experiment(cfg: ExperimentConfig, data_dir: Path | None = None, runs_dir: Path = Path("runs"),
-                     resume: Path | None = None, show_progress: bool = False, run_dir: Path | None = None,
-                     tensorboard: Path | None = None) -> RunResult:
+def train_experiment(
+    cfg: ExperimentConfig,
+    data_dir: Path | None = None,
+    runs_dir: Path = Path("runs"),
+    resume: Path | None = None,
+    show_progress: bool = False,
+    run_dir: Path | None = None,
+    tensorboard: Path | None = None,
+) -> RunResult:
     """Train a resolved config into a new run folder under ``runs_dir`` (or into the empty
     folder ``run_dir``, or continue the run folder ``resume``), the way ``mlp-lab train``
     does, and return how it ended.
@@ -422,13 +475,20 @@ class _Teed:
 
 
 def train_from_cli(
-    config_path: Path | None, overrides: list[str], data_dir: Path | None, runs_dir: Path,
-    resume: Path | None = None, diagnose: bool = False, quiet: bool = False, tensorboard: Path | None = None,
+    config_path: Path | None,
+    overrides: list[str],
+    data_dir: Path | None,
+    runs_dir: Path,
+    resume: Path | None = None,
+    diagnose: bool = False,
+    quiet: bool = False,
+    tensorboard: Path | None = None,
 ) -> int:
     from mlp_lab.console import print_result
 
     cfg, _ = prepare(config_path, overrides, resume, diagnose)
-    result = train_experiment(cfg, data_dir, runs_dir, resume, show_progress=not quiet and sys.stderr.isatty(),
-                              tensorboard=tensorboard)
+    result = train_experiment(
+        cfg, data_dir, runs_dir, resume, show_progress=not quiet and sys.stderr.isatty(), tensorboard=tensorboard
+    )
     print_result(result, quiet=quiet)
     return result.exit_code

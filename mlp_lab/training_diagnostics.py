@@ -51,8 +51,16 @@ class TrainingDiagnostics:
     ``end_epoch(epoch)`` after each epoch and ``close()`` at the end.
     """
 
-    def __init__(self, model: nn.Sequential, optimizer: torch.optim.Optimizer, cfg: ExperimentConfig,
-                 data: DataSplits, path: Path, device: torch.device, start_epoch: int = 1) -> None:
+    def __init__(
+        self,
+        model: nn.Sequential,
+        optimizer: torch.optim.Optimizer,
+        cfg: ExperimentConfig,
+        data: DataSplits,
+        path: Path,
+        device: torch.device,
+        start_epoch: int = 1,
+    ) -> None:
         self.model = model
         self.path = Path(path)
         self.device = device
@@ -82,8 +90,10 @@ class TrainingDiagnostics:
         self._warned: set[tuple[str, int]] = set()
         self._pending: list[str] = []
         self._handles = [b.activation.register_forward_hook(self._forward_hook(i)) for i, b in enumerate(self.blocks)]
-        self._handles += [optimizer.register_step_pre_hook(self._before_step),
-                          optimizer.register_step_post_hook(self._after_step)]
+        self._handles += [
+            optimizer.register_step_pre_hook(self._before_step),
+            optimizer.register_step_post_hook(self._after_step),
+        ]
         if start_epoch == 1:
             self._probe_initial()
 
@@ -137,8 +147,15 @@ class TrainingDiagnostics:
             act = [self._stats.get(i, nan_row).to(self.device) for i in range(len(self.linears))]
             # One row per Linear: the 5 activation statistics (NaN for the output layer),
             # gradient norm, weight norm, update norm.
-            rows = torch.cat([torch.stack(act), torch.stack(grads).to(self.device)[:, None],
-                              weight_norms[:, None], delta_norms[:, None]], dim=1)
+            rows = torch.cat(
+                [
+                    torch.stack(act),
+                    torch.stack(grads).to(self.device)[:, None],
+                    weight_norms[:, None],
+                    delta_norms[:, None],
+                ],
+                dim=1,
+            )
         table = rows.tolist()  # the one host sync of the record
         self._stats.clear()
         self._before = self._grads = None
@@ -152,9 +169,17 @@ class TrainingDiagnostics:
             else:
                 layers.append(LayerStats(layer=i + 1, output=True, **more))
         self._epoch_steps.append(layers)
-        runs.append_jsonl(self.path, {"kind": "step", "epoch": self._epoch, "step": self._step, "steps": self.steps,
-                                      "saturation_margin": SATURATION_MARGIN,
-                                      "layers": [layer.to_json() for layer in layers]})
+        runs.append_jsonl(
+            self.path,
+            {
+                "kind": "step",
+                "epoch": self._epoch,
+                "step": self._step,
+                "steps": self.steps,
+                "saturation_margin": SATURATION_MARGIN,
+                "layers": [layer.to_json() for layer in layers],
+            },
+        )
 
     # -- epochs
 
@@ -199,9 +224,17 @@ class TrainingDiagnostics:
         self._write_probe(0, layers, self._pending)
 
     def _write_probe(self, epoch: int, layers: list[LayerStats], warnings: list[str]) -> None:
-        runs.append_jsonl(self.path, {"kind": "probe", "epoch": epoch, "probe_size": self.probe_size,
-                                      "saturation_margin": SATURATION_MARGIN,
-                                      "layers": [layer.to_json() for layer in layers], "warnings": warnings})
+        runs.append_jsonl(
+            self.path,
+            {
+                "kind": "probe",
+                "epoch": epoch,
+                "probe_size": self.probe_size,
+                "saturation_margin": SATURATION_MARGIN,
+                "layers": [layer.to_json() for layer in layers],
+                "warnings": warnings,
+            },
+        )
 
     def _probe(self) -> list[LayerStats]:
         was_training = self.model.training
@@ -221,8 +254,9 @@ class TrainingDiagnostics:
         nan = torch.full((), math.nan, device=self.device)
         # One row per hidden layer: the 5 activation statistics, then the dead fraction.
         nan_row = torch.full((5,), math.nan, device=self.device)
-        rows = torch.stack([torch.cat([self._stats.get(i, nan_row), self._dead.get(i, nan)[None]])
-                            for i in range(n)]).tolist()
+        rows = torch.stack(
+            [torch.cat([self._stats.get(i, nan_row), self._dead.get(i, nan)[None]]) for i in range(n)]
+        ).tolist()
         self._stats.clear()
         layers = []
         for i, (*stats, dead) in enumerate(rows):

@@ -23,8 +23,15 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MLP_LAB_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 # Modules whose tests start sweeps of real worker processes, Ray clusters or benchmarks.
-SLOW_MODULES = {"test_sweep", "test_sweep_faults", "test_search", "test_sweep_ray", "test_sweep_ray_cluster",
-                "test_benchmarks", "test_reliability"}
+SLOW_MODULES = {
+    "test_sweep",
+    "test_sweep_faults",
+    "test_search",
+    "test_sweep_ray",
+    "test_sweep_ray_cluster",
+    "test_benchmarks",
+    "test_reliability",
+}
 # What makes a test slow wherever it stands, found in its code (and in the module's own
 # helpers it calls): a real process (the CLI as a user's shell runs it, subprocess), or a
 # sweep, whose every run is a worker process.
@@ -58,7 +65,8 @@ def _starts_processes(function: types.FunctionType, depth: int = 1) -> bool:
         _starts_processes(helper, depth - 1)
         for name in names
         if isinstance(helper := module_globals.get(name), types.FunctionType)
-        and helper.__module__ == function.__module__ and helper is not function
+        and helper.__module__ == function.__module__
+        and helper is not function
     )
 
 
@@ -68,8 +76,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if fixtures & REAL_DATA_FIXTURES:
             item.add_marker(pytest.mark.integration)
         function = getattr(item, "function", None)
-        if (item.module.__name__ in SLOW_MODULES or fixtures & REAL_DATA_FIXTURES
-                or (function is not None and _starts_processes(function))):
+        if (
+            item.module.__name__ in SLOW_MODULES
+            or fixtures & REAL_DATA_FIXTURES
+            or (function is not None and _starts_processes(function))
+        ):
             item.add_marker(pytest.mark.slow)
 
 

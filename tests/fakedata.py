@@ -45,8 +45,9 @@ def write_idx(path: Path, array: np.ndarray, gz: bool = False, magic: int | None
     return path
 
 
-def make_idx_dataset(root: Path, folder: str = "MNIST/raw", n_train: int = 60, n_test: int = 20,
-                     gz: bool = True, seed: int = 0) -> dict[str, np.ndarray]:
+def make_idx_dataset(
+    root: Path, folder: str = "MNIST/raw", n_train: int = 60, n_test: int = 20, gz: bool = True, seed: int = 0
+) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     arrays = {
         "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
@@ -73,8 +74,10 @@ def make_cifar(root: Path, per_batch: int = 20, str_keys: bool = False, seed: in
         out[f"{split}_x"].append(rows)
         out[f"{split}_y"].extend(labels)
     return {
-        "train_x": np.concatenate(out["train_x"]), "train_y": np.array(out["train_y"]),
-        "test_x": np.concatenate(out["test_x"]), "test_y": np.array(out["test_y"]),
+        "train_x": np.concatenate(out["train_x"]),
+        "train_y": np.array(out["train_y"]),
+        "test_x": np.concatenate(out["test_x"]),
+        "test_y": np.array(out["test_y"]),
     }
 
 

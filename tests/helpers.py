@@ -90,7 +90,9 @@ class CliResult:
         return self.stdout + self.stderr
 
     def __repr__(self) -> str:
-        return f"CliResult(code={self.code}, stdout={self.stdout!r}, stderr={self.stderr!r}, exception={self.exception!r})"
+        return (
+            f"CliResult(code={self.code}, stdout={self.stdout!r}, stderr={self.stderr!r}, exception={self.exception!r})"
+        )
 
 
 def cli(*args: str | Path) -> CliResult:
@@ -111,8 +113,12 @@ def cli(*args: str | Path) -> CliResult:
 def cli_subprocess(*args: str | Path, cwd: Path, timeout: float = 120, env: dict[str, str] | None = None) -> CliResult:
     """Run ``mlp-lab ARGS`` as a real process, the way a user's shell does."""
     proc = subprocess.run(
-        [*MLP_LAB, *[str(a) for a in args]], cwd=cwd, env=env or offline_env(),
-        capture_output=True, text=True, timeout=timeout,
+        [*MLP_LAB, *[str(a) for a in args]],
+        cwd=cwd,
+        env=env or offline_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
@@ -165,7 +171,11 @@ def start(*args: str | Path, cwd: Path) -> subprocess.Popen:
     """``mlp-lab ARGS`` as a background process (stdout and stderr captured)."""
     return subprocess.Popen(
         [*MLP_LAB, *[str(a) for a in args]],
-        cwd=cwd, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=cwd,
+        env=offline_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -211,5 +221,7 @@ def interrupt(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float =
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
-        raise AssertionError(f"process did not stop within {timeout}s of {signal.Signals(sig).name}: {out}{err}") from None
+        raise AssertionError(
+            f"process did not stop within {timeout}s of {signal.Signals(sig).name}: {out}{err}"
+        ) from None
     return proc.returncode, out, err

@@ -12,17 +12,26 @@ from mlp_lab.errors import ConfigError
 
 from test_compare import REPO, invoke
 
-TINY = {"train.epochs": 1, "data.synthetic_train_size": 300, "data.synthetic_test_size": 100, "model.hidden": [16],
-        "train.checkpoint": False}
+TINY = {
+    "train.epochs": 1,
+    "data.synthetic_train_size": 300,
+    "data.synthetic_test_size": 100,
+    "model.hidden": [16],
+    "train.checkpoint": False,
+}
 
 
 @pytest.fixture(scope="module")
 def seeded_runs(tmp_path_factory):
     """Two activations x two seeds, trained through the API the way a notebook would."""
     runs_dir = tmp_path_factory.mktemp("api") / "runs"
-    made = [mlp_lab.train(REPO / "configs" / "smoke.yaml", {**TINY, "model.activation": act, "train.seed": seed},
-                          runs_dir=runs_dir)
-            for act in ("relu", "tanh") for seed in (0, 1)]
+    made = [
+        mlp_lab.train(
+            REPO / "configs" / "smoke.yaml", {**TINY, "model.activation": act, "train.seed": seed}, runs_dir=runs_dir
+        )
+        for act in ("relu", "tanh")
+        for seed in (0, 1)
+    ]
     return runs_dir, made
 
 
@@ -38,8 +47,12 @@ def test_train_returns_the_run_folder_it_wrote(seeded_runs):
 def test_train_takes_a_dict_or_a_schema_object_and_set_style_overrides(tmp_path):
     from mlp_lab.config import config_from_dict
 
-    raw = {"name": "from-dict", "data": {"dataset": "synthetic", "synthetic_train_size": 200, "synthetic_test_size": 50},
-           "model": {"hidden": [8]}, "train": {"epochs": 1, "checkpoint": False}}
+    raw = {
+        "name": "from-dict",
+        "data": {"dataset": "synthetic", "synthetic_train_size": 200, "synthetic_test_size": 50},
+        "model": {"hidden": [8]},
+        "train": {"epochs": 1, "checkpoint": False},
+    }
     a = mlp_lab.train(raw, ["optimizer.lr=0.01"], runs_dir=tmp_path)
     b = mlp_lab.train(config_from_dict(raw), {"optimizer.lr": 0.01}, runs_dir=tmp_path)
     assert a.name.startswith("from-dict-") and a.params["optimizer.lr"] == b.params["optimizer.lr"] == 0.01
@@ -66,7 +79,14 @@ def test_dataframes_of_runs_and_of_seed_groups(seeded_runs):
     pytest.importorskip("pandas", reason="DataFrames need pandas (pip install pandas)")
     runs_dir, made = seeded_runs
     df = mlp_lab.runs_frame(mlp_lab.load_runs(runs_dir))
-    assert len(df) == 4 and {"run", "status", "model.activation", "train.seed", "final_test_acc", "best_test_acc"} <= set(df)
+    assert len(df) == 4 and {
+        "run",
+        "status",
+        "model.activation",
+        "train.seed",
+        "final_test_acc",
+        "best_test_acc",
+    } <= set(df)
     assert df.groupby("model.activation")["final_test_acc"].count().to_dict() == {"relu": 2, "tanh": 2}
     groups = mlp_lab.groups_frame(mlp_lab.comparison(runs_dir))
     assert list(groups["n"]) == [2, 2] and "test_acc_std" in groups
@@ -82,9 +102,15 @@ def test_import_mlp_lab_imports_no_torch():
 
 def test_sweep_runs_a_sweep_file_and_returns_its_runs(tmp_path):
     (tmp_path / "s.yaml").write_text(
-        f"base: {REPO / 'configs' / 'smoke.yaml'}\ngrid: {{model.activation: [relu, tanh]}}\nseeds: 2\n", encoding="utf-8")
+        f"base: {REPO / 'configs' / 'smoke.yaml'}\ngrid: {{model.activation: [relu, tanh]}}\nseeds: 2\n",
+        encoding="utf-8",
+    )
     made = mlp_lab.sweep(tmp_path / "s.yaml", TINY, runs_dir=tmp_path / "runs", jobs=2, threads=1)
     assert [(r.params["model.activation"], r.params["train.seed"], r.status) for r in made] == [
-        ("relu", 0, "completed"), ("relu", 1, "completed"), ("tanh", 0, "completed"), ("tanh", 1, "completed")]
+        ("relu", 0, "completed"),
+        ("relu", 1, "completed"),
+        ("tanh", 0, "completed"),
+        ("tanh", 1, "completed"),
+    ]
     assert all(r.path.parent.parent == tmp_path / "runs" for r in made)  # one sweep folder
     assert [g.n for g in mlp_lab.comparison(made[0].path.parent).rows] == [2, 2]

@@ -79,33 +79,77 @@ CASES = [
     Case("missing-file", ["train", "--config", "nope.yaml"], ("config file not found", "nope.yaml")),
     Case("empty-file", ["train", "--config", "e.yaml"], ("e.yaml", "empty", "mapping"), {"e.yaml": ""}),
     Case("comments-only", ["train", "--config", "e.yaml"], ("e.yaml", "empty"), {"e.yaml": "# nothing yet\n"}),
-    Case("invalid-yaml", ["train", "--config", "b.yaml"], ("b.yaml", "invalid YAML", "line 3"),
-         {"b.yaml": "model:\n  hidden: [64\ntrain: {}\n"}),
-    Case("yaml-tab-indent", ["train", "--config", "b.yaml"], ("b.yaml", "invalid YAML", "line"),
-         {"b.yaml": "model:\n\thidden: [64]\n"}),
+    Case(
+        "invalid-yaml",
+        ["train", "--config", "b.yaml"],
+        ("b.yaml", "invalid YAML", "line 3"),
+        {"b.yaml": "model:\n  hidden: [64\ntrain: {}\n"},
+    ),
+    Case(
+        "yaml-tab-indent",
+        ["train", "--config", "b.yaml"],
+        ("b.yaml", "invalid YAML", "line"),
+        {"b.yaml": "model:\n\thidden: [64]\n"},
+    ),
     Case("yaml-list", ["train", "--config", "l.yaml"], ("l.yaml", "mapping", "list"), {"l.yaml": "- model\n- train\n"}),
     Case("yaml-scalar", ["train", "--config", "s.yaml"], ("s.yaml", "mapping", "str"), {"s.yaml": "relu\n"}),
     Case("yaml-number", ["train", "--config", "s.yaml"], ("s.yaml", "mapping", "int"), {"s.yaml": "42\n"}),
     Case("config-is-directory", ["train", "--config", "."], ("directory",)),
-    Case("not-utf8", ["train", "--config", "bin.yaml"], ("bin.yaml", "cannot read", "UnicodeDecodeError"),
-         {"bin.yaml": b"model: \xff\xfe\x00\n"}),
-    Case("duplicate-key", ["train", "--config", "d.yaml"], ("d.yaml", "duplicate key 'epochs'", "line 3"),
-         {"d.yaml": "train:\n  epochs: 5\n  epochs: 50\n"}),
+    Case(
+        "not-utf8",
+        ["train", "--config", "bin.yaml"],
+        ("bin.yaml", "cannot read", "UnicodeDecodeError"),
+        {"bin.yaml": b"model: \xff\xfe\x00\n"},
+    ),
+    Case(
+        "duplicate-key",
+        ["train", "--config", "d.yaml"],
+        ("d.yaml", "duplicate key 'epochs'", "line 3"),
+        {"d.yaml": "train:\n  epochs: 5\n  epochs: 50\n"},
+    ),
     Case("no-config-at-all", ["train"], ("no experiment given", "--config", "--resume")),
     # --- unknown keys, at every depth, with a did-you-mean
     cfg_case("unknown-top-key", {"modle": {"hidden": [8]}}, "unknown key 'modle'", "top level", "did you mean 'model'"),
-    cfg_case("unknown-data-key", {"data": {"datset": "mnist"}}, "unknown key 'datset'", "in data", "did you mean 'dataset'"),
-    cfg_case("unknown-model-key", {"model": {"activaton": "tanh"}}, "unknown key 'activaton'", "in model",
-             "did you mean 'activation'"),
-    cfg_case("unknown-optimizer-key", {"optimizer": {"momentun": 0.9}}, "unknown key 'momentun'", "in optimizer",
-             "did you mean 'momentum'"),
-    cfg_case("unknown-scheduler-key", {"scheduler": {"name": "step", "step_sise": 3}}, "unknown key 'step_sise'",
-             "in scheduler", "did you mean 'step_size'"),
+    cfg_case(
+        "unknown-data-key", {"data": {"datset": "mnist"}}, "unknown key 'datset'", "in data", "did you mean 'dataset'"
+    ),
+    cfg_case(
+        "unknown-model-key",
+        {"model": {"activaton": "tanh"}},
+        "unknown key 'activaton'",
+        "in model",
+        "did you mean 'activation'",
+    ),
+    cfg_case(
+        "unknown-optimizer-key",
+        {"optimizer": {"momentun": 0.9}},
+        "unknown key 'momentun'",
+        "in optimizer",
+        "did you mean 'momentum'",
+    ),
+    cfg_case(
+        "unknown-scheduler-key",
+        {"scheduler": {"name": "step", "step_sise": 3}},
+        "unknown key 'step_sise'",
+        "in scheduler",
+        "did you mean 'step_size'",
+    ),
     cfg_case("unknown-train-key", {"train": {"epoch": 3}}, "unknown key 'epoch'", "in train", "did you mean 'epochs'"),
-    cfg_case("key-of-another-optimizer", {"optimizer": {"name": "adam", "momentum": 0.9}},
-             "unknown key 'momentum'", "sgd", "rmsprop", "optimizer.name"),
-    cfg_case("scheduler-key-without-name", {"scheduler": {"step_size": 3}}, "unknown key 'step_size'",
-             "scheduler step", "scheduler.name"),
+    cfg_case(
+        "key-of-another-optimizer",
+        {"optimizer": {"name": "adam", "momentum": 0.9}},
+        "unknown key 'momentum'",
+        "sgd",
+        "rmsprop",
+        "optimizer.name",
+    ),
+    cfg_case(
+        "scheduler-key-without-name",
+        {"scheduler": {"step_size": 3}},
+        "unknown key 'step_size'",
+        "scheduler step",
+        "scheduler.name",
+    ),
     # --- wrong types
     cfg_case("section-not-mapping", {"model": "relu"}, "model", "must be a mapping", "'relu'"),
     cfg_case("lr-is-a-word", {"optimizer": {"lr": "fast"}}, "optimizer.lr", "'fast'", "number"),
@@ -130,23 +174,68 @@ CASES = [
     cfg_case("val-split-above-one", {"data": {"val_split": 1.5}}, "data.val_split", "1.5", "less than 1"),
     cfg_case("weight-decay-negative", {"optimizer": {"weight_decay": -1}}, "optimizer.weight_decay", "-1"),
     # --- unknown names for every choice
-    cfg_case("activation", {"model": {"activation": "relux"}}, "model.activation", "'relux'", "did you mean 'relu'",
-             "allowed:", "sigmoid", "tanh", "maxout"),
-    cfg_case("init", {"model": {"init": "xavier"}}, "model.init", "'xavier'", "allowed:", "xavier_uniform", "kaiming_normal"),
-    cfg_case("bias-init", {"model": {"bias_init": "ones"}}, "model.bias_init", "'ones'", "allowed:", "zeros", "constant"),
+    cfg_case(
+        "activation",
+        {"model": {"activation": "relux"}},
+        "model.activation",
+        "'relux'",
+        "did you mean 'relu'",
+        "allowed:",
+        "sigmoid",
+        "tanh",
+        "maxout",
+    ),
+    cfg_case(
+        "init", {"model": {"init": "xavier"}}, "model.init", "'xavier'", "allowed:", "xavier_uniform", "kaiming_normal"
+    ),
+    cfg_case(
+        "bias-init", {"model": {"bias_init": "ones"}}, "model.bias_init", "'ones'", "allowed:", "zeros", "constant"
+    ),
     cfg_case("norm", {"model": {"norm": "batchnrom"}}, "model.norm", "did you mean 'batchnorm'", "layernorm"),
-    cfg_case("norm-position", {"model": {"norm_position": "middle"}}, "model.norm_position", "'middle'",
-             "before_activation", "after_activation"),
+    cfg_case(
+        "norm-position",
+        {"model": {"norm_position": "middle"}},
+        "model.norm_position",
+        "'middle'",
+        "before_activation",
+        "after_activation",
+    ),
     cfg_case("dataset", {"data": {"dataset": "mnits"}}, "data.dataset", "did you mean 'mnist'", "cifar10", "synthetic"),
-    cfg_case("preprocessing", {"data": {"preprocessing": "zca"}}, "data.preprocessing", "'zca'", "channel_mean", "standardize"),
-    cfg_case("optimizer", {"optimizer": {"name": "adamm"}}, "optimizer.name", "unknown optimizer 'adamm'",
-             "did you mean 'adam'", "sgd", "rprop"),
-    cfg_case("scheduler", {"scheduler": {"name": "cosin"}}, "scheduler.name", "unknown scheduler 'cosin'",
-             "did you mean 'cosine'", "multistep"),
+    cfg_case(
+        "preprocessing",
+        {"data": {"preprocessing": "zca"}},
+        "data.preprocessing",
+        "'zca'",
+        "channel_mean",
+        "standardize",
+    ),
+    cfg_case(
+        "optimizer",
+        {"optimizer": {"name": "adamm"}},
+        "optimizer.name",
+        "unknown optimizer 'adamm'",
+        "did you mean 'adam'",
+        "sgd",
+        "rprop",
+    ),
+    cfg_case(
+        "scheduler",
+        {"scheduler": {"name": "cosin"}},
+        "scheduler.name",
+        "unknown scheduler 'cosin'",
+        "did you mean 'cosine'",
+        "multistep",
+    ),
     cfg_case("precision", {"train": {"precision": "fp16"}}, "train.precision", "'fp16'", "fp32", "bf16"),
     cfg_case("device", {"train": {"device": "tpu"}}, "train.device", "'tpu'", "not a device", "cpu", "cuda"),
-    cfg_case("sparse-adam", {"optimizer": {"name": "sparse_adam"}}, "sparse_adam", "sparse gradients",
-             "dense", "use adam or adamw"),
+    cfg_case(
+        "sparse-adam",
+        {"optimizer": {"name": "sparse_adam"}},
+        "sparse_adam",
+        "sparse gradients",
+        "dense",
+        "use adam or adamw",
+    ),
     # --- run names that would leave the runs directory
     cfg_case("name-parent", {"name": "../escape"}, "name", "'../escape'", "path separators"),
     cfg_case("name-absolute", {"name": "/tmp/escape"}, "name", "'/tmp/escape'", "path separators"),
@@ -154,8 +243,13 @@ CASES = [
     cfg_case("name-dotdot", {"name": ".."}, "name", "'..'"),
     cfg_case("name-empty", {"name": ""}, "name", "''"),
     # --- --set
-    set_case("set-unknown-path", "model.activaton=tanh", "--set model.activaton", "unknown key 'activaton'",
-             "did you mean 'activation'"),
+    set_case(
+        "set-unknown-path",
+        "model.activaton=tanh",
+        "--set model.activaton",
+        "unknown key 'activaton'",
+        "did you mean 'activation'",
+    ),
     set_case("set-unknown-section", "modle.hidden=[8]", "--set modle.hidden", "unknown key 'modle'", "top level"),
     set_case("set-no-equals", "optimizer.lr", "--set 'optimizer.lr'", "expected key.path=value"),
     set_case("set-no-key", "=0.1", "--set '=0.1'", "expected key.path=value"),
@@ -169,22 +263,43 @@ CASES = [
     set_case("cuda-without-gpu", "train.device=cuda", "train.device", "'cuda'", "no CUDA device", "cpu"),
     set_case("cuda-index-without-gpu", "train.device=cuda:3", "train.device", "'cuda:3'", "cpu"),
     # --- runs directory that cannot be written (root ignores chmod: use a path under a file)
-    Case("runs-dir-under-a-file", ["train", "--config", "good.yaml", "--runs-dir", "afile/runs"],
-         ("cannot create runs directory", "afile/runs", "not a directory"), {"afile": "I am a file\n"}),
-    Case("runs-dir-is-a-file", ["train", "--config", "good.yaml", "--runs-dir", "afile"],
-         ("cannot create runs directory", "afile"), {"afile": "I am a file\n"}),
+    Case(
+        "runs-dir-under-a-file",
+        ["train", "--config", "good.yaml", "--runs-dir", "afile/runs"],
+        ("cannot create runs directory", "afile/runs", "not a directory"),
+        {"afile": "I am a file\n"},
+    ),
+    Case(
+        "runs-dir-is-a-file",
+        ["train", "--config", "good.yaml", "--runs-dir", "afile"],
+        ("cannot create runs directory", "afile"),
+        {"afile": "I am a file\n"},
+    ),
     # --- --resume without a usable run
     Case("resume-missing-folder", ["train", "--resume", "runs/nope"], ("run folder not found", "runs/nope")),
-    Case("resume-not-a-run", ["train", "--resume", "notarun"], ("notarun", "not a run folder", "config.yaml is missing"),
-         {"notarun/readme.txt": "hello\n"}),
+    Case(
+        "resume-not-a-run",
+        ["train", "--resume", "notarun"],
+        ("notarun", "not a run folder", "config.yaml is missing"),
+        {"notarun/readme.txt": "hello\n"},
+    ),
     Case("resume-a-file", ["train", "--resume", "good.yaml"], ("run folder not found", "good.yaml")),
-    Case("resume-with-config", ["train", "--resume", "somerun", "--config", "good.yaml"], ("--resume", "no --config or --set")),
-    Case("resume-with-set", ["train", "--resume", "somerun", "--set", "train.epochs=3"], ("--resume", "no --config or --set")),
+    Case(
+        "resume-with-config",
+        ["train", "--resume", "somerun", "--config", "good.yaml"],
+        ("--resume", "no --config or --set"),
+    ),
+    Case(
+        "resume-with-set",
+        ["train", "--resume", "somerun", "--set", "train.epochs=3"],
+        ("--resume", "no --config or --set"),
+    ),
     # --- compare and show given things that are not runs
     Case("compare-nothing", ["compare"], ("no runs to compare", "runs", "no such file or folder")),
     Case("compare-a-file", ["compare", "good.yaml"], ("no runs to compare", "good.yaml", "not a run folder")),
-    Case("compare-empty-folder", ["compare", "empty"], ("no runs to compare", "empty", "holds none"),
-         {"empty/.keep": ""}),
+    Case(
+        "compare-empty-folder", ["compare", "empty"], ("no runs to compare", "empty", "holds none"), {"empty/.keep": ""}
+    ),
     Case("show-a-file", ["show", "good.yaml"], ("good.yaml", "not a run folder")),
     Case("show-missing", ["show", "runs/nope"], ("runs/nope", "no such run folder")),
     Case("show-plain-folder", ["show", "plain"], ("plain", "not a run folder"), {"plain/notes.txt": "x\n"}),
@@ -234,15 +349,21 @@ def test_every_error_counts_more_problems_on_the_same_line(tmp_path):
 # --- data: missing and corrupt files ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("dataset,folder,title", [
-    ("mnist", "MNIST/raw", "MNIST"), ("fashion_mnist", "FashionMNIST/raw", "Fashion-MNIST"),
-    ("cifar10", "cifar-10-batches-py", "CIFAR-10"),
-])
+@pytest.mark.parametrize(
+    "dataset,folder,title",
+    [
+        ("mnist", "MNIST/raw", "MNIST"),
+        ("fashion_mnist", "FashionMNIST/raw", "Fashion-MNIST"),
+        ("cifar10", "cifar-10-batches-py", "CIFAR-10"),
+    ],
+)
 def test_data_dir_without_the_data_download_off(tmp_path, dataset, folder, title):
     write_config(tmp_path / "c.yaml", {"data": {"dataset": dataset}})
     (tmp_path / "nodata").mkdir()
     res = cli("train", "--config", "c.yaml", "--data-dir", "nodata", "--set", "data.download=false")
-    assert_user_error(res, f"{title} not found", f"nodata/{folder}", "data.download: false", "--data-dir", "MLP_LAB_DATA")
+    assert_user_error(
+        res, f"{title} not found", f"nodata/{folder}", "data.download: false", "--data-dir", "MLP_LAB_DATA"
+    )
     assert_no_run_left(tmp_path)
 
 
@@ -423,9 +544,7 @@ def test_resume_of_a_run_that_is_still_running(tmp_path):
 
 def test_yaml_python_tag_is_rejected_and_nothing_runs(tmp_path):
     marker = tmp_path / "pwned"
-    (tmp_path / "evil.yaml").write_text(
-        f"name: !!python/object/apply:os.system ['touch {marker}']\n", encoding="utf-8"
-    )
+    (tmp_path / "evil.yaml").write_text(f"name: !!python/object/apply:os.system ['touch {marker}']\n", encoding="utf-8")
     res = cli_subprocess("train", "--config", "evil.yaml", cwd=tmp_path)
     assert_user_error(res, "evil.yaml", "invalid YAML", "python/object/apply:os.system")
     assert not marker.exists()
@@ -470,14 +589,18 @@ def test_plain_pickle_checkpoint_is_refused(tmp_path):
 # --- the same, end to end: real processes, no traceback -----------------------------------------
 
 
-@pytest.mark.parametrize("args,words", [
-    (["train", "--config", "nope.yaml"], ["config file not found"]),
-    (["train", "--config", "good.yaml", "--set", "optimizer.name=adamm"], ["did you mean 'adam'"]),
-    (["train", "--config", "good.yaml", "--set", "train.device=cuda"], ["no CUDA device"]),
-    (["train", "--config", "good.yaml", "--runs-dir", "good.yaml/runs"], ["cannot create runs directory"]),
-    (["train", "--resume", "."], ["not a run folder"]),
-    (["show", "good.yaml"], ["not a run folder"]),
-], ids=["missing-file", "bad-choice", "cuda", "unwritable-runs-dir", "resume-non-run", "show-non-run"])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["train", "--config", "nope.yaml"], ["config file not found"]),
+        (["train", "--config", "good.yaml", "--set", "optimizer.name=adamm"], ["did you mean 'adam'"]),
+        (["train", "--config", "good.yaml", "--set", "train.device=cuda"], ["no CUDA device"]),
+        (["train", "--config", "good.yaml", "--runs-dir", "good.yaml/runs"], ["cannot create runs directory"]),
+        (["train", "--resume", "."], ["not a run folder"]),
+        (["show", "good.yaml"], ["not a run folder"]),
+    ],
+    ids=["missing-file", "bad-choice", "cuda", "unwritable-runs-dir", "resume-non-run", "show-non-run"],
+)
 def test_subprocess_one_line_no_traceback(tmp_path, args, words):
     if "train.device=cuda" in args and torch.cuda.is_available():
         pytest.skip("this machine has a CUDA device")
@@ -491,14 +614,20 @@ def test_ctrl_c_before_training_starts_is_not_a_traceback(tmp_path):
     """Ctrl-C while torch is still being imported: exit 130, one line, no folder."""
     write_config(tmp_path / "good.yaml")
     proc = subprocess.Popen(
-        [sys.executable, "-c",
-         "import signal, os, sys\n"
-         "sys.argv = ['mlp-lab', 'train', '--config', 'good.yaml', '--quiet']\n"
-         "import mlp_lab.data\n"  # after this import, raise Ctrl-C inside load_data
-         "def boom(*a, **k):\n    os.kill(os.getpid(), signal.SIGINT)\n    import time; time.sleep(5)\n"
-         "mlp_lab.data.DATASETS['synthetic'] = boom\n"
-         "from mlp_lab.cli import main\nmain()\n"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import signal, os, sys\n"
+            "sys.argv = ['mlp-lab', 'train', '--config', 'good.yaml', '--quiet']\n"
+            "import mlp_lab.data\n"  # after this import, raise Ctrl-C inside load_data
+            "def boom(*a, **k):\n    os.kill(os.getpid(), signal.SIGINT)\n    import time; time.sleep(5)\n"
+            "mlp_lab.data.DATASETS['synthetic'] = boom\n"
+            "from mlp_lab.cli import main\nmain()\n",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (out, err)

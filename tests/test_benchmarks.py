@@ -32,7 +32,8 @@ def test_fake_cifar10_is_the_official_format(tmp_path):
     fake = _script("make_fake_cifar10")
     folder = fake.write_fake_cifar10(tmp_path, per_batch=7, seed=1)
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["batches.meta", "test_batch"] + [f"data_batch_{i}" for i in range(1, 6)])
+        ["batches.meta", "test_batch"] + [f"data_batch_{i}" for i in range(1, 6)]
+    )
     # Python 2 style: loaded with encoding='bytes', keys and strings are bytes.
     with open(folder / "data_batch_3", "rb") as f:
         batch = pickle.load(f, encoding="bytes")
@@ -56,10 +57,22 @@ def test_fake_cifar10_is_the_official_format(tmp_path):
 def test_epoch_speed_end_to_end(tmp_path, capsys):
     # An empty data dir: synthetic MNIST idx files and synthetic CIFAR-10 files are written.
     out = tmp_path / "speed.json"
-    result = _script("epoch_speed").main([
-        "--data-dir", str(tmp_path / "no-data"), "--epochs", "1", "--repeats", "1", "--limit-train", "200",
-        "--cifar-per-batch", "60", "--json", str(out),
-    ])
+    result = _script("epoch_speed").main(
+        [
+            "--data-dir",
+            str(tmp_path / "no-data"),
+            "--epochs",
+            "1",
+            "--repeats",
+            "1",
+            "--limit-train",
+            "200",
+            "--cifar-per-batch",
+            "60",
+            "--json",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     for row in ("a ", "b ", "b+f", "c ", "eval", "c+eval", "a/c", "c/b", "SYNTHETIC"):
         assert row in printed, row
@@ -77,10 +90,24 @@ def test_epoch_speed_end_to_end(tmp_path, capsys):
 
 
 def test_epoch_speed_precision_rows(tmp_path, capsys):
-    result = _script("epoch_speed").main([
-        "--data-dir", str(tmp_path), "--datasets", "mnist", "--epochs", "1", "--repeats", "1", "--limit-train", "100",
-        "--precision", "fp32,tf32,bf16", "--skip-tutorial", "--skip-run",
-    ])
+    result = _script("epoch_speed").main(
+        [
+            "--data-dir",
+            str(tmp_path),
+            "--datasets",
+            "mnist",
+            "--epochs",
+            "1",
+            "--repeats",
+            "1",
+            "--limit-train",
+            "100",
+            "--precision",
+            "fp32,tf32,bf16",
+            "--skip-tutorial",
+            "--skip-run",
+        ]
+    )
     rows = {r["row"] for r in result["results"][0]["rows"]}
     assert rows == {"b", "b+f", "c", "c tf32", "c bf16", "eval"}
     assert "c bf16" in capsys.readouterr().out
@@ -89,10 +116,21 @@ def test_epoch_speed_precision_rows(tmp_path, capsys):
 @pytest.mark.skipif(not Path("/usr/bin/time").is_file(), reason="needs /usr/bin/time")
 def test_memory_end_to_end(tmp_path, capsys):
     out = tmp_path / "memory.json"
-    result = _script("memory").main([
-        "--data-dir", str(tmp_path / "no-data"), "--datasets", "cifar10", "--cifar-per-batch", "30",
-        "--limit-train", "60", "--no-baseline", "--json", str(out),
-    ])
+    result = _script("memory").main(
+        [
+            "--data-dir",
+            str(tmp_path / "no-data"),
+            "--datasets",
+            "cifar10",
+            "--cifar-per-batch",
+            "30",
+            "--limit-train",
+            "60",
+            "--no-baseline",
+            "--json",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert "cifar10 cold" in printed and "cifar10 cached" in printed and "max RSS" in printed
     rows = json.loads(out.read_text())["rows"]
@@ -106,11 +144,17 @@ def test_startup_end_to_end(tmp_path, capsys):
     out = tmp_path / "startup.json"
     data = tmp_path / "data"
     make_idx_dataset(data, n_train=50, n_test=10)
-    result = _script("startup").main(["--data-dir", str(data), "--runs", "1", "--cifar-per-batch", "20", "--json", str(out)])
+    result = _script("startup").main(
+        ["--data-dir", str(data), "--runs", "1", "--cifar-per-batch", "20", "--json", str(out)]
+    )
     printed = capsys.readouterr().out
     assert "mlp-lab --help" in printed and "decoded-data cache" in printed
     saved = json.loads(out.read_text())
-    assert saved["cli"]["imports_torch"] == {"mlp-lab --help": False, "mlp-lab train --help": False, "mlp-lab compare DIR": False}
+    assert saved["cli"]["imports_torch"] == {
+        "mlp-lab --help": False,
+        "mlp-lab train --help": False,
+        "mlp-lab compare DIR": False,
+    }
     assert {r["row"] for r in saved["cli"]["rows"]} >= {"mlp-lab --help", "mlp-lab compare DIR", "import torch"}
     cache = {r["dataset"]: r for r in result["cache"]["rows"]}
     assert set(cache) == {"mnist", "cifar10"} and cache["mnist"]["train_images"] == 50
@@ -120,9 +164,27 @@ def test_startup_end_to_end(tmp_path, capsys):
 def test_sweep_speed_runs_and_writes_its_table(tmp_path, capsys):
     bench = _script("sweep_speed")
     out = tmp_path / "sweep.json"
-    summary = bench.main(["--runs", "2", "--epochs", "1", "--limit-train", "200", "--dataset", "synthetic",
-                          "--skip-ray", "--train-threads", "1", "--shapes", "1x1", "--data-dir", str(tmp_path),
-                          "--json", str(out)])
+    summary = bench.main(
+        [
+            "--runs",
+            "2",
+            "--epochs",
+            "1",
+            "--limit-train",
+            "200",
+            "--dataset",
+            "synthetic",
+            "--skip-ray",
+            "--train-threads",
+            "1",
+            "--shapes",
+            "1x1",
+            "--data-dir",
+            str(tmp_path),
+            "--json",
+            str(out),
+        ]
+    )
     text = capsys.readouterr().out
     assert "| train x 2, 1 thread |" in text and "| sweep 1 x 1" in text
     assert json.loads(out.read_text())["runs"] == 2
@@ -147,8 +209,9 @@ def test_search_speed_runs_its_three_searches_and_a_grid_of_as_many_runs(tmp_pat
     data = tmp_path / "data"
     make_idx_dataset(data, n_train=200, n_test=20)
     out = tmp_path / "search.json"
-    result = _script("search_speed").main(["--data-dir", str(data), "--trials", "2", "--epochs", "2", "--jobs", "1",
-                                           "--json", str(out)])
+    result = _script("search_speed").main(
+        ["--data-dir", str(data), "--trials", "2", "--epochs", "2", "--jobs", "1", "--json", str(out)]
+    )
     assert "| random + successive halving |" in capsys.readouterr().out
     rows = json.loads(out.read_text())["rows"]
     assert [r["variant"] for r in rows] == [r["variant"] for r in result["rows"]] and len(rows) == 4

@@ -12,9 +12,13 @@ import mlp_lab
 
 from helpers import REPO, assert_user_error, cli, write_config
 
-SYNTH = {"name": "synth", "data": {"dataset": "synthetic", "synthetic_train_size": 1000, "synthetic_test_size": 100},
-         "model": {"hidden": [32, 32], "init": "kaiming_normal"}, "optimizer": {"name": "adam", "lr": 0.003},
-         "train": {"batch_size": 50, "device": "cpu"}}
+SYNTH = {
+    "name": "synth",
+    "data": {"dataset": "synthetic", "synthetic_train_size": 1000, "synthetic_test_size": 100},
+    "model": {"hidden": [32, 32], "init": "kaiming_normal"},
+    "optimizer": {"name": "adam", "lr": 0.003},
+    "train": {"batch_size": 50, "device": "cpu"},
+}
 
 
 def by_name(result) -> dict:
@@ -24,8 +28,9 @@ def by_name(result) -> dict:
 def test_a_healthy_config_passes_every_check_and_writes_nothing(tmp_path):
     result = mlp_lab.check(SYNTH)
     checks = by_name(result)
-    assert [c.verdict for c in result.checks] == ["pass", "skip", "pass", "pass", "pass"], \
-        [(c.name, c.verdict, c.measured, c.advice) for c in result.checks]
+    assert [c.verdict for c in result.checks] == ["pass", "skip", "pass", "pass", "pass"], [
+        (c.name, c.verdict, c.measured, c.advice) for c in result.checks
+    ]
     assert abs(checks["loss at init"].numbers["loss"] - math.log(10)) < 0.25
     assert checks["overfit a tiny subset"].numbers["train_acc"] == 1.0
     lo, hi = result.lr_range
@@ -48,8 +53,11 @@ def test_regularisation_raises_the_loss():
 
 
 def test_a_deep_tanh_net_with_a_small_init_cannot_overfit_and_the_reason_is_the_vanished_signal():
-    cfg = {**SYNTH, "model": {"hidden": [32] * 8, "activation": "tanh", "init": "normal", "init_std": 0.01},
-           "optimizer": {"name": "sgd", "lr": 0.1}}
+    cfg = {
+        **SYNTH,
+        "model": {"hidden": [32] * 8, "activation": "tanh", "init": "normal", "init_std": 0.01},
+        "optimizer": {"name": "sgd", "lr": 0.1},
+    }
     checks = by_name(mlp_lab.check(cfg))
     assert checks["loss at init"].verdict == "pass"
     overfit = checks["overfit a tiny subset"]
@@ -73,7 +81,9 @@ def test_cli_text_json_and_exit_codes(tmp_path):
     assert r.code == 0, r
     assert r.stdout.splitlines()[0] == "check synth on cpu"
     assert "PASS  loss at init" in r.stdout and "suggested: --set optimizer.lr=" in r.stdout
-    r = cli("check", "--config", "ok.yaml", "--format", "json", "--set", "model.init=normal", "--set", "model.init_std=1")
+    r = cli(
+        "check", "--config", "ok.yaml", "--format", "json", "--set", "model.init=normal", "--set", "model.init_std=1"
+    )
     assert r.code == 1, r  # a check failed: the loss at init
     data = json.loads(r.stdout)
     assert data["passed"] is False and isinstance(data["suggested_lr"], float) and data["config_lr"] == 0.003
@@ -86,18 +96,23 @@ def test_the_plot_is_written(tmp_path):
     r = cli("check", "--config", "ok.yaml", "--plot", tmp_path / "lr.png")
     assert r.code == 0, r
     assert (tmp_path / "lr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["ok.yaml", "lr.png"] or sorted(p.name for p in tmp_path.iterdir()) == [
-        "lr.png", "ok.yaml"]
+    assert [p.name for p in tmp_path.iterdir()] == ["ok.yaml", "lr.png"] or sorted(
+        p.name for p in tmp_path.iterdir()
+    ) == ["lr.png", "ok.yaml"]
 
 
-@pytest.mark.parametrize("args,words", [
-    (["--config", "missing.yaml"], ["config file not found", "missing.yaml"]),
-    (["--config", "ok.yaml", "--set", "model.activaton=relu"], ["model.activaton", "did you mean"]),
-    (["--config", "ok.yaml", "--format", "yaml"], ["--format", "text, json"]),
-    (["--config", "ok.yaml", "--tiny", "0"], ["--tiny 0"]),
-    (["--config", "ok.yaml", "--plot", "lr.txt"], ["--plot", ".png"]),
-    (["--config", "mnist.yaml", "--data-dir", "empty"], ["MNIST"]),
-], ids=["missing", "bad-set", "format", "tiny", "plot", "no-data"])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--config", "missing.yaml"], ["config file not found", "missing.yaml"]),
+        (["--config", "ok.yaml", "--set", "model.activaton=relu"], ["model.activaton", "did you mean"]),
+        (["--config", "ok.yaml", "--format", "yaml"], ["--format", "text, json"]),
+        (["--config", "ok.yaml", "--tiny", "0"], ["--tiny 0"]),
+        (["--config", "ok.yaml", "--plot", "lr.txt"], ["--plot", ".png"]),
+        (["--config", "mnist.yaml", "--data-dir", "empty"], ["MNIST"]),
+    ],
+    ids=["missing", "bad-set", "format", "tiny", "plot", "no-data"],
+)
 def test_bad_input_is_one_line_exit_2(tmp_path, args, words):
     write_config(tmp_path / "ok.yaml", base=SYNTH)
     write_config(tmp_path / "mnist.yaml", {"data": {"dataset": "mnist", "download": False}}, base=SYNTH)
@@ -110,8 +125,9 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, words):
 
 def test_relu_adam_passes_on_mnist(shared_data):
     result = mlp_lab.check(REPO / "configs" / "relu_adam.yaml", data_dir=shared_data)
-    assert not result.failed and all(c.verdict in ("pass", "skip") for c in result.checks), \
-        [(c.name, c.verdict, c.advice) for c in result.checks]
+    assert not result.failed and all(c.verdict in ("pass", "skip") for c in result.checks), [
+        (c.name, c.verdict, c.advice) for c in result.checks
+    ]
     assert 1e-4 <= result.suggested_lr <= 1e-2
     assert "your lr 0.001 is inside the range" in by_name(result)["learning-rate range"].measured
 

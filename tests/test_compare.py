@@ -33,9 +33,18 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # --- building run folders -------------------------------------------------------------
 
 
-def make_run(root: Path, name: str, raw: dict | None = None, accs: list[float] | None = None,
-             status: str = "completed", planned: int | None = None, losses: list[float] | None = None,
-             val: bool = False, duration: float | None = None, summary: bool = True) -> Path:
+def make_run(
+    root: Path,
+    name: str,
+    raw: dict | None = None,
+    accs: list[float] | None = None,
+    status: str = "completed",
+    planned: int | None = None,
+    losses: list[float] | None = None,
+    val: bool = False,
+    duration: float | None = None,
+    summary: bool = True,
+) -> Path:
     """A run folder as training.py writes it: config.yaml, metrics.jsonl, summary.json."""
     cfg = config_from_dict({"name": name, **(raw or {})})
     d = runs.create_run_dir(root, name)
@@ -43,8 +52,13 @@ def make_run(root: Path, name: str, raw: dict | None = None, accs: list[float] |
     accs = [0.90, 0.95, 0.97] if accs is None else accs
     history = []
     for e, acc in enumerate(accs, 1):
-        rec = {"epoch": e, "train_loss": (losses[e - 1] if losses else 1.0 / e), "train_acc": acc + 0.01,
-               "test_loss": 0.5 / e + (1 - acc), "test_acc": acc}
+        rec = {
+            "epoch": e,
+            "train_loss": (losses[e - 1] if losses else 1.0 / e),
+            "train_acc": acc + 0.01,
+            "test_loss": 0.5 / e + (1 - acc),
+            "test_acc": acc,
+        }
         if val:
             rec.update(val_loss=0.6 / e, val_acc=acc - 0.01)
         rec.update(lr=cfg.optimizer.lr, seconds=2.0)
@@ -53,16 +67,28 @@ def make_run(root: Path, name: str, raw: dict | None = None, accs: list[float] |
     if summary:
         finite = [r for r in history if isinstance(r["test_acc"], float) and math.isfinite(r["test_acc"])]
         best = max(finite, key=lambda r: r["test_acc"]) if finite else None
-        runs.atomic_write_json(d / runs.SUMMARY, {
-            "name": name, "run_id": d.name, "status": status, "started_at": "2026-01-01T12:00:00+00:00",
-            "finished_at": "2026-01-01T12:01:00+00:00", "duration_s": duration if duration is not None else 2.0 * len(accs) + 0.5,
-            "epochs_done": len(history), "epochs_planned": planned or len(accs),
-            "final": _json_safe(history[-1]) if history else None,
-            "best": {"test_acc": best["test_acc"], "epoch": best["epoch"]} if best else None,
-            "device": "cpu", "torch_version": "2.x", "mlp_lab_version": "0.1.0", "param_count": 203530,
-            "preprocessing": {"mean": [0.13]}, "error": "RuntimeError: boom" if status == "failed" else None,
-            "warnings": ["dead ReLUs in layer 1"] if status == "failed" else [],
-        })
+        runs.atomic_write_json(
+            d / runs.SUMMARY,
+            {
+                "name": name,
+                "run_id": d.name,
+                "status": status,
+                "started_at": "2026-01-01T12:00:00+00:00",
+                "finished_at": "2026-01-01T12:01:00+00:00",
+                "duration_s": duration if duration is not None else 2.0 * len(accs) + 0.5,
+                "epochs_done": len(history),
+                "epochs_planned": planned or len(accs),
+                "final": _json_safe(history[-1]) if history else None,
+                "best": {"test_acc": best["test_acc"], "epoch": best["epoch"]} if best else None,
+                "device": "cpu",
+                "torch_version": "2.x",
+                "mlp_lab_version": "0.1.0",
+                "param_count": 203530,
+                "preprocessing": {"mean": [0.13]},
+                "error": "RuntimeError: boom" if status == "failed" else None,
+                "warnings": ["dead ReLUs in layer 1"] if status == "failed" else [],
+            },
+        )
     return d
 
 
@@ -95,7 +121,9 @@ def test_only_differing_fields_are_columns(activations):
     comp = build_comparison([activations])
     assert comp.param_columns == ["model.activation"]
     assert comp.columns[:4] == ["run", "path", "status", "model.activation"]
-    assert {"test_acc", "best_test_acc", "best_epoch", "test_loss", "train_loss", "epochs_done", "duration_s"} <= set(comp.columns)
+    assert {"test_acc", "best_test_acc", "best_epoch", "test_loss", "train_loss", "epochs_done", "duration_s"} <= set(
+        comp.columns
+    )
     everything = build_comparison([activations], all_params=True)
     assert {"optimizer.lr", "model.hidden", "train.epochs", "name", "data.data_dir"} <= set(everything.param_columns)
 
@@ -105,7 +133,9 @@ def test_fields_that_say_nothing_are_hidden_unless_all_params(tmp_path):
     make_run(root, "a", {"data": {"data_dir": "/home/ann/data"}, "description": "first try"})
     make_run(root, "b", {"data": {"data_dir": "/scratch/bob", "download": False}, "description": "second"})
     assert build_comparison([root]).param_columns == []
-    assert {"data.data_dir", "data.download", "description", "name"} <= set(build_comparison([root], all_params=True).param_columns)
+    assert {"data.data_dir", "data.download", "description", "name"} <= set(
+        build_comparison([root], all_params=True).param_columns
+    )
 
 
 def test_field_only_some_runs_have_is_shown_when_it_is_not_the_default(tmp_path):
@@ -147,7 +177,9 @@ def test_values_equal_as_numbers_do_not_differ(tmp_path):
     a = make_run(root, "a")
     b = make_run(root, "b")
     # The same lr written as 1e-3 (a YAML string!) and 0.001, hidden sizes as a list both times.
-    (b / runs.CONFIG).write_text((a / runs.CONFIG).read_text().replace("lr: 0.001", "lr: 1.0e-3").replace("name: a\n", "name: b\n", 1))
+    (b / runs.CONFIG).write_text(
+        (a / runs.CONFIG).read_text().replace("lr: 0.001", "lr: 1.0e-3").replace("name: a\n", "name: b\n", 1)
+    )
     assert build_comparison([root]).param_columns == []
 
 
@@ -168,11 +200,15 @@ def test_runs_on_other_data_are_not_comparable_on_accuracy(tmp_path):
     make_run(root, "fashion", {"data": {"dataset": "fashion_mnist"}}, accs=[0.85, 0.88, 0.89])
     text = results.verdict(build_comparison([root]))
     assert text.startswith("best by test_acc: mnist-") and "ahead of" not in text
-    assert "fashion-" in text and "(89.00%) is not comparable on accuracy: it ran with data.dataset fashion_mnist, " \
-        "not mnist" in text
+    assert (
+        "fashion-" in text
+        and "(89.00%) is not comparable on accuracy: it ran with data.dataset fashion_mnist, not mnist" in text
+    )
     # A comparable rival is still measured against; the other data set is named beside it.
     make_run(root, "mnist-small", {"data": {"dataset": "mnist", "limit_train": 10000}}, accs=[0.90, 0.93, 0.95])
-    make_run(root, "mnist-tanh", {"data": {"dataset": "mnist"}, "model": {"activation": "tanh"}}, accs=[0.9, 0.95, 0.975])
+    make_run(
+        root, "mnist-tanh", {"data": {"dataset": "mnist"}, "model": {"activation": "tanh"}}, accs=[0.9, 0.95, 0.975]
+    )
     comp = build_comparison([root])
     text = results.verdict(comp)
     assert "0.60 pp ahead of mnist-tanh-" in text and "(and 1 more run on other data)" in text
@@ -250,7 +286,18 @@ def test_filters_compare_parsed_values(tmp_path):
 
 
 def test_cli_sort_top_filter(activations):
-    r = invoke("compare", str(activations), "--sort", "test_acc", "--top", "2", "--filter", "model.activation!=sigmoid", "--format", "json")
+    r = invoke(
+        "compare",
+        str(activations),
+        "--sort",
+        "test_acc",
+        "--top",
+        "2",
+        "--filter",
+        "model.activation!=sigmoid",
+        "--format",
+        "json",
+    )
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert [row["model.activation"] for row in doc["rows"]] == ["relu", "tanh"]
@@ -288,7 +335,9 @@ def test_table_shows_percentages_losses_and_time(activations):
     assert header[4:] == ["test_acc", "best_test_acc", "test_loss", "train_loss", "epochs", "time"]
     assert set(lines[1]) == {"─"}
     first = lines[2]
-    assert re.match(r"^1  relu-[0-9a-f]{6}\s+completed\s+relu\s+98\.10%\s+98\.10% @3\s+0\.1857\s+0\.3333\s+3/3\s+6\.5s$", first), first
+    assert re.match(
+        r"^1  relu-[0-9a-f]{6}\s+completed\s+relu\s+98\.10%\s+98\.10% @3\s+0\.1857\s+0\.3333\s+3/3\s+6\.5s$", first
+    ), first
     assert "sigmoid" in lines[4] and "93.00%" in lines[4]
     assert any(line.startswith("best by test_acc: relu-") for line in lines)
     assert "Traceback" not in r.output
@@ -303,7 +352,9 @@ def test_best_run_is_highlighted(activations):
     from rich.console import Console
 
     buf = io.StringIO()
-    Console(file=buf, width=200, force_terminal=True, color_system="standard").print(results.table_renderable(comp, 200))
+    Console(file=buf, width=200, force_terminal=True, color_system="standard").print(
+        results.table_renderable(comp, 200)
+    )
     best_line = next(line for line in buf.getvalue().splitlines() if "relu-" in line and "%" in line)
     assert "\x1b[1;32m" in best_line
     other = next(line for line in buf.getvalue().splitlines() if "tanh-" in line)
@@ -314,11 +365,18 @@ def test_best_run_is_highlighted(activations):
 
 def test_narrow_terminal_keeps_the_table_legible(tmp_path):
     root = tmp_path / "runs"
-    for i, (act, opt, lr, norm) in enumerate([("relu", "adam", 0.001, "none"), ("tanh", "sgd", 0.1, "batchnorm"),
-                                              ("sigmoid", "rmsprop", 0.01, "layernorm")]):
-        make_run(root, f"{act}-{opt}-with-a-rather-long-experiment-name",
-                 {"model": {"activation": act, "norm": norm, "init": "kaiming_uniform"}, "optimizer": {"name": opt, "lr": lr}},
-                 accs=[0.9 + i / 100])
+    for i, (act, opt, lr, norm) in enumerate(
+        [("relu", "adam", 0.001, "none"), ("tanh", "sgd", 0.1, "batchnorm"), ("sigmoid", "rmsprop", 0.01, "layernorm")]
+    ):
+        make_run(
+            root,
+            f"{act}-{opt}-with-a-rather-long-experiment-name",
+            {
+                "model": {"activation": act, "norm": norm, "init": "kaiming_uniform"},
+                "optimizer": {"name": opt, "lr": lr},
+            },
+            accs=[0.9 + i / 100],
+        )
     comp = build_comparison([root])
     wide = results.to_table(comp, width=400)
     assert "model.activation" in wide and "optimizer.lr" in wide
@@ -358,7 +416,9 @@ def test_value_formatting():
     assert results.fmt_value(1e-05) == "1e-05" and results.fmt_value(True) == "true" and results.fmt_value(None) == "-"
     assert results.short_labels(["relu-20260101-120000-abc123", "plain-folder"]) == ["relu-abc123", "plain-folder"]
     assert results.short_labels(["x-20260101-120000-abc123", "x-20260102-120000-abc123"]) == [
-        "x-20260101-120000-abc123", "x-20260102-120000-abc123"]
+        "x-20260101-120000-abc123",
+        "x-20260102-120000-abc123",
+    ]
 
 
 # --- output formats ---------------------------------------------------------------------
@@ -374,7 +434,9 @@ def test_json_parses_back_with_raw_numbers(activations):
     relu = doc["rows"][0]
     assert relu["model.activation"] == "relu"
     assert relu["test_acc"] == 0.981 and relu["best_test_acc"] == 0.981 and relu["best_epoch"] == 3
-    assert relu["test_loss"] == pytest.approx(0.5 / 3 + 0.019) and relu["epochs_done"] == 3 and relu["duration_s"] == 6.5
+    assert (
+        relu["test_loss"] == pytest.approx(0.5 / 3 + 0.019) and relu["epochs_done"] == 3 and relu["duration_s"] == 6.5
+    )
     assert Path(relu["path"]).is_dir() and relu["status"] == "completed"
     assert doc["sort"] == "test_acc" and doc["best"] == relu["run"]
 
@@ -419,8 +481,12 @@ def test_markdown_structure(activations):
 
 
 def test_output_file_is_written_atomically_in_the_format_of_its_suffix(activations, tmp_path):
-    for name, check in (("out.json", json.loads), ("out.csv", lambda t: list(csv.reader(io.StringIO(t)))),
-                        ("out.md", lambda t: t.startswith("| #")), ("out.txt", lambda t: "test_acc" in t)):
+    for name, check in (
+        ("out.json", json.loads),
+        ("out.csv", lambda t: list(csv.reader(io.StringIO(t)))),
+        ("out.md", lambda t: t.startswith("| #")),
+        ("out.txt", lambda t: "test_acc" in t),
+    ):
         r = invoke("compare", str(activations), "--output", str(tmp_path / name))
         assert r.exit_code == 0, r.output
         assert r.stdout == ""
@@ -446,7 +512,11 @@ def test_compare_plot_is_a_png(activations, tmp_path):
     r = invoke("compare", str(activations), "--plot", str(out))
     assert r.exit_code == 0, r.output
     _assert_png(out)
-    assert results.plot_labels(build_comparison([activations])) == ["activation=relu", "activation=tanh", "activation=sigmoid"]
+    assert results.plot_labels(build_comparison([activations])) == [
+        "activation=relu",
+        "activation=tanh",
+        "activation=sigmoid",
+    ]
 
 
 def test_plot_errors_are_one_line(activations, tmp_path):
@@ -537,11 +607,21 @@ def test_many_broken_folders_are_capped(tmp_path):
 
 def test_headline_metrics_prefer_the_newer_of_summary_and_metrics():
     history = [{"epoch": 1, "test_acc": 0.5, "test_loss": 1.0}, {"epoch": 2, "test_acc": 0.6, "test_loss": 0.8}]
-    stale = {"status": "running", "epochs_done": 1, "epochs_planned": 5, "final": history[0], "best": {"test_acc": 0.5, "epoch": 1}}
+    stale = {
+        "status": "running",
+        "epochs_done": 1,
+        "epochs_planned": 5,
+        "final": history[0],
+        "best": {"test_acc": 0.5, "epoch": 1},
+    }
     m = results.headline_metrics(stale, history)
     assert m["test_acc"] == 0.6 and m["epochs_done"] == 2 and m["best_test_acc"] == 0.6 and m["best_epoch"] == 2
-    full = {"epochs_done": 3, "final": {"epoch": 3, "test_acc": 0.7, "test_loss": 0.5},
-            "best": {"test_acc": 0.7, "epoch": 3}, "duration_s": 9.0}
+    full = {
+        "epochs_done": 3,
+        "final": {"epoch": 3, "test_acc": 0.7, "test_loss": 0.5},
+        "best": {"test_acc": 0.7, "epoch": 3},
+        "duration_s": 9.0,
+    }
     m = results.headline_metrics(full, history)  # metrics.jsonl lost its last line
     assert m["test_acc"] == 0.7 and m["epochs_done"] == 3 and m["best_test_acc"] == 0.7 and m["best_epoch"] == 3
 
@@ -550,8 +630,14 @@ def test_headline_metrics_prefer_the_newer_of_summary_and_metrics():
 
 
 def test_show_prints_summary_config_diff_epochs_and_files(tmp_path):
-    run = make_run(tmp_path / "runs", "sgdrun", {"model": {"activation": "tanh"}, "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9}},
-                   accs=[0.9, 0.95, 0.94], planned=5, status="interrupted")
+    run = make_run(
+        tmp_path / "runs",
+        "sgdrun",
+        {"model": {"activation": "tanh"}, "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9}},
+        accs=[0.9, 0.95, 0.94],
+        planned=5,
+        status="interrupted",
+    )
     r = invoke("show", str(run))
     assert r.exit_code == 0, r.output
     out = r.stdout
@@ -559,7 +645,7 @@ def test_show_prints_summary_config_diff_epochs_and_files(tmp_path):
     assert re.search(r"epochs\s+3 of 5", out)
     assert re.search(r"best\s+test acc 95\.00% at epoch 2", out)
     assert "203,530" in out and "cpu" in out
-    config = out[out.index("config"):out.index("epoch  ")]
+    config = out[out.index("config") : out.index("epoch  ")]
     assert re.search(r"model\.activation\s+tanh\s+default: relu", config)
     assert re.search(r"optimizer\.name\s+sgd\s+default: adam", config)
     assert re.search(r"optimizer\.momentum\s+0\.9\s+default: 0", config)
@@ -608,15 +694,21 @@ def _python(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 
 def test_compare_modules_do_not_import_torch():
-    code = ("import sys; from mlp_lab import results, cli, plots, runs; "
-            "assert 'torch' not in sys.modules, 'torch'; assert 'matplotlib' not in sys.modules, 'matplotlib'")
+    code = (
+        "import sys; from mlp_lab import results, cli, plots, runs; "
+        "assert 'torch' not in sys.modules, 'torch'; assert 'matplotlib' not in sys.modules, 'matplotlib'"
+    )
     r = _python("-c", code)
     assert r.returncode == 0, r.stderr
 
 
 def test_compare_and_help_commands_do_not_import_torch(activations):
-    for args in (["compare", str(activations)], ["compare", str(activations), "--format", "json"], ["--help"],
-                 ["show", str(next(activations.iterdir()))]):
+    for args in (
+        ["compare", str(activations)],
+        ["compare", str(activations), "--format", "json"],
+        ["--help"],
+        ["show", str(next(activations.iterdir()))],
+    ):
         r = _python("-X", "importtime", "-m", "mlp_lab", *args)
         assert r.returncode == 0, r.stderr
         imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
@@ -629,7 +721,9 @@ def test_compare_and_help_commands_do_not_import_torch(activations):
 
 
 def test_a_run_folder_from_before_summary_held_the_config_is_read_from_config_yaml(tmp_path, monkeypatch):
-    cfg = config_from_dict({"name": "old", "model": {"activation": "tanh", "hidden": [32, 16]}, "optimizer": {"name": "sgd"}})
+    cfg = config_from_dict(
+        {"name": "old", "model": {"activation": "tanh", "hidden": [32, 16]}, "optimizer": {"name": "sgd"}}
+    )
     old = tmp_path / "old-20260101-120000-000001"
     old.mkdir()
     runs.atomic_write_text(old / runs.CONFIG, dump_config(cfg))
@@ -653,9 +747,26 @@ def test_real_tiny_runs_compare_and_show(tmp_path):
     except ImportError as e:
         pytest.skip(f"training loop not importable yet: {e}")
     runs_dir = tmp_path / "runs"
-    base = ["train", "--quiet", "--config", str(REPO / "configs" / "smoke.yaml"), "--runs-dir", str(runs_dir),
-            "--data-dir", str(tmp_path / "data"), "--set", "data.dataset=synthetic", "--set", "train.epochs=1",
-            "--set", "data.synthetic_train_size=300", "--set", "data.synthetic_test_size=100", "--set", "model.hidden=[16]"]
+    base = [
+        "train",
+        "--quiet",
+        "--config",
+        str(REPO / "configs" / "smoke.yaml"),
+        "--runs-dir",
+        str(runs_dir),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--set",
+        "data.dataset=synthetic",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "data.synthetic_train_size=300",
+        "--set",
+        "data.synthetic_test_size=100",
+        "--set",
+        "model.hidden=[16]",
+    ]
     for act in ("relu", "tanh"):
         r = invoke(*base, "--set", f"model.activation={act}", "--set", f"name=tiny-{act}")
         assert r.exit_code == 0, r.output
@@ -667,7 +778,9 @@ def test_real_tiny_runs_compare_and_show(tmp_path):
     assert [c for c in doc["columns"] if "." in c] == ["model.activation"]
     accs = [row["test_acc"] for row in doc["rows"]]
     assert accs == sorted(accs, reverse=True) and all(0 <= a <= 1 for a in accs)
-    assert all(row["status"] == "completed" and row["epochs_done"] == 1 and row["duration_s"] > 0 for row in doc["rows"])
+    assert all(
+        row["status"] == "completed" and row["epochs_done"] == 1 and row["duration_s"] > 0 for row in doc["rows"]
+    )
     table = invoke("compare", str(runs_dir), "--plot", str(tmp_path / "c.png"))
     assert table.exit_code == 0 and "model.activation" in table.stdout
     _assert_png(tmp_path / "c.png")

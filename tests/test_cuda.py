@@ -50,9 +50,15 @@ def test_auto_picks_cuda_and_the_data_lives_on_it(tmp_path):
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compile"])
 def test_every_precision_trains_on_cuda(tmp_path, precision, compiled):
     # Adam on 1000 images: 78-88% test accuracy by the third epoch on CPU, fp32 and bf16 alike.
-    res, run = _train(tmp_path, {"train": {"device": "cuda", "precision": precision, "compile": compiled, "epochs": 3},
-                                 "data": {"synthetic_train_size": 1000}, "model": {"hidden": [32]},
-                                 "optimizer": {"name": "adam", "lr": 0.003}})
+    res, run = _train(
+        tmp_path,
+        {
+            "train": {"device": "cuda", "precision": precision, "compile": compiled, "epochs": 3},
+            "data": {"synthetic_train_size": 1000},
+            "model": {"hidden": [32]},
+            "optimizer": {"name": "adam", "lr": 0.003},
+        },
+    )
     assert res.code == 0, res
     history = metrics(run)
     assert len(history) == 3
@@ -104,9 +110,14 @@ def test_running_out_of_gpu_memory_fails_the_run_in_one_line(tmp_path):
     torch.cuda.empty_cache()
     torch.cuda.set_per_process_memory_fraction(120 * 2**20 / torch.cuda.get_device_properties(0).total_memory)
     try:
-        res, run = _train(tmp_path, {"model": {"hidden": [4096]},
-                                     "data": {"synthetic_train_size": 4000, "synthetic_test_size": 1000},
-                                     "train": {"device": "cuda", "batch_size": 4000, "epochs": 1}})
+        res, run = _train(
+            tmp_path,
+            {
+                "model": {"hidden": [4096]},
+                "data": {"synthetic_train_size": 4000, "synthetic_test_size": 1000},
+                "train": {"device": "cuda", "batch_size": 4000, "epochs": 1},
+            },
+        )
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0)
         torch.cuda.empty_cache()

@@ -186,11 +186,17 @@ def _cifar_breakers():
         "not a pickle": lambda p: p.write_bytes(b"hello, I am not a pickle"),
         "not a dict": lambda p: p.write_bytes(pickle.dumps([rows, [0, 1]], protocol=2)),
         "no labels": lambda p: p.write_bytes(pickle.dumps({b"data": rows}, protocol=2)),
-        "wrong shape": lambda p: p.write_bytes(pickle.dumps({b"data": np.zeros((2, 3000), np.uint8), b"labels": [0, 1]}, protocol=2)),
-        "wrong dtype": lambda p: p.write_bytes(pickle.dumps({b"data": rows.astype(np.float32), b"labels": [0, 1]}, protocol=2)),
+        "wrong shape": lambda p: p.write_bytes(
+            pickle.dumps({b"data": np.zeros((2, 3000), np.uint8), b"labels": [0, 1]}, protocol=2)
+        ),
+        "wrong dtype": lambda p: p.write_bytes(
+            pickle.dumps({b"data": rows.astype(np.float32), b"labels": [0, 1]}, protocol=2)
+        ),
         "count mismatch": lambda p: p.write_bytes(pickle.dumps({b"data": rows, b"labels": [0, 1, 2]}, protocol=2)),
         "label 10": lambda p: p.write_bytes(pickle.dumps({b"data": rows, b"labels": [0, 10]}, protocol=2)),
-        "label not int": lambda p: p.write_bytes(pickle.dumps({b"data": rows, b"labels": [b"cat", b"dog"]}, protocol=2)),
+        "label not int": lambda p: p.write_bytes(
+            pickle.dumps({b"data": rows, b"labels": [b"cat", b"dog"]}, protocol=2)
+        ),
     }
 
 
@@ -227,8 +233,10 @@ def test_missing_only_some_files_names_those(tmp_path):
     assert "t10k-labels-idx1-ubyte" in msg and "train-images" not in msg.split("lacks")[1].split(";")[0]
 
 
-@pytest.mark.parametrize("dataset, folder", [("mnist", "MNIST/raw"), ("fashion_mnist", "FashionMNIST/raw"),
-                                             ("cifar10", "cifar-10-batches-py")])
+@pytest.mark.parametrize(
+    "dataset, folder",
+    [("mnist", "MNIST/raw"), ("fashion_mnist", "FashionMNIST/raw"), ("cifar10", "cifar-10-batches-py")],
+)
 def test_failed_download_is_one_line(tmp_path, monkeypatch, dataset, folder):
     calls = []
 
@@ -306,8 +314,19 @@ def _idx_breakers():
         p.write_bytes(gzip.compress(b""))
         return p
 
-    return {f.__name__: f for f in (truncated_gzip, not_gzip, wrong_magic, short_file, count_mismatch,
-                                     label_out_of_range, wrong_image_size, empty_file)}
+    return {
+        f.__name__: f
+        for f in (
+            truncated_gzip,
+            not_gzip,
+            wrong_magic,
+            short_file,
+            count_mismatch,
+            label_out_of_range,
+            wrong_image_size,
+            empty_file,
+        )
+    }
 
 
 @pytest.mark.parametrize("kind", list(_idx_breakers()))
@@ -319,9 +338,16 @@ def test_corrupt_idx_file(tmp_path, kind):
         load_data(cfg(), tmp_path)
     msg = one_line_error(e)
     assert broken.name in msg and "delete it and download it again" in msg
-    expected = {"truncated_gzip": "gzip", "not_gzip": "gzip", "wrong_magic": "magic number",
-                "short_file": "needs", "count_mismatch": "59 labels", "label_out_of_range": "label 12",
-                "wrong_image_size": "32x32", "empty_file": "too short"}[kind]
+    expected = {
+        "truncated_gzip": "gzip",
+        "not_gzip": "gzip",
+        "wrong_magic": "magic number",
+        "short_file": "needs",
+        "count_mismatch": "59 labels",
+        "label_out_of_range": "label 12",
+        "wrong_image_size": "32x32",
+        "empty_file": "too short",
+    }[kind]
     assert expected in msg
 
 

@@ -29,7 +29,9 @@ DEEP = [256] * 8  # deep enough for the effects to compound, small enough to run
 
 
 def inspect(activation: str, init: str, batch: int = 500, **model):
-    cfg = config_from_dict({"model": {"hidden": model.pop("hidden", DEEP), "activation": activation, "init": init, **model}})
+    cfg = config_from_dict(
+        {"model": {"hidden": model.pop("hidden", DEEP), "activation": activation, "init": init, **model}}
+    )
     return inspect_network(cfg, batch=batch, synthetic=True)
 
 
@@ -71,7 +73,9 @@ def test_deep_sigmoid_net_first_layer_gradient_is_orders_of_magnitude_below_the_
     assert first < 1e-4 * last, (first, last)
     grads = [s.grad_norm for s in r.all_layers]
     assert all(a < b for a, b in zip(grads, grads[1:])), grads  # shrinks at every layer on the way down
-    assert any("vanishing gradients (threshold 1e-03)" in w and w.startswith("layer 1 gets") for w in r.warnings), r.warnings
+    assert any("vanishing gradients (threshold 1e-03)" in w and w.startswith("layer 1 gets") for w in r.warnings), (
+        r.warnings
+    )
 
 
 def test_relu_gradients_do_not_vanish_with_he_init():
@@ -99,27 +103,35 @@ def test_saturation_is_measured_against_the_recorded_margin():
 def test_relu_forced_dead_reports_dead_fraction_one_and_warns():
     r = inspect("relu", "kaiming_normal", hidden=[64, 64, 64], bias_init="constant", bias_value=-50.0)
     assert [s.dead for s in r.layers] == [1.0, 1.0, 1.0]
-    assert "100% of the relu units of layers 1-3 are dead: never positive on 500 samples, so they get no gradient " \
-           "(threshold 50%)" in r.warnings, r.warnings
+    assert (
+        "100% of the relu units of layers 1-3 are dead: never positive on 500 samples, so they get no gradient "
+        "(threshold 50%)" in r.warnings
+    ), r.warnings
 
 
 def test_warning_texts_name_layer_value_and_threshold():
-    layers = [LayerStats(layer=1, activation="relu", post_std=0.5, dead=0.1),
-              LayerStats(layer=2, activation="relu", post_std=0.5, dead=0.72),
-              LayerStats(layer=3, activation="relu", post_std=5e-4, dead=0.2)]
+    layers = [
+        LayerStats(layer=1, activation="relu", post_std=0.5, dead=0.1),
+        LayerStats(layer=2, activation="relu", post_std=0.5, dead=0.72),
+        LayerStats(layer=3, activation="relu", post_std=5e-4, dead=0.2),
+    ]
     found = diag.activation_warnings(layers, probe_size=1000)
     assert diag.merge_findings(found, 1000) == [
         "72% of layer 2's relu units are dead: never positive on 1000 probe samples, so they get no gradient (threshold 50%)",
         "layer 3's relu activations have std 5.0e-04: the signal has all but vanished by this layer (threshold 1e-03); "
         "use a scaled init such as xavier_normal or kaiming_normal",
     ]
-    layers = [LayerStats(layer=i, activation="tanh", post_std=0.9, saturated=v)
-              for i, v in ((1, 0.85), (2, 0.4), (3, 0.9), (4, 0.91))]
+    layers = [
+        LayerStats(layer=i, activation="tanh", post_std=0.9, saturated=v)
+        for i, v in ((1, 0.85), (2, 0.4), (3, 0.9), (4, 0.91))
+    ]
     assert diag.merge_findings(diag.activation_warnings(layers, 1000), 1000) == [
         "the tanh units of layers 1 and 3-4 are 85%, 90% and 91% saturated: outputs within 0.02 of their bounds, "
-        "where the gradient is ~0 (threshold 50%)"]
+        "where the gradient is ~0 (threshold 50%)"
+    ]
     assert [f.text for f in diag.gradient_warnings([1e-4, 0.5, 1.0])] == [
-        "layer 1 gets 1e-04 of the gradient norm of layer 3 (the output layer): vanishing gradients (threshold 1e-03)"]
+        "layer 1 gets 1e-04 of the gradient norm of layer 3 (the output layer): vanishing gradients (threshold 1e-03)"
+    ]
     assert [f.kind for f in diag.gradient_warnings([5e3, 1.0])] == ["exploding"]
     assert diag.gradient_warnings([0.1, 1.0]) == []
     assert [f.kind for f in diag.update_warnings([1e-3, 0.5])] == ["update"]
@@ -178,19 +190,38 @@ def test_training_writes_one_line_per_recorded_step_and_a_probe_per_epoch(tmp_pa
     assert len(recs) == 1 + 2 * (3 + 1)
     assert [(r["kind"], r["epoch"], r.get("step")) for r in recs] == [
         ("probe", 0, None),
-        ("step", 1, 0), ("step", 1, 4), ("step", 1, 8), ("probe", 1, None),
-        ("step", 2, 0), ("step", 2, 4), ("step", 2, 8), ("probe", 2, None),
+        ("step", 1, 0),
+        ("step", 1, 4),
+        ("step", 1, 8),
+        ("probe", 1, None),
+        ("step", 2, 0),
+        ("step", 2, 4),
+        ("step", 2, 8),
+        ("probe", 2, None),
     ]
     step = recs[1]
     assert step["steps"] == 12 and step["saturation_margin"] == diag.SATURATION_MARGIN
     hidden, out = step["layers"][:2], step["layers"][2]
     for i, layer in enumerate(hidden, start=1):
         assert layer["layer"] == i and layer["activation"] == "relu" and layer["width"] == 32
-        assert set(layer) >= {"pre_mean", "pre_std", "post_mean", "post_std", "zero_frac",
-                              "grad_norm", "weight_norm", "update_ratio"}
+        assert set(layer) >= {
+            "pre_mean",
+            "pre_std",
+            "post_mean",
+            "post_std",
+            "zero_frac",
+            "grad_norm",
+            "weight_norm",
+            "update_ratio",
+        }
         assert layer["grad_norm"] > 0 and 0 < layer["update_ratio"] < 1 and layer["post_std"] > 0
-    assert out == {"layer": 3, "output": True, "grad_norm": out["grad_norm"], "weight_norm": out["weight_norm"],
-                   "update_ratio": out["update_ratio"]}
+    assert out == {
+        "layer": 3,
+        "output": True,
+        "grad_norm": out["grad_norm"],
+        "weight_norm": out["weight_norm"],
+        "update_ratio": out["update_ratio"],
+    }
     assert out["grad_norm"] > 0
     probe = recs[4]
     assert probe["probe_size"] == 600 and probe["warnings"] == []
@@ -217,7 +248,9 @@ def test_update_ratio_matches_the_weights_actual_change(tmp_path):
     assert (rec["kind"], rec["step"]) == ("step", 0)
     layer1 = rec["layers"][0]
     assert layer1["grad_norm"] == pytest.approx(grad_norm, rel=1e-4)
-    assert layer1["update_ratio"] == pytest.approx(float((model[0].weight.detach() - before).norm() / before.norm()), rel=1e-4)
+    assert layer1["update_ratio"] == pytest.approx(
+        float((model[0].weight.detach() - before).norm() / before.norm()), rel=1e-4
+    )
     # Unrecorded steps: the hooks stay registered but compute nothing.
     model(x)
     assert d._stats == {}
@@ -246,8 +279,7 @@ def test_lbfgs_records_the_gradients_its_closure_computed(tmp_path):
 
 
 def test_dead_units_warning_reaches_the_summary_once(tmp_path):
-    result, run_dir = train(tmp_path, overrides=["model.bias_init=constant", "model.bias_value=-50",
-                                                 "train.epochs=2"])
+    result, run_dir = train(tmp_path, overrides=["model.bias_init=constant", "model.bias_value=-50", "train.epochs=2"])
     dead = [w for w in result.summary["warnings"] if "dead" in w]
     assert dead == [  # once, although both epochs (and the initial probe) cross the threshold
         "100% of the relu units of layers 1-2 are dead: never positive on 600 probe samples, so they get no "
@@ -259,10 +291,13 @@ def test_dead_units_warning_reaches_the_summary_once(tmp_path):
 
 
 def test_vanishing_gradients_warn_during_training(tmp_path):
-    result, _ = train(tmp_path, overrides=["model.activation=sigmoid", "model.init=default",
-                                           "model.hidden=[64,64,64,64,64,64,64,64]"])
-    assert any(w.startswith("layer 1 gets") and "vanishing gradients (threshold 1e-03)" in w
-               for w in result.summary["warnings"]), result.summary["warnings"]
+    result, _ = train(
+        tmp_path, overrides=["model.activation=sigmoid", "model.init=default", "model.hidden=[64,64,64,64,64,64,64,64]"]
+    )
+    assert any(
+        w.startswith("layer 1 gets") and "vanishing gradients (threshold 1e-03)" in w
+        for w in result.summary["warnings"]
+    ), result.summary["warnings"]
 
 
 def test_resume_drops_diagnostics_of_the_epochs_it_redoes(tmp_path):
@@ -274,16 +309,29 @@ def test_resume_drops_diagnostics_of_the_epochs_it_redoes(tmp_path):
     resumed = run_experiment(cfg, run_dir, data, torch.device("cpu"), resume_from=run_dir / runs.CHECKPOINT)
     assert resumed.status == "completed"
     recs = read_diagnostics(run_dir)
-    assert [(r["kind"], r["epoch"]) for r in recs] == [("probe", 0)] + [("step", 1)] * 3 + [("probe", 1)] + \
-        [("step", 2)] * 3 + [("probe", 2)]
+    assert [(r["kind"], r["epoch"]) for r in recs] == [("probe", 0)] + [("step", 1)] * 3 + [("probe", 1)] + [
+        ("step", 2)
+    ] * 3 + [("probe", 2)]
     assert all(r["layers"] for r in recs)
 
 
 def test_train_cli_diagnose_flag_writes_diagnostics(tmp_path):
     cfg_path = tmp_path / "c.yaml"
     cfg_path.write_text(json.dumps({**SMALL, "train": {**SMALL["train"], "diagnostics": False}}))
-    result = runner.invoke(app, ["train", "--quiet", "--config", str(cfg_path), "--runs-dir", str(tmp_path / "runs"),
-                                 "--diagnose", "--data-dir", str(tmp_path / "data")])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--quiet",
+            "--config",
+            str(cfg_path),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--diagnose",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert len(read_diagnostics(run_dir)) == 1 + 3 + 1
@@ -318,8 +366,19 @@ def write_config(tmp_path: Path, **model) -> Path:
 
 def test_inspect_cli_prints_the_per_layer_table(tmp_path):
     cfg = write_config(tmp_path, activation="tanh", init="normal")
-    result = runner.invoke(app, ["inspect", "--config", str(cfg), "--synthetic-input", "--batch", "200",
-                                 "--set", "model.hidden=[128,128,128,128,128,128]"])
+    result = runner.invoke(
+        app,
+        [
+            "inspect",
+            "--config",
+            str(cfg),
+            "--synthetic-input",
+            "--batch",
+            "200",
+            "--set",
+            "model.hidden=[128,128,128,128,128,128]",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = result.stdout
     for header in ("layer", "mean", "std", "saturated %", "dead %", "weight grad norm"):
@@ -330,8 +389,9 @@ def test_inspect_cli_prints_the_per_layer_table(tmp_path):
 
 def test_inspect_cli_plot_writes_a_png(tmp_path):
     cfg = write_config(tmp_path)
-    result = runner.invoke(app, ["inspect", "--config", str(cfg), "--synthetic-input", "--batch", "100",
-                                 "--plot", str(tmp_path / "h.png")])
+    result = runner.invoke(
+        app, ["inspect", "--config", str(cfg), "--synthetic-input", "--batch", "100", "--plot", str(tmp_path / "h.png")]
+    )
     assert result.exit_code == 0, result.output
     data = (tmp_path / "h.png").read_bytes()
     assert data.startswith(PNG) and len(data) > 2000
@@ -348,13 +408,16 @@ def test_inspect_cli_on_real_format_files(tmp_path):
     assert "the first 50 training samples of MNIST" in result.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--batch", "0", "--synthetic-input"], "--batch must be at least 1"),
-    (["--synthetic-input", "--plot", "h.jpg"], "--plot h.jpg: the file name must end in"),
-    (["--synthetic-input", "--set", "model.hidden=[]"], "no hidden layer to inspect"),
-    (["--synthetic-input", "--set", "model.activaton=tanh"], "model.activaton"),
-    (["--set", "data.download=false", "--data-dir", "nowhere"], "MNIST not found"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--batch", "0", "--synthetic-input"], "--batch must be at least 1"),
+        (["--synthetic-input", "--plot", "h.jpg"], "--plot h.jpg: the file name must end in"),
+        (["--synthetic-input", "--set", "model.hidden=[]"], "no hidden layer to inspect"),
+        (["--synthetic-input", "--set", "model.activaton=tanh"], "model.activaton"),
+        (["--set", "data.download=false", "--data-dir", "nowhere"], "MNIST not found"),
+    ],
+)
 def test_inspect_cli_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     cfg = write_config(tmp_path)
     result = runner.invoke(app, ["inspect", "--config", str(cfg), *args])
@@ -400,7 +463,9 @@ def test_show_and_compare_plot_also_draw_diagnostics(tmp_path):
     assert (tmp_path / "all.diagnostics.png").read_bytes().startswith(PNG)
 
 
-@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "maxout", "gelu", "silu"])
+@pytest.mark.parametrize(
+    "activation", ["sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "maxout", "gelu", "silu"]
+)
 def test_every_activation_inspects(activation):
     r = inspect(activation, "xavier_normal", batch=32, hidden=[24, 24])
     assert [s.width for s in r.layers] == [24, 24]
@@ -410,8 +475,15 @@ def test_every_activation_inspects(activation):
 
 
 def test_diagnostics_with_maxout_norm_after_activation_and_dropout(tmp_path):
-    result, run_dir = train(tmp_path, overrides=["model.activation=maxout", "model.norm=batchnorm",
-                                                 "model.norm_position=after_activation", "model.dropout=0.2"])
+    result, run_dir = train(
+        tmp_path,
+        overrides=[
+            "model.activation=maxout",
+            "model.norm=batchnorm",
+            "model.norm_position=after_activation",
+            "model.dropout=0.2",
+        ],
+    )
     assert result.status == "completed"
     steps = [r for r in read_diagnostics(run_dir) if r["kind"] == "step"]
     assert [d.get("width") for d in steps[0]["layers"]] == [32, 32, None]
@@ -421,10 +493,15 @@ def test_diagnostics_with_maxout_norm_after_activation_and_dropout(tmp_path):
 def test_a_run_that_diverges_in_its_first_epoch_keeps_the_initial_probes_warnings(tmp_path):
     # N(0, 1) init in a deep ReLU net: activations blow up at initialisation (the probe
     # says so before step 1), and a huge learning rate makes epoch 1 diverge.
-    result, run_dir = train(tmp_path, overrides=[
-        "model.hidden=[64, 64, 64, 64, 64, 64]", "model.init=normal", "model.init_std=1.0",
-        "optimizer.lr=1000000.0",
-    ])
+    result, run_dir = train(
+        tmp_path,
+        overrides=[
+            "model.hidden=[64, 64, 64, 64, 64, 64]",
+            "model.init=normal",
+            "model.init_std=1.0",
+            "optimizer.lr=1000000.0",
+        ],
+    )
     assert result.status == "diverged" and result.summary["epochs_done"] == 0
     summary = json.loads((run_dir / runs.SUMMARY).read_text())
     assert summary["warnings"], summary

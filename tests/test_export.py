@@ -41,8 +41,11 @@ def test_runs_of_a_seed_group_share_a_folder_the_run_filter_can_select(exported)
 def test_per_epoch_scalars_are_the_runs_metrics(exported):
     ea = _read(exported / "init=kaiming_normal" / "seed1")
     assert {"loss/train", "loss/test", "accuracy/train", "accuracy/test", "lr"} <= set(ea.Tags()["scalars"])
-    assert [(e.step, round(e.value, 4)) for e in ea.Scalars("accuracy/test")] == \
-        [(1, round(100 * (HE_ACCS[1] - 0.01), 4)), (2, round(100 * (HE_ACCS[1] - 0.005), 4)), (3, round(100 * HE_ACCS[1], 4))]
+    assert [(e.step, round(e.value, 4)) for e in ea.Scalars("accuracy/test")] == [
+        (1, round(100 * (HE_ACCS[1] - 0.01), 4)),
+        (2, round(100 * (HE_ACCS[1] - 0.005), 4)),
+        (3, round(100 * HE_ACCS[1], 4)),
+    ]
 
 
 def test_hyperparameters_and_final_metrics_reach_the_hparams_view(exported):
@@ -105,8 +108,14 @@ def test_sweep_events_can_be_read_while_the_sweep_runs(tmp_path):
 
     write_config(tmp_path / "c.yaml", {"data": {"synthetic_train_size": 1000}, "train": {"epochs": 60}})
     (tmp_path / "s.yaml").write_text("base: c.yaml\nseeds: 2\n", encoding="utf-8")
-    proc = subprocess.Popen([*MLP_LAB, "sweep", "s.yaml", "--quiet", "--jobs", "1", "--tensorboard", "tb"], cwd=tmp_path,
-                            env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*MLP_LAB, "sweep", "s.yaml", "--quiet", "--jobs", "1", "--tensorboard", "tb"],
+        cwd=tmp_path,
+        env=offline_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen_live = False
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:

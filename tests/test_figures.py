@@ -13,8 +13,20 @@ from mlp_lab.diagnostic_plots import diagnostics_figure
 from mlp_lab.plots import comparison_figure
 
 LONG = "hidden=[256, 256, 256, 256, 256, 256, 256, 256], activation=leaky_relu, init=kaiming_normal, lr=0.0003"
-SHORT = ["relu", "tanh", "sigmoid", "gelu", "elu", "silu", "prelu", "maxout", "leaky_relu", "relu, lr=0.1",
-         "tanh, lr=0.1", "sigmoid, lr=0.1"]
+SHORT = [
+    "relu",
+    "tanh",
+    "sigmoid",
+    "gelu",
+    "elu",
+    "silu",
+    "prelu",
+    "maxout",
+    "leaky_relu",
+    "relu, lr=0.1",
+    "tanh, lr=0.1",
+    "sigmoid, lr=0.1",
+]
 
 
 def _history(n: int, i: int) -> list[dict]:
@@ -27,18 +39,28 @@ def _boxes(fig):
 
 
 def _inside(inner, outer, slack: float = 1.0) -> bool:
-    return (inner.x0 >= outer.x0 - slack and inner.y0 >= outer.y0 - slack
-            and inner.x1 <= outer.x1 + slack and inner.y1 <= outer.y1 + slack)
+    return (
+        inner.x0 >= outer.x0 - slack
+        and inner.y0 >= outer.y0 - slack
+        and inner.x1 <= outer.x1 + slack
+        and inner.y1 <= outer.y1 + slack
+    )
 
 
 def _overlap(a, b) -> bool:
     return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
 
 
-@pytest.mark.parametrize("labels", [
-    [LONG], [LONG, LONG.replace("256", "128"), LONG.replace("leaky_relu", "tanh")], SHORT,
-    [f"{LONG}, seed={i}" for i in range(12)],
-], ids=["1 long", "3 long", "12 short", "12 long"])
+@pytest.mark.parametrize(
+    "labels",
+    [
+        [LONG],
+        [LONG, LONG.replace("256", "128"), LONG.replace("leaky_relu", "tanh")],
+        SHORT,
+        [f"{LONG}, seed={i}" for i in range(12)],
+    ],
+    ids=["1 long", "3 long", "12 short", "12 long"],
+)
 def test_comparison_figure_keeps_every_label_whole_and_nothing_overlaps(labels):
     fig = comparison_figure([[_history(5, i)] for i in range(len(labels))], labels, best=0)
     renderer = _boxes(fig)
@@ -63,10 +85,21 @@ def _diag_records(layers: int) -> list[dict]:
     recs = []
     for epoch in (1, 2):
         for step in (0, 5):
-            recs.append({"kind": "step", "epoch": epoch, "step": step, "steps": 10, "layers": [
-                {"layer": i, "grad_norm": 0.1 * i, "update_ratio": 1e-3 * i} for i in range(1, layers + 1)
-            ] + [{"layer": layers + 1, "output": True, "grad_norm": 1.0, "update_ratio": 2e-3}]})
-        recs.append({"kind": "probe", "epoch": epoch, "layers": [{"layer": i, "dead": 0.1 * i} for i in range(1, layers + 1)]})
+            recs.append(
+                {
+                    "kind": "step",
+                    "epoch": epoch,
+                    "step": step,
+                    "steps": 10,
+                    "layers": [
+                        {"layer": i, "grad_norm": 0.1 * i, "update_ratio": 1e-3 * i} for i in range(1, layers + 1)
+                    ]
+                    + [{"layer": layers + 1, "output": True, "grad_norm": 1.0, "update_ratio": 2e-3}],
+                }
+            )
+        recs.append(
+            {"kind": "probe", "epoch": epoch, "layers": [{"layer": i, "dead": 0.1 * i} for i in range(1, layers + 1)]}
+        )
     return recs
 
 

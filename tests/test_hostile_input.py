@@ -24,7 +24,7 @@ from helpers import TINY, assert_user_error, cli, only_run, run_folders, summary
 
 def _laughs(levels: int = 9) -> str:
     """'Billion laughs': each level an alias list of the one before, 9**levels strings."""
-    lines = ['name: tiny', 'description: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines = ["name: tiny", 'description: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     for i in range(1, levels):
         lines.append(f"x{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
     return "\n".join(lines) + "\n"
@@ -51,13 +51,22 @@ def test_billion_laughs_is_refused_in_well_under_a_second(tmp_path, make):
         args = ("train", "--config", "c.yaml")
     elif make == "sweep":
         write_config(tmp_path / "base.yaml")
-        (tmp_path / "s.yaml").write_text("base: base.yaml\nseeds: 1\nx0: &a0 [1,1,1,1,1,1,1,1,1]\n" + "\n".join(
-            f"x{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)) + "\n", encoding="utf-8")
+        (tmp_path / "s.yaml").write_text(
+            "base: base.yaml\nseeds: 1\nx0: &a0 [1,1,1,1,1,1,1,1,1]\n"
+            + "\n".join(f"x{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9))
+            + "\n",
+            encoding="utf-8",
+        )
         args = ("sweep", "s.yaml")
     else:
         write_config(tmp_path / "c.yaml")
-        value = "[" + ", ".join(["&a0 [1,1,1,1,1,1,1,1,1]"] + [f"&a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]"
-                                                               for i in range(1, 9)]) + "]"
+        value = (
+            "["
+            + ", ".join(
+                ["&a0 [1,1,1,1,1,1,1,1,1]"] + [f"&a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+            )
+            + "]"
+        )
         args = ("train", "--config", "c.yaml", "--set", f"description={value}")
     res = None
 
@@ -103,8 +112,9 @@ def test_a_huge_file_and_a_huge_set_value_are_refused(tmp_path):
     (tmp_path / "c.yaml").write_text("name: tiny\ndescription: " + "x" * (2 << 20) + "\n", encoding="utf-8")
     assert_user_error(cli("train", "--config", "c.yaml"), "c.yaml", "bytes", "at most")
     write_config(tmp_path / "ok.yaml")
-    line = assert_user_error(cli("train", "--config", "ok.yaml", "--set", "description=" + "y" * 50_000),
-                             "--set description", "at most")
+    line = assert_user_error(
+        cli("train", "--config", "ok.yaml", "--set", "description=" + "y" * 50_000), "--set description", "at most"
+    )
     assert len(line) < 200
 
 
@@ -145,8 +155,11 @@ def test_too_big_from_a_small_file_and_check_memory_false_lets_it_through(tmp_pa
     # the estimate is what the network holds: parameters counted as torch counts them
     from mlp_lab.model import build_model, count_params
 
-    for model in ({"hidden": [32, 16]}, {"hidden": [8], "activation": "maxout", "maxout_pieces": 3},
-                  {"hidden": [8, 8], "norm": "batchnorm", "activation": "prelu"}):
+    for model in (
+        {"hidden": [32, 16]},
+        {"hidden": [8], "activation": "maxout", "maxout_pieces": 3},
+        {"hidden": [8, 8], "norm": "batchnorm", "activation": "prelu"},
+    ):
         cfg = validate_config(dict(TINY, model=model))
         assert estimate(cfg).params == count_params(build_model(cfg.model, 784, 10))
     big = validate_config(dict(TINY, model={"hidden": [200_000] * 200}))
@@ -181,9 +194,16 @@ def _fail_writes_of(monkeypatch, name: str, after: int = 0):
     monkeypatch.setattr(runs, "_open_append", lambda path: (full(path), real_append(path))[1])
 
 
-@pytest.mark.parametrize("name,after", [
-    ("config.yaml", 0), ("metrics.jsonl", 1), ("checkpoint.pt", 1), ("model.pt", 0), ("summary.json", 2),
-])
+@pytest.mark.parametrize(
+    "name,after",
+    [
+        ("config.yaml", 0),
+        ("metrics.jsonl", 1),
+        ("checkpoint.pt", 1),
+        ("model.pt", 0),
+        ("summary.json", 2),
+    ],
+)
 def test_a_full_disk_at_each_write_of_a_run_is_one_line_naming_the_file(tmp_path, monkeypatch, name, after):
     _fail_writes_of(monkeypatch, name, after)
     write_config(tmp_path / "c.yaml", {"train": {"epochs": 3}})
@@ -215,8 +235,12 @@ def test_a_full_disk_while_making_the_sweep_folder_leaves_nothing(tmp_path, monk
 
 def _mount(path: Path, *options: str) -> bool:
     path.mkdir(parents=True, exist_ok=True)
-    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(options), "tmpfs", str(path)],
-                        capture_output=True).returncode == 0
+    ok = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", ",".join(options), "tmpfs", str(path)], capture_output=True
+        ).returncode
+        == 0
+    )
     return ok
 
 
@@ -241,8 +265,10 @@ def read_only(tmp_path):
 def test_a_run_on_a_disk_that_fills_fails_saying_so(tmp_path, small_disk):
     # Adam's checkpoint of a 784-200-10 net is ~1.9 MB: the first fits the 3 MB disk, the
     # second (written beside it, then renamed over it) does not.
-    write_config(tmp_path / "c.yaml", {"model": {"hidden": [200]}, "optimizer": {"name": "adam", "lr": 0.001},
-                                       "train": {"epochs": 6}})
+    write_config(
+        tmp_path / "c.yaml",
+        {"model": {"hidden": [200]}, "optimizer": {"name": "adam", "lr": 0.001}, "train": {"epochs": 6}},
+    )
     res = cli("train", "--config", "c.yaml", "--quiet", "--runs-dir", small_disk)
     assert res.code in (1, 2) and "Traceback" not in res.output, res
     assert "no space left on device writing" in res.stderr, res.stderr
@@ -270,8 +296,10 @@ def test_read_only_targets_are_one_line(tmp_path, read_only, command):
 
 
 def test_a_sweep_on_a_disk_that_fills_stops_starting_runs_and_says_so(tmp_path, small_disk):
-    write_config(tmp_path / "c.yaml", {"model": {"hidden": [200]}, "optimizer": {"name": "adam", "lr": 0.001},
-                                       "train": {"epochs": 4}})
+    write_config(
+        tmp_path / "c.yaml",
+        {"model": {"hidden": [200]}, "optimizer": {"name": "adam", "lr": 0.001}, "train": {"epochs": 4}},
+    )
     (tmp_path / "s.yaml").write_text("base: c.yaml\nseeds: 4\n", encoding="utf-8")
     res = cli("sweep", "s.yaml", "--quiet", "--jobs", "1", "--threads", "1", "--runs-dir", small_disk)
     assert res.code == 1 and "Traceback" not in res.output, res

@@ -76,7 +76,14 @@ def test_fields_that_apply_only_to_some_choices_are_schema_fields_and_values():
         assert key in flat, key
         for field, _values in conditions:
             assert field in flat, field
-    owners = {v for k, c in APPLIES_WHEN.items() if k.startswith("model.") for f, vs in c if f == "model.activation" for v in vs}
+    owners = {
+        v
+        for k, c in APPLIES_WHEN.items()
+        if k.startswith("model.")
+        for f, vs in c
+        if f == "model.activation"
+        for v in vs
+    }
     assert owners == {n for n, info in ACTIVATION_INFO.items() if info.fields}
 
 
@@ -145,8 +152,14 @@ def test_layer_order_and_printable_flat_sequential():
     model = build_model(cfg, 7, 10)
     kinds = [type(m) for m in model]
     assert kinds == [
-        nn.Linear, nn.BatchNorm1d, nn.Tanh, nn.Dropout,
-        nn.Linear, nn.BatchNorm1d, nn.Tanh, nn.Dropout,
+        nn.Linear,
+        nn.BatchNorm1d,
+        nn.Tanh,
+        nn.Dropout,
+        nn.Linear,
+        nn.BatchNorm1d,
+        nn.Tanh,
+        nn.Dropout,
         nn.Linear,
     ]
     assert model[3].p == 0.2
@@ -302,8 +315,7 @@ def test_bias_init_is_independent_of_the_weight_init():
 
 
 def test_maxout_takes_the_max_of_contiguous_groups():
-    x = torch.tensor([[1.0, 5.0, 3.0, 2.0, -1.0, -4.0],
-                      [0.0, -2.0, 7.0, 8.0, 9.0, 6.0]])
+    x = torch.tensor([[1.0, 5.0, 3.0, 2.0, -1.0, -4.0], [0.0, -2.0, 7.0, 8.0, 9.0, 6.0]])
     assert torch.equal(Maxout(2)(x), torch.tensor([[5.0, 3.0, -1.0], [0.0, 8.0, 9.0]]))
     assert torch.equal(Maxout(3)(x), torch.tensor([[5.0, 2.0], [7.0, 9.0]]))
     with pytest.raises(ValueError, match="multiple"):
@@ -319,8 +331,15 @@ def test_maxout_gradient_flows_only_to_the_winning_piece():
 def test_activation_modules_and_their_parameters():
     cfg = ModelConfig(hidden=[4], negative_slope=0.2, elu_alpha=0.5, maxout_pieces=3)
     want = {
-        "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "prelu": nn.PReLU,
-        "elu": nn.ELU, "maxout": Maxout, "gelu": nn.GELU, "silu": nn.SiLU,
+        "sigmoid": nn.Sigmoid,
+        "tanh": nn.Tanh,
+        "relu": nn.ReLU,
+        "leaky_relu": nn.LeakyReLU,
+        "prelu": nn.PReLU,
+        "elu": nn.ELU,
+        "maxout": Maxout,
+        "gelu": nn.GELU,
+        "silu": nn.SiLU,
     }
     for name, cls in want.items():
         act = hidden_blocks(build_model(cfg.model_copy(update={"activation": name}), 3, 10))[0].activation

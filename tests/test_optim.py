@@ -214,14 +214,22 @@ def _cos(t: int, t_max: int, lo: float = 0.0, hi: float = 1.0) -> float:
         (C.NoScheduler(warmup_epochs=3), [0.1, 0.4, 0.7] + [1.0] * 7),
         (C.StepSchedulerConfig(step_size=3, gamma=0.5), [1, 1, 1, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.125]),
         # warm-up is prepended: step_size counts from its end
-        (C.StepSchedulerConfig(step_size=3, gamma=0.5, warmup_epochs=2), [0.1, 0.55, 1, 1, 1, 0.5, 0.5, 0.5, 0.25, 0.25]),
+        (
+            C.StepSchedulerConfig(step_size=3, gamma=0.5, warmup_epochs=2),
+            [0.1, 0.55, 1, 1, 1, 0.5, 0.5, 0.5, 0.25, 0.25],
+        ),
         (C.MultiStepSchedulerConfig(milestones=[2, 5], gamma=0.1), [1, 1, 0.1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.01, 0.01]),
-        (C.MultiStepSchedulerConfig(milestones=[2, 5], gamma=0.1, warmup_epochs=2),
-         [0.1, 0.55, 1, 1, 0.1, 0.1, 0.1, 0.01, 0.01, 0.01]),
+        (
+            C.MultiStepSchedulerConfig(milestones=[2, 5], gamma=0.1, warmup_epochs=2),
+            [0.1, 0.55, 1, 1, 0.1, 0.1, 0.1, 0.01, 0.01, 0.01],
+        ),
         (C.ExponentialSchedulerConfig(gamma=0.5), [0.5**e for e in range(10)]),
         (C.ExponentialSchedulerConfig(gamma=0.5, warmup_epochs=1), [0.1] + [0.5**e for e in range(9)]),
         (C.CosineSchedulerConfig(), [_cos(e, 10) for e in range(10)]),  # t_max defaults to all epochs
-        (C.CosineSchedulerConfig(eta_min=0.1, warmup_epochs=4), [0.1, 0.325, 0.55, 0.775] + [_cos(e, 6, 0.1) for e in range(6)]),
+        (
+            C.CosineSchedulerConfig(eta_min=0.1, warmup_epochs=4),
+            [0.1, 0.325, 0.55, 0.775] + [_cos(e, 6, 0.1) for e in range(6)],
+        ),
         (C.CosineSchedulerConfig(t_max=5), [_cos(e, 5) for e in range(10)]),  # then back up: torch's periodic cosine
     ],
     ids=lambda v: getattr(v, "name", None) and f"{v.name}-warmup{v.warmup_epochs}",

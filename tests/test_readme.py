@@ -24,12 +24,18 @@ def test_readme_setup_commands_are_what_ci_runs():
 
 
 def test_readme_table_names_every_config_key_and_choice():
-    keys = [k for k in flatten(config_to_dict(ExperimentConfig())) if not k.startswith(("optimizer.", "scheduler.")) and k != "description"]
+    keys = [
+        k
+        for k in flatten(config_to_dict(ExperimentConfig()))
+        if not k.startswith(("optimizer.", "scheduler.")) and k != "description"
+    ]
     missing = [k for k in keys if f"`{k}`" not in README]
     assert not missing, f"README's config table lacks {missing}"
     for name in OPTIMIZER_NAMES + SCHEDULER_NAMES:
         assert f"`{name}`" in README, name
-    choices = {c for section in ("data", "model", "train") for c in _choices(ExperimentConfig.model_fields[section].annotation)}
+    choices = {
+        c for section in ("data", "model", "train") for c in _choices(ExperimentConfig.model_fields[section].annotation)
+    }
     assert {"relu", "kaiming_normal", "batchnorm", "cifar10", "bf16"} <= choices  # the walk finds the Literals
     for choice in sorted(choices):
         assert f"`{choice}`" in README, f"README does not mention the choice {choice!r}"

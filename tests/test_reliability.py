@@ -294,10 +294,13 @@ def _assert_same_as_reference(run: Path, ref: Path) -> None:
     assert s["best"] == summary(ref)["best"]
 
 
-@pytest.mark.parametrize("name,sig", [
-    ("dropout-adam-step-val", signal.SIGINT),
-    ("batchnorm-sgd-cosine", signal.SIGTERM),
-])
+@pytest.mark.parametrize(
+    "name,sig",
+    [
+        ("dropout-adam-step-val", signal.SIGINT),
+        ("batchnorm-sgd-cosine", signal.SIGTERM),
+    ],
+)
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, reference_runs, name, sig):
     write_config(tmp_path / "c.yaml", RESUMABLE[name])
     proc = start_training(tmp_path / "c.yaml", tmp_path)
@@ -398,11 +401,15 @@ def _fail_fsync(monkeypatch):
     monkeypatch.setattr(runs.os, "fsync", fsync)
 
 
-@pytest.mark.parametrize("writer,name,old,new", [
-    (runs.atomic_write_json, "summary.json", {"status": "running"}, {"status": "completed"}),
-    (runs.atomic_write_text, "config.yaml", "model: {hidden: [8]}\n", "model: {hidden: [16]}\n"),
-    (save_torch, "checkpoint.pt", {"epoch": 1}, {"epoch": 2}),
-], ids=["summary", "config", "checkpoint"])
+@pytest.mark.parametrize(
+    "writer,name,old,new",
+    [
+        (runs.atomic_write_json, "summary.json", {"status": "running"}, {"status": "completed"}),
+        (runs.atomic_write_text, "config.yaml", "model: {hidden: [8]}\n", "model: {hidden: [16]}\n"),
+        (save_torch, "checkpoint.pt", {"epoch": 1}, {"epoch": 2}),
+    ],
+    ids=["summary", "config", "checkpoint"],
+)
 def test_failed_write_keeps_the_previous_file_and_no_temp(tmp_path, monkeypatch, writer, name, old, new):
     path = tmp_path / name
     writer(path, old)
@@ -445,9 +452,11 @@ def test_checkpoint_write_failing_mid_run_keeps_the_last_good_one(tmp_path, monk
         if Path(path).name == "checkpoint.pt":
             checkpoints.append(1)
             if len(checkpoints) == 2:
+
                 def half_then_full(f):  # the disk fills up halfway through the write
                     f.write(b"half a checkpoint")
                     raise OSError(28, "No space left on device")
+
                 return real(path, half_then_full)
         return real(path, write)
 
@@ -509,8 +518,14 @@ def test_run_dir_names_never_collide_even_with_the_same_random_id(tmp_path, monk
 
 
 def test_eight_runs_started_at_once_into_one_runs_dir(tmp_path):
-    write_config(tmp_path / "same.yaml", {"data": {"synthetic_train_size": 100, "synthetic_test_size": 20},
-                                          "model": {"hidden": [8]}, "train": {"epochs": 3}})
+    write_config(
+        tmp_path / "same.yaml",
+        {
+            "data": {"synthetic_train_size": 100, "synthetic_test_size": 20},
+            "model": {"hidden": [8]},
+            "train": {"epochs": 3},
+        },
+    )
     procs = [start_training(tmp_path / "same.yaml", tmp_path) for _ in range(8)]
     results = [(*p.communicate(timeout=300), p.returncode) for p in procs]
     for out, err, code in results:
@@ -518,8 +533,12 @@ def test_eight_runs_started_at_once_into_one_runs_dir(tmp_path):
         assert "Traceback" not in out + err
     folders = run_folders(tmp_path / "runs")
     assert len(folders) == 8
-    printed = {line.split("run folder: ")[1].strip() for out, _, _ in results for line in out.splitlines()
-               if line.startswith("run folder: ")}
+    printed = {
+        line.split("run folder: ")[1].strip()
+        for out, _, _ in results
+        for line in out.splitlines()
+        if line.startswith("run folder: ")
+    }
     assert printed == {str(f.relative_to(tmp_path)) for f in folders}  # each process its own folder
     finals = []
     for folder in folders:

@@ -28,7 +28,10 @@ def lecture_like(tmp_path):
     seeded(root, "xavier", XAVIER, XAVIER_ACCS)
     bad = make_run(root, "large", {"model": {"init": "normal", "init_std": 1.0}}, accs=[0.1], status="diverged")
     summary = json.loads((bad / runs.SUMMARY).read_text())
-    summary.update(message="diverged in epoch 2: training loss became nan", warnings=["layer 3's relu activations have std 7.5e+02"])
+    summary.update(
+        message="diverged in epoch 2: training loss became nan",
+        warnings=["layer 3's relu activations have std 7.5e+02"],
+    )
     runs.atomic_write_json(bad / runs.SUMMARY, summary)
     return root
 
@@ -82,11 +85,14 @@ def test_diagnostics_figures_are_included_when_runs_have_them(tmp_path):
     assert html.count("<img") == 2 and "Inside the network" in html
 
 
-@pytest.mark.parametrize("args, message", [
-    (["-o", "report.txt"], "give a name ending in .html"),
-    (["-o", "missing/report.html"], "folder missing does not exist"),
-    (["--baseline", "model.init=orthogonal"], "no group of runs has that"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-o", "report.txt"], "give a name ending in .html"),
+        (["-o", "missing/report.html"], "folder missing does not exist"),
+        (["--baseline", "model.init=orthogonal"], "no group of runs has that"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(lecture_like, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     r = invoke("report", str(lecture_like), *args)
@@ -106,31 +112,48 @@ def _chromium() -> str | None:
 
 
 # The flags a headless Chromium needs on a machine without network or display.
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--virtual-time-budget=5000"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=5000",
+]
 
 
 @pytest.mark.skipif(_chromium() is None, reason="no Chromium here (Debian's chromium package; .ci/run installs it)")
 def test_a_real_browser_shows_the_table_and_decodes_every_image(lecture_like, tmp_path):
     out = write_report([lecture_like], tmp_path / "report.html", title="Inits, 5 seeds")
     # A copy with a probe: once loaded, the page's title becomes what the browser decoded.
-    probe = ("<script>window.addEventListener('load', () => { document.title = 'PROBE' + JSON.stringify({"
-             "widths: [...document.images].map(i => i.naturalWidth),"
-             "cells: [...document.querySelectorAll('td')].map(td => td.textContent)}); });</script>")
+    probe = (
+        "<script>window.addEventListener('load', () => { document.title = 'PROBE' + JSON.stringify({"
+        "widths: [...document.images].map(i => i.naturalWidth),"
+        "cells: [...document.querySelectorAll('td')].map(td => td.textContent)}); });</script>"
+    )
     probed = tmp_path / "probed.html"
     probed.write_text(out.read_text(encoding="utf-8").replace("</body>", probe + "</body>"), encoding="utf-8")
     profile = ["--user-data-dir=" + str(tmp_path / "profile")]
-    dom = subprocess.run([_chromium(), *CHROMIUM_FLAGS, *profile, "--dump-dom", probed.as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [_chromium(), *CHROMIUM_FLAGS, *profile, "--dump-dom", probed.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     found = re.search(r"<title>PROBE(.*?)</title>", dom, re.S)
     assert found, dom[:500]
     seen = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
     assert seen["widths"] and all(w > 0 for w in seen["widths"])
     assert {"he", "xavier", "97.95 ± 0.06%", "[97.87, 98.02]", "baseline"} <= set(seen["cells"])
     shot = tmp_path / "report.png"  # kept with the test's files, to look at
-    subprocess.run([_chromium(), *CHROMIUM_FLAGS, *profile, "--window-size=1280,1600", f"--screenshot={shot}",
-                    out.as_uri()], capture_output=True, timeout=120)
+    subprocess.run(
+        [_chromium(), *CHROMIUM_FLAGS, *profile, "--window-size=1280,1600", f"--screenshot={shot}", out.as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
     assert shot.read_bytes().startswith(PNG_MAGIC) and shot.stat().st_size > 50_000
     print(f"screenshot: {shot}")
 
@@ -154,15 +177,42 @@ def wide(tmp_path):
     """Three seed groups of one-epoch runs that differ in eight fields, with long values."""
     import mlp_lab
 
-    base = {"name": "r", "data": {"dataset": "synthetic", "synthetic_train_size": 200, "synthetic_test_size": 50},
-            "train": {"epochs": 1, "batch_size": 50, "device": "cpu"}}
+    base = {
+        "name": "r",
+        "data": {"dataset": "synthetic", "synthetic_train_size": 200, "synthetic_test_size": 50},
+        "train": {"epochs": 1, "batch_size": 50, "device": "cpu"},
+    }
     variants = [
-        {"model.activation": "relu", "model.init": "kaiming_normal", "model.hidden": [64, 64, 64, 64], "optimizer.name": "sgd",
-         "optimizer.lr": 0.1, "model.norm": "batchnorm", "model.dropout": 0.1, "train.batch_size": 50},
-        {"model.activation": "tanh", "model.init": "xavier_normal", "model.hidden": [32, 32], "optimizer.name": "adam",
-         "optimizer.lr": 0.001, "model.norm": "none", "model.dropout": 0.0, "train.batch_size": 25},
-        {"model.activation": "leaky_relu", "model.init": "normal", "model.hidden": [128], "optimizer.name": "rmsprop",
-         "optimizer.lr": 0.0005, "model.norm": "layernorm", "model.dropout": 0.2, "train.batch_size": 40},
+        {
+            "model.activation": "relu",
+            "model.init": "kaiming_normal",
+            "model.hidden": [64, 64, 64, 64],
+            "optimizer.name": "sgd",
+            "optimizer.lr": 0.1,
+            "model.norm": "batchnorm",
+            "model.dropout": 0.1,
+            "train.batch_size": 50,
+        },
+        {
+            "model.activation": "tanh",
+            "model.init": "xavier_normal",
+            "model.hidden": [32, 32],
+            "optimizer.name": "adam",
+            "optimizer.lr": 0.001,
+            "model.norm": "none",
+            "model.dropout": 0.0,
+            "train.batch_size": 25,
+        },
+        {
+            "model.activation": "leaky_relu",
+            "model.init": "normal",
+            "model.hidden": [128],
+            "optimizer.name": "rmsprop",
+            "optimizer.lr": 0.0005,
+            "model.norm": "layernorm",
+            "model.dropout": 0.2,
+            "train.batch_size": 40,
+        },
     ]
     for v in variants:
         for seed in (0, 1):
@@ -190,15 +240,27 @@ def runs_of_row(row):
 @pytest.mark.parametrize("width", [1280, 1400])
 def test_the_table_fits_a_laptop_window(wide, tmp_path, width):
     out = write_report([wide], tmp_path / "report.html")
-    probe = ("<script>window.addEventListener('load', () => { document.title = 'PROBE' + JSON.stringify({"
-             "view: document.documentElement.clientWidth,"
-             "right: Math.max(...[...document.querySelectorAll('th, td')].map(c => c.getBoundingClientRect().right)),"
-             "headers: [...document.querySelectorAll('th')].map(th => th.textContent)}); });</script>")
+    probe = (
+        "<script>window.addEventListener('load', () => { document.title = 'PROBE' + JSON.stringify({"
+        "view: document.documentElement.clientWidth,"
+        "right: Math.max(...[...document.querySelectorAll('th, td')].map(c => c.getBoundingClientRect().right)),"
+        "headers: [...document.querySelectorAll('th')].map(th => th.textContent)}); });</script>"
+    )
     probed = tmp_path / "probed.html"
     probed.write_text(out.read_text(encoding="utf-8").replace("</body>", probe + "</body>"), encoding="utf-8")
-    dom = subprocess.run([_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-                          f"--window-size={width},900", "--dump-dom", probed.as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [
+            _chromium(),
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--window-size={width},900",
+            "--dump-dom",
+            probed.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     found = re.search(r"<title>PROBE(.*?)</title>", dom, re.S)
     assert found, dom[:500]
     seen = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))

@@ -18,9 +18,13 @@ from mlp_lab.sweeps import load_manifest, load_sweep
 
 from helpers import MLP_LAB, assert_user_error, cli, cli_subprocess, offline_env, without_seconds, write_yaml
 
-BASE = {"name": "tiny", "data": {"dataset": "synthetic", "synthetic_train_size": 400, "synthetic_test_size": 100},
-        "model": {"hidden": [16]}, "optimizer": {"name": "sgd", "lr": 0.1},
-        "train": {"epochs": 3, "batch_size": 50, "device": "cpu"}}
+BASE = {
+    "name": "tiny",
+    "data": {"dataset": "synthetic", "synthetic_train_size": 400, "synthetic_test_size": 100},
+    "model": {"hidden": [16]},
+    "optimizer": {"name": "sgd", "lr": 0.1},
+    "train": {"epochs": 3, "batch_size": 50, "device": "cpu"},
+}
 SPACE = {"optimizer.lr": {"log_uniform": [1.0e-4, 1.0]}, "model.activation": {"choice": ["relu", "tanh"]}}
 
 
@@ -35,7 +39,9 @@ def test_a_random_search_draws_the_same_trials_every_time_and_the_dry_run_lists_
     assert [r.varies for r in first.runs] == [r.varies for r in again.runs]
     assert len(first.runs) == 4 and len({r.varies["optimizer.lr"] for r in first.runs}) == 4
     assert all(1e-4 <= r.varies["optimizer.lr"] <= 1.0 for r in first.runs)
-    other = write_yaml(tmp_path / "s8.yaml", {**yaml.safe_load(sfile.read_text()), "search": {"trials": 4, "space": SPACE, "seed": 8}})
+    other = write_yaml(
+        tmp_path / "s8.yaml", {**yaml.safe_load(sfile.read_text()), "search": {"trials": 4, "space": SPACE, "seed": 8}}
+    )
     assert [r.varies for r in load_sweep(other).runs] != [r.varies for r in first.runs]
     r = cli("sweep", sfile, "--dry-run")
     assert r.code == 0, r
@@ -45,31 +51,56 @@ def test_a_random_search_draws_the_same_trials_every_time_and_the_dry_run_lists_
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("search,words", [
-    ({"space": {"optimizer.lr": {"uniform": [1.0, 0.1]}}}, ["space optimizer.lr", "low must be below high"]),
-    ({"space": {"optimizer.lr": {"log_uniform": [0, 1]}}}, ["space optimizer.lr", "log scale needs low > 0"]),
-    ({"space": {"train.batch_size": {"int": [8.5, 64]}}}, ["space train.batch_size", "must be integers"]),
-    ({"space": {"model.activation": {"choice": []}}}, ["space model.activation", "non-empty list"]),
-    ({"space": {"optimizer.lr": {"normal": [0, 1]}}}, ["unknown distribution 'normal'", "log_uniform"]),
-    ({"space": {"optimizer.lr": [0.1, 0.01]}}, ["space", "optimizer.lr"]),
-    ({"space": {"model.activation": {"choice": ["relu", "swish"]}}}, ["model.activation", "'swish' is not allowed"]),
-    ({"space": {"model.dropout": {"uniform": [0.0, 1.0]}}}, ["model.dropout", "1"]),
-    ({"space": {"model.activaton": {"choice": ["relu"]}}}, ["model.activaton", "did you mean"]),
-    ({"metric": "test_acc"}, ["metric test_acc", "never on the test set"]),
-    ({"metric": "val_f1"}, ["metric 'val_f1'", "val_acc, val_loss"]),
-    ({"method": "grid"}, ["method", "random"]),
-], ids=["low-high", "log-zero", "int-bounds", "empty-choice", "kind", "form", "bad-choice", "dropout-1",
-        "unknown-key", "test-metric", "metric", "method"])
+@pytest.mark.parametrize(
+    "search,words",
+    [
+        ({"space": {"optimizer.lr": {"uniform": [1.0, 0.1]}}}, ["space optimizer.lr", "low must be below high"]),
+        ({"space": {"optimizer.lr": {"log_uniform": [0, 1]}}}, ["space optimizer.lr", "log scale needs low > 0"]),
+        ({"space": {"train.batch_size": {"int": [8.5, 64]}}}, ["space train.batch_size", "must be integers"]),
+        ({"space": {"model.activation": {"choice": []}}}, ["space model.activation", "non-empty list"]),
+        ({"space": {"optimizer.lr": {"normal": [0, 1]}}}, ["unknown distribution 'normal'", "log_uniform"]),
+        ({"space": {"optimizer.lr": [0.1, 0.01]}}, ["space", "optimizer.lr"]),
+        (
+            {"space": {"model.activation": {"choice": ["relu", "swish"]}}},
+            ["model.activation", "'swish' is not allowed"],
+        ),
+        ({"space": {"model.dropout": {"uniform": [0.0, 1.0]}}}, ["model.dropout", "1"]),
+        ({"space": {"model.activaton": {"choice": ["relu"]}}}, ["model.activaton", "did you mean"]),
+        ({"metric": "test_acc"}, ["metric test_acc", "never on the test set"]),
+        ({"metric": "val_f1"}, ["metric 'val_f1'", "val_acc, val_loss"]),
+        ({"method": "grid"}, ["method", "random"]),
+    ],
+    ids=[
+        "low-high",
+        "log-zero",
+        "int-bounds",
+        "empty-choice",
+        "kind",
+        "form",
+        "bad-choice",
+        "dropout-1",
+        "unknown-key",
+        "test-metric",
+        "metric",
+        "method",
+    ],
+)
 def test_a_bad_space_is_one_line_and_writes_nothing(tmp_path, search, words):
     sfile = search_file(tmp_path, **search)
     assert_user_error(cli("sweep", sfile), *words)
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("extra,words", [
-    ({"grid": {"model.init": ["default", "kaiming_normal"]}}, ["cannot go with grid or cases"]),
-    ({"seeds": 2, "search": {"trials": 2, "space": SPACE, "prune": {"rule": "median"}}}, ["prune median with 2 seeds"]),
-])
+@pytest.mark.parametrize(
+    "extra,words",
+    [
+        ({"grid": {"model.init": ["default", "kaiming_normal"]}}, ["cannot go with grid or cases"]),
+        (
+            {"seeds": 2, "search": {"trials": 2, "space": SPACE, "prune": {"rule": "median"}}},
+            ["prune median with 2 seeds"],
+        ),
+    ],
+)
 def test_search_with_a_grid_or_pruning_with_seeds_is_refused(tmp_path, extra, words):
     write_yaml(tmp_path / "base.yaml", BASE)
     doc = {"base": "base.yaml", "search": {"trials": 2, "space": SPACE}, **extra}
@@ -78,16 +109,27 @@ def test_search_with_a_grid_or_pruning_with_seeds_is_refused(tmp_path, extra, wo
 
 def test_set_on_a_searched_key_is_refused(tmp_path):
     sfile = search_file(tmp_path)
-    assert_user_error(cli("sweep", sfile, "--set", "optimizer.lr=0.1"), "the sweep varies optimizer.lr (its search space)")
+    assert_user_error(
+        cli("sweep", sfile, "--set", "optimizer.lr=0.1"), "the sweep varies optimizer.lr (its search space)"
+    )
 
 
-PRUNE_BASE = {**BASE, "data": {"dataset": "synthetic", "synthetic_train_size": 4000, "synthetic_test_size": 100},
-              "model": {"hidden": [128, 128]}, "train": {"epochs": 6, "batch_size": 50, "device": "cpu"}}
+PRUNE_BASE = {
+    **BASE,
+    "data": {"dataset": "synthetic", "synthetic_train_size": 4000, "synthetic_test_size": 100},
+    "model": {"hidden": [128, 128]},
+    "train": {"epochs": 6, "batch_size": 50, "device": "cpu"},
+}
 
 
 def test_the_pruner_stops_hopeless_learning_rates_and_lets_the_good_ones_finish(tmp_path):
-    sfile = search_file(tmp_path, base=PRUNE_BASE, trials=6, space={"optimizer.lr": {"choice": [1.0e-6, 0.1]}},
-                        prune={"rule": "median", "min_epochs": 1})
+    sfile = search_file(
+        tmp_path,
+        base=PRUNE_BASE,
+        trials=6,
+        space={"optimizer.lr": {"choice": [1.0e-6, 0.1]}},
+        prune={"rule": "median", "min_epochs": 1},
+    )
     r = cli_subprocess("sweep", sfile, "--quiet", "--jobs", "1", cwd=tmp_path, timeout=300)
     assert r.code == 0, r
     (folder,) = (tmp_path / "runs").iterdir()
@@ -124,19 +166,31 @@ def test_a_tpe_search_asks_trials_as_it_goes(tmp_path):
 
 
 def test_a_stopped_random_search_resumed_ends_as_one_never_stopped(tmp_path):
-    base = {**BASE, "data": {"dataset": "synthetic", "synthetic_train_size": 1000, "synthetic_test_size": 100},
-            "train": {"epochs": 40, "batch_size": 50, "device": "cpu"}}
+    base = {
+        **BASE,
+        "data": {"dataset": "synthetic", "synthetic_train_size": 1000, "synthetic_test_size": 100},
+        "train": {"epochs": 40, "batch_size": 50, "device": "cpu"},
+    }
     sfile = search_file(tmp_path, base=base, trials=3, space={"optimizer.lr": {"log_uniform": [0.01, 0.5]}})
-    proc = subprocess.Popen([*MLP_LAB, "sweep", str(sfile), "--runs-dir", "stopped", "--quiet", "--jobs", "1"],
-                            cwd=tmp_path, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [*MLP_LAB, "sweep", str(sfile), "--runs-dir", "stopped", "--quiet", "--jobs", "1"],
+        cwd=tmp_path,
+        env=offline_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while True:
         folders = list((tmp_path / "stopped").glob("s-*/manifest.json"))
         if folders:
             entries = json.loads(folders[0].read_text())["runs"]
-            if entries[0]["status"] == "completed" and entries[1]["folder"] and \
-                    (folders[0].parent / entries[1]["folder"] / "checkpoint.pt").exists():
+            if (
+                entries[0]["status"] == "completed"
+                and entries[1]["folder"]
+                and (folders[0].parent / entries[1]["folder"] / "checkpoint.pt").exists()
+            ):
                 break
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
@@ -164,9 +218,16 @@ def test_a_stopped_random_search_resumed_ends_as_one_never_stopped(tmp_path):
 @pytest.fixture
 def finished_search(tmp_path) -> Path:
     base = {**BASE, "train": {"epochs": 2, "batch_size": 50, "device": "cpu"}}
-    sfile = search_file(tmp_path, base=base, trials=6, space={"optimizer.lr": {"log_uniform": [1.0e-4, 1.0]},
-                                                               "train.batch_size": {"log_int": [16, 128]},
-                                                               "model.activation": {"choice": ["relu", "tanh", "sigmoid"]}})
+    sfile = search_file(
+        tmp_path,
+        base=base,
+        trials=6,
+        space={
+            "optimizer.lr": {"log_uniform": [1.0e-4, 1.0]},
+            "train.batch_size": {"log_int": [16, 128]},
+            "model.activation": {"choice": ["relu", "tanh", "sigmoid"]},
+        },
+    )
     r = cli_subprocess("sweep", sfile, "--quiet", "--jobs", "2", cwd=tmp_path, timeout=300)
     assert r.code == 0, r
     (folder,) = (tmp_path / "runs").iterdir()

@@ -116,11 +116,14 @@ def test_baseline_names_the_reference_group(inits):
     assert "by 0.33 pp" in results.verdict(comp)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("model.init=orthogonal", "no group of runs has that; the groups differ in model.init"),
-    ("model.act=relu", "unknown key"),
-    ("model.init", "expected key=value"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("model.init=orthogonal", "no group of runs has that; the groups differ in model.init"),
+        ("model.act=relu", "unknown key"),
+        ("model.init", "expected key=value"),
+    ],
+)
 def test_a_bad_baseline_is_one_line_and_exit_2(inits, text, message):
     with pytest.raises(CompareError, match=message):
         build_comparison([inits], baseline=text)
@@ -166,8 +169,11 @@ def test_sort_top_and_metric_filters_act_on_groups(tmp_path):
     seeded(root, "he", HE, HE_ACCS)
     seeded(root, "xavier", XAVIER, XAVIER_ACCS)
     seeded(root, "small", {"model": {"init": "normal"}}, [0.11, 0.12, 0.1135])
-    assert [g.params["model.init"] for g in build_comparison([root], sort="test_acc", reverse=True).rows] == \
-        ["normal", "xavier_normal", "kaiming_normal"]
+    assert [g.params["model.init"] for g in build_comparison([root], sort="test_acc", reverse=True).rows] == [
+        "normal",
+        "xavier_normal",
+        "kaiming_normal",
+    ]
     assert [g.n for g in build_comparison([root], top=1).rows] == [5]
     kept = build_comparison([root], filters=["test_acc>0.977"]).rows  # the mean, not each run
     assert [g.params["model.init"] for g in kept] == ["kaiming_normal"]
@@ -211,9 +217,24 @@ def test_plot_draws_each_group_as_mean_and_band(inits, tmp_path):
 
 def test_real_runs_with_seeds_group_and_every_format_parses(tmp_path):
     runs_dir = tmp_path / "runs"
-    base = ["train", "--quiet", "--config", str(REPO / "configs" / "smoke.yaml"), "--runs-dir", str(runs_dir),
-            "--set", "train.epochs=1", "--set", "data.synthetic_train_size=300", "--set", "data.synthetic_test_size=100",
-            "--set", "model.hidden=[16]", "--set", "train.checkpoint=false"]
+    base = [
+        "train",
+        "--quiet",
+        "--config",
+        str(REPO / "configs" / "smoke.yaml"),
+        "--runs-dir",
+        str(runs_dir),
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "data.synthetic_train_size=300",
+        "--set",
+        "data.synthetic_test_size=100",
+        "--set",
+        "model.hidden=[16]",
+        "--set",
+        "train.checkpoint=false",
+    ]
     for act in ("relu", "tanh"):
         for seed in (0, 1, 2):
             r = invoke(*base, "--set", f"model.activation={act}", "--set", f"train.seed={seed}")
@@ -237,16 +258,27 @@ def test_a_seed_groups_diagnostics_are_the_mean_of_its_runs():
     from mlp_lab.diagnostic_plots import mean_records
 
     def recs(g):
-        return [{"kind": "step", "epoch": 1, "step": 0, "steps": 4, "layers": [
-            {"layer": 1, "activation": "relu", "grad_norm": g, "update_ratio": None},
-            {"layer": 2, "output": True, "grad_norm": 2 * g}]},
-            {"kind": "probe", "epoch": 1, "layers": [{"layer": 1, "activation": "relu", "dead": g / 10}]}]
+        return [
+            {
+                "kind": "step",
+                "epoch": 1,
+                "step": 0,
+                "steps": 4,
+                "layers": [
+                    {"layer": 1, "activation": "relu", "grad_norm": g, "update_ratio": None},
+                    {"layer": 2, "output": True, "grad_norm": 2 * g},
+                ],
+            },
+            {"kind": "probe", "epoch": 1, "layers": [{"layer": 1, "activation": "relu", "dead": g / 10}]},
+        ]
 
     merged = mean_records([recs(1.0), recs(3.0)])
     step, probe = merged
     assert (step["kind"], step["epoch"], step["step"]) == ("step", 1, 0)
-    assert step["layers"] == [{"layer": 1, "activation": "relu", "grad_norm": 2.0, "update_ratio": None},
-                              {"layer": 2, "output": True, "grad_norm": 4.0}]
+    assert step["layers"] == [
+        {"layer": 1, "activation": "relu", "grad_norm": 2.0, "update_ratio": None},
+        {"layer": 2, "output": True, "grad_norm": 4.0},
+    ]
     assert probe["layers"] == [{"layer": 1, "activation": "relu", "dead": pytest.approx(0.2)}]
 
 

@@ -54,8 +54,12 @@ def test_a_file_that_exists_wins_over_the_shipped_one(tmp_path):
 
 
 def test_a_name_that_is_neither_is_one_line_with_near_names():
-    line = assert_user_error(cli("train", "--config", "relu_adma"), "config file not found: relu_adma",
-                             "did you mean relu_adam", "mlp-lab configs")
+    line = assert_user_error(
+        cli("train", "--config", "relu_adma"),
+        "config file not found: relu_adma",
+        "did you mean relu_adam",
+        "mlp-lab configs",
+    )
     assert len(line) < 300
     assert_user_error(cli("sweep", "batchnrom", "--dry-run"), "sweep file not found", "sweeps/batchnorm")
 
@@ -85,16 +89,30 @@ def test_configs_lists_every_shipped_file_with_its_description():
 def test_the_built_wheel_carries_the_configs_and_trains_by_name(tmp_path, mnist):
     wheels, site, empty = tmp_path / "wheels", tmp_path / "site", tmp_path / "empty"
     empty.mkdir()
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                            str(wheels), str(REPO)], capture_output=True, text=True, timeout=300)
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert build.returncode == 0, build.stderr
     (wheel,) = wheels.glob("mlp_lab-*.whl")
-    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
-                             capture_output=True, text=True, timeout=300)
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert install.returncode == 0, install.stderr
     env = offline_env(PYTHONPATH=str(site), MLP_LAB_DATA=str(mnist))
-    r = subprocess.run([sys.executable, "-m", "mlp_lab", "train", "--config", "relu_adam.yaml", *QUICK], cwd=empty,
-                       env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "mlp_lab", "train", "--config", "relu_adam.yaml", *QUICK],
+        cwd=empty,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert f"using the shipped config relu_adam ({site / 'mlp_lab' / 'configs' / 'relu_adam.yaml'})" in r.stderr
     assert len(list((empty / "runs").iterdir())) == 1
@@ -110,7 +128,11 @@ def test_piped_compare_and_show_have_no_trailing_spaces_and_unset_values_read_da
     assert cli("train", "--config", "c.yaml", "--quiet").code == 0
     env = offline_env()
     env.pop("COLUMNS", None)
-    for args in (["compare", "runs"], ["show", str(only_run(tmp_path / "runs"))], ["show", str(only_run(tmp_path / "runs")), "--all"]):
+    for args in (
+        ["compare", "runs"],
+        ["show", str(only_run(tmp_path / "runs"))],
+        ["show", str(only_run(tmp_path / "runs")), "--all"],
+    ):
         r = subprocess.run([*MLP_LAB, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
         assert [line for line in r.stdout.splitlines() if line != line.rstrip()] == []
@@ -122,7 +144,9 @@ def test_help_lists_flags_without_a_bool_type(command):
     # ours (--quiet, --reverse) and Typer's own (--help, --install-completion) alike
     r = cli(*command, "--help")
     assert r.code == 0 and "--help" in r.stdout
-    flags = [line for line in r.stdout.splitlines() if any(f in line for f in ("--help", "--quiet", "--install-completion"))]
+    flags = [
+        line for line in r.stdout.splitlines() if any(f in line for f in ("--help", "--quiet", "--install-completion"))
+    ]
     assert flags and not any("bool" in line for line in flags), flags
 
 
@@ -132,7 +156,9 @@ def test_words_for_one(tmp_path):
 
 
 def test_a_finished_sweep_folder_keeps_no_lock_and_no_empty_logs(tmp_path):
-    (tmp_path / "s.yaml").write_text(f"base: {REPO / 'configs' / 'smoke.yaml'}\nset: {{train.epochs: 1}}\n", encoding="utf-8")
+    (tmp_path / "s.yaml").write_text(
+        f"base: {REPO / 'configs' / 'smoke.yaml'}\nset: {{train.epochs: 1}}\n", encoding="utf-8"
+    )
     r = cli("sweep", "s.yaml", "--quiet", "--jobs", "1")
     assert r.code == 0, r
     (folder,) = (tmp_path / "runs").iterdir()

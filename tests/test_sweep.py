@@ -45,12 +45,23 @@ def sweep_file(tmp_path: Path, **fields) -> Path:
 
 
 def test_grid_cases_and_seeds_multiply(tmp_path, base):
-    s = load_sweep(sweep_file(tmp_path, grid={"model.activation": ["relu", "tanh"], "model.init": ["xavier_normal", "kaiming_normal"]},
-                              cases=[{"optimizer.name": "sgd", "optimizer.lr": 0.1}, {"optimizer.name": "adam"}], seeds=3))
+    s = load_sweep(
+        sweep_file(
+            tmp_path,
+            grid={"model.activation": ["relu", "tanh"], "model.init": ["xavier_normal", "kaiming_normal"]},
+            cases=[{"optimizer.name": "sgd", "optimizer.lr": 0.1}, {"optimizer.name": "adam"}],
+            seeds=3,
+        )
+    )
     assert len(s.runs) == 2 * 2 * 2 * 3 and len(s.cells) == 8
     assert [r.seed for r in s.runs[:3]] == [0, 1, 2] and all(r.config.train.seed == r.seed for r in s.runs)
     first = s.runs[0]
-    assert first.varies == {"model.activation": "relu", "model.init": "xavier_normal", "optimizer.name": "sgd", "optimizer.lr": 0.1}
+    assert first.varies == {
+        "model.activation": "relu",
+        "model.init": "xavier_normal",
+        "optimizer.name": "sgd",
+        "optimizer.lr": 0.1,
+    }
     assert first.config.optimizer.lr == 0.1 and first.config.name == "relu-xavier_normal-sgd-0.1"
     assert load_sweep(sweep_file(tmp_path, seeds=[0, 7, 42])).runs[2].seed == 42
 
@@ -66,8 +77,10 @@ def test_cell_ids_are_stable_and_ignore_seed_and_name(tmp_path, base):
 
 
 def test_set_applies_to_every_run_and_the_cli_set_joins_it(tmp_path, base):
-    s = load_sweep(sweep_file(tmp_path, set={"train.epochs": 3}, grid={"model.activation": ["relu", "tanh"]}),
-                   overrides=["optimizer.lr=0.05"])
+    s = load_sweep(
+        sweep_file(tmp_path, set={"train.epochs": 3}, grid={"model.activation": ["relu", "tanh"]}),
+        overrides=["optimizer.lr=0.05"],
+    )
     assert {(r.config.train.epochs, r.config.optimizer.lr) for r in s.runs} == {(3, 0.05)}
 
 
@@ -88,10 +101,28 @@ def test_dry_run_prints_the_runs_and_writes_nothing(tmp_path, base, monkeypatch)
 
 def test_the_shorthand_is_the_sweep_file_it_stands_for(tmp_path, base, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    short = load_sweep_from_cli(["--config", "tiny.yaml", "--grid", "model.activation=relu,tanh",
-                                 "--grid", "model.hidden=[8],[16, 16]", "--seeds", "2", "--set", "train.epochs=3"])
-    long = load_sweep(sweep_file(tmp_path, grid={"model.activation": ["relu", "tanh"], "model.hidden": [[8], [16, 16]]},
-                                 seeds=2, set={"train.epochs": 3}))
+    short = load_sweep_from_cli(
+        [
+            "--config",
+            "tiny.yaml",
+            "--grid",
+            "model.activation=relu,tanh",
+            "--grid",
+            "model.hidden=[8],[16, 16]",
+            "--seeds",
+            "2",
+            "--set",
+            "train.epochs=3",
+        ]
+    )
+    long = load_sweep(
+        sweep_file(
+            tmp_path,
+            grid={"model.activation": ["relu", "tanh"], "model.hidden": [[8], [16, 16]]},
+            seeds=2,
+            set={"train.epochs": 3},
+        )
+    )
     assert [(r.cell, r.seed) for r in short.runs] == [(r.cell, r.seed) for r in long.runs] and len(short.runs) == 8
     assert short.name == "tiny" and short.runs[-1].config.model.hidden == [16, 16]
     r = cli("sweep", "--config", "tiny.yaml", "--grid", "optimizer.lr=1e-3,0.01", "--seeds", "[0, 7]", "--dry-run")
@@ -113,16 +144,28 @@ def load_sweep_from_cli(args: list[str]):
     return seen[0]
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--config", "tiny.yaml", "--grid", "model.activation"], ["--grid 'model.activation'", "key.path=value1,value2"]),
-    (["--config", "tiny.yaml", "--grid", "model.activaton=relu"], ["grid model.activaton", "did you mean 'activation'"]),
-    (["--config", "tiny.yaml", "--grid", "model.activation=relu", "--grid", "model.activation=tanh"], ["given twice"]),
-    (["--config", "tiny.yaml", "--seeds", "0"], ["seeds", "1 or more"]),
-    (["--config", "nope.yaml", "--seeds", "2"], ["nope.yaml"]),
-    (["--seeds", "3"], ["--grid and --seeds", "--config BASE.yaml"]),
-    (["s.yaml", "--config", "tiny.yaml"], ["not both"]),
-    ([], ["no sweep given"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (
+            ["--config", "tiny.yaml", "--grid", "model.activation"],
+            ["--grid 'model.activation'", "key.path=value1,value2"],
+        ),
+        (
+            ["--config", "tiny.yaml", "--grid", "model.activaton=relu"],
+            ["grid model.activaton", "did you mean 'activation'"],
+        ),
+        (
+            ["--config", "tiny.yaml", "--grid", "model.activation=relu", "--grid", "model.activation=tanh"],
+            ["given twice"],
+        ),
+        (["--config", "tiny.yaml", "--seeds", "0"], ["seeds", "1 or more"]),
+        (["--config", "nope.yaml", "--seeds", "2"], ["nope.yaml"]),
+        (["--seeds", "3"], ["--grid and --seeds", "--config BASE.yaml"]),
+        (["s.yaml", "--config", "tiny.yaml"], ["not both"]),
+        ([], ["no sweep given"]),
+    ],
+)
 def test_bad_shorthands_are_one_line_and_exit_2(tmp_path, base, monkeypatch, args, words):
     monkeypatch.chdir(tmp_path)
     sweep_file(tmp_path)
@@ -162,13 +205,18 @@ def test_bad_sweep_files_are_one_line_and_exit_2(tmp_path, base, monkeypatch, fi
 
 
 def test_a_glob_that_matches_nothing_is_an_error(tmp_path, base):
-    assert_user_error(cli("sweep", write_yaml(tmp_path / "s.yaml", {"configs": ["nope_*.yaml"]})), "nope_*.yaml", "matches no file")
+    assert_user_error(
+        cli("sweep", write_yaml(tmp_path / "s.yaml", {"configs": ["nope_*.yaml"]})), "nope_*.yaml", "matches no file"
+    )
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--jobs", "0"], ["--jobs 0", "1 or more"]),
-    (["--threads", "0"], ["--threads 0", "1 or more"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--jobs", "0"], ["--jobs 0", "1 or more"]),
+        (["--threads", "0"], ["--threads 0", "1 or more"]),
+    ],
+)
 def test_bad_options_are_one_line_and_exit_2(tmp_path, base, args, words):
     assert_user_error(cli("sweep", sweep_file(tmp_path), *args), *words)
 
@@ -186,8 +234,18 @@ def test_resume_of_a_folder_that_is_not_a_sweep(tmp_path):
 
 
 def test_two_jobs_run_every_run_into_one_sweep_folder(tmp_path, base):
-    r = cli_subprocess("sweep", sweep_file(tmp_path, grid={"model.activation": ["relu", "tanh"]}, seeds=2),
-                       "--jobs", "2", "--threads", "1", "--runs-dir", tmp_path / "runs", cwd=tmp_path, timeout=300)
+    r = cli_subprocess(
+        "sweep",
+        sweep_file(tmp_path, grid={"model.activation": ["relu", "tanh"]}, seeds=2),
+        "--jobs",
+        "2",
+        "--threads",
+        "1",
+        "--runs-dir",
+        tmp_path / "runs",
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert r.code == 0, r
     (folder,) = (tmp_path / "runs").iterdir()
     manifest = load_manifest(folder)
@@ -206,8 +264,9 @@ def test_a_run_killed_outright_is_failed_and_the_others_complete(tmp_path, base)
     from mlp_lab import sweeps
     from mlp_lab.sweeps.views import LineView
 
-    folder = sweeps.start_sweep(load_sweep(sweep_file(tmp_path, grid={"model.activation": ["relu", "tanh"]})),
-                                tmp_path / "runs").folder
+    folder = sweeps.start_sweep(
+        load_sweep(sweep_file(tmp_path, grid={"model.activation": ["relu", "tanh"]})), tmp_path / "runs"
+    ).folder
     lines = []
 
     class KillTanh(LineView):  # SIGKILL the tanh run's process as soon as it is started
@@ -232,13 +291,22 @@ def test_a_run_killed_outright_is_failed_and_the_others_complete(tmp_path, base)
 def test_ctrl_c_then_resume_ends_with_the_uninterrupted_metrics(tmp_path, base):
     # Three runs of 150 short epochs (a few seconds each): Ctrl-C once the first has completed
     # lands in the second, and the third has not started.
-    doc = {"base": "tiny.yaml", "set": {"train.epochs": 150, "data.synthetic_train_size": 1000},
-           "grid": {"model.activation": ["relu", "tanh", "elu"]}}
+    doc = {
+        "base": "tiny.yaml",
+        "set": {"train.epochs": 150, "data.synthetic_train_size": 1000},
+        "grid": {"model.activation": ["relu", "tanh", "elu"]},
+    }
     sfile = write_yaml(tmp_path / "s.yaml", doc)
     # Its own process group, as a terminal gives: Ctrl-C reaches the sweep and its runs alike.
-    proc = subprocess.Popen([*MLP_LAB, "sweep", str(sfile), "--runs-dir", str(tmp_path / "stopped"), "--quiet", "--jobs", "1"],
-                            cwd=tmp_path, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [*MLP_LAB, "sweep", str(sfile), "--runs-dir", str(tmp_path / "stopped"), "--quiet", "--jobs", "1"],
+        cwd=tmp_path,
+        env=offline_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     folder_of = lambda: next(iter((tmp_path / "stopped").glob("s-*")), None)  # noqa: E731
 
     def one_run_done_another_going():
@@ -248,7 +316,8 @@ def test_ctrl_c_then_resume_ends_with_the_uninterrupted_metrics(tmp_path, base):
         entries = json.loads((folder / "manifest.json").read_text())["runs"]
         running = [e for e in entries if e["status"] == "running" and e["folder"]]
         return any(e["status"] == "completed" for e in entries) and any(
-            (folder / e["folder"] / "metrics.jsonl").exists() for e in running)
+            (folder / e["folder"] / "metrics.jsonl").exists() for e in running
+        )
 
     wait_for(one_run_done_another_going, proc)
     os.killpg(proc.pid, signal.SIGINT)
@@ -268,7 +337,9 @@ def test_ctrl_c_then_resume_ends_with_the_uninterrupted_metrics(tmp_path, base):
     resumed = load_manifest(folder).runs
     assert [e["status"] for e in resumed] == ["completed"] * 3
 
-    r = cli_subprocess("sweep", sfile, "--runs-dir", tmp_path / "straight", "--quiet", "--jobs", "1", cwd=tmp_path, timeout=300)
+    r = cli_subprocess(
+        "sweep", sfile, "--runs-dir", tmp_path / "straight", "--quiet", "--jobs", "1", cwd=tmp_path, timeout=300
+    )
     assert r.code == 0, r
     straight = load_manifest(next((tmp_path / "straight").iterdir())).runs
 

@@ -42,7 +42,9 @@ def alive(pid: int) -> bool:
 
 
 def _metrics(folder: Path, entry: dict) -> list[dict]:
-    return without_seconds([json.loads(x) for x in (folder / entry["folder"] / "metrics.jsonl").read_text().splitlines()])
+    return without_seconds(
+        [json.loads(x) for x in (folder / entry["folder"] / "metrics.jsonl").read_text().splitlines()]
+    )
 
 
 # --- the driver killed outright ------------------------------------------------------------
@@ -50,11 +52,34 @@ def _metrics(folder: Path, entry: dict) -> list[dict]:
 
 def test_sigkill_of_the_driver_ends_its_runs_and_an_immediate_resume_trains_nothing_twice(tmp_path):
     write_yaml(tmp_path / "tiny.yaml", TINY)
-    sfile = write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "set": {"train.epochs": 120, "data.synthetic_train_size": 1000},
-                                        "grid": {"model.activation": ["relu", "tanh", "elu"]}})
-    proc = subprocess.Popen([*MLP_LAB, "sweep", str(sfile), "--runs-dir", str(tmp_path / "killed"), "--quiet", "--jobs", "2",
-                             "--threads", "1"], cwd=tmp_path, env=offline_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    sfile = write_yaml(
+        tmp_path / "s.yaml",
+        {
+            "base": "tiny.yaml",
+            "set": {"train.epochs": 120, "data.synthetic_train_size": 1000},
+            "grid": {"model.activation": ["relu", "tanh", "elu"]},
+        },
+    )
+    proc = subprocess.Popen(
+        [
+            *MLP_LAB,
+            "sweep",
+            str(sfile),
+            "--runs-dir",
+            str(tmp_path / "killed"),
+            "--quiet",
+            "--jobs",
+            "2",
+            "--threads",
+            "1",
+        ],
+        cwd=tmp_path,
+        env=offline_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     folder_of = lambda: next(iter((tmp_path / "killed").glob("s-*")), None)  # noqa: E731
 
     def two_training_with_a_checkpoint():
@@ -75,8 +100,14 @@ def test_sigkill_of_the_driver_ends_its_runs_and_an_immediate_resume_trains_noth
     killed_at = time.monotonic()
 
     # Resume at once, while the orphaned runs may still be ending.
-    resume = subprocess.Popen([*MLP_LAB, "sweep", "--resume", str(folder), "--quiet"], cwd=tmp_path, env=offline_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    resume = subprocess.Popen(
+        [*MLP_LAB, "sweep", "--resume", str(folder), "--quiet"],
+        cwd=tmp_path,
+        env=offline_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for(lambda: not any(alive(p) for p in pids), timeout=15)
     assert time.monotonic() - killed_at < 15  # no training process of the old sweep is left
     out, err = resume.communicate(timeout=300)
@@ -90,8 +121,19 @@ def test_sigkill_of_the_driver_ends_its_runs_and_an_immediate_resume_trains_noth
             assert runs.load_run(folder / a["folder"]).summary.get("resumed_at_epoch", 1) > 1
     assert sorted(p.name for p in folder.iterdir() if runs.is_run_dir(p)) == sorted(e["folder"] for e in after)
 
-    straight = cli_subprocess("sweep", sfile, "--runs-dir", tmp_path / "straight", "--quiet", "--jobs", "2",
-                              "--threads", "1", cwd=tmp_path, timeout=300)
+    straight = cli_subprocess(
+        "sweep",
+        sfile,
+        "--runs-dir",
+        tmp_path / "straight",
+        "--quiet",
+        "--jobs",
+        "2",
+        "--threads",
+        "1",
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert straight.code == 0, straight
     sfolder = next((tmp_path / "straight").iterdir())
     for a, s in zip(after, load_manifest(sfolder).runs):
@@ -105,7 +147,9 @@ def test_a_run_that_exits_before_opening_its_log_is_failed_and_the_sweep_goes_on
     from mlp_lab.sweeps import worker
 
     write_yaml(tmp_path / "tiny.yaml", TINY)
-    plan = load_sweep(write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "grid": {"model.activation": ["relu", "tanh"]}}))
+    plan = load_sweep(
+        write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "grid": {"model.activation": ["relu", "tanh"]}})
+    )
     folder = sweeps.start_sweep(plan, tmp_path / "runs").folder
     real = worker.process
 
@@ -127,8 +171,9 @@ def test_a_garbled_summary_is_that_runs_failure(tmp_path, monkeypatch):
     from mlp_lab.sweeps import local
 
     write_yaml(tmp_path / "tiny.yaml", TINY)
-    folder = sweeps.start_sweep(load_sweep(write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "seeds": 2})),
-                                tmp_path / "runs").folder
+    folder = sweeps.start_sweep(
+        load_sweep(write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "seeds": 2})), tmp_path / "runs"
+    ).folder
     real = local._record
 
     def garble(manifest, r):
@@ -150,17 +195,28 @@ def test_the_readmes_python_example_runs_as_a_script_without_a_main_guard(tmp_pa
     block = text.split("```python\n", 1)[1].split("```", 1)[0]
     assert "mlp_lab.sweep(" in block and "__main__" not in block
     # The configs it names, on synthetic data, so that it runs here in seconds.
-    small = {"data": {"dataset": "synthetic", "synthetic_train_size": 200, "synthetic_test_size": 50},
-             "model": {"hidden": [16]}, "train": {"batch_size": 50, "device": "cpu"}}
+    small = {
+        "data": {"dataset": "synthetic", "synthetic_train_size": 200, "synthetic_test_size": 50},
+        "model": {"hidden": [16]},
+        "train": {"batch_size": 50, "device": "cpu"},
+    }
     write_yaml(tmp_path / "configs" / "relu_adam.yaml", {"name": "relu_adam", **small})
-    write_yaml(tmp_path / "configs" / "relu_sgd.yaml", {"name": "relu_sgd", **small, "optimizer": {"name": "sgd", "lr": 0.1}})
+    write_yaml(
+        tmp_path / "configs" / "relu_sgd.yaml", {"name": "relu_sgd", **small, "optimizer": {"name": "sgd", "lr": 0.1}}
+    )
     sweep = yaml.safe_load((REPO / "configs" / "sweeps" / "batchnorm.yaml").read_text())
     sweep["set"] = {"model.hidden": [16, 16]}
     write_yaml(tmp_path / "configs" / "sweeps" / "batchnorm.yaml", sweep)
     (tmp_path / "example.py").write_text(block.replace("run.frame()", "print(run.frame())"), encoding="utf-8")
     env = offline_env()
-    r = subprocess.run([str(Path(MLP_LAB[0]).parent / "python") if len(MLP_LAB) == 1 else MLP_LAB[0], "example.py"],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [str(Path(MLP_LAB[0]).parent / "python") if len(MLP_LAB) == 1 else MLP_LAB[0], "example.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "bootstrapping phase" not in r.stderr
     made = [p for p in (tmp_path / "runs").rglob("summary.json")]
@@ -186,13 +242,17 @@ def _edit(sweep_dir: Path, index: int, **fields) -> None:
     (sweep_dir / "manifest.json").write_text(json.dumps(data))
 
 
-@pytest.mark.parametrize("fields,words", [
-    ({"status": "weird"}, ("run 0", "status 'weird' is not one of", "compare")),
-    ({"folder": "../../elsewhere"}, ("run 0", "folder '../../elsewhere'", "not the name of a run folder")),
-    ({"seed": "zero"}, ("run 0", "seed 'zero' is not an integer")),
-    ({"seed": 5}, ("run 0", "seed 5 but its config trains seed 0")),
-    ({"config": {"model": {"activation": "nope"}}}, ("run 0", "model.activation")),
-], ids=["status", "folder", "seed-type", "seed-config", "config"])
+@pytest.mark.parametrize(
+    "fields,words",
+    [
+        ({"status": "weird"}, ("run 0", "status 'weird' is not one of", "compare")),
+        ({"folder": "../../elsewhere"}, ("run 0", "folder '../../elsewhere'", "not the name of a run folder")),
+        ({"seed": "zero"}, ("run 0", "seed 'zero' is not an integer")),
+        ({"seed": 5}, ("run 0", "seed 5 but its config trains seed 0")),
+        ({"config": {"model": {"activation": "nope"}}}, ("run 0", "model.activation")),
+    ],
+    ids=["status", "folder", "seed-type", "seed-config", "config"],
+)
 def test_a_hand_edited_manifest_is_one_line_and_keeps_every_folder(finished_sweep, fields, words):
     _edit(finished_sweep, 0, status="pending")  # so that there is something to resume
     _edit(finished_sweep, 0, **fields)
@@ -271,11 +331,15 @@ def test_resume_reads_the_data_the_sweep_ran_with_and_checks_it_first(tmp_path):
 # --- --set on a key the sweep varies ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("doc,key,where", [
-    ({"grid": {"model.activation": ["relu", "tanh"]}}, "model.activation=foo", "grid"),
-    ({"cases": [{"optimizer.lr": 0.1}, {"optimizer.lr": 0.01}]}, "optimizer.lr=0.5", "cases"),
-    ({"grid": {"model.hidden": [[8], [16]]}}, "model={hidden: [4]}", "grid"),
-], ids=["grid", "cases", "section"])
+@pytest.mark.parametrize(
+    "doc,key,where",
+    [
+        ({"grid": {"model.activation": ["relu", "tanh"]}}, "model.activation=foo", "grid"),
+        ({"cases": [{"optimizer.lr": 0.1}, {"optimizer.lr": 0.01}]}, "optimizer.lr=0.5", "cases"),
+        ({"grid": {"model.hidden": [[8], [16]]}}, "model={hidden: [4]}", "grid"),
+    ],
+    ids=["grid", "cases", "section"],
+)
 def test_set_on_a_key_the_sweep_varies_is_one_line(tmp_path, doc, key, where):
     write_yaml(tmp_path / "tiny.yaml", TINY)
     write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", **doc})
@@ -298,14 +362,17 @@ def test_a_sweep_stops_starting_runs_once_the_disk_is_full(tmp_path, monkeypatch
     from mlp_lab.sweeps import local
 
     write_yaml(tmp_path / "tiny.yaml", TINY)
-    folder = sweeps.start_sweep(load_sweep(write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "seeds": 4})),
-                                tmp_path / "runs").folder
+    folder = sweeps.start_sweep(
+        load_sweep(write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "seeds": 4})), tmp_path / "runs"
+    ).folder
     real = local._record
 
     def full_after_first(manifest, r):  # the first run's checkpoint found the disk full
         real(manifest, r)
         if r.index == 0:
-            manifest.update(0, status="failed", reason=f"failed: no space left on device writing {r.folder}/checkpoint.pt")
+            manifest.update(
+                0, status="failed", reason=f"failed: no space left on device writing {r.folder}/checkpoint.pt"
+            )
         return manifest.runs[r.index]
 
     monkeypatch.setattr(local, "_record", full_after_first)
@@ -320,7 +387,9 @@ def test_a_sweep_stops_starting_runs_once_the_disk_is_full(tmp_path, monkeypatch
 def _train(tmp_path: Path, name: str, seed: int, **model) -> Path:
     from helpers import write_config
 
-    cfg = write_config(tmp_path / f"{name}.yaml", {"name": name, "train": {"seed": seed}, "model": {"hidden": [16], **model}})
+    cfg = write_config(
+        tmp_path / f"{name}.yaml", {"name": name, "train": {"seed": seed}, "model": {"hidden": [16], **model}}
+    )
     before = set((tmp_path / "runs").glob("*")) if (tmp_path / "runs").exists() else set()
     assert cli("train", "--config", cfg, "--quiet").code == 0
     return next(iter(set((tmp_path / "runs").glob("*")) - before))
@@ -352,10 +421,15 @@ def test_compare_counts_only_runs_that_reached_a_result(tmp_path):
     tanh = next(g for g in comp.rows if g.params["model.activation"] == "tanh")
     relu = next(g for g in comp.rows if g.params["model.activation"] == "relu")
     assert tanh.n == 4 and tanh.stats.n == 1 and tanh.without("test_acc") == {"failed": 3}
-    assert tanh.metrics["test_acc"] == pytest.approx(json.loads((partial[0] / "summary.json").read_text())["final"]["test_acc"])
+    assert tanh.metrics["test_acc"] == pytest.approx(
+        json.loads((partial[0] / "summary.json").read_text())["final"]["test_acc"]
+    )
     assert comp.best is relu  # the failed runs' 99.9% is no result
     assert comp.baseline is relu
-    assert comp.versus_of(tanh).difference is None and comp.versus_of(tanh).reason in ("too few results", "too few runs")
+    assert comp.versus_of(tanh).difference is None and comp.versus_of(tanh).reason in (
+        "too few results",
+        "too few runs",
+    )
     text = mlp_lab.compare(tmp_path / "runs")
     assert "n=1 of 4; 3 failed" in text or "1/4" in text
     # One row per run: a failed run is never the best, whatever it shows.
@@ -383,8 +457,9 @@ def test_a_sweep_run_that_has_not_written_its_summary_yet_reads_as_running(tmp_p
     from mlp_lab.sweeps.folder import prepare_run
 
     write_yaml(tmp_path / "tiny.yaml", TINY)
-    folder = sweeps.start_sweep(load_sweep(write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "seeds": 2})),
-                                tmp_path / "runs").folder
+    folder = sweeps.start_sweep(
+        load_sweep(write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "seeds": 2})), tmp_path / "runs"
+    ).folder
     run_dir, _ = prepare_run(load_manifest(folder), 0)  # what the driver does just before the run's process starts
     r = cli("compare", folder, "--format", "json")
     assert r.code == 0 and "warning" not in r.stderr, r

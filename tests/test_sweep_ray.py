@@ -88,7 +88,9 @@ def test_ray_gives_the_local_backends_metrics_and_run_folders(tmp_path):
 
     entry = load_manifest(on_ray).runs[0]
     run = on_ray / entry["folder"]
-    assert {p.name for p in run.iterdir()} == {p.name for p in (on_local / load_manifest(on_local).runs[0]["folder"]).iterdir()}
+    assert {p.name for p in run.iterdir()} == {
+        p.name for p in (on_local / load_manifest(on_local).runs[0]["folder"]).iterdir()
+    }
     summary = json.loads((run / "summary.json").read_text())
     assert summary["run_id"] == entry["folder"] and summary["threads"] == 1 and summary["status"] == "completed"
     assert load_manifest(on_ray).data["workers"] == {"backend": "ray", "jobs": None, "threads": 1, "data_dir": None}
@@ -219,10 +221,16 @@ def test_ctrl_c_stops_the_tasks_and_resume_ends_with_the_uninterrupted_metrics(t
     # socket paths must stay short), so the test can see the second run's first checkpoint.
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    proc = subprocess.Popen([*MLP_LAB, "sweep", str(sfile), "--backend", "ray", "--jobs", "1", "--runs-dir", "stopped",
-                             "--quiet"], cwd=tmp_path, env=offline_env(TMPDIR=str(scratch), RAY_TMPDIR="/tmp"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=_ignore_sigint if how != "ctrl-c" else None)
+    proc = subprocess.Popen(
+        [*MLP_LAB, "sweep", str(sfile), "--backend", "ray", "--jobs", "1", "--runs-dir", "stopped", "--quiet"],
+        cwd=tmp_path,
+        env=offline_env(TMPDIR=str(scratch), RAY_TMPDIR="/tmp"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_ignore_sigint if how != "ctrl-c" else None,
+    )
     deadline = time.monotonic() + 120
     # The first run is back (its scratch folder gone with it), and the second is inside its
     # epochs: it has written a checkpoint.
@@ -258,25 +266,55 @@ def test_an_address_that_does_not_answer_is_exit_2_with_nothing_written(tmp_path
         port = s.getsockname()[1]
         write_yaml(tmp_path / "tiny.yaml", TINY)
         t0 = time.monotonic()  # a process of its own, not joined to this module's Ray
-        r = cli_subprocess("sweep", "--config", "tiny.yaml", "--backend", "ray", "--address", f"127.0.0.1:{port}",
-                           "--runs-dir", "runs", cwd=tmp_path, timeout=60)
+        r = cli_subprocess(
+            "sweep",
+            "--config",
+            "tiny.yaml",
+            "--backend",
+            "ray",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--runs-dir",
+            "runs",
+            cwd=tmp_path,
+            timeout=60,
+        )
         assert_user_error(r, f"--address 127.0.0.1:{port}", "no Ray cluster answers there")
         assert time.monotonic() - t0 < 30 and not (tmp_path / "runs").exists()
-        r = cli_subprocess("sweep", "--config", "tiny.yaml", "--backend", "ray", "--runs-dir", "runs", cwd=tmp_path,
-                           timeout=60, env=offline_env(RAY_ADDRESS=f"127.0.0.1:{port}"))
+        r = cli_subprocess(
+            "sweep",
+            "--config",
+            "tiny.yaml",
+            "--backend",
+            "ray",
+            "--runs-dir",
+            "runs",
+            cwd=tmp_path,
+            timeout=60,
+            env=offline_env(RAY_ADDRESS=f"127.0.0.1:{port}"),
+        )
         assert_user_error(r, f"RAY_ADDRESS=127.0.0.1:{port}", "no Ray cluster answers there")
         assert not (tmp_path / "runs").exists()
-    assert_user_error(cli("sweep", "--config", tmp_path / "tiny.yaml", "--backend", "ray", "--address", "nowhere"),
-                      "--address nowhere", "expected HOST:PORT")
-    assert_user_error(cli("sweep", "--config", tmp_path / "tiny.yaml", "--address", "nowhere"),
-                      "--address nowhere", "goes with --backend ray")
+    assert_user_error(
+        cli("sweep", "--config", tmp_path / "tiny.yaml", "--backend", "ray", "--address", "nowhere"),
+        "--address nowhere",
+        "expected HOST:PORT",
+    )
+    assert_user_error(
+        cli("sweep", "--config", tmp_path / "tiny.yaml", "--address", "nowhere"),
+        "--address nowhere",
+        "goes with --backend ray",
+    )
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--backend", "dask"], ["--backend: 'dask' is not allowed", "allowed: local, ray"]),
-    (["--backend", "ray", "--threads", "64"], ["--threads 64", "largest node of the cluster has 2"]),
-    (["--backend", "ray", "--set", "train.device=cuda"], ["train.device cuda", "no GPU"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--backend", "dask"], ["--backend: 'dask' is not allowed", "allowed: local, ray"]),
+        (["--backend", "ray", "--threads", "64"], ["--threads 64", "largest node of the cluster has 2"]),
+        (["--backend", "ray", "--set", "train.device=cuda"], ["train.device cuda", "no GPU"]),
+    ],
+)
 def test_bad_ray_options_are_one_line_and_exit_2(tmp_path, args, words):
     write_yaml(tmp_path / "tiny.yaml", TINY)
     r = cli("sweep", "--config", tmp_path / "tiny.yaml", "--runs-dir", tmp_path / "runs", *args)
@@ -305,11 +343,20 @@ def test_the_notebook_api_runs_a_sweep_on_the_ray_it_joined(tmp_path):
 def test_ray_workers_take_sigint_even_when_the_sweep_was_started_ignoring_it(tmp_path):
     # ray.cancel interrupts a task through SIGINT; a worker that inherited SIGINT ignored (a
     # shell's background job) would fail the run instead. The sweep's workers restore it.
-    code = ("import signal\nfrom mlp_lab.sweeps.ray_backend import ray_session\n"
-            "def handler():\n    return signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
-            "with ray_session(None) as ray:\n    print('restored:', ray.get(ray.remote(handler).remote()))\n")
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=offline_env(), capture_output=True, text=True,
-                       timeout=120, preexec_fn=_ignore_sigint)
+    code = (
+        "import signal\nfrom mlp_lab.sweeps.ray_backend import ray_session\n"
+        "def handler():\n    return signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+        "with ray_session(None) as ray:\n    print('restored:', ray.get(ray.remote(handler).remote()))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=offline_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_ignore_sigint,
+    )
     assert "restored: True" in r.stdout, r.stderr[-2000:]
 
 
@@ -349,9 +396,15 @@ def _alive(pid: int) -> bool:
 def test_sigkill_of_the_driver_ends_its_ray_tasks_and_resume_trains_every_run_once(tmp_path):
     write_yaml(tmp_path / "tiny.yaml", TINY)
     sfile = write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "set": LONGER, "seeds": 3})
-    proc = subprocess.Popen([*MLP_LAB, "sweep", str(sfile), "--backend", "ray", "--jobs", "1", "--runs-dir", "killed",
-                             "--quiet"], cwd=tmp_path, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [*MLP_LAB, "sweep", str(sfile), "--backend", "ray", "--jobs", "1", "--runs-dir", "killed", "--quiet"],
+        cwd=tmp_path,
+        env=offline_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while not _first_run_recorded(tmp_path / "killed"):  # the first run is back, the second trains
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -367,8 +420,11 @@ def test_sigkill_of_the_driver_ends_its_ray_tasks_and_resume_trains_every_run_on
         assert time.monotonic() < deadline, [_cmdline(p) for p in below if _alive(p)]
         time.sleep(0.2)
     (folder,) = (tmp_path / "killed").iterdir()
-    done_before = {e["folder"]: (folder / e["folder"] / "summary.json").read_text()
-                   for e in load_manifest(folder).runs if e["status"] == "completed"}
+    done_before = {
+        e["folder"]: (folder / e["folder"] / "summary.json").read_text()
+        for e in load_manifest(folder).runs
+        if e["status"] == "completed"
+    }
     assert len(done_before) == 1
 
     r = cli_subprocess("sweep", "--resume", folder, "--quiet", cwd=tmp_path, timeout=300)
@@ -377,7 +433,9 @@ def test_sigkill_of_the_driver_ends_its_ray_tasks_and_resume_trains_every_run_on
     assert [e["status"] for e in after] == ["completed"] * 3
     for name, text in done_before.items():  # the finished run was not trained again
         assert (folder / name / "summary.json").read_text() == text
-    assert sorted(p.name for p in folder.iterdir() if (p / "summary.json").exists()) == sorted(e["folder"] for e in after)
+    assert sorted(p.name for p in folder.iterdir() if (p / "summary.json").exists()) == sorted(
+        e["folder"] for e in after
+    )
     straight = new_sweep(tmp_path, "straight", set=LONGER, seeds=3)
     sweeps.run_sweep(straight, jobs=1, threads=1)
     assert metrics_by_run(folder) == metrics_by_run(straight)
@@ -388,11 +446,22 @@ def test_a_search_on_ray_prunes_through_cancel_and_draws_the_local_trials(tmp_pa
     # the driver's poll, a cancel) reaches it, also on a loaded machine: with 6 it could
     # finish first and stay completed.
     EPOCHS = 15
-    base = {**TINY, "data": {"dataset": "synthetic", "synthetic_train_size": 4000, "synthetic_test_size": 100},
-            "model": {"hidden": [128, 128]}, "optimizer": {"name": "sgd", "lr": 0.1}, "train": {"epochs": EPOCHS, "batch_size": 50}}
+    base = {
+        **TINY,
+        "data": {"dataset": "synthetic", "synthetic_train_size": 4000, "synthetic_test_size": 100},
+        "model": {"hidden": [128, 128]},
+        "optimizer": {"name": "sgd", "lr": 0.1},
+        "train": {"epochs": EPOCHS, "batch_size": 50},
+    }
     write_yaml(tmp_path / "base.yaml", base)
-    doc = {"base": "base.yaml", "search": {"trials": 6, "space": {"optimizer.lr": {"choice": [1.0e-6, 0.1]}},
-                                           "prune": {"rule": "median", "min_epochs": 1}}}
+    doc = {
+        "base": "base.yaml",
+        "search": {
+            "trials": 6,
+            "space": {"optimizer.lr": {"choice": [1.0e-6, 0.1]}},
+            "prune": {"rule": "median", "min_epochs": 1},
+        },
+    }
     plan = load_sweep(write_yaml(tmp_path / "s.yaml", doc))
     folder = sweeps.start_sweep(plan, tmp_path / "runs").folder
     outcome = sweeps.run_sweep(folder, jobs=1, threads=1, backend="ray")
@@ -402,6 +471,9 @@ def test_a_search_on_ray_prunes_through_cancel_and_draws_the_local_trials(tmp_pa
     assert pruned and all(e["varies"]["optimizer.lr"] == 1e-6 for e in pruned), entries
     for e in pruned:  # stopped through cancel, with the epochs it finished and its files back
         lines = (folder / e["folder"] / "metrics.jsonl").read_text().splitlines()
-        assert 1 <= len(lines) < EPOCHS and json.loads((folder / e["folder"] / "summary.json").read_text())["status"] == "pruned"
+        assert (
+            1 <= len(lines) < EPOCHS
+            and json.loads((folder / e["folder"] / "summary.json").read_text())["status"] == "pruned"
+        )
     assert all(e["status"] == "completed" for e in entries if e["varies"]["optimizer.lr"] == 0.1)
     assert outcome.counts.get("pruned") == len(pruned) and (folder / "best.yaml").exists()

@@ -42,8 +42,10 @@ def new_sweep(tmp_path: Path, name: str, seeds: int) -> Path:
 
 
 def metrics(folder: Path) -> list[list[dict]]:
-    return [without_seconds([json.loads(x) for x in (folder / e["folder"] / "metrics.jsonl").read_text().splitlines()])
-            for e in load_manifest(folder).runs]
+    return [
+        without_seconds([json.loads(x) for x in (folder / e["folder"] / "metrics.jsonl").read_text().splitlines()])
+        for e in load_manifest(folder).runs
+    ]
 
 
 def test_a_node_removed_mid_sweep_costs_no_run(tmp_path, cluster):

@@ -23,8 +23,9 @@ def drawn(view: views.LiveView) -> str:
 
 def test_the_live_view_counts_runs_and_shows_each_worker_with_an_eta(tmp_path, monkeypatch):
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"base": "tiny.yaml", "grid": {"model.activation": ["relu", "tanh"]},
-                                                     "seeds": 2}))
+    (tmp_path / "s.yaml").write_text(
+        yaml.safe_dump({"base": "tiny.yaml", "grid": {"model.activation": ["relu", "tanh"]}, "seeds": 2})
+    )
     folder = sweeps.start_sweep(load_sweep(tmp_path / "s.yaml"), tmp_path / "runs").folder
     now = [1000.0]
     monkeypatch.setattr(views.time, "monotonic", lambda: now[0])
@@ -39,7 +40,10 @@ def test_the_live_view_counts_runs_and_shows_each_worker_with_an_eta(tmp_path, m
     text = drawn(view)
     # 3 of 16 epochs in 10 s: 13 more take 43 s
     assert "elapsed 0:10" in text and "ETA 0:43" in text
-    assert "relu (seed 0)  2/4 epochs  0:10  on pid 101" in text and "relu (seed 1)  1/4 epochs  0:10  on node-a pid 102" in text
+    assert (
+        "relu (seed 0)  2/4 epochs  0:10  on pid 101" in text
+        and "relu (seed 1)  1/4 epochs  0:10  on node-a pid 102" in text
+    )
 
     printed = []
     monkeypatch.setattr(views, "_out", printed.append)
@@ -62,19 +66,34 @@ def test_a_resumed_sweep_counts_what_ended_before(tmp_path):
 def test_a_sweeps_lines_never_give_a_runs_own_train_resume_advice():
     from mlp_lab.sweeps.views import without_train_hint
 
-    assert without_train_hint("interrupted by SIGINT during epoch 2; 1 finished epoch(s) kept; continue with: "
-                              "mlp-lab train --resume runs/x") == "interrupted by SIGINT during epoch 2; 1 finished epoch(s) kept"
-    assert without_train_hint("failed: no space left on device writing runs/x/checkpoint.pt; the last checkpoint is "
-                              "intact: free some space, then mlp-lab train --resume runs/x") == \
-        "failed: no space left on device writing runs/x/checkpoint.pt"
+    assert (
+        without_train_hint(
+            "interrupted by SIGINT during epoch 2; 1 finished epoch(s) kept; continue with: "
+            "mlp-lab train --resume runs/x"
+        )
+        == "interrupted by SIGINT during epoch 2; 1 finished epoch(s) kept"
+    )
+    assert (
+        without_train_hint(
+            "failed: no space left on device writing runs/x/checkpoint.pt; the last checkpoint is "
+            "intact: free some space, then mlp-lab train --resume runs/x"
+        )
+        == "failed: no space left on device writing runs/x/checkpoint.pt"
+    )
 
 
 def test_a_tpe_search_is_counted_before_its_trials_are_asked_and_drawn_once_they_are(tmp_path, monkeypatch):
     from mlp_lab.sweeps.search_runner import ask_next, rebuild
 
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"base": "tiny.yaml", "search": {
-        "method": "tpe", "trials": 3, "space": {"optimizer.lr": {"log_uniform": [1.0e-3, 0.1]}}}}))
+    (tmp_path / "s.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "base": "tiny.yaml",
+                "search": {"method": "tpe", "trials": 3, "space": {"optimizer.lr": {"log_uniform": [1.0e-3, 0.1]}}},
+            }
+        )
+    )
     manifest = sweeps.start_sweep(load_sweep(tmp_path / "s.yaml"), tmp_path / "runs")
     assert manifest.runs == []  # TPE asks each trial when a place frees up
     view = views.LiveView(manifest.folder)

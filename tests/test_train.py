@@ -62,7 +62,9 @@ def test_smoke_config_trains_and_writes_the_run_folder(tmp_path):
     assert result.exit_code == 0, result.output
     run = only_run(tmp_path / "runs")
     assert run.name.startswith("smoke-")
-    assert {"config.yaml", "metrics.jsonl", "summary.json", "model.pt", "checkpoint.pt"} <= {p.name for p in run.iterdir()}
+    assert {"config.yaml", "metrics.jsonl", "summary.json", "model.pt", "checkpoint.pt"} <= {
+        p.name for p in run.iterdir()
+    }
     assert "completed" in result.stdout and f"run folder: {run}" in result.stdout
 
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -84,7 +86,14 @@ def test_smoke_config_trains_and_writes_the_run_folder(tmp_path):
 
     # The saved config is the fully resolved one: it loads back to the same experiment.
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    assert saved["optimizer"] == {"name": "adam", "lr": 0.003, "betas": [0.9, 0.999], "eps": 1e-08, "weight_decay": 0.0, "amsgrad": False}
+    assert saved["optimizer"] == {
+        "name": "adam",
+        "lr": 0.003,
+        "betas": [0.9, 0.999],
+        "eps": 1e-08,
+        "weight_decay": 0.0,
+        "amsgrad": False,
+    }
     assert config_from_dict(saved) == load_config(CONFIGS / "smoke.yaml")
     # summary.json carries the same config as JSON: compare reads it there, parsing no YAML.
     assert summary["config"] == saved
@@ -95,13 +104,28 @@ def test_set_overrides_reach_the_saved_config(tmp_path):
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
     result = train_cli(
-        "--config", str(config), "--runs-dir", str(tmp_path / "runs"),
-        "--set", "optimizer.name=sgd", "--set", "optimizer.lr=0.05", "--set", "optimizer.momentum=0.9",
-        "--set", "model.hidden=[16, 8]", "--set", "train.epochs=1",
+        "--config",
+        str(config),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--set",
+        "optimizer.name=sgd",
+        "--set",
+        "optimizer.lr=0.05",
+        "--set",
+        "optimizer.momentum=0.9",
+        "--set",
+        "model.hidden=[16, 8]",
+        "--set",
+        "train.epochs=1",
     )
     assert result.exit_code == 0, result.output
     saved = yaml.safe_load((only_run(tmp_path / "runs") / "config.yaml").read_text())
-    assert saved["optimizer"]["name"] == "sgd" and saved["optimizer"]["lr"] == 0.05 and saved["optimizer"]["momentum"] == 0.9
+    assert (
+        saved["optimizer"]["name"] == "sgd"
+        and saved["optimizer"]["lr"] == 0.05
+        and saved["optimizer"]["momentum"] == 0.9
+    )
     assert saved["model"]["hidden"] == [16, 8]
     assert saved["train"]["epochs"] == 1
 
@@ -121,8 +145,11 @@ def test_same_seed_same_metrics_and_weights(tmp_path):
 # Learning rates that suit 36 steps on the synthetic set; L-BFGS on mini-batches needs
 # a line search (without one it diverges, as it would for a user).
 OPTIMIZER_SETTINGS = {
-    "sgd": ["optimizer.lr=0.3"], "asgd": ["optimizer.lr=0.3"], "adadelta": ["optimizer.lr=1.0"],
-    "adagrad": ["optimizer.lr=0.05"], "rprop": ["optimizer.lr=0.001"],
+    "sgd": ["optimizer.lr=0.3"],
+    "asgd": ["optimizer.lr=0.3"],
+    "adadelta": ["optimizer.lr=1.0"],
+    "adagrad": ["optimizer.lr=0.05"],
+    "rprop": ["optimizer.lr=0.001"],
     "lbfgs": ["optimizer.lr=1.0", "optimizer.line_search_fn=strong_wolfe", "optimizer.max_iter=5"],
 }
 
@@ -139,9 +166,16 @@ def test_every_optimizer_trains_through_the_loop(tmp_path, name):
 
 
 def test_scheduler_lr_is_recorded_per_epoch(tmp_path):
-    result, _, _ = run_tiny(tmp_path, overrides=[
-        "train.epochs=3", "optimizer.lr=0.01", "scheduler.name=step", "scheduler.step_size=1", "scheduler.gamma=0.5",
-    ])
+    result, _, _ = run_tiny(
+        tmp_path,
+        overrides=[
+            "train.epochs=3",
+            "optimizer.lr=0.01",
+            "scheduler.name=step",
+            "scheduler.step_size=1",
+            "scheduler.gamma=0.5",
+        ],
+    )
     assert [round(m["lr"], 6) for m in result.history] == [0.01, 0.005, 0.0025]
 
 
@@ -169,8 +203,14 @@ def test_reported_test_accuracy_is_the_saved_models_in_eval_mode(tmp_path):
 def test_mnist_files_in_the_real_format_train_end_to_end(tmp_path):
     make_idx_dataset(tmp_path / "data", n_train=200, n_test=50)
     result = train_cli(
-        "--config", str(CONFIGS / "relu_adam.yaml"), "--data-dir", str(tmp_path / "data"),
-        "--runs-dir", str(tmp_path / "runs"), "--set", "train.epochs=1",
+        "--config",
+        str(CONFIGS / "relu_adam.yaml"),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--set",
+        "train.epochs=1",
     )
     assert result.exit_code == 0, result.output
     summary = json.loads((only_run(tmp_path / "runs") / "summary.json").read_text())
@@ -181,8 +221,14 @@ def test_mnist_files_in_the_real_format_train_end_to_end(tmp_path):
 def test_cifar10_config_runs_end_to_end_on_files_in_cifar_format(tmp_path):
     arrays = make_cifar(tmp_path / "data", per_batch=20)
     result = train_cli(
-        "--config", str(CONFIGS / "cifar10_relu_adam.yaml"), "--data-dir", str(tmp_path / "data"),
-        "--runs-dir", str(tmp_path / "runs"), "--set", "train.epochs=2",
+        "--config",
+        str(CONFIGS / "cifar10_relu_adam.yaml"),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--set",
+        "train.epochs=2",
     )
     assert result.exit_code == 0, result.output
     run = only_run(tmp_path / "runs")
@@ -215,8 +261,14 @@ def test_no_config_is_a_clear_error(tmp_path):
 @pytest.mark.integration
 def test_relu_adam_on_real_mnist_learns_in_one_epoch(shared_data, tmp_path):
     result = train_cli(
-        "--config", str(CONFIGS / "relu_adam.yaml"), "--data-dir", str(shared_data),
-        "--runs-dir", str(tmp_path / "runs"), "--set", "train.epochs=1",
+        "--config",
+        str(CONFIGS / "relu_adam.yaml"),
+        "--data-dir",
+        str(shared_data),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--set",
+        "train.epochs=1",
     )
     assert result.exit_code == 0, result.output
     summary = json.loads((only_run(tmp_path / "runs") / "summary.json").read_text())

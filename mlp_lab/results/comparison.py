@@ -28,8 +28,15 @@ class CompareError(MlpLabError):
 # (already in the run column). Shown with --all-params.
 QUIET_FIELDS = ("name", "description", "data.data_dir", "data.download")
 SORT_ALIASES = {
-    "acc": "test_acc", "accuracy": "test_acc", "best": "best_test_acc", "best_acc": "best_test_acc", "loss": "test_loss",
-    "epochs": "epochs_done", "time": "duration_s", "duration": "duration_s", "seconds": "duration_s",
+    "acc": "test_acc",
+    "accuracy": "test_acc",
+    "best": "best_test_acc",
+    "best_acc": "best_test_acc",
+    "loss": "test_loss",
+    "epochs": "epochs_done",
+    "time": "duration_s",
+    "duration": "duration_s",
+    "seconds": "duration_s",
     "name": "run",
 }
 MAX_WARNINGS = 20
@@ -73,7 +80,9 @@ def parse_filter(text: str) -> Filter:
     """'optimizer.lr=1e-3', 'model.activation!=relu', 'test_acc>=0.9'."""
     m = _FILTER_RE.match(text)
     if not m:
-        raise CompareError(f"--filter {text!r}: expected key=value (or !=, >, <, >=, <=), e.g. --filter model.activation=relu")
+        raise CompareError(
+            f"--filter {text!r}: expected key=value (or !=, >, <, >=, <=), e.g. --filter model.activation=relu"
+        )
     key, op, raw = m.group(1), m.group(2), m.group(3)
     key = SORT_ALIASES.get(key, key)
     value = parse_value(raw)
@@ -116,8 +125,18 @@ class Comparison:
     def stat_columns(self) -> list[str]:
         """A seed group's statistics of the compared metric, and its difference to the baseline."""
         k = self.best_key
-        return [f"{k}_std", f"{k}_ci_low", f"{k}_ci_high", "diff", "diff_ci_low", "diff_ci_high", "p_value", "test",
-                "within_noise", "versus"]
+        return [
+            f"{k}_std",
+            f"{k}_ci_low",
+            f"{k}_ci_high",
+            "diff",
+            "diff_ci_low",
+            "diff_ci_high",
+            "p_value",
+            "test",
+            "within_noise",
+            "versus",
+        ]
 
     def versus_of(self, row: Row) -> Versus | None:
         return self.versus.get(id(row))
@@ -134,15 +153,32 @@ class Comparison:
 
     def _group_record(self, group: Group) -> dict[str, Any]:
         k, st, vs = self.best_key, group.stats, self.versus_of(group)
-        rec: dict[str, Any] = {"n": group.n, f"{k}_std": st.std if st and st.n > 1 else None,
-                               f"{k}_ci_low": st.ci[0] if st and st.ci else None,
-                               f"{k}_ci_high": st.ci[1] if st and st.ci else None}
+        rec: dict[str, Any] = {
+            "n": group.n,
+            f"{k}_std": st.std if st and st.n > 1 else None,
+            f"{k}_ci_low": st.ci[0] if st and st.ci else None,
+            f"{k}_ci_high": st.ci[1] if st and st.ci else None,
+        }
         d = vs.difference if vs else None
-        rec.update(diff=d.diff if d else None, diff_ci_low=d.ci[0] if d else None, diff_ci_high=d.ci[1] if d else None,
-                   p_value=d.p if d else None, test=d.test if d else None,
-                   within_noise=d.within_noise if d else None, versus=(vs.reason or "baseline difference") if vs else None)
-        rec["runs"] = [{"run": r.run, "path": str(r.path), "status": r.status, "train.seed": (r.params or {}).get(SEED),
-                        **{m: _raw(r.metrics.get(m)) for m in self.metric_columns}} for r in group.runs]
+        rec.update(
+            diff=d.diff if d else None,
+            diff_ci_low=d.ci[0] if d else None,
+            diff_ci_high=d.ci[1] if d else None,
+            p_value=d.p if d else None,
+            test=d.test if d else None,
+            within_noise=d.within_noise if d else None,
+            versus=(vs.reason or "baseline difference") if vs else None,
+        )
+        rec["runs"] = [
+            {
+                "run": r.run,
+                "path": str(r.path),
+                "status": r.status,
+                "train.seed": (r.params or {}).get(SEED),
+                **{m: _raw(r.metrics.get(m)) for m in self.metric_columns},
+            }
+            for r in group.runs
+        ]
         return rec
 
 
@@ -208,9 +244,18 @@ def build_comparison(
     metric_cols = [m for m in METRICS if m not in OPTIONAL_METRICS or any(r.metrics.get(m) is not None for r in units)]
     best, runner_up, incomparable = _best_and_rivals(units, best_key)
     comp = Comparison(
-        rows=units, param_columns=params, metric_columns=metric_cols, sort=sort_key, descending=descending,
-        best_key=best_key, best=best, runner_up=runner_up, warnings=warnings, total_runs=total,
-        all_param_keys=all_keys, incomparable=incomparable,
+        rows=units,
+        param_columns=params,
+        metric_columns=metric_cols,
+        sort=sort_key,
+        descending=descending,
+        best_key=best_key,
+        best=best,
+        runner_up=runner_up,
+        warnings=warnings,
+        total_runs=total,
+        all_param_keys=all_keys,
+        incomparable=incomparable,
     )
     if group and (baseline is not None or any(g.n > 1 for g in units)):
         _against_baseline(comp, _find_baseline(units, baseline, all_keys) if baseline is not None else best)
@@ -232,7 +277,9 @@ def _keep(rows: list[Row], filters: list[Filter], total: int) -> list[Row]:
         return rows
     kept = [r for r in rows if all(f.matches(r) for f in filters)]
     if not kept:
-        raise CompareError(f"no run matches {' and '.join(repr(f.text) for f in filters)} (of {total} run{'s' if total != 1 else ''} read)")
+        raise CompareError(
+            f"no run matches {' and '.join(repr(f.text) for f in filters)} (of {total} run{'s' if total != 1 else ''} read)"
+        )
     return kept
 
 
@@ -253,7 +300,9 @@ def _find_baseline(groups: list[Row], text: str, keys: list[str]) -> Row:
     parts = [p for p in _BASELINE_SPLIT.split(text) if p.strip()]
     conditions = [parse_filter(p) for p in parts]
     if not conditions or any(c.op not in ("=", "==") for c in conditions):
-        raise CompareError(f"--baseline {text!r}: expected key=value[,key=value], e.g. --baseline model.init=kaiming_normal")
+        raise CompareError(
+            f"--baseline {text!r}: expected key=value[,key=value], e.g. --baseline model.init=kaiming_normal"
+        )
     for c in conditions:
         c.key = _resolve_key(c.key, keys, groups, "--baseline")
     found = [g for g in groups if all(c.matches(g) for c in conditions)]
@@ -261,9 +310,13 @@ def _find_baseline(groups: list[Row], text: str, keys: list[str]) -> Row:
         return found[0]
     fields = differing_fields(groups, keys)
     if not found:
-        raise CompareError(f"--baseline {text!r}: no group of runs has that; the groups differ in {', '.join(fields) or 'nothing'}")
-    raise CompareError(f"--baseline {text!r}: {len(found)} groups have that; name more of the fields they differ in "
-                       f"({', '.join(fields)}), comma-separated")
+        raise CompareError(
+            f"--baseline {text!r}: no group of runs has that; the groups differ in {', '.join(fields) or 'nothing'}"
+        )
+    raise CompareError(
+        f"--baseline {text!r}: {len(found)} groups have that; name more of the fields they differ in "
+        f"({', '.join(fields)}), comma-separated"
+    )
 
 
 def read_rows(paths: Iterable[str | Path]) -> tuple[list[Row], list[str]]:
@@ -274,14 +327,18 @@ def read_rows(paths: Iterable[str | Path]) -> tuple[list[Row], list[str]]:
     for folder in folders:
         row = read_row(folder)
         if row is None:
-            warnings.append(f"{folder}: nothing readable (config.yaml, summary.json and metrics.jsonl missing or corrupt), skipped")
+            warnings.append(
+                f"{folder}: nothing readable (config.yaml, summary.json and metrics.jsonl missing or corrupt), skipped"
+            )
             continue
         if row.problems:
             warnings.append(f"{folder}: {', '.join(row.problems)}; shown with what could be read")
         rows.append(row)
     if not rows:
         why = "; ".join(warnings[:3]) + (f"; and {len(warnings) - 3} more" if len(warnings) > 3 else "")
-        raise CompareError(f"no runs to compare ({why or 'no paths given'}); pass run folders or a folder holding them, e.g. mlp-lab compare runs/")
+        raise CompareError(
+            f"no runs to compare ({why or 'no paths given'}); pass run folders or a folder holding them, e.g. mlp-lab compare runs/"
+        )
     return rows, warnings
 
 
@@ -344,7 +401,9 @@ def _sorted(rows: list[Row], key: str, descending: bool) -> list[Row]:
     if numeric:
         return sorted(rows, key=lambda r: _sort_key(r.get(key), descending))
     # Text: sort ascending, then reverse the present values if asked (missing stay last).
-    present = sorted((r for r in rows if r.get(key, MISSING) not in (None, MISSING)), key=lambda r: _sort_key(r.get(key), False))
+    present = sorted(
+        (r for r in rows if r.get(key, MISSING) not in (None, MISSING)), key=lambda r: _sort_key(r.get(key), False)
+    )
     if descending:
         present.reverse()
     return present + [r for r in rows if r.get(key, MISSING) in (None, MISSING)]
@@ -407,5 +466,3 @@ def warning_lines(warnings: Sequence[str], limit: int = MAX_WARNINGS) -> list[st
         return list(warnings)
     rest = len(warnings) - (limit - 1)
     return [*warnings[: limit - 1], f"... and {rest} more folders with problems (--format json lists them all)"]
-
-

@@ -36,6 +36,8 @@ def result_value(row: Row, key: str) -> float | None:
         return None
     v = number(row.get(key))
     return v if v is not None and math.isfinite(v) else None
+
+
 # A group's status when its runs ended differently: the worst one names it.
 _STATUS_ORDER = ("failed", "diverged", "interrupted", "running", "unknown", "completed")
 
@@ -95,15 +97,31 @@ def _group_key(row: Row, group_by: Sequence[str] | None, quiet: Sequence[str]) -
 def _group(members: list[Row], key: str) -> Group:
     first = members[0]
     if len(members) == 1:  # a group of one run looks as the run does
-        return Group(run=first.run, path=first.path, status=first.status, params=first.params, metrics=first.metrics,
-                     history=first.history, problems=first.problems, runs=[first],
-                     stats=_summary([result_value(first, key)]))
+        return Group(
+            run=first.run,
+            path=first.path,
+            status=first.status,
+            params=first.params,
+            metrics=first.metrics,
+            history=first.history,
+            problems=first.problems,
+            runs=[first],
+            stats=_summary([result_value(first, key)]),
+        )
     params, varying = _shared_params(members)
     statuses = {r.status for r in members}
     status = next(s for s in _STATUS_ORDER if s in statuses) if len(statuses) > 1 else first.status
     finished = [r for r in members if r.status in RESULT_STATUSES]
-    group = Group(run=_label(members), path=first.path, status=status, params=params,
-                  metrics=_mean_metrics(finished, members), history=[], runs=list(members), varying=varying)
+    group = Group(
+        run=_label(members),
+        path=first.path,
+        status=status,
+        params=params,
+        metrics=_mean_metrics(finished, members),
+        history=[],
+        runs=list(members),
+        varying=varying,
+    )
     group.stats = _summary(group.values(key))
     return group
 
@@ -149,7 +167,9 @@ def _mean_metrics(finished: list[Row], members: list[Row]) -> dict[str, Any]:
     done = [number(r.metrics.get("epochs_done")) for r in members]
     planned = [number(r.metrics.get("epochs_planned")) for r in members]
     out["epochs_done"] = int(min(d for d in done if d is not None)) if any(d is not None for d in done) else None
-    out["epochs_planned"] = int(max(p for p in planned if p is not None)) if any(p is not None for p in planned) else None
+    out["epochs_planned"] = (
+        int(max(p for p in planned if p is not None)) if any(p is not None for p in planned) else None
+    )
     if out["best_epoch"] is not None:
         out["best_epoch"] = round(out["best_epoch"], 1)
     return out

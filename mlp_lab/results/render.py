@@ -43,7 +43,9 @@ def cells(comp: Comparison, max_value: int = 60) -> tuple[list[str], list[list[s
     return _cells(comp, max_value, max_label=80)
 
 
-def _cells(comp: Comparison, max_value: int, drop: Sequence[str] = (), max_label: int = 32) -> tuple[list[str], list[list[str]], list[bool]]:
+def _cells(
+    comp: Comparison, max_value: int, drop: Sequence[str] = (), max_label: int = 32
+) -> tuple[list[str], list[list[str]], list[bool]]:
     """Headers, display rows and right-justification of the table/markdown views."""
     labels = [shorten(x, max_label) for x in short_labels([r.run for r in comp.rows])]
     grouped = ["n"] if comp.grouped else []
@@ -107,7 +109,14 @@ def _width(headers: list[str], body: list[list[str]]) -> int:
     return sum(widths) + 2 * (len(widths) - 1)
 
 
-STATUS_STYLE = {"completed": "green", "running": "cyan", "interrupted": "yellow", "diverged": "red", "failed": "red", "unknown": "dim"}
+STATUS_STYLE = {
+    "completed": "green",
+    "running": "cyan",
+    "interrupted": "yellow",
+    "diverged": "red",
+    "failed": "red",
+    "unknown": "dim",
+}
 
 
 def table_layout(comp: Comparison, width: int) -> tuple[list[str], list[list[str]], list[bool], list[str]] | None:
@@ -128,7 +137,9 @@ def _caption(comp: Comparison, dropped: Sequence[str] = ()) -> str:
     shown = sum(getattr(r, "n", 1) for r in comp.rows)
     if comp.grouped:
         of = f" (of {comp.total_runs} read)" if comp.total_runs > shown else ""
-        groups = "1 group of runs that differ" if len(comp.rows) == 1 else f"{len(comp.rows)} groups of runs that differ"
+        groups = (
+            "1 group of runs that differ" if len(comp.rows) == 1 else f"{len(comp.rows)} groups of runs that differ"
+        )
         notes.append(f"{shown} runs{of} in {groups} only in their seed (--no-group shows each run)")
     elif comp.total_runs > len(comp.rows):
         notes.append(f"{len(comp.rows)} of {comp.total_runs} runs shown")
@@ -224,12 +235,16 @@ def _stacked(comp: Comparison, width: int) -> Any:
         parts.append(Padding(head, (0, 0, 0, 0)))
         if comp.grouped:
             vs = versus_cell(comp.best_key, comp.versus_of(row))
-            line = f"95% CI {ci_cell(comp.best_key, spread)}  " + ("the baseline" if vs == "baseline" else f"vs baseline {vs}")
+            line = f"95% CI {ci_cell(comp.best_key, spread)}  " + (
+                "the baseline" if vs == "baseline" else f"vs baseline {vs}"
+            )
             parts.append(Padding(Text(line), (0, 0, 0, 3)))
         if comp.param_columns and row.params is not None:
             vals = [f"{k}={fmt_value(row.params[k], 24)}" for k in comp.param_columns if k in row.params]
             parts.append(Padding(Text("  ".join(vals)), (0, 0, 0, 3)))
-        parts.append(Padding(Text("  ".join(f"{_HEADERS.get(m, m)} {metric_cell(row, m)}" for m in rest)), (0, 0, 0, 3)))
+        parts.append(
+            Padding(Text("  ".join(f"{_HEADERS.get(m, m)} {metric_cell(row, m)}" for m in rest)), (0, 0, 0, 3))
+        )
     caption = _caption(comp)
     if caption:
         parts.append(Text(caption))
@@ -294,8 +309,10 @@ def to_markdown(comp: Comparison) -> str:
     def esc(s: str) -> str:
         return s.replace("\\", "\\\\").replace("|", "\\|")
 
-    lines = ["| " + " | ".join(esc(h) for h in headers) + " |",
-             "|" + "|".join("---:" if r else ":---" for r in right) + "|"]
+    lines = [
+        "| " + " | ".join(esc(h) for h in headers) + " |",
+        "|" + "|".join("---:" if r else ":---" for r in right) + "|",
+    ]
     for row, cells in zip(comp.rows, body):
         cells = [esc(c) for c in cells]
         if row.run == best_run:

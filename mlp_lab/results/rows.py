@@ -41,7 +41,6 @@ class Row:
         return default
 
 
-
 def _epoch_of(rec: dict[str, Any] | None) -> int:
     e = integer((rec or {}).get("epoch"))
     return e if e is not None else -1
@@ -108,4 +107,3 @@ def read_row(path: Path) -> Row | None:
         history=rec.metrics,
         problems=list(rec.problems),
     )
-

@@ -35,8 +35,10 @@ def describe_run(path: str | Path, all_params: bool = False) -> RunDetails:
         if path.is_dir():
             children, _ = runs.discover_runs([path])
             if children:
-                raise RunError(f"{path} is not a run but holds {len(children)} run folder(s); "
-                               f"show one of them (e.g. mlp-lab show {children[0]}) or compare them: mlp-lab compare {path}")
+                raise RunError(
+                    f"{path} is not a run but holds {len(children)} run folder(s); "
+                    f"show one of them (e.g. mlp-lab show {children[0]}) or compare them: mlp-lab compare {path}"
+                )
         raise RunError(f"{path} is not a run folder (no {runs.SUMMARY}, {runs.CONFIG} or {runs.METRICS})")
     rec = runs.load_run(path)
     params = flatten(rec.config) if rec.config is not None else None
@@ -60,8 +62,13 @@ def describe_run(path: str | Path, all_params: bool = False) -> RunDetails:
                 files.append((p.name, p.stat().st_size))
     except OSError:
         pass
-    return RunDetails(record=rec, metrics=headline_metrics(rec.summary, rec.metrics), params=params,
-                      config_rows=config_rows, files=files)
+    return RunDetails(
+        record=rec,
+        metrics=headline_metrics(rec.summary, rec.metrics),
+        params=params,
+        config_rows=config_rows,
+        files=files,
+    )
 
 
 def fmt_bytes(n: int) -> str:
@@ -81,8 +88,17 @@ def show_renderables(d: RunDetails, all_params: bool = False) -> list[Any]:
     title.append(rec.name, style="bold")
     title.append("  ")
     title.append(rec.status, style=STATUS_STYLE.get(rec.status, ""))
-    return [title, _summary_grid(d), Text(""), *_config_part(d, all_params), Text(""), _epochs_part(d), Text(""),
-            Text(f"files in {rec.path}", style="bold"), _files_table(d)]
+    return [
+        title,
+        _summary_grid(d),
+        Text(""),
+        *_config_part(d, all_params),
+        Text(""),
+        _epochs_part(d),
+        Text(""),
+        Text(f"files in {rec.path}", style="bold"),
+        _files_table(d),
+    ]
 
 
 def _summary_grid(d: RunDetails) -> Any:
@@ -96,11 +112,17 @@ def _summary_grid(d: RunDetails) -> Any:
     info.add_column(style="bold")
     info.add_column()
     planned = m.get("epochs_planned")
-    info.add_row("epochs", f"{m.get('epochs_done') if m.get('epochs_done') is not None else '-'}"
-                 + (f" of {planned}" if planned is not None else ""))
+    info.add_row(
+        "epochs",
+        f"{m.get('epochs_done') if m.get('epochs_done') is not None else '-'}"
+        + (f" of {planned}" if planned is not None else ""),
+    )
     if m.get("test_acc") is not None:
-        info.add_row("final", f"test acc {fmt_metric('test_acc', m['test_acc'])}, test loss {fmt_metric('test_loss', m['test_loss'])}, "
-                     f"train loss {fmt_metric('train_loss', m['train_loss'])}, train acc {fmt_metric('train_acc', m['train_acc'])}")
+        info.add_row(
+            "final",
+            f"test acc {fmt_metric('test_acc', m['test_acc'])}, test loss {fmt_metric('test_loss', m['test_loss'])}, "
+            f"train loss {fmt_metric('train_loss', m['train_loss'])}, train acc {fmt_metric('train_acc', m['train_acc'])}",
+        )
     if m.get("best_test_acc") is not None:
         line = f"test acc {fmt_metric('test_acc', m['best_test_acc'])} at epoch {m.get('best_epoch')}"
         if m.get("best_val_acc") is not None:
@@ -113,7 +135,9 @@ def _summary_grid(d: RunDetails) -> Any:
             info.add_row(label, str(s[key]))
     if isinstance(s.get("param_count"), int):
         info.add_row("parameters", f"{s['param_count']:,}")
-    versions = ", ".join(f"{label} {s[k]}" for k, label in (("torch_version", "torch"), ("mlp_lab_version", "mlp-lab")) if s.get(k))
+    versions = ", ".join(
+        f"{label} {s[k]}" for k, label in (("torch_version", "torch"), ("mlp_lab_version", "mlp-lab")) if s.get(k)
+    )
     if versions:
         info.add_row("versions", versions)
     if s.get("message"):
@@ -159,7 +183,9 @@ def _epochs_part(d: RunDetails) -> Any:
     if any("val_acc" in r for r in rec.metrics):
         keys += ["val_loss", "val_acc"]
     keys += ["lr", "seconds"]
-    ep = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold", title="epochs", title_justify="left")
+    ep = Table(
+        box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold", title="epochs", title_justify="left"
+    )
     for k in keys:
         ep.add_column(k, justify="right")
     best_epoch = d.metrics.get("best_epoch")
@@ -198,4 +224,3 @@ def show_text(d: RunDetails, all_params: bool = False, width: int = 100) -> str:
     for r in show_renderables(d, all_params):
         console.print(r)
     return buf.getvalue()
-

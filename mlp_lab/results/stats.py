@@ -104,7 +104,7 @@ def _normal_ppf(q: float) -> float:
     """A starting point for t_ppf: the normal quantile (Abramowitz and Stegun 26.2.23, 4.5e-4)."""
     p = q if q < 0.5 else 1.0 - q
     r = math.sqrt(-2.0 * math.log(p))
-    z = r - (2.515517 + 0.802853 * r + 0.010328 * r * r) / (1 + 1.432788 * r + 0.189269 * r * r + 0.001308 * r ** 3)
+    z = r - (2.515517 + 0.802853 * r + 0.010328 * r * r) / (1 + 1.432788 * r + 0.189269 * r * r + 0.001308 * r**3)
     return z if q >= 0.5 else -z
 
 
@@ -154,7 +154,7 @@ def welch(a: Sequence[float], b: Sequence[float]) -> Difference:
     se = math.sqrt(va + vb)
     if se == 0.0:
         return _no_spread(diff, "welch", len(a) + len(b) - 2)
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     return _t_test(diff, se, df, "welch")
 
 

@@ -49,7 +49,6 @@ def integer(x: Any) -> int | None:
     return int(x)
 
 
-
 def canon(v: Any) -> Any:
     """A hashable key under which equal config values are equal: 1 == 1.0, [a] == (a,)."""
     if v is MISSING:

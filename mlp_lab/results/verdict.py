@@ -83,16 +83,20 @@ def _group_verdict(comp: Comparison, labels: dict[str, str]) -> str:
         why = "ran on other data" if vs.reason == "other data" else "has no result"
         return f"best by {key}: {said(best)}; the baseline {said(other)} {why}, so the two are not tested"
     if d is None:
-        why = ("fewer than 3 runs in a group, so this cannot be told from seed noise: run more seeds"
-               if vs is None or vs.reason == "too few runs" else
-               "fewer than 3 of a group's runs reached a result, so this cannot be told from seed noise")
+        why = (
+            "fewer than 3 runs in a group, so this cannot be told from seed noise: run more seeds"
+            if vs is None or vs.reason == "too few runs"
+            else "fewer than 3 of a group's runs reached a result, so this cannot be told from seed noise"
+        )
         return f"best by {key}: {said(best)}, {num(key, gap)}{unit(key)} {word} {said(other)}; {why}"
     if not higher:
         sign = -sign  # lower is better: the interval of (other - best), positive when best is lower
     lo, hi = sorted((sign * d.ci[0], sign * d.ci[1]))
     test = "paired t-test on per-seed differences" if d.test == "paired" else "Welch's t-test"
-    text = (f"{said(best)} is {word} {said(other)} by {num(key, abs(d.diff))}{unit(key)} "
-            f"[{num(key, lo)}, {num(key, hi)}], p = {d.p:.2g} ({test})")
+    text = (
+        f"{said(best)} is {word} {said(other)} by {num(key, abs(d.diff))}{unit(key)} "
+        f"[{num(key, lo)}, {num(key, hi)}], p = {d.p:.2g} ({test})"
+    )
     return text + (": within seed noise; more seeds would tell" if d.within_noise else "")
 
 

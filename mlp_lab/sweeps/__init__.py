@@ -14,8 +14,26 @@ from mlp_lab.sweeps.local import Outcome, run_local, to_do
 from mlp_lab.sweeps.spec import PlannedRun, Sweep, cell_id, load_sweep, sweep_from_options
 from mlp_lab.sweeps.watch import Place, Watch
 
-__all__ = ["BACKENDS", "DONE", "Place", "Watch", "default_workers", "Manifest", "Outcome", "PlannedRun", "Sweep", "cell_id", "decode_data", "load_manifest", "resume_settings",
-           "load_sweep", "run_sweep", "sweep_from_options", "start_sweep", "to_do"]
+__all__ = [
+    "BACKENDS",
+    "DONE",
+    "Place",
+    "Watch",
+    "default_workers",
+    "Manifest",
+    "Outcome",
+    "PlannedRun",
+    "Sweep",
+    "cell_id",
+    "decode_data",
+    "load_manifest",
+    "resume_settings",
+    "load_sweep",
+    "run_sweep",
+    "sweep_from_options",
+    "start_sweep",
+    "to_do",
+]
 
 
 # Measured on this project's 2-core CPU machine (benchmarks/sweep_speed.py, README
@@ -45,8 +63,12 @@ def data_key(cfg: Any, data_dir: Path | None) -> tuple[Any, ...]:
     """What decides the decoded data set a run reads (not its split or preprocessing)."""
     from mlp_lab.data import resolve_data_dir
 
-    return (cfg.data.dataset, str(resolve_data_dir(data_dir, cfg.data).expanduser().absolute()),
-            cfg.data.synthetic_train_size, cfg.data.synthetic_test_size)
+    return (
+        cfg.data.dataset,
+        str(resolve_data_dir(data_dir, cfg.data).expanduser().absolute()),
+        cfg.data.synthetic_train_size,
+        cfg.data.synthetic_test_size,
+    )
 
 
 def decode_data(configs: list[Any], data_dir: Path | None) -> dict[tuple[Any, ...], Any]:
@@ -86,8 +108,9 @@ def _remembered_data_dir(data_dir: Path | None) -> str | None:
     return str(Path(given).expanduser().absolute()) if given else None
 
 
-def resume_settings(manifest: Manifest, jobs: int | None, threads: int | None, backend: str | None,
-                    data_dir: Path | None) -> tuple[str, int | None, int, Path | None]:
+def resume_settings(
+    manifest: Manifest, jobs: int | None, threads: int | None, backend: str | None, data_dir: Path | None
+) -> tuple[str, int | None, int, Path | None]:
     """(backend, jobs, threads, data dir) to continue a sweep with: as it ran before, unless
     told otherwise (a run continued with another thread count would not end with the metrics
     of one never stopped). The data the remaining runs need is checked (and decoded) here,
@@ -96,24 +119,38 @@ def resume_settings(manifest: Manifest, jobs: int | None, threads: int | None, b
 
     before = manifest.data.get("workers") or {}
     backend = backend or before.get("backend") or "local"
-    jobs, threads = default_workers(jobs if jobs is not None else before.get("jobs"),
-                                    threads if threads is not None else before.get("threads"), backend)
+    jobs, threads = default_workers(
+        jobs if jobs is not None else before.get("jobs"),
+        threads if threads is not None else before.get("threads"),
+        backend,
+    )
     if data_dir is None and before.get("data_dir"):
         data_dir = Path(before["data_dir"])
     decode_data([config_from_dict(e["config"]) for e in manifest.runs if e["status"] not in DONE], data_dir)
     return backend, jobs, threads, data_dir
 
 
-def run_sweep(folder: Path, jobs: int | None = 1, threads: int | None = None, data_dir: Path | None = None,
-              watch: Watch | None = None, backend: str = "local", address: str | None = None) -> Outcome:
+def run_sweep(
+    folder: Path,
+    jobs: int | None = 1,
+    threads: int | None = None,
+    data_dir: Path | None = None,
+    watch: Watch | None = None,
+    backend: str = "local",
+    address: str | None = None,
+) -> Outcome:
     """Run what is still to do in a sweep folder with ``backend`` ("local": a process per run,
     ``jobs`` at a time; "ray": a Ray task per run, on the cluster at ``address`` or a local
     Ray), holding the folder against a second process (which is refused: RunError)."""
     lookup(BACKENDS, "--backend", backend)
     with held(folder):
         manifest = load_manifest(folder)  # read under the lock: what an earlier process left
-        manifest.data["workers"] = {"backend": backend, "jobs": jobs, "threads": threads,
-                                    "data_dir": _remembered_data_dir(data_dir)}
+        manifest.data["workers"] = {
+            "backend": backend,
+            "jobs": jobs,
+            "threads": threads,
+            "data_dir": _remembered_data_dir(data_dir),
+        }
         settle(manifest)  # the run folders are the truth: nothing done is redone, nothing live is touched
         plan, base = None, None
         if "search" in manifest.data:
@@ -124,8 +161,14 @@ def run_sweep(folder: Path, jobs: int | None = 1, threads: int | None = None, da
         if backend == "ray":
             from mlp_lab.sweeps.ray_backend import run_ray
 
-            return run_ray(manifest, jobs=jobs, threads=threads or 1, data_dir=data_dir, address=address, watch=watch,
-                           plan=plan, base=base)
+            return run_ray(
+                manifest,
+                jobs=jobs,
+                threads=threads or 1,
+                data_dir=data_dir,
+                address=address,
+                watch=watch,
+                plan=plan,
+                base=base,
+            )
         return run_local(manifest, jobs=jobs or 1, threads=threads, data_dir=data_dir, watch=watch, plan=plan)
-
-

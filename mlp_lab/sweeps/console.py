@@ -12,11 +12,22 @@ from mlp_lab.errors import ConfigError, RunError
 from mlp_lab.sweeps.views import LineView, LiveView, TensorBoardView, without_train_hint
 
 
-def sweep_from_cli(file: Path | None, overrides: list[str], jobs: int | None, threads: int | None, dry_run: bool,
-                   resume: Path | None, runs_dir: Path, data_dir: Path | None, quiet: bool, yes: bool,
-                   backend: str | None = None, address: str | None = None,
-                   shorthand: tuple[Path | None, list[str], str | None] = (None, [], None),
-                   tensorboard: Path | None = None) -> int:
+def sweep_from_cli(
+    file: Path | None,
+    overrides: list[str],
+    jobs: int | None,
+    threads: int | None,
+    dry_run: bool,
+    resume: Path | None,
+    runs_dir: Path,
+    data_dir: Path | None,
+    quiet: bool,
+    yes: bool,
+    backend: str | None = None,
+    address: str | None = None,
+    shorthand: tuple[Path | None, list[str], str | None] = (None, [], None),
+    tensorboard: Path | None = None,
+) -> int:
     """``mlp-lab sweep``: plan (from a file, or --config/--grid/--seeds), run, print; the exit code."""
     from mlp_lab import sweeps as sw
 
@@ -34,7 +45,9 @@ def sweep_from_cli(file: Path | None, overrides: list[str], jobs: int | None, th
         raise ConfigError(f"--address {address}: a Ray cluster's address; it goes with --backend ray")
     if resume is not None:
         if file is not None or overrides or dry_run or shorthand[0] is not None:
-            raise ConfigError("--resume continues a sweep exactly as planned; it takes no sweep file, --set or --dry-run")
+            raise ConfigError(
+                "--resume continues a sweep exactly as planned; it takes no sweep file, --set or --dry-run"
+            )
         folder = Path(resume)
         manifest = sw.load_manifest(folder)
         if not sw.to_do(manifest):
@@ -60,14 +73,16 @@ def sweep_from_cli(file: Path | None, overrides: list[str], jobs: int | None, th
             folder = sw.start_sweep(plan, runs_dir, data_dir).folder  # checks the data before writing anything
             at_once = f"{jobs} at a time" if jobs is not None else "as many at a time as the cluster's CPUs allow"
             size = _size(plan) if plan.spec.search is None else _search_size(plan)
-            _out(f"sweep {plan.name}: {size} on {backend}, {at_once} with {_n(threads, 'thread')} each; "
-                 f"folder: {folder}")
+            _out(
+                f"sweep {plan.name}: {size} on {backend}, {at_once} with {_n(threads, 'thread')} each; folder: {folder}"
+            )
         watch = LiveView(folder) if not quiet and sys.stderr.isatty() else LineView(folder)
         if tensorboard is not None:
             watch = TensorBoardView(watch, folder, tensorboard)
         with watch:
-            outcome = sw.run_sweep(folder, jobs=jobs, threads=threads, data_dir=data_dir, watch=watch,
-                                   backend=backend, address=address)
+            outcome = sw.run_sweep(
+                folder, jobs=jobs, threads=threads, data_dir=data_dir, watch=watch, backend=backend, address=address
+            )
     return _close(folder, outcome)
 
 
@@ -85,14 +100,18 @@ def _plan(file: Path | None, overrides: list[str], shorthand: Any, yes: bool) ->
 
     config, grid, seeds = shorthand
     if config is None and (grid or seeds is not None):
-        raise ConfigError("--grid and --seeds are the shorthand's: give them with --config BASE.yaml (or write a sweep file)")
+        raise ConfigError(
+            "--grid and --seeds are the shorthand's: give them with --config BASE.yaml (or write a sweep file)"
+        )
     if file is not None and config is not None:
         raise ConfigError("give a sweep file or --config with --grid/--seeds, not both")
     if config is not None:
         return sw.sweep_from_options(config, grid, seeds, overrides=overrides, yes=yes)
     if file is None:
-        raise ConfigError("no sweep given: pass a sweep file (see configs/sweeps/), --config BASE.yaml with --grid "
-                          "and/or --seeds, or --resume SWEEP_FOLDER")
+        raise ConfigError(
+            "no sweep given: pass a sweep file (see configs/sweeps/), --config BASE.yaml with --grid "
+            "and/or --seeds, or --resume SWEEP_FOLDER"
+        )
     return sw.load_sweep(file, overrides, yes=yes)
 
 
@@ -102,19 +121,23 @@ def _out(line: str) -> None:
 
 def _search_size(plan: Any) -> str:
     search = plan.spec.search
-    return (f"a {search.method} search of {_n(search.trials, 'trial')} x {_n(len(plan.spec.seed_list()), 'seed')} "
-            f"on {search.metric}, pruning: {search.prune.rule}")
+    return (
+        f"a {search.method} search of {_n(search.trials, 'trial')} x {_n(len(plan.spec.seed_list()), 'seed')} "
+        f"on {search.metric}, pruning: {search.prune.rule}"
+    )
 
 
 def _print_search_plan(plan: Any) -> None:
     search = plan.spec.search
     for key, dist in search.space.items():
-        (kind, args), = dist.items()
+        ((kind, args),) = dist.items()
         _out(f"{key}: {kind} {args}")
     if search.method == "random":
         keys = list(search.space)
         head = ["trial", *keys]
-        rows = [[str(r.trial), *(_cell(r.varies[k]) for k in keys)] for r in plan.runs if r.seed == plan.spec.seed_list()[0]]
+        rows = [
+            [str(r.trial), *(_cell(r.varies[k]) for k in keys)] for r in plan.runs if r.seed == plan.spec.seed_list()[0]
+        ]
         widths = [max(len(x) for x in col) for col in zip(head, *rows)]
         for line in [head, *rows]:
             _out("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
@@ -175,9 +198,13 @@ def _close(folder: Path, outcome: Any) -> int:
         pass  # no run ended yet: nothing to compare
     parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     if outcome.disk_full:
-        print(f"sweep stopped starting runs: the disk is full ({without_train_hint(outcome.disk_full)}); {parts}. "
-              f"Free some space, then "
-              f"continue with: mlp-lab sweep --resume {folder}", file=sys.stderr, flush=True)
+        print(
+            f"sweep stopped starting runs: the disk is full ({without_train_hint(outcome.disk_full)}); {parts}. "
+            f"Free some space, then "
+            f"continue with: mlp-lab sweep --resume {folder}",
+            file=sys.stderr,
+            flush=True,
+        )
         return 1
     if outcome.stopped:
         print(f"sweep stopped ({parts}); continue with: mlp-lab sweep --resume {folder}", file=sys.stderr, flush=True)
@@ -185,7 +212,10 @@ def _close(folder: Path, outcome: Any) -> int:
     bad = {k: v for k, v in counts.items() if k not in ("completed", "pruned")}  # pruning is the search's own doing
     _out(f"sweep {folder.name}: {parts}")
     if bad:
-        print(f"not every run completed ({', '.join(f'{n} {s}' for s, n in bad.items())}): see the manifest in {folder}",
-              file=sys.stderr, flush=True)
+        print(
+            f"not every run completed ({', '.join(f'{n} {s}' for s, n in bad.items())}): see the manifest in {folder}",
+            file=sys.stderr,
+            flush=True,
+        )
         return 1
     return 0

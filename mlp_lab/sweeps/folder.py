@@ -93,8 +93,12 @@ def mark_summary(folder: Path, entry: dict[str, Any], **fields: Any) -> None:
     run as running (not as a folder without a summary), and "failed", with the reason, for
     a run that died without writing its own ending."""
     summary = runs.load_run(folder).summary or {
-        "name": entry["config"].get("name"), "run_id": folder.name, "epochs_done": 0,
-        "epochs_planned": entry["config"].get("train", {}).get("epochs"), "config": entry["config"]}
+        "name": entry["config"].get("name"),
+        "run_id": folder.name,
+        "epochs_done": 0,
+        "epochs_planned": entry["config"].get("train", {}).get("epochs"),
+        "config": entry["config"],
+    }
     summary.pop("pid", None)
     summary.pop("host", None)
     summary.update(fields)
@@ -115,8 +119,16 @@ def entry_of(run: Any) -> dict[str, Any]:
     """The manifest entry of a planned run (a grid's or a search's), pending."""
     from mlp_lab.config import config_to_dict
 
-    entry = {"index": run.index, "cell": run.cell, "seed": run.seed, "varies": run.varies, "status": "pending",
-             "folder": None, "reason": None, "config": config_to_dict(run.config)}
+    entry = {
+        "index": run.index,
+        "cell": run.cell,
+        "seed": run.seed,
+        "varies": run.varies,
+        "status": "pending",
+        "folder": None,
+        "reason": None,
+        "config": config_to_dict(run.config),
+    }
     if run.trial is not None:
         entry["trial"] = run.trial
     return entry
@@ -127,11 +139,18 @@ def create_sweep_folder(runs_dir: Path, sweep: Any) -> Manifest:
     folder = runs.create_run_dir(runs_dir, sweep.name)
     try:  # all or nothing: a folder without its manifest could be neither run nor resumed
         runs.atomic_write_text(folder / SWEEP_FILE, yaml.safe_dump(sweep.resolved(), sort_keys=False))
-        data: dict[str, Any] = {"format": FORMAT, "name": sweep.name, "source": str(sweep.path),
-                                "runs": [entry_of(r) for r in sweep.runs]}
+        data: dict[str, Any] = {
+            "format": FORMAT,
+            "name": sweep.name,
+            "source": str(sweep.path),
+            "runs": [entry_of(r) for r in sweep.runs],
+        }
         if sweep.spec.search is not None:  # what asking more trials and resuming need
-            data["search"] = {"spec": sweep.spec.search.model_dump(), "base": sweep.search_base,
-                              "seeds": sweep.spec.seed_list()}
+            data["search"] = {
+                "spec": sweep.spec.search.model_dump(),
+                "base": sweep.search_base,
+                "seeds": sweep.spec.seed_list(),
+            }
         manifest = Manifest(folder / MANIFEST, data)
         manifest.save()
     except BaseException:
@@ -168,8 +187,10 @@ def settle(manifest: Manifest, wait_s: float = 30.0) -> None:
         if status is None:  # no final summary: its process may still be writing it
             while writer_alive(folder, entry):
                 if time.monotonic() > deadline:
-                    raise RunError(f"{folder} is still being trained by process {entry.get('pid') or '?'} (left by a "
-                                   "sweep process that died?); wait for it to end, or stop it, then resume")
+                    raise RunError(
+                        f"{folder} is still being trained by process {entry.get('pid') or '?'} (left by a "
+                        "sweep process that died?); wait for it to end, or stop it, then resume"
+                    )
                 time.sleep(0.2)
             status, reason = run_ending(folder)
         if status is not None:
@@ -188,7 +209,9 @@ def load_manifest(folder: Path) -> Manifest:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise RunError(f"{folder} is not a sweep folder ({MANIFEST} is missing); mlp-lab sweep FILE.yaml starts one") from None
+        raise RunError(
+            f"{folder} is not a sweep folder ({MANIFEST} is missing); mlp-lab sweep FILE.yaml starts one"
+        ) from None
     except (OSError, ValueError):
         raise RunError(f"{path} is corrupt; this sweep cannot be resumed") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("runs"), list):
@@ -196,8 +219,10 @@ def load_manifest(folder: Path) -> Manifest:
     for i, entry in enumerate(data["runs"]):
         problem = _entry_problem(i, entry)
         if problem:
-            raise RunError(f"{path}: run {i}: {problem}; the manifest was edited or is corrupt: put the entry back "
-                           f"as it was, or start the sweep anew (mlp-lab compare {folder} still reads its runs)")
+            raise RunError(
+                f"{path}: run {i}: {problem}; the manifest was edited or is corrupt: put the entry back "
+                f"as it was, or start the sweep anew (mlp-lab compare {folder} still reads its runs)"
+            )
     return Manifest(path, data)
 
 
@@ -246,7 +271,9 @@ def held(folder: Path) -> Iterator[None]:
         except BlockingIOError:
             f.seek(0)
             owner = f.read().strip() or "another process"
-            raise RunError(f"{folder} is being run by {owner}; wait for it to end (or stop it) and resume then") from None
+            raise RunError(
+                f"{folder} is being run by {owner}; wait for it to end (or stop it) and resume then"
+            ) from None
         f.seek(0)
         f.truncate()
         f.write(f"process {os.getpid()}")

@@ -103,8 +103,14 @@ def disk_full_in(entry: dict[str, Any]) -> str | None:
     return reason if entry.get("status") == "failed" and DISK_FULL in reason else None
 
 
-def run_local(manifest: Manifest, jobs: int = 1, threads: int | None = None, data_dir: Path | None = None,
-              watch: Watch | None = None, plan: Plan | None = None) -> Outcome:
+def run_local(
+    manifest: Manifest,
+    jobs: int = 1,
+    threads: int | None = None,
+    data_dir: Path | None = None,
+    watch: Watch | None = None,
+    plan: Plan | None = None,
+) -> Outcome:
     """Run every run of ``manifest`` that is still to do (and those ``plan`` adds), ``jobs``
     at a time, telling ``watch`` as runs start, finish epochs and end."""
     from mlp_lab.signals import stop_on_signals
@@ -212,8 +218,14 @@ def _record(manifest: Manifest, r: _Running) -> dict[str, Any]:
                 mark_summary(r.folder, manifest.runs[r.index], status="failed", message=reason)
             except RunError:
                 pass
-    entry = {"status": status, "reason": reason, "seconds": round(time.time() - r.started, 2),
-             "folder": r.folder.name if r.folder.is_dir() else None, "pid": None, "host": None}
+    entry = {
+        "status": status,
+        "reason": reason,
+        "seconds": round(time.time() - r.started, 2),
+        "folder": r.folder.name if r.folder.is_dir() else None,
+        "pid": None,
+        "host": None,
+    }
     manifest.update(r.index, **entry)
     try:
         if status == "completed" and r.log.stat().st_size == 0:

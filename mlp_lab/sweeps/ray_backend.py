@@ -49,8 +49,10 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ConfigError(f"--backend ray needs Ray, which is not installed here: {INSTALL} "
-                          "(or pip install 'ray[default]'); or use --backend local") from None
+        raise ConfigError(
+            f"--backend ray needs Ray, which is not installed here: {INSTALL} "
+            "(or pip install 'ray[default]'); or use --backend local"
+        ) from None
     return ray
 
 
@@ -68,8 +70,11 @@ def ray_session(address: str | None) -> Iterator[Any]:
     if ray.is_initialized():
         yield ray
         return
-    options = {"logging_level": logging.ERROR, "log_to_driver": False,
-               "runtime_env": {"worker_process_setup_hook": _worker_setup}}
+    options = {
+        "logging_level": logging.ERROR,
+        "log_to_driver": False,
+        "runtime_env": {"worker_process_setup_hook": _worker_setup},
+    }
     if address is None:
         ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, **options)
     else:
@@ -92,8 +97,9 @@ def _host_port(address: str, label: str) -> tuple[str, int] | None:
         return None
     host, _, port = address.split("://")[-1].rpartition(":")
     if not host or not port.isdigit():
-        raise ConfigError(f"{label}: expected HOST:PORT (the head node's GCS, e.g. 127.0.0.1:6379), "
-                          "ray://HOST:PORT, or auto")
+        raise ConfigError(
+            f"{label}: expected HOST:PORT (the head node's GCS, e.g. 127.0.0.1:6379), ray://HOST:PORT, or auto"
+        )
     return host, int(port)
 
 
@@ -114,8 +120,10 @@ def check_cluster(configs: list[Any], threads: int) -> None:
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     most_cpus = max((n.get("CPU", 0) for n in nodes), default=0)
     if threads > most_cpus:
-        raise ConfigError(f"--threads {threads}: each run asks Ray for that many CPUs, but the largest node of the "
-                          f"cluster has {most_cpus:g}; use --threads {max(1, int(most_cpus))} or less")
+        raise ConfigError(
+            f"--threads {threads}: each run asks Ray for that many CPUs, but the largest node of the "
+            f"cluster has {most_cpus:g}; use --threads {max(1, int(most_cpus))} or less"
+        )
     cuda = sorted({c.train.device for c in configs if c.train.device.startswith("cuda")})
     if cuda and not any(n.get("GPU", 0) >= 1 for n in nodes):
         raise ConfigError(f"train.device {cuda[0]}: the Ray cluster has no GPU; use train.device auto or cpu")
@@ -180,8 +188,9 @@ class _Posting:
         pass  # warnings are in the run's summary
 
 
-def train_task(index: int, name: str, config: dict[str, Any], decoded: Any, threads: int, files: dict[str, bytes],
-               board: Any) -> dict[str, Any]:
+def train_task(
+    index: int, name: str, config: dict[str, Any], decoded: Any, threads: int, files: dict[str, bytes], board: Any
+) -> dict[str, Any]:
     """One sweep run, inside a Ray task: train into a scratch folder called ``name`` (the
     run folder's name: it is the run's id) and return the folder's files. ``files`` are the
     run folder's when it continues from its checkpoint, else none."""
@@ -212,14 +221,24 @@ def train_task(index: int, name: str, config: dict[str, Any], decoded: Any, thre
             data = make_splits(decoded, cfg.data, device, seed=cfg.train.seed)
             run_experiment(cfg, run_dir, data, device, progress=_Posting(board, index), resume_from=resume)
             handler.trained = True
-            return {"files": {p.name: p.read_bytes() for p in sorted(run_dir.iterdir()) if p.is_file()},
-                    "scratch": str(run_dir)}
+            return {
+                "files": {p.name: p.read_bytes() for p in sorted(run_dir.iterdir()) if p.is_file()},
+                "scratch": str(run_dir),
+            }
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
-def run_ray(manifest: Manifest, jobs: int | None, threads: int, data_dir: Path | None, address: str | None = None,
-            watch: Watch | None = None, plan: Plan | None = None, base: Any = None) -> Outcome:
+def run_ray(
+    manifest: Manifest,
+    jobs: int | None,
+    threads: int,
+    data_dir: Path | None,
+    address: str | None = None,
+    watch: Watch | None = None,
+    plan: Plan | None = None,
+    base: Any = None,
+) -> Outcome:
     """Run every run of ``manifest`` still to do (and those ``plan`` adds) as Ray tasks (at
     most ``jobs`` submitted at once; None: all, and the cluster's CPUs decide; a plan that
     adds runs: the cluster's CPUs over ``threads``), telling ``watch`` as they go. ``base``:
@@ -237,8 +256,9 @@ def run_ray(manifest: Manifest, jobs: int | None, threads: int, data_dir: Path |
         return _drive(ray, manifest, list(configs), submit, board, jobs, watch or Watch(), plan)
 
 
-def _drive(ray: Any, manifest: Manifest, queue: list[int], submit: Any, board: Any, jobs: int | None, watch: Watch,
-           plan: Plan) -> Outcome:
+def _drive(
+    ray: Any, manifest: Manifest, queue: list[int], submit: Any, board: Any, jobs: int | None, watch: Watch, plan: Plan
+) -> Outcome:
     from mlp_lab.config import config_from_dict
     from mlp_lab.signals import stop_on_signals
 
@@ -252,8 +272,12 @@ def _drive(ray: Any, manifest: Manifest, queue: list[int], submit: Any, board: A
         while queue or in_flight or (plan.left() and stop.signal is None and full is None):
             if (stop.signal is not None or full is not None) and not in_flight:
                 break  # the runs not yet submitted stay pending
-            while (queue or plan.left()) and (jobs is None or len(in_flight) < jobs) and stop.signal is None \
-                    and full is None:
+            while (
+                (queue or plan.left())
+                and (jobs is None or len(in_flight) < jobs)
+                and stop.signal is None
+                and full is None
+            ):
                 try:
                     queue = queue or plan.more()
                     index = queue.pop(0)
@@ -276,8 +300,10 @@ def _drive(ray: Any, manifest: Manifest, queue: list[int], submit: Any, board: A
             for ref in ready:
                 index, folder, t0 = in_flight.pop(ref)
                 try:
-                    entry = plan.ended(record(ray, manifest, index, folder, ref, started.pop(index, t0), stop.signal),
-                                       index in stopping)
+                    entry = plan.ended(
+                        record(ray, manifest, index, folder, ref, started.pop(index, t0), stop.signal),
+                        index in stopping,
+                    )
                 except DiskFull as e:  # its files or the manifest no longer fit: a resume settles from the folder
                     full, entry = str(e), manifest.runs[index]
                     if entry["status"] == "running":  # what it returned could not be written: it failed
@@ -316,8 +342,14 @@ def tasks(ray: Any, configs: list[Any], threads: int, data_dir: Path | None) -> 
         files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} if resume else {}
         gpus = 1 if cfg.train.device.startswith("cuda") or (cfg.train.device == "auto" and has_gpus) else 0
         return task.options(num_cpus=threads, num_gpus=gpus).remote(
-            index, folder.name, manifest.runs[index]["config"], decoded[sweeps.data_key(cfg, data_dir)], threads,
-            files, board)
+            index,
+            folder.name,
+            manifest.runs[index]["config"],
+            decoded[sweeps.data_key(cfg, data_dir)],
+            threads,
+            files,
+            board,
+        )
 
     return submit, board
 
@@ -336,8 +368,9 @@ def relay(ray: Any, board: Any, watch: Watch) -> tuple[dict[int, float], list[tu
     return began, records
 
 
-def record(ray: Any, manifest: Manifest, index: int, folder: Path, ref: Any, t0: float,
-            stopped_by: int | None = None) -> dict[str, Any]:
+def record(
+    ray: Any, manifest: Manifest, index: int, folder: Path, ref: Any, t0: float, stopped_by: int | None = None
+) -> dict[str, Any]:
     """Write what the task returned into the run folder; record the run's ending. A run the
     sweep cancelled because it was sent SIGTERM says so (ray.cancel reaches it as SIGINT)."""
     reason = None
@@ -352,8 +385,12 @@ def record(ray: Any, manifest: Manifest, index: int, folder: Path, ref: Any, t0:
         status, reason = "failed", f"{e.__class__.__name__}: {str(e).strip().splitlines()[0]}"
     else:
         if stopped_by == signal.SIGTERM:
-            result["files"] = {name: data.replace(b"interrupted by SIGINT", b"interrupted by SIGTERM")
-                               if name == runs.SUMMARY else data for name, data in result["files"].items()}
+            result["files"] = {
+                name: data.replace(b"interrupted by SIGINT", b"interrupted by SIGTERM")
+                if name == runs.SUMMARY
+                else data
+                for name, data in result["files"].items()
+            }
         _write_files(folder, result)
         status, reason = run_ending(folder)
         if status is None:

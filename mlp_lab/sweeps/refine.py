@@ -33,12 +33,16 @@ def refine(folder: Path, top: int = 5, trials: int | None = None) -> tuple[Path,
         raise ConfigError(f"--top {top}: refine around 1 trial or more")
     manifest = load_manifest(folder)
     if "search" not in manifest.data:
-        raise RunError(f"--refine {folder}: not a search folder (its sweep has a grid, not a search section); "
-                       "--refine narrows a finished search")
+        raise RunError(
+            f"--refine {folder}: not a search folder (its sweep has a grid, not a search section); "
+            "--refine narrows a finished search"
+        )
     spec = spec_of(manifest)
     done = [r for r in trial_rows(manifest) if r["status"] == "completed" and r["metric"] is not None]
     if not done:
-        raise RunError(f"--refine {folder}: no trial of this search completed; finish it first (mlp-lab sweep --resume)")
+        raise RunError(
+            f"--refine {folder}: no trial of this search completed; finish it first (mlp-lab sweep --resume)"
+        )
     done.sort(key=lambda r: r["metric"], reverse=spec.direction == "maximize")
     best = done[:top]
     space, lines = {}, [f"refining around the top {len(best)} of {len(done)} completed trials by {spec.metric}:"]
@@ -50,14 +54,15 @@ def refine(folder: Path, top: int = 5, trials: int | None = None) -> tuple[Path,
     base_path, sweep_path = folder / BASE_FILE, folder / REFINED_FILE
     runs.atomic_write_text(base_path, yaml.safe_dump(manifest.data["search"]["base"], sort_keys=False))
     doc = {"name": name, "base": BASE_FILE, "seeds": manifest.data["search"]["seeds"], "search": search}
-    runs.atomic_write_text(sweep_path, f"# Refined from {folder.name}: mlp-lab sweep {sweep_path}\n"
-                           + yaml.safe_dump(doc, sort_keys=False))
+    runs.atomic_write_text(
+        sweep_path, f"# Refined from {folder.name}: mlp-lab sweep {sweep_path}\n" + yaml.safe_dump(doc, sort_keys=False)
+    )
     return sweep_path, lines
 
 
 def narrow(dist: dict[str, Any], values: list[Any]) -> dict[str, Any]:
     """The part of ``dist`` around ``values``."""
-    (kind, args), = dist.items()
+    ((kind, args),) = dist.items()
     if kind == "choice":
         return {"choice": [v for v in args if v in values]}
     low, high = args
@@ -75,5 +80,5 @@ def narrow(dist: dict[str, Any], values: list[Any]) -> dict[str, Any]:
 
 
 def _show(dist: dict[str, Any]) -> str:
-    (kind, args), = dist.items()
+    ((kind, args),) = dist.items()
     return f"{kind} {args}"

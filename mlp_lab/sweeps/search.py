@@ -31,9 +31,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-KINDS = {"uniform": "a number in [low, high]", "log_uniform": "a number in [low, high] on a log scale",
-         "int": "an integer in [low, high]", "log_int": "an integer in [low, high] on a log scale",
-         "choice": "one of a list"}
+KINDS = {
+    "uniform": "a number in [low, high]",
+    "log_uniform": "a number in [low, high] on a log scale",
+    "int": "an integer in [low, high]",
+    "log_int": "an integer in [low, high] on a log scale",
+    "choice": "one of a list",
+}
 METRICS = {"val_acc": "maximize", "val_loss": "minimize"}
 DEFAULT_VAL_SPLIT = 0.1  # held out when the runs' config has none: a search never selects on test
 
@@ -43,7 +47,9 @@ class Prune(BaseModel):
 
     rule: Literal["none", "median", "successive_halving", "hyperband"] = "none"
     min_epochs: int = Field(1, ge=1, description="Epochs every trial trains before it can be stopped.")
-    reduction: int = Field(3, ge=2, description="Successive halving and Hyperband keep 1 trial in this many at each rung.")
+    reduction: int = Field(
+        3, ge=2, description="Successive halving and Hyperband keep 1 trial in this many at each rung."
+    )
 
 
 class SearchSpec(BaseModel):
@@ -55,15 +61,19 @@ class SearchSpec(BaseModel):
     trials: int = Field(..., ge=1, le=10_000, description="Configs to try.")
     seed: int = Field(0, description="The sampler's seed: the same file and seed draw the same trials.")
     metric: str = Field("val_acc", description="val_acc (maximised) or val_loss (minimised).")
-    space: dict[str, dict[str, Any]] = Field(..., description="Key path -> {uniform|log_uniform|int|log_int: [low, high]} or {choice: [...]}.")
+    space: dict[str, dict[str, Any]] = Field(
+        ..., description="Key path -> {uniform|log_uniform|int|log_int: [low, high]} or {choice: [...]}."
+    )
     prune: Prune = Field(default_factory=Prune)
 
     @field_validator("metric")
     @classmethod
     def _validation_metric(cls, v: str) -> str:
         if v.startswith("test"):
-            raise ValueError(f"metric {v}: a search selects on validation data, never on the test set (tuning on it "
-                             f"makes its number meaningless); use {' or '.join(METRICS)}")
+            raise ValueError(
+                f"metric {v}: a search selects on validation data, never on the test set (tuning on it "
+                f"makes its number meaningless); use {' or '.join(METRICS)}"
+            )
         if v not in METRICS:
             raise ValueError(f"metric {v!r} is not allowed; allowed: {', '.join(METRICS)}")
         return v
@@ -93,15 +103,18 @@ def _form_problem(dist: Any) -> str | None:
     allowed = f"give one of {', '.join(f'{{{k}: ...}}' for k in KINDS)}"
     if not isinstance(dist, dict) or len(dist) != 1:
         return f"{dist!r}: {allowed}"
-    (kind, args), = dist.items()
+    ((kind, args),) = dist.items()
     if kind not in KINDS:
         return f"unknown distribution {kind!r}; {allowed}"
     if kind == "choice":
         if not isinstance(args, list) or not args:
             return "choice needs a non-empty list of values"
         return None
-    if not isinstance(args, list) or len(args) != 2 or any(isinstance(a, bool) or not isinstance(a, (int, float))
-                                                            for a in args):
+    if (
+        not isinstance(args, list)
+        or len(args) != 2
+        or any(isinstance(a, bool) or not isinstance(a, (int, float)) for a in args)
+    ):
         return f"{kind} needs [low, high], two numbers, got {args!r}"
     low, high = args
     if not low < high:
@@ -116,7 +129,7 @@ def _form_problem(dist: Any) -> str | None:
 def edge_values(dist: dict[str, Any]) -> list[Any]:
     """Values the distribution can produce that validation must accept: both ends (and the
     middle) of a range, every choice."""
-    (kind, args), = dist.items()
+    ((kind, args),) = dist.items()
     if kind == "choice":
         return list(args)
     low, high = args
@@ -132,7 +145,7 @@ def distributions(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
     out = {}
     for key, dist in space.items():
-        (kind, args), = dist.items()
+        ((kind, args),) = dist.items()
         if kind == "choice":
             out[key] = od.CategoricalDistribution([_choice(v) for v in args])
         elif kind.endswith("int"):
@@ -149,7 +162,7 @@ def _choice(v: Any) -> Any:
 
 
 def from_choice(dist: dict[str, Any], value: Any) -> Any:
-    (kind, args), = dist.items()
+    ((kind, args),) = dist.items()
     if kind == "choice" and isinstance(value, str):
         for option in args:
             if _choice(option) == value:
@@ -164,16 +177,21 @@ def make_study(spec: SearchSpec, epochs: int) -> Any:
     # ERROR: a resumed trial reports again the epochs it redoes after its checkpoint, which
     # Optuna ignores with a warning each (the values are the same on CPU).
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    sampler = (optuna.samplers.RandomSampler(seed=spec.seed) if spec.method == "random"
-               else optuna.samplers.TPESampler(seed=spec.seed))
+    sampler = (
+        optuna.samplers.RandomSampler(seed=spec.seed)
+        if spec.method == "random"
+        else optuna.samplers.TPESampler(seed=spec.seed)
+    )
     p = spec.prune
     pruner = {
         "none": lambda: optuna.pruners.NopPruner(),
         "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=p.min_epochs - 1),
-        "successive_halving": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=p.min_epochs,
-                                                                             reduction_factor=p.reduction),
-        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=p.min_epochs, max_resource=max(epochs, p.min_epochs),
-                                                            reduction_factor=p.reduction),
+        "successive_halving": lambda: optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=p.min_epochs, reduction_factor=p.reduction
+        ),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(
+            min_resource=p.min_epochs, max_resource=max(epochs, p.min_epochs), reduction_factor=p.reduction
+        ),
     }[p.rule]()
     return optuna.create_study(direction=spec.direction, sampler=sampler, pruner=pruner)
 

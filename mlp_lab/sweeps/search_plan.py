@@ -28,8 +28,10 @@ def plan_search(spec: Any, raw: dict[str, Any], path: Path) -> tuple[list[Any], 
     notes = []
     if not (base.get("data") or {}).get("val_split"):
         set_value(base, "data.val_split", DEFAULT_VAL_SPLIT)
-        notes.append(f"the runs' config has data.val_split 0: the search holds out {DEFAULT_VAL_SPLIT:.0%} of the "
-                     f"training set (data.val_split: {DEFAULT_VAL_SPLIT}) and selects on it, never on the test set")
+        notes.append(
+            f"the runs' config has data.val_split 0: the search holds out {DEFAULT_VAL_SPLIT:.0%} of the "
+            f"training set (data.val_split: {DEFAULT_VAL_SPLIT}) and selects on it, never on the test set"
+        )
     validate_config(base, source=f"{path}: base")
     for key, dist in search.space.items():
         for value in edge_values(dist):  # every value the space can produce is a valid config
@@ -41,8 +43,9 @@ def plan_search(spec: Any, raw: dict[str, Any], path: Path) -> tuple[list[Any], 
     return runs, base, notes
 
 
-def trial_config(base: dict[str, Any], values: dict[str, Any], seed: int, number: int | None = None,
-                 source: str = "search") -> ExperimentConfig:
+def trial_config(
+    base: dict[str, Any], values: dict[str, Any], seed: int, number: int | None = None, source: str = "search"
+) -> ExperimentConfig:
     raw = json.loads(json.dumps(base))
     for key, value in values.items():
         try:
@@ -62,6 +65,9 @@ def trial_runs(base: dict[str, Any], values: dict[str, Any], number: int, seeds:
     out = []
     for seed in seeds:
         cfg = trial_config(base, values, seed, number, source=f"trial {number}")
-        out.append(PlannedRun(index=first + len(out), cell=cell_id(cfg), seed=seed, config=cfg, varies=dict(values),
-                              trial=number))
+        out.append(
+            PlannedRun(
+                index=first + len(out), cell=cell_id(cfg), seed=seed, config=cfg, varies=dict(values), trial=number
+            )
+        )
     return out

@@ -68,7 +68,7 @@ def rebuild(manifest: Manifest) -> Study:
 
 
 def _optuna_value(spec: SearchSpec, key: str, value: Any) -> Any:
-    (kind, args), = spec.space[key].items()
+    ((kind, args),) = spec.space[key].items()
     if kind == "choice" and not (value is None or isinstance(value, (bool, int, float, str))):
         return repr(value)
     return value
@@ -98,7 +98,9 @@ def _tell_if_ended(s: Study, manifest: Manifest, number: int) -> None:
     if any(e["status"] == "pruned" for e in entries):
         s.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     else:
-        finals = [h[-1] for e in entries if e["status"] == "completed" and (h := _metric_history(manifest, e, s.spec.metric))]
+        finals = [
+            h[-1] for e in entries if e["status"] == "completed" and (h := _metric_history(manifest, e, s.spec.metric))
+        ]
         if len(finals) == len(entries) and all(math.isfinite(v) for v in finals):
             s.study.tell(trial, sum(finals) / len(finals))  # several seeds: their mean
         else:
@@ -211,13 +213,26 @@ def trial_rows(manifest: Manifest) -> list[dict[str, Any]]:
         entries = [e for e in manifest.runs if e["trial"] == number]
         histories = [_metric_history(manifest, e, spec.metric) for e in entries]
         finals = [h[-1] for h in histories if h and math.isfinite(h[-1])]
-        status = ("pruned" if any(e["status"] == "pruned" for e in entries) else
-                  "completed" if all(e["status"] == "completed" for e in entries) else entries[0]["status"])
-        rows.append({"trial": number, "values": entries[0]["varies"], "status": status,
-                     "metric": sum(finals) / len(finals) if finals and status == "completed" else
-                     (finals[-1] if finals else None),
-                     "epochs": sum(len(h) for h in histories), "planned": trial_epochs(manifest) * len(entries),
-                     "config": entries[0]["config"]})
+        status = (
+            "pruned"
+            if any(e["status"] == "pruned" for e in entries)
+            else "completed"
+            if all(e["status"] == "completed" for e in entries)
+            else entries[0]["status"]
+        )
+        rows.append(
+            {
+                "trial": number,
+                "values": entries[0]["varies"],
+                "status": status,
+                "metric": sum(finals) / len(finals)
+                if finals and status == "completed"
+                else (finals[-1] if finals else None),
+                "epochs": sum(len(h) for h in histories),
+                "planned": trial_epochs(manifest) * len(entries),
+                "config": entries[0]["config"],
+            }
+        )
     return rows
 
 
@@ -239,11 +254,13 @@ def write_best(manifest: Manifest) -> Path | None:
     config["name"] = f"{manifest.data['name']}-best"
     config["train"] = {k: v for k, v in config["train"].items() if k != "seed"}
     path = manifest.folder / BEST
-    header = (f"# The best trial of search {manifest.folder.name}: trial {best['trial']}, {spec.metric} "
-              f"{best['metric']:.4f} on the validation split.\n"
-              f"# Values found: {', '.join(f'{k}={v}' for k, v in best['values'].items())}\n"
-              f"# Train it on several seeds and read its test accuracy once, at the end:\n"
-              f"#   mlp-lab sweep --config {path} --seeds 5 && mlp-lab compare <that sweep folder>\n")
+    header = (
+        f"# The best trial of search {manifest.folder.name}: trial {best['trial']}, {spec.metric} "
+        f"{best['metric']:.4f} on the validation split.\n"
+        f"# Values found: {', '.join(f'{k}={v}' for k, v in best['values'].items())}\n"
+        f"# Train it on several seeds and read its test accuracy once, at the end:\n"
+        f"#   mlp-lab sweep --config {path} --seeds 5 && mlp-lab compare <that sweep folder>\n"
+    )
     runs.atomic_write_text(path, header + yaml.safe_dump(config, sort_keys=False))
     return path
 
@@ -252,13 +269,17 @@ def search_summary(manifest: Manifest, top: int = 5) -> list[str]:
     """The closing lines: the top trials, and what early stopping saved."""
     spec = spec_of(manifest)
     rows = trial_rows(manifest)
-    ranked = sorted([r for r in rows if r["metric"] is not None],
-                    key=lambda r: (r["status"] != "completed", -r["metric"] if spec.direction == "maximize" else r["metric"]))
+    ranked = sorted(
+        [r for r in rows if r["metric"] is not None],
+        key=lambda r: (r["status"] != "completed", -r["metric"] if spec.direction == "maximize" else r["metric"]),
+    )
     lines = [f"top trials by {spec.metric} (validation):"]
     for r in ranked[:top]:
         values = ", ".join(f"{k}={_short(v)}" for k, v in r["values"].items())
-        lines.append(f"  trial {r['trial']:>3}  {spec.metric} {r['metric']:.4f}  {r['epochs']}/{r['planned']} epochs  "
-                     f"{r['status']:<9}  {values}")
+        lines.append(
+            f"  trial {r['trial']:>3}  {spec.metric} {r['metric']:.4f}  {r['epochs']}/{r['planned']} epochs  "
+            f"{r['status']:<9}  {values}"
+        )
     pruned = sum(r["status"] == "pruned" for r in rows)
     trained, planned = sum(r["epochs"] for r in rows), sum(r["planned"] for r in rows)
     lines.append(f"{pruned} of {len(rows)} trials pruned, {trained} of {planned} epochs trained")
@@ -275,5 +296,9 @@ def draw_search(folder: Path, path: Path) -> Path:
     from mlp_lab.sweeps.folder import load_manifest
 
     manifest = load_manifest(folder)
-    return plot_search(trial_rows(manifest), spec_of(manifest), path, title=f"{folder.name}: {spec_of(manifest).metric} "
-                       "against each searched value")
+    return plot_search(
+        trial_rows(manifest),
+        spec_of(manifest),
+        path,
+        title=f"{folder.name}: {spec_of(manifest).metric} against each searched value",
+    )

@@ -54,10 +54,14 @@ class SweepFile(BaseModel):
 
     name: str | None = Field(None, description="The sweep's name; default: the file's name.")
     base: str | None = Field(None, description="One train config, relative to the sweep file.")
-    configs: list[str] | None = Field(None, description="Train configs or globs, relative to the sweep file: each one a case.")
+    configs: list[str] | None = Field(
+        None, description="Train configs or globs, relative to the sweep file: each one a case."
+    )
     set: dict[str, Any] = Field(default_factory=dict, description="Overrides for every run, as --set's key paths.")
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="Key path -> values: the cartesian product.")
-    cases: list[dict[str, Any]] = Field(default_factory=list, description="Values that change together; crossed with the grid.")
+    cases: list[dict[str, Any]] = Field(
+        default_factory=list, description="Values that change together; crossed with the grid."
+    )
     seeds: int | list[int] = Field(1, description="n: train.seed 0..n-1; or a list of seeds.")
     search: SearchSpec | None = Field(None, description="A hyperparameter search instead of a grid (see search.py).")
 
@@ -67,14 +71,18 @@ class SweepFile(BaseModel):
             raise ValueError("give exactly one of base (one config) and configs (a list of configs and globs)")
         if self.search is not None:
             if self.grid or self.cases:
-                raise ValueError("search: a search samples its own values; it cannot go with grid or cases "
-                                 "(put fixed values in set, ranges in search.space)")
+                raise ValueError(
+                    "search: a search samples its own values; it cannot go with grid or cases "
+                    "(put fixed values in set, ranges in search.space)"
+                )
             if self.configs is not None:
                 raise ValueError("search: searches around one config: give base, not configs")
             if self.search.prune.rule != "none" and len(self.seed_list()) > 1:
-                raise ValueError(f"search: prune {self.search.prune.rule} with {len(self.seed_list())} seeds: a trial "
-                                 "is judged on the mean of its seeds, which no epoch-by-epoch pruner sees; use seeds: 1 "
-                                 "to prune, or prune: {rule: none} to average seeds")
+                raise ValueError(
+                    f"search: prune {self.search.prune.rule} with {len(self.seed_list())} seeds: a trial "
+                    "is judged on the mean of its seeds, which no epoch-by-epoch pruner sees; use seeds: 1 "
+                    "to prune, or prune: {rule: none} to average seeds"
+                )
         return self
 
     @field_validator("grid")
@@ -130,21 +138,27 @@ class Sweep:
 
     def resolved(self) -> dict[str, Any]:
         """The sweep file as it was run: its fields, the config files a glob matched, each cell."""
-        return {"name": self.name, "source": str(self.path), **self.spec.model_dump(exclude={"name"}, exclude_none=True),
-                "cells": {r.cell: r.varies for r in self.runs}}
+        return {
+            "name": self.name,
+            "source": str(self.path),
+            **self.spec.model_dump(exclude={"name"}, exclude_none=True),
+            "cells": {r.cell: r.varies for r in self.runs},
+        }
 
 
 def load_sweep(path: str | Path, overrides: list[str] | None = None, yes: bool = False) -> Sweep:
     """Read, expand and validate a sweep file: every run's config is resolved here, and the
     first problem is a one-line ConfigError naming the cell and the key."""
     path = Path(path)
-    raw = read_yaml_mapping(path, "sweep", "a YAML mapping (base or configs, set, grid, cases, seeds)",
-                            "'base: relu_adam.yaml'")
+    raw = read_yaml_mapping(
+        path, "sweep", "a YAML mapping (base or configs, set, grid, cases, seeds)", "'base: relu_adam.yaml'"
+    )
     return _sweep(raw, path, overrides, yes)
 
 
-def sweep_from_options(config: str | Path, grid: list[str], seeds: str | None, overrides: list[str] | None = None,
-                       yes: bool = False) -> Sweep:
+def sweep_from_options(
+    config: str | Path, grid: list[str], seeds: str | None, overrides: list[str] | None = None, yes: bool = False
+) -> Sweep:
     """The shorthand ``--config BASE.yaml --grid key=v1,v2 ... --seeds N``: the sweep file
     that says ``base: BASE.yaml``, that grid and those seeds, named after the base config."""
     config = Path(config)
@@ -153,7 +167,9 @@ def sweep_from_options(config: str | Path, grid: list[str], seeds: str | None, o
         key, sep, values = item.partition("=")
         key = key.strip()
         if not sep or not key or not values.strip():
-            raise ConfigError(f"--grid {shorten(item)}: expected key.path=value1,value2 (e.g. --grid model.activation=relu,tanh)")
+            raise ConfigError(
+                f"--grid {shorten(item)}: expected key.path=value1,value2 (e.g. --grid model.activation=relu,tanh)"
+            )
         if key in raw["grid"]:
             raise ConfigError(f"--grid {key}: given twice; list all its values in one --grid")
         raw["grid"][key] = parse_yaml_value(key, f"[{values}]")  # YAML flow: relu,tanh and [64],[128,128] alike
@@ -222,12 +238,16 @@ def _sources(spec: SweepFile, path: Path) -> list[tuple[Path, dict[str, Any]]]:
     return out
 
 
-def _check_set_varies_nothing(spec: SweepFile, sources: list[tuple[Path, dict[str, Any]]], given: list[str],
-                              path: Path) -> None:
+def _check_set_varies_nothing(
+    spec: SweepFile, sources: list[tuple[Path, dict[str, Any]]], given: list[str], path: Path
+) -> None:
     """A key the sweep varies (its grid, its cases, or where its config files differ) set
     for every run would be overridden in some runs and not others: an error, not a guess."""
-    varied = ({k: "grid" for k in spec.grid} | {k: "cases" for case in spec.cases for k in case}
-              | {k: "search space" for k in (spec.search.space if spec.search else {})})
+    varied = (
+        {k: "grid" for k in spec.grid}
+        | {k: "cases" for case in spec.cases for k in case}
+        | {k: "search space" for k in (spec.search.space if spec.search else {})}
+    )
     if len(sources) > 1:
         flat = [keys.flatten(raw) for _, raw in sources]
         for k in set().union(*flat) - {"name", "description"}:
@@ -237,8 +257,10 @@ def _check_set_varies_nothing(spec: SweepFile, sources: list[tuple[Path, dict[st
         hits = [v for v in varied if v == key or v.startswith(key + ".") or key.startswith(v + ".")]
         if hits:
             where = "--set" if key in given else f"{path}: set"
-            raise ConfigError(f"{where} {key}: the sweep varies {hits[0]} (its {varied[hits[0]]}), so one value for "
-                              f"every run cannot hold; change it in the {varied[hits[0]]} instead")
+            raise ConfigError(
+                f"{where} {key}: the sweep varies {hits[0]} (its {varied[hits[0]]}), so one value for "
+                f"every run cannot hold; change it in the {varied[hits[0]]} instead"
+            )
 
 
 def _base_file(here: Path, base: str) -> Path:
@@ -277,8 +299,10 @@ def _expand(spec: SweepFile, sources: list[tuple[Path, dict[str, Any]]], path: P
             cfg.name = _run_name(varies, cfg.name)
         cell = cell_id(cfg)
         if cell in seen:
-            raise ConfigError(f"{path}: cells {seen[cell]} and {cell_name} come out identical; "
-                              f"drop one (a grid value or case that changes nothing?)")
+            raise ConfigError(
+                f"{path}: cells {seen[cell]} and {cell_name} come out identical; "
+                f"drop one (a grid value or case that changes nothing?)"
+            )
         seen[cell] = cell_name
         for seed in spec.seed_list():
             run_cfg = cfg.model_copy(deep=True)

@@ -20,7 +20,9 @@ def finished_line(folder: Path, entry: dict[str, Any], finished: int, total: int
     """'[3/12] completed relu-0001 (cell 1a2b3c4d, seed 2): test acc 97.12% in 8.1s'."""
     from mlp_lab import runs
 
-    text = f"[{finished}/{total}] {entry['status']} {entry['folder'] or '-'} (cell {entry['cell']}, seed {entry['seed']})"
+    text = (
+        f"[{finished}/{total}] {entry['status']} {entry['folder'] or '-'} (cell {entry['cell']}, seed {entry['seed']})"
+    )
     if entry["status"] == "completed" and entry["folder"]:
         final = (runs.load_run(folder / entry["folder"]).summary or {}).get("final") or {}
         if "test_acc" in final:
@@ -114,8 +116,13 @@ class LiveView(LineView):
         from rich.console import Console
         from rich.live import Live
 
-        self.live = Live(get_renderable=self.render, console=self.console or Console(stderr=True),
-                         refresh_per_second=4, transient=True, redirect_stdout=True)
+        self.live = Live(
+            get_renderable=self.render,
+            console=self.console or Console(stderr=True),
+            refresh_per_second=4,
+            transient=True,
+            redirect_stdout=True,
+        )
         self.live.__enter__()
         return self
 
@@ -125,7 +132,11 @@ class LiveView(LineView):
     def started(self, index: int, place: Place) -> None:
         with self.lock:
             self.entries.get(index)  # a search's new trial: read here, not in the drawing thread
-            self.on[index] = {"where": str(place), "epoch": self.on.get(index, {}).get("epoch", 0), "since": time.monotonic()}
+            self.on[index] = {
+                "where": str(place),
+                "epoch": self.on.get(index, {}).get("epoch", 0),
+                "since": time.monotonic(),
+            }
 
     def epoch(self, index: int, epoch: int) -> None:
         with self.lock:
@@ -158,14 +169,18 @@ class LiveView(LineView):
 
         with self.lock:
             eta = self.eta()
-            head = (f"[bold]{self.counts['done']} done[/], [red]{self.counts['failed']} failed[/], {self.left} left"
-                    f"  elapsed {_clock(time.monotonic() - self.t0)}  ETA {_clock(eta) if eta is not None else '-'}")
+            head = (
+                f"[bold]{self.counts['done']} done[/], [red]{self.counts['failed']} failed[/], {self.left} left"
+                f"  elapsed {_clock(time.monotonic() - self.t0)}  ETA {_clock(eta) if eta is not None else '-'}"
+            )
             table = Table.grid(padding=(0, 2))
             table.add_row(head)
             for index, r in sorted(self.on.items()):
                 e = self.entries.by_index[index]
-                table.add_row(f"  {e['config']['name']} (seed {e['seed']})  {r['epoch']}/{self._epochs(e)} epochs"
-                              f"  {_clock(time.monotonic() - r['since'])}  on {r['where']}")
+                table.add_row(
+                    f"  {e['config']['name']} (seed {e['seed']})  {r['epoch']}/{self._epochs(e)} epochs"
+                    f"  {_clock(time.monotonic() - r['since'])}  on {r['where']}"
+                )
         return table
 
 
@@ -213,8 +228,13 @@ class TensorBoardView(Watch):
         if entry.get("folder") and (self.folder / entry["folder"]).is_dir():
             self._write_new_lines(entry)
             row = read_row(self.folder / entry["folder"])
-            self.live.end(self.folder / entry["folder"], entry["config"], entry["status"],
-                          row.metrics if row is not None else {}, entry.get("varies") or {})
+            self.live.end(
+                self.folder / entry["folder"],
+                entry["config"],
+                entry["status"],
+                row.metrics if row is not None else {},
+                entry.get("varies") or {},
+            )
         self.written.pop(entry["index"], None)
 
     def _write_new_lines(self, entry: dict[str, Any]) -> None:

@@ -39,7 +39,9 @@ def process(run_dir: Path, threads: int | None, data_dir: Path | None, resume: b
     if _context is None:
         _context = multiprocessing.get_context("forkserver")
         _context.set_forkserver_preload(PRELOAD)
-    proc = _context.Process(target=run, args=(run_dir, threads, data_dir, resume, log), name=f"mlp-lab run {run_dir.name}")
+    proc = _context.Process(
+        target=run, args=(run_dir, threads, data_dir, resume, log), name=f"mlp-lab run {run_dir.name}"
+    )
     with _main_hidden():
         proc.start()
     return proc

@@ -189,7 +189,7 @@ def _overfit(
         loss, acc = _step(cfg, model, optimizer, x, y)
         if not math.isfinite(loss) or (acc == 1.0 and loss < OVERFIT_LOSS):
             break
-    numbers = {"images": len(y), "steps": steps, "loss": loss, "train_acc": acc}
+    numbers: dict[str, Any] = {"images": len(y), "steps": steps, "loss": loss, "train_acc": acc}
     measured = f"{100 * acc:.0f}% train accuracy, loss {loss:.3g} after {steps} steps on {len(y)} images"
     want = f"100% and loss below {OVERFIT_LOSS} within {OVERFIT_STEPS} steps"
     if acc == 1.0 and loss < OVERFIT_LOSS:
@@ -317,7 +317,9 @@ def _range_curve(cfg: ExperimentConfig, data: Any, device: Any) -> tuple[list[fl
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), device)
     batches = _random_batches(cfg, data)
     factor = (RANGE_LR[1] / RANGE_LR[0]) ** (1 / (RANGE_STEPS - 1))
-    lrs, losses, avg, low = [], [], 0.0, math.inf
+    lrs: list[float] = []
+    losses: list[float] = []
+    avg, low = 0.0, math.inf
     for step in range(RANGE_STEPS):
         lr = RANGE_LR[0] * factor**step
         for group in optimizer.param_groups:
@@ -391,7 +393,7 @@ def _without_regularisation(cfg: ExperimentConfig) -> ExperimentConfig:
     return plain
 
 
-def _model(cfg: ExperimentConfig, width: int, classes: int, device: Any) -> torch.nn.Module:
+def _model(cfg: ExperimentConfig, width: int, classes: int, device: Any) -> torch.nn.Sequential:
     """The network training starts from (same seed, same init), in train mode."""
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, width, classes).to(device)

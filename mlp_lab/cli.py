@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, overload
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -95,6 +95,10 @@ def _data_dir_option() -> Any:
     return typer.Option(None, "--data-dir", help="Data directory (else $MLP_LAB_DATA, data.data_dir, ./data).")
 
 
+@overload
+def _located(arg: Path, kind: str = ...) -> Path: ...
+@overload
+def _located(arg: None, kind: str = ...) -> None: ...
 def _located(arg: Optional[Path], kind: str = "config") -> Optional[Path]:
     """The file ``--config`` (or a sweep file) names: the path itself, else the shipped one
     of that name, said on stderr."""

@@ -100,7 +100,7 @@ def check_yaml_shape(text: str, source: str) -> None:
             elif isinstance(event, yaml.ScalarEvent):
                 size, anchor = 1, event.anchor
             elif isinstance(event, yaml.AliasEvent):
-                size, anchor = sizes.get(event.anchor, 1), None
+                size, anchor = sizes.get(event.anchor or "", 1), None
             else:
                 continue
             if anchor is not None:
@@ -245,7 +245,8 @@ def _check_path(parts: list[str], raw: dict[str, Any], label: str = "--set") -> 
 
 def _section_model(path: list[str], annotation: Any, raw: dict[str, Any]) -> type[BaseModel] | None:
     if len(path) == 1 and path[0] in VARIANTS:
-        section = raw.get(path[0]) if isinstance(raw.get(path[0]), dict) else {}
+        value = raw.get(path[0])
+        section = value if isinstance(value, dict) else {}
         return section_class(path[0], section.get("name", DEFAULT_NAMES[path[0]]))
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
@@ -293,7 +294,7 @@ def describe_validation_error(e: ValidationError) -> str:
     """Turn pydantic's multi-line report into one line: key, value, what is allowed."""
     errors = e.errors()
     first = errors[0]
-    text = _describe_one(first)
+    text = _describe_one(dict(first))
     if len(errors) > 1:
         text += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return text

@@ -6,7 +6,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 err_console = Console(stderr=True, soft_wrap=True)  # one line per message, even in logs
 
@@ -21,8 +21,8 @@ class TrainingProgress:
         self.enabled = enabled
         self.run_name = run_name
         self._progress: Progress | None = None
-        self._epoch_task = None
-        self._batch_task = None
+        self._epoch_task = TaskID(0)  # (used only once the bar exists)
+        self._batch_task = TaskID(0)
         self._last = ""
 
     def __enter__(self) -> TrainingProgress:

@@ -129,7 +129,8 @@ def _draw_layers(
     for layer in sorted(series):
         xs, ys = series[layer]
         if log:
-            xs, ys = zip(*[(x, y) for x, y in zip(xs, ys) if y > 0]) if any(y > 0 for y in ys) else ((), ())
+            kept = [(x, y) for x, y in zip(xs, ys) if y > 0]  # a log axis has no place for y <= 0
+            xs, ys = [x for x, _ in kept], [y for _, y in kept]
         if not xs:
             continue
         label = "output" if layer == output_layer else f"layer {layer}"

@@ -66,6 +66,12 @@ def inspect_network(
     return inspect_batch(cfg, x, y, inputs)
 
 
+def _grad_norm(linear: nn.Linear) -> float:
+    """The norm of a layer's weight gradient after the backward pass (0 where none flowed)."""
+    grad = linear.weight.grad
+    return float(grad.norm()) if grad is not None else 0.0
+
+
 def inspect_batch(cfg: ExperimentConfig, x: torch.Tensor, y: torch.Tensor, inputs: str) -> Inspection:
     """``inspect_network`` on a given batch (preprocessed inputs ``x``, labels ``y``)."""
     from mlp_lab.data import NUM_CLASSES
@@ -101,7 +107,7 @@ def inspect_batch(cfg: ExperimentConfig, x: torch.Tensor, y: torch.Tensor, input
             act,
             int(post.shape[1]),
             activation_stats(pre, post, act).tolist(),
-            grad_norm=float(block.linear.weight.grad.norm()),
+            grad_norm=_grad_norm(block.linear),
             weight_std=float(block.linear.weight.detach().std()),
             values=post.flatten(),
         )
@@ -115,10 +121,10 @@ def inspect_batch(cfg: ExperimentConfig, x: torch.Tensor, y: torch.Tensor, input
         output=True,
         activation="output",
         width=out_lin.out_features,
-        grad_norm=float(out_lin.weight.grad.norm()),
+        grad_norm=_grad_norm(out_lin),
         weight_std=float(out_lin.weight.detach().std()),
     )
-    found = activation_warnings(layers, batch) + gradient_warnings([s.grad_norm for s in [*layers, output]])
+    found = activation_warnings(layers, batch) + gradient_warnings([s.grad_norm or 0.0 for s in [*layers, output]])
     warnings = [text.replace("probe samples", "samples") for text in merge_findings(found, batch)]
     return Inspection(
         layers=layers, output=output, loss=float(loss.detach()), inputs=inputs, batch=batch, warnings=warnings

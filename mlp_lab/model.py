@@ -91,7 +91,8 @@ def _gain(cfg: ModelConfig, nonlinearity: str) -> float:
     if cfg.init_gain is not None:
         return cfg.init_gain
     param = _slope(cfg) if nonlinearity == "leaky_relu" else None
-    return nn.init.calculate_gain(nonlinearity, param)
+    # (torch types the name as a Literal; ours come from choices.ACTIVATION_INFO, each tested)
+    return nn.init.calculate_gain(nonlinearity, param)  # type: ignore[arg-type]
 
 
 def _kaiming(init_fn: Callable[..., torch.Tensor]) -> Callable[[torch.Tensor, ModelConfig, str], None]:
@@ -108,7 +109,7 @@ def _kaiming(init_fn: Callable[..., torch.Tensor]) -> Callable[[torch.Tensor, Mo
 # the layer (INIT_NONLINEARITY for hidden layers, OUTPUT_NONLINEARITY for the output).
 # Inits run under no_grad inside torch.nn.init, so they never enter the autograd graph.
 
-WeightInitFn = Callable[[torch.Tensor, ModelConfig, str], None]
+WeightInitFn = Callable[[torch.Tensor, ModelConfig, str], object]  # (torch.nn.init returns the tensor)
 
 WEIGHT_INITS: dict[str, WeightInitFn] = {
     "default": lambda w, cfg, nl: None,  # keep nn.Linear's own (kaiming_uniform with a=sqrt(5))
@@ -123,7 +124,7 @@ WEIGHT_INITS: dict[str, WeightInitFn] = {
     "orthogonal": lambda w, cfg, nl: nn.init.orthogonal_(w, gain=_gain(cfg, nl)),
 }
 
-BiasInitFn = Callable[[torch.Tensor, ModelConfig], None]
+BiasInitFn = Callable[[torch.Tensor, ModelConfig], object]
 
 BIAS_INITS: dict[str, BiasInitFn] = {
     "default": lambda b, cfg: None,  # keep nn.Linear's own (uniform +-1/sqrt(fan_in))
@@ -217,5 +218,7 @@ def hidden_blocks(model: nn.Sequential) -> list[HiddenBlock]:
             raise ValueError(
                 f"hidden_blocks: layers {start}..{end - 1} are not Linear, [norm], activation, [norm], [dropout]"
             )
-        blocks.append(HiddenBlock(model[start], norms[0] if norms else None, acts[0]))
+        linear = model[start]
+        assert isinstance(linear, nn.Linear)  # (linears holds the Linears' indices)
+        blocks.append(HiddenBlock(linear, norms[0] if norms else None, acts[0]))
     return blocks

@@ -43,12 +43,13 @@ _FAST_KERNEL_OPTIMIZERS = ("adam", "adamw")
 
 
 @functools.cache
-def _accepts(cls: type[torch.optim.Optimizer], device: torch.device, flag: str) -> bool:
+def _accepts(name: str, device: torch.device, flag: str) -> bool:
     # Support for fused/foreach depends on the torch version and the device (CPU fused
     # Adam arrived in torch 2.4), and torch checks it when the optimizer is built, so
     # probing with a one-element parameter is the one test that is never out of date.
     try:
-        cls([torch.zeros(1, device=device, requires_grad=True)], **{flag: True})
+        option: dict[str, Any] = {flag: True}
+        OPTIMIZERS[name]([torch.zeros(1, device=device, requires_grad=True)], **option)
     except (RuntimeError, ValueError, TypeError):
         return False
     return True
@@ -58,9 +59,8 @@ def _fast_kernel_kwargs(name: str, device: torch.device) -> dict[str, bool]:
     """``fused=True`` where torch has it for this device, else ``foreach=True``, else nothing."""
     if name not in _FAST_KERNEL_OPTIMIZERS:
         return {}
-    cls = OPTIMIZERS[name]
     for flag in ("fused", "foreach"):
-        if _accepts(cls, device, flag):
+        if _accepts(name, device, flag):
             return {flag: True}
     return {}
 

@@ -63,9 +63,9 @@ def write_report(
         raise MlpLabError(f"--output {output}: a report is an HTML file; give a name ending in .html")
     if not output.parent.is_dir():
         raise MlpLabError(f"--output {output}: folder {output.parent} does not exist")
-    paths = [Path(p) for p in paths]
-    comp = build_comparison(paths, **compare_options)
-    page = render_report(comp, title or "mlp-lab report", sweep_files(paths), search_figures(paths))
+    folders = [Path(p) for p in paths]
+    comp = build_comparison(folders, **compare_options)
+    page = render_report(comp, title or "mlp-lab report", sweep_files(folders), search_figures(folders))
     try:
         runs.atomic_write_text(output, page)
     except OSError as e:

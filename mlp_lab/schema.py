@@ -10,7 +10,8 @@ No torch here: ``compare`` and ``--help`` read configs and have to start fast.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, get_args
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -377,11 +378,16 @@ class ExperimentConfig(_Section):
 
 # Sections whose fields depend on their `name`: section -> {name -> model class}.
 VARIANTS: dict[str, dict[str, type[_Section]]] = {"optimizer": OPTIMIZER_VARIANTS, "scheduler": SCHEDULER_VARIANTS}
+
+
 # The name a section gets when a config leaves it out: read off ExperimentConfig's defaults.
-DEFAULT_NAMES: dict[str, str] = {
-    section: ExperimentConfig.model_fields[section].default_factory().name  # type: ignore[misc]
-    for section in VARIANTS
-}
+def _default_name(section: str) -> str:
+    # (not ExperimentConfig().optimizer.name: building a config runs the validator that reads this)
+    factory = cast(Callable[[], Any], ExperimentConfig.model_fields[section].default_factory)
+    return str(factory().name)
+
+
+DEFAULT_NAMES: dict[str, str] = {section: _default_name(section) for section in VARIANTS}
 
 
 def json_schema() -> dict[str, Any]:

@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -132,7 +132,7 @@ def train_step(
             first.setdefault("loss", loss.detach())
             return loss
 
-        optimizer.step(closure)
+        optimizer.step(closure)  # type: ignore[arg-type]  # (hinted as returning float; LBFGS takes the loss tensor)
         return first["logits"], first["loss"]
     with autocast(cfg, device):
         logits = model(x)
@@ -198,7 +198,8 @@ def _run_experiment(
     model = build_model(cfg.model, data.input_dim, data.num_classes).to(device)
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), device)
     scheduler = build_scheduler(cfg.scheduler, optimizer, cfg.train.epochs)
-    forward = torch.compile(model) if cfg.train.compile else model
+    # (torch.compile of a Module is an OptimizedModule, a Module: torch's hints say only callable)
+    forward = cast(torch.nn.Module, torch.compile(model)) if cfg.train.compile else model
 
     run = RunWriter(run_dir, cfg, _run_facts(model, data, device), progress)
     start_epoch = 1
@@ -209,7 +210,8 @@ def _run_experiment(
     diagnostics = _diagnostics(cfg, model, optimizer, data, run_dir, device, start_epoch)
     run.start()
 
-    status, ending, epoch = "completed", {}, start_epoch - 1
+    status, epoch = "completed", start_epoch - 1
+    ending: dict[str, str] = {}
     with stop_on_signals() as stop:
         try:
             for epoch in range(start_epoch, cfg.train.epochs + 1):
@@ -231,7 +233,7 @@ def _run_experiment(
                     scheduler.step()
                 record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
                 record["test_loss"], record["test_acc"] = evaluate(forward, data.test_x, data.test_y, data, cfg, device)
-                if data.val_x is not None:
+                if data.val_x is not None and data.val_y is not None:
                     record["val_loss"], record["val_acc"] = evaluate(forward, data.val_x, data.val_y, data, cfg, device)
                 record.update(lr=lr, seconds=round(time.perf_counter() - t0, 4))
                 run.add_epoch(record)
@@ -263,7 +265,7 @@ def _finish(run: RunWriter, diagnostics: Any, status: str, ending: dict[str, str
     except DiskFull as e:
         ending = _disk_full_ending(e, run.dir)
     try:
-        run.finish("failed", **ending)  # a summary is small: it may still fit where model.pt did not
+        run.finish("failed", None, **ending)  # a summary is small: it may still fit where model.pt did not
     except DiskFull:
         run.summary.update(status="failed", **ending)  # told to the caller; summary.json keeps its last state
     return "failed"
@@ -291,7 +293,7 @@ def _run_facts(model: torch.nn.Module, data: DataSplits, device: torch.device) -
 
 def _diagnostics(
     cfg: ExperimentConfig,
-    model: torch.nn.Module,
+    model: torch.nn.Sequential,
     optimizer: torch.optim.Optimizer,
     data: DataSplits,
     run_dir: Path,
@@ -372,7 +374,7 @@ def prepare(
         record = runs.load_run(Path(resume))
         if record.status == "running":
             raise RunError(
-                f"{resume} is still running (process {record.summary.get('pid')}); stop it first "
+                f"{resume} is still running (process {(record.summary or {}).get('pid')}); stop it first "
                 "(Ctrl-C or kill PID), then resume"
             )
         if record.status == "completed":

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mlp_lab.data.files import FileDataset, check_labels, corrupt
+from mlp_lab.data.files import FileDataset, Tensors, check_labels, corrupt
 from mlp_lab.errors import DataError
 
 def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
@@ -88,13 +88,13 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(-1, 3, 32, 32), labels
 
 
-def _parse_cifar10(train_paths: list[Path], test_paths: list[Path]) -> tuple[torch.Tensor, ...]:
+def _parse_cifar10(train_paths: list[Path], test_paths: list[Path]) -> Tensors:
     out: list[torch.Tensor] = []
     for paths in (train_paths, test_paths):
         batches = [read_cifar_batch(p) for p in paths]
         out.append(torch.from_numpy(np.ascontiguousarray(np.concatenate([b[0] for b in batches]))))
         out.append(torch.from_numpy(np.concatenate([b[1] for b in batches])))
-    return tuple(out)
+    return out[0], out[1], out[2], out[3]
 
 
 CIFAR10 = FileDataset(

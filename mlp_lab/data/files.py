@@ -51,6 +51,10 @@ def resolve_data_dir(flag: Path | None, cfg: DataConfig) -> Path:
 
 
 
+# A data set's four tensors, as a parser or the cache gives them: train_x, train_y, test_x, test_y.
+Tensors = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
 class Decoded(NamedTuple):
     """A data set as its loader returns it: full train and test sets, on the CPU."""
 
@@ -82,7 +86,7 @@ class FileDataset:
     test_files: tuple[str, ...]
     allow_gz: bool  # idx files may be stored gzip'd
     layout_hint: str  # how to provide the files, for the "not found" message
-    parse: Callable[[list[Path], list[Path]], tuple[torch.Tensor, ...]]
+    parse: Callable[[list[Path], list[Path]], Tensors]
 
     def __call__(self, cfg: DataConfig, data_dir: Path) -> Decoded:
         folder = data_dir / self.folder
@@ -221,7 +225,7 @@ def _writable_dir(path: Path) -> bool:
     return stat.S_ISDIR(mode) and bool(mode & 0o222) and os.access(path, os.W_OK | os.X_OK)
 
 
-def read_cache(data_dir: Path, dataset: str, key: list[list[Any]]) -> tuple[torch.Tensor, ...] | None:
+def read_cache(data_dir: Path, dataset: str, key: list[list[Any]]) -> Tensors | None:
     """The cached tensors if a cache matches the raw files, else None (never raises)."""
     for folder in _cache_dirs(data_dir):
         path = folder / f"{dataset}.pt"
@@ -248,7 +252,7 @@ def _check_decoded(train_x, train_y, test_x, test_y) -> None:
             raise ValueError("labels must be int64 [N]")
 
 
-def write_cache(data_dir: Path, dataset: str, key: list[list[Any]], tensors: tuple[torch.Tensor, ...]) -> None:
+def write_cache(data_dir: Path, dataset: str, key: list[list[Any]], tensors: Tensors) -> None:
     """Save the decoded tensors where we may write; silently skip if nowhere (never raises)."""
     train_x, train_y, test_x, test_y = tensors
     blob = {

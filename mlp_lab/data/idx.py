@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mlp_lab.data.files import FileDataset, check_labels, corrupt
+from mlp_lab.data.files import FileDataset, Tensors, check_labels, corrupt
 from mlp_lab.errors import DataError
 
 _IDX_UBYTE = 0x08  # the idx type code for unsigned bytes, the only one these data sets use
@@ -65,7 +65,7 @@ def _parse_idx_pair(images_path: Path, labels_path: Path) -> tuple[torch.Tensor,
 
 
 
-def _parse_mnist_like(train_paths: list[Path], test_paths: list[Path]) -> tuple[torch.Tensor, ...]:
+def _parse_mnist_like(train_paths: list[Path], test_paths: list[Path]) -> Tensors:
     return (*_parse_idx_pair(*train_paths), *_parse_idx_pair(*test_paths))
 
 

@@ -96,11 +96,10 @@ def make_splits(data: Decoded, cfg: DataConfig, device: torch.device | str = "cp
     mean, std, data_mean, data_std = _preprocessing(train_x, cfg.preprocessing)
 
     device = torch.device(device)
-    move = lambda t: None if t is None else t.to(device)  # noqa: E731
     return DataSplits(
-        train_x=move(train_x), train_y=move(train_y),
-        test_x=move(data.test_x), test_y=move(data.test_y),
-        val_x=move(val_x), val_y=move(val_y),
+        train_x=train_x.to(device), train_y=train_y.to(device),
+        test_x=data.test_x.to(device), test_y=data.test_y.to(device),
+        val_x=None if val_x is None else val_x.to(device), val_y=None if val_y is None else val_y.to(device),
         mean=mean.to(device), std=std.to(device),
         num_classes=NUM_CLASSES,
         input_shape=tuple(int(s) for s in train_x.shape[1:]),  # type: ignore[arg-type]

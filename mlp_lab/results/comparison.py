@@ -63,9 +63,9 @@ class Filter:
     def matches(self, row: Row) -> bool:
         have = row.get(self.key, MISSING)
         if self.op in ("=", "=="):
-            return canon(have) == canon(self.value)
+            return bool(canon(have) == canon(self.value))
         if self.op == "!=":
-            return canon(have) != canon(self.value)
+            return bool(canon(have) != canon(self.value))
         a = number(have) if not isinstance(have, str) else float_str(have)
         if a is None or math.isnan(a):
             return False
@@ -231,7 +231,7 @@ def build_comparison(
     best_key = sort_key if METRICS.get(sort_key, ("",))[0] in ("acc", "loss", "seconds") else "test_acc"
 
     rows = _keep(rows, [f for f in parsed if f.key not in METRICS], total)  # runs, by what they are
-    units: list[Row] = make_groups(rows, best_key, group_by, QUIET_FIELDS) if group else rows
+    units: list[Row] = list(make_groups(rows, best_key, group_by, QUIET_FIELDS)) if group else rows
     units = _keep(units, [f for f in parsed if f.key in METRICS], total)  # rows, by what they reached
     descending = METRICS.get(sort_key, ("", False))[1]
     if reverse:
@@ -257,7 +257,7 @@ def build_comparison(
         all_param_keys=all_keys,
         incomparable=incomparable,
     )
-    if group and (baseline is not None or any(g.n > 1 for g in units)):
+    if group and (baseline is not None or any(getattr(g, "n", 1) > 1 for g in units)):
         _against_baseline(comp, _find_baseline(units, baseline, all_keys) if baseline is not None else best)
     return comp
 
@@ -385,7 +385,7 @@ def _resolve_key(key: str, known: list[str], rows: list[Row], option: str) -> st
     )
 
 
-def _sort_key(v: Any, descending: bool) -> tuple:
+def _sort_key(v: Any, descending: bool) -> tuple[Any, ...]:
     """Missing and NaN last in either direction; numbers before text; mixed types safe."""
     if v is None or v is MISSING or (isinstance(v, float) and math.isnan(v)):
         return (1, 0, 0)
@@ -413,18 +413,18 @@ def differing_fields(rows: list[Row], keys: Sequence[str]) -> list[str]:
     """The config fields whose values differ between the rows (rows with no readable
     config don't count). A field only some runs have (sgd's momentum when comparing sgd
     with adam) counts when its values differ or differ from that optimizer's default."""
-    with_config = [r for r in rows if r.params is not None]
-    if len(with_config) < 2:
+    configs = [r.params for r in rows if r.params is not None]
+    if len(configs) < 2:
         return []
     out = []
     for k in keys:
         if k in QUIET_FIELDS:
             continue
-        present = [r for r in with_config if k in r.params]
-        values = {canon(r.params[k]) for r in present}
+        present = [p for p in configs if k in p]
+        values = {canon(p[k]) for p in present}
         if len(values) > 1:
             out.append(k)
-        elif len(present) < len(with_config) and any(not _is_default(r.params, k) for r in present):
+        elif len(present) < len(configs) and any(not _is_default(p, k) for p in present):
             out.append(k)
     return out
 
@@ -457,7 +457,7 @@ def _is_default(params: dict[str, Any], key: str) -> bool:
     defaults = defaults_for(params)
     if defaults is None or key not in defaults:
         return False
-    return canon(defaults[key]) == canon(params[key])
+    return bool(canon(defaults[key]) == canon(params[key]))
 
 
 def warning_lines(warnings: Sequence[str], limit: int = MAX_WARNINGS) -> list[str]:

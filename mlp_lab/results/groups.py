@@ -126,22 +126,23 @@ def _group(members: list[Row], key: str) -> Group:
     return group
 
 
-def _summary(values: list[float | None]) -> st.Summary | None:
+def _summary(values: Sequence[float | None]) -> st.Summary | None:
     finite = [v for v in values if v is not None and math.isfinite(v)]
     return st.summarize(finite) if finite else None
 
 
 def _shared_params(members: list[Row]) -> tuple[dict[str, Any] | None, list[str]]:
     """The fields all members share; a field that varies holds ``Varies(values)``."""
-    if any(r.params is None for r in members):
+    configs = [r.params for r in members if r.params is not None]
+    if len(configs) < len(members):
         return None, []
     keys: dict[str, None] = {}
-    for r in members:
-        keys.update(dict.fromkeys(r.params))
+    for config in configs:
+        keys.update(dict.fromkeys(config))
     params: dict[str, Any] = {}
     varying = []
     for k in keys:
-        vals = [r.params.get(k, MISSING) for r in members]
+        vals = [config.get(k, MISSING) for config in configs]
         distinct = {canon(v): v for v in vals}
         if len(distinct) == 1:
             if vals[0] is not MISSING:
@@ -152,7 +153,7 @@ def _shared_params(members: list[Row]) -> tuple[dict[str, Any] | None, list[str]
     return params, varying
 
 
-def _order(v: Any) -> tuple:
+def _order(v: Any) -> tuple[Any, ...]:
     return (0, v) if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, str(v))
 
 

@@ -65,7 +65,8 @@ def headline_metrics(summary: dict[str, Any] | None, history: list[dict[str, Any
 
     best_acc, best_epoch = _best_of(history, "test_acc")
     best_val, _ = _best_of(history, "val_acc")
-    sbest = summary.get("best") if isinstance(summary.get("best"), dict) else {}
+    recorded = summary.get("best")
+    sbest: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
     if best_acc is None or (integer(sbest.get("epoch")) or -1) > len(history):
         best_acc, best_epoch = number(sbest.get("test_acc")), integer(sbest.get("epoch"))
         best_val = number(sbest.get("val_acc"))

@@ -71,7 +71,7 @@ def describe_run(path: str | Path, all_params: bool = False) -> RunDetails:
     )
 
 
-def fmt_bytes(n: int) -> str:
+def fmt_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -198,7 +198,8 @@ def _epochs_part(d: RunDetails) -> Any:
             elif k == "lr":
                 cells.append("-" if number(v) is None else f"{v:.4g}")
             elif k == "seconds":
-                cells.append("-" if number(v) is None else fmt_seconds(v))
+                seconds = number(v)
+                cells.append("-" if seconds is None else fmt_seconds(seconds))
             else:
                 cells.append(fmt_metric(k, number(v)))
         ep.add_row(*cells, style="bold green" if r.get("epoch") == best_epoch else None)

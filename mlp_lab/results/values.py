@@ -32,7 +32,7 @@ OPTIONAL_METRICS = ("val_acc", "best_val_acc", "val_loss")
 MISSING = object()  # a field a run does not have (not the same as a null value)
 
 
-class Varies(tuple):
+class Varies(tuple[Any, ...]):
     """The values a field takes inside one seed group (shown as ``{0, 1, 2}``)."""
 
 
@@ -61,8 +61,8 @@ def canon(v: Any) -> Any:
         f = float(v)
         return ("nan",) if math.isnan(f) else ("num", f)
     if isinstance(v, str):
-        f = float_str(v)
-        return ("num", f) if f is not None else ("str", v)
+        parsed = float_str(v)
+        return ("num", parsed) if parsed is not None else ("str", v)
     if isinstance(v, Varies):
         return ("varies", tuple(canon(x) for x in v))
     if isinstance(v, (list, tuple)):
@@ -214,7 +214,8 @@ def versus_cell(key: str, vs: Any) -> str:
     if vs is None:
         return "-"
     if vs.difference is None:
-        return {"too few runs": "n<3: more seeds", "too few results": "<3 results"}.get(vs.reason, vs.reason)
+        reason = str(vs.reason)
+        return {"too few runs": "n<3: more seeds", "too few results": "<3 results"}.get(reason, reason)
     d, k = vs.difference, key
     text = f"{num(k, d.diff, True)}{unit(k)} [{num(k, d.ci[0], True)}, {num(k, d.ci[1], True)}] p={d.p:.2g}"
     return text + (" noise" if d.within_noise else "")

@@ -55,6 +55,8 @@ def _group_verdict(comp: Comparison, labels: dict[str, str]) -> str:
     """'relu+he 97.90 ± 0.10% (n=5) is ahead of relu+xavier 97.60 ± 0.20% (n=5) by 0.30 pp
     [0.10, 0.50], p = 0.01 (Welch's t-test)', or why the difference cannot be told from noise."""
     key, best = comp.best_key, comp.best
+    if best is None:  # (verdict() says nothing then)
+        return ""
     other = comp.baseline if comp.baseline is not None and comp.baseline is not best else comp.runner_up
 
     def said(row: Row) -> str:
@@ -103,6 +105,8 @@ def _group_verdict(comp: Comparison, labels: dict[str, str]) -> str:
 def _not_comparable(comp: Comparison, labels: dict[str, str]) -> str:
     """'fashion-b (89.10%) is not comparable on accuracy: it ran with data.dataset fashion_mnist, not mnist'."""
     best, key = comp.best, comp.best_key
+    if best is None or not comp.incomparable:  # (verdict() says nothing then)
+        return ""
     what = "accuracy" if METRICS[key][0] == "acc" else "loss"
     first = comp.incomparable[0]
     fields = data_differences(best, first)

@@ -76,7 +76,7 @@ def sweep_from_cli(
             _out(
                 f"sweep {plan.name}: {size} on {backend}, {at_once} with {_n(threads, 'thread')} each; folder: {folder}"
             )
-        watch = LiveView(folder) if not quiet and sys.stderr.isatty() else LineView(folder)
+        watch: LineView | TensorBoardView = LiveView(folder) if not quiet and sys.stderr.isatty() else LineView(folder)
         if tensorboard is not None:
             watch = TensorBoardView(watch, folder, tensorboard)
         with watch:

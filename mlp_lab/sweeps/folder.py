@@ -70,7 +70,7 @@ def prepare_run(manifest: Manifest, index: int) -> tuple[Path, bool]:
         if status in DONE or status is None and writer_alive(old, entry):
             raise RunError(f"{old}: {'ended ' + status if status else 'still being written'}; not trained again")
     resume = entry["status"] in ("interrupted", "failed") and old is not None and (old / runs.CHECKPOINT).exists()
-    if resume:
+    if resume and old is not None:
         folder = old
         mark_summary(folder, entry, status="running", message=None)
     else:

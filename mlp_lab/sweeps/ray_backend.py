@@ -373,7 +373,8 @@ def record(
 ) -> dict[str, Any]:
     """Write what the task returned into the run folder; record the run's ending. A run the
     sweep cancelled because it was sent SIGTERM says so (ray.cancel reaches it as SIGINT)."""
-    reason = None
+    status: str | None
+    reason: str | None = None
     try:
         result = ray.get(ref)
     except ray.exceptions.TaskCancelledError:

@@ -38,7 +38,7 @@ KINDS = {
     "log_int": "an integer in [low, high] on a log scale",
     "choice": "one of a list",
 }
-METRICS = {"val_acc": "maximize", "val_loss": "minimize"}
+METRICS: dict[str, Literal["maximize", "minimize"]] = {"val_acc": "maximize", "val_loss": "minimize"}
 DEFAULT_VAL_SPLIT = 0.1  # held out when the runs' config has none: a search never selects on test
 
 
@@ -94,7 +94,7 @@ class SearchSpec(BaseModel):
         return self
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> Literal["maximize", "minimize"]:
         return METRICS[self.metric]
 
 
@@ -143,7 +143,7 @@ def distributions(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The space as Optuna distributions."""
     import optuna.distributions as od
 
-    out = {}
+    out: dict[str, od.BaseDistribution] = {}
     for key, dist in space.items():
         ((kind, args),) = dist.items()
         if kind == "choice":

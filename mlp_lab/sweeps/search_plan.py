@@ -62,7 +62,7 @@ def trial_runs(base: dict[str, Any], values: dict[str, Any], number: int, seeds:
     """One planned run per seed of trial ``number``."""
     from mlp_lab.sweeps.spec import PlannedRun, cell_id
 
-    out = []
+    out: list[Any] = []
     for seed in seeds:
         cfg = trial_config(base, values, seed, number, source=f"trial {number}")
         out.append(

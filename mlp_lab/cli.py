@@ -45,21 +45,18 @@ app = typer.Typer(
 )
 
 
-def _show_version(value: bool) -> None:
-    if value:
+@app.callback(invoke_without_command=True)
+def _root(
+    version: bool = typer.Option(False, "--version", is_eager=True, help="Print mlp-lab's version and exit."),
+) -> None:
+    """mlp-lab: train MLPs from YAML experiments and compare what each choice does."""
+    # A flag read here rather than an option callback: typer 0.12 (the floor) handed such a
+    # callback something else than the flag's value, and every command printed the version.
+    if version:
         from mlp_lab import __version__
 
         typer.echo(f"mlp-lab {__version__}")
         raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_show_version, is_eager=True, help="Print mlp-lab's version and exit."
-    ),
-) -> None:
-    """mlp-lab: train MLPs from YAML experiments and compare what each choice does."""
 
 
 def _complete_config(incomplete: str) -> List[str]:

@@ -44,7 +44,7 @@ def test_readme_table_names_every_config_key_and_choice():
 def _choices(annotation) -> set[str]:
     """Every string a Literal inside ``annotation`` allows, through unions, Annotated and
     the sections' own fields (the schema is the one source of the choices)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+    if isinstance(annotation, type) and get_origin(annotation) is None and issubclass(annotation, BaseModel):
         return {c for f in annotation.model_fields.values() for c in _choices(f.annotation)}
     if get_origin(annotation) is Literal:
         return {a for a in get_args(annotation) if isinstance(a, str)}

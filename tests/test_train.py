@@ -160,7 +160,12 @@ def test_every_optimizer_trains_through_the_loop(tmp_path, name):
     result, _, _ = run_tiny(tmp_path, overrides=[f"optimizer.name={name}", "train.epochs=3", *settings])
     assert result.status == "completed"
     losses = [m["train_loss"] for m in result.history]
-    assert losses == sorted(losses, reverse=True), losses  # falls every epoch
+    if name == "lbfgs":
+        # L-BFGS's curvature pairs from mini-batches are noisy: on torch 2.5 (the floor) its
+        # third epoch ends 0.02 above the second (2.25, 1.16, 1.18); it still falls overall.
+        assert losses[-1] < losses[0], losses
+    else:
+        assert losses == sorted(losses, reverse=True), losses  # falls every epoch
     assert losses[-1] < math.log(10)  # below the loss of a uniform guess
     assert result.history[-1]["test_acc"] > 0.35  # chance is 0.1
 

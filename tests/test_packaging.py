@@ -77,7 +77,13 @@ def test_the_lowest_versions_job_installs_exactly_the_declared_floors():
 def test_the_workflow_runs_the_checks_and_the_tiers_the_readme_names():
     workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
     steps = "\n".join(step.get("run", "") for step in workflow["jobs"]["checks"]["steps"])
-    for command in ("ruff check .", "ruff format --check .", "mypy", 'python -m pytest -m "not slow"', "python -m pytest"):
+    for command in (
+        "ruff check .",
+        "ruff format --check .",
+        "mypy",
+        'python -m pytest -m "not slow"',
+        "python -m pytest",
+    ):
         assert command in steps, command
     assert workflow["jobs"]["checks"]["strategy"]["matrix"]["python"] == ["3.10", "3.11", "3.12", "3.13"]
     assert "download.pytorch.org/whl/cpu" in steps

@@ -191,13 +191,29 @@ def sweep(
         None,
         "--config",
         "-c",
-        help="Shorthand with no sweep file: this train config as the base, with --grid and --seeds.",
+        help="Shorthand with no sweep file: this train config as the base, with --grid or --search, and --seeds.",
         show_default=False,
     ),
     grid: List[str] = typer.Option(
         [],
         "--grid",
         help="With --config: key.path=value1,value2 (repeatable; the grid is their product).",
+        show_default=False,
+    ),
+    search: List[str] = typer.Option(
+        [],
+        "--search",
+        help="With --config: key.path=log_uniform:1e-4:1e-1 (uniform, int, log_int) or key.path=choice:a,b "
+        "(repeatable): a search instead of a grid, with --trials.",
+        show_default=False,
+    ),
+    method: Optional[str] = typer.Option(
+        None, "--method", help="With --search: random (the default) or tpe.", show_default=False
+    ),
+    prune: Optional[str] = typer.Option(
+        None,
+        "--prune",
+        help="With --search: none (the default), median, successive_halving or hyperband.",
         show_default=False,
     ),
     seeds: Optional[str] = typer.Option(
@@ -240,7 +256,10 @@ def sweep(
     ),
     top: int = typer.Option(5, "--top", help="With --refine: the trials whose values the new ranges span."),
     trials: Optional[int] = typer.Option(
-        None, "--trials", help="With --refine: trials of the new search (default: as before).", show_default=False
+        None,
+        "--trials",
+        help="With --search: configs to try. With --refine: trials of the new search (default: as before).",
+        show_default=False,
     ),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the sweep folder is written."),
     data_dir: Optional[Path] = _data_dir_option(),
@@ -253,14 +272,16 @@ def sweep(
     ),
     yes: bool = _flag("--yes", help="Allow more than 10,000 runs."),
 ) -> None:
-    """Many runs from one file: a grid, cases and seeds, all validated before any runs.
+    """Many runs from one file: a grid, cases and seeds, or a search; all validated before any runs.
 
     The runs go into one sweep folder (runs/<name>-<timestamp>-<id>/) with the resolved
     sweep file and a manifest; compare, show and train --resume work on them unchanged.
     Examples: mlp-lab sweep configs/sweeps/activations_inits.yaml;
-    mlp-lab sweep --config configs/relu_adam.yaml --grid model.activation=relu,tanh --seeds 3
+    mlp-lab sweep --config configs/relu_adam.yaml --grid model.activation=relu,tanh --seeds 3;
+    mlp-lab sweep --config relu_adam --search optimizer.lr=log_uniform:1e-4:1e-1 --trials 20 --method tpe
     """
     from mlp_lab.sweeps.console import sweep_from_cli
+    from mlp_lab.sweeps.spec import SearchOptions
 
     if refine is not None:
         from mlp_lab.sweeps.refine import refine as narrowed
@@ -288,6 +309,7 @@ def sweep(
             backend=backend,
             address=address,
             shorthand=(_located(config), grid, seeds),
+            search=SearchOptions(search, trials if refine is None else None, method, prune),
             tensorboard=tensorboard,
         )
     )
@@ -525,6 +547,33 @@ def export_tensorboard(
     written = export(paths or [Path("runs")], logdir, filters=filter_)
     typer.echo(
         f"wrote {len(written)} run{'s' if len(written) != 1 else ''} to {logdir} (tensorboard --logdir {logdir})",
+        err=True,
+    )
+
+
+@export_app.command("mlflow", cls=_Command)
+@_user_errors
+def export_mlflow(
+    paths: List[Path] = typer.Argument(
+        None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False
+    ),
+    tracking_uri: str = typer.Option(
+        "sqlite:///mlflow.db", "--tracking-uri", help="The MLflow tracking store (a database URI or a server's URL)."
+    ),
+    experiment: str = typer.Option("mlp-lab", "--experiment", help="The MLflow experiment the runs go into."),
+) -> None:
+    """Each run as an MLflow run: config as params, per-epoch metrics, status, tags, config and summary.
+
+    Exporting again updates the same MLflow runs instead of adding copies. Needs the
+    [mlflow] extra. Then: mlflow ui --backend-store-uri URI
+    """
+    from mlp_lab.export_mlflow import export_mlflow as export
+
+    done = export(paths or [Path("runs")], tracking_uri, experiment)
+    new = sum(e.new for e in done)
+    typer.echo(
+        f"exported {len(done)} run{'s' if len(done) != 1 else ''} to {tracking_uri}, experiment {experiment} "
+        f"({new} new, {len(done) - new} updated); see them with: mlflow ui --backend-store-uri {tracking_uri}",
         err=True,
     )
 

@@ -17,6 +17,7 @@ import yaml
 from mlp_lab.sweeps import load_manifest, load_sweep
 
 from helpers import MLP_LAB, assert_user_error, cli, cli_subprocess, offline_env, without_seconds, write_yaml
+from test_search_study import assert_study_is_the_manifest
 
 BASE = {
     "name": "tiny",
@@ -198,8 +199,8 @@ def test_a_stopped_random_search_resumed_ends_as_one_never_stopped(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (out, err)
     (stopped,) = (tmp_path / "stopped").iterdir()
-    r = cli_subprocess("sweep", "--resume", stopped, "--quiet", cwd=tmp_path, timeout=300)
-    assert r.code == 0, r
+    resumed = cli_subprocess("sweep", "--resume", stopped, "--quiet", cwd=tmp_path, timeout=300)
+    assert resumed.code == 0, resumed
     r = cli_subprocess("sweep", sfile, "--runs-dir", "straight", "--quiet", "--jobs", "1", cwd=tmp_path, timeout=300)
     assert r.code == 0, r
     (straight,) = (tmp_path / "straight").iterdir()
@@ -213,6 +214,10 @@ def test_a_stopped_random_search_resumed_ends_as_one_never_stopped(tmp_path):
 
     assert trials(stopped) == trials(straight)
     assert yaml.safe_load((stopped / "best.yaml").read_text()) == yaml.safe_load((straight / "best.yaml").read_text())
+    # The resumed search continued its Optuna study: each trial once, as the manifest has it.
+    assert "rebuilt" not in resumed.stderr
+    assert_study_is_the_manifest(stopped)
+    assert_study_is_the_manifest(straight)
 
 
 @pytest.fixture
@@ -280,3 +285,83 @@ def test_the_notebook_api_runs_a_search_and_its_trials_are_in_the_frames(tmp_pat
     assert [r.status for r in made] == ["completed"] * 3
     frame = mlp_lab.runs_frame(made)
     assert sorted(frame["optimizer.lr"]) == sorted(r.varies["optimizer.lr"] for r in load_sweep(sfile).runs)
+
+
+# --- a search from the command line ---------------------------------------------------
+
+
+def test_a_search_from_the_command_line_plans_what_its_file_plans(tmp_path):
+    from mlp_lab.sweeps.spec import SearchOptions, sweep_from_options
+
+    write_yaml(tmp_path / "tiny.yaml", BASE)
+    spec = {
+        "trials": 5,
+        "method": "random",
+        "prune": {"rule": "successive_halving"},
+        "space": {"optimizer.lr": {"log_uniform": [1.0e-4, 0.1]}, "model.hidden": {"choice": [[16], [8, 8]]}},
+    }
+    sfile = write_yaml(tmp_path / "s.yaml", {"name": "tiny", "base": "tiny.yaml", "search": spec, "seeds": 1})
+    from_file = load_sweep(sfile)
+    options = SearchOptions(
+        ["optimizer.lr=log_uniform:1e-4:0.1", "model.hidden=choice:[16],[8,8]"], 5, "random", "successive_halving"
+    )
+    from_options = sweep_from_options(tmp_path / "tiny.yaml", [], "1", search=options)
+    assert from_options.spec.search == from_file.spec.search
+    assert [(r.varies, r.seed) for r in from_options.runs] == [(r.varies, r.seed) for r in from_file.runs]
+    assert [r.config for r in from_options.runs] == [r.config for r in from_file.runs]
+
+    # The CLI plans the same, and the folder it writes holds the search as a file: --resume
+    # and --refine read it as they read a file's.
+    printed = cli(
+        "sweep",
+        "--config",
+        "tiny.yaml",
+        "--search",
+        "optimizer.lr=log_uniform:1e-4:0.1",
+        "--search",
+        "model.hidden=choice:[16],[8,8]",
+        "--trials",
+        "5",
+        "--prune",
+        "successive_halving",
+        "--seeds",
+        "1",
+        "--dry-run",
+    )
+    assert printed.code == 0, printed
+    assert printed.stdout == cli("sweep", "s.yaml", "--dry-run").stdout.replace("s.yaml", "tiny.yaml")
+    res = cli(
+        "sweep",
+        "--config",
+        "tiny.yaml",
+        "--search",
+        "optimizer.lr=log_uniform:1e-4:0.1",
+        "--trials",
+        "2",
+        "--runs-dir",
+        "runs",
+        "--quiet",
+    )
+    assert res.code == 0, res
+    (folder,) = (tmp_path / "runs").iterdir()
+    written = yaml.safe_load((folder / "sweep.yaml").read_text())
+    assert written["search"]["space"] == {"optimizer.lr": {"log_uniform": [1.0e-4, 0.1]}}
+    assert written["search"]["trials"] == 2
+    assert [e["status"] for e in load_manifest(folder).runs] == ["completed", "completed"]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--search", "optimizer.lr=log_uniform"], ["--search optimizer.lr=log_uniform", "kind:low:high"]),
+        (["--search", "optimizer.lr=log_uniform:1e-4:0.1"], ["--search needs --trials"]),
+        (["--method", "tpe"], ["--method", "--search"]),
+        (["--trials", "4"], ["--trials", "--search"]),
+        (["--search", "optimizer.lr=gaussian:0:1", "--trials", "3"], ["gaussian"]),
+        (["--search", "optimizer.lr=uniform:0:1", "--grid", "model.activation=relu,tanh", "--trials", "3"], ["grid"]),
+    ],
+)
+def test_a_bad_command_line_search_is_one_line(tmp_path, args, words):
+    write_yaml(tmp_path / "tiny.yaml", BASE)
+    assert_user_error(cli("sweep", "--config", "tiny.yaml", *args, "--dry-run"), *words)
+    assert not (tmp_path / "runs").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mlp_lab.errors import ConfigError, RunError
+from mlp_lab.sweeps.spec import SearchOptions
 from mlp_lab.sweeps.views import LineView, LiveView, TensorBoardView, without_train_hint
 
 
@@ -26,6 +27,7 @@ def sweep_from_cli(
     backend: str | None = None,
     address: str | None = None,
     shorthand: tuple[Path | None, list[str], str | None] = (None, [], None),
+    search: SearchOptions | None = None,
     tensorboard: Path | None = None,
 ) -> int:
     """``mlp-lab sweep``: plan (from a file, or --config/--grid/--seeds), run, print; the exit code."""
@@ -54,7 +56,7 @@ def sweep_from_cli(
             raise RunError(f"{folder}: every run of this sweep has ended (completed or diverged); nothing to resume")
         backend, jobs, threads, data_dir = sw.resume_settings(manifest, jobs, threads, backend, data_dir)
     else:
-        plan = _plan(file, overrides, shorthand, yes)
+        plan = _plan(file, overrides, shorthand, yes, search)
         for note in plan.notes:
             print(f"note: {note}", file=sys.stderr, flush=True)
         if dry_run:
@@ -94,19 +96,25 @@ def _session(backend: str, address: str | None) -> Any:
     return ray_session(address)
 
 
-def _plan(file: Path | None, overrides: list[str], shorthand: Any, yes: bool) -> Any:
-    """The sweep from a file, or from --config/--grid/--seeds (the shorthand)."""
+def _plan(file: Path | None, overrides: list[str], shorthand: Any, yes: bool, search: SearchOptions | None) -> Any:
+    """The sweep from a file, or from --config/--grid/--search/--seeds (the shorthand)."""
     from mlp_lab import sweeps as sw
 
     config, grid, seeds = shorthand
-    if config is None and (grid or seeds is not None):
+    searching = search is not None and bool(search.space)
+    if config is None and (grid or seeds is not None or searching):
         raise ConfigError(
-            "--grid and --seeds are the shorthand's: give them with --config BASE.yaml (or write a sweep file)"
+            "--grid, --search and --seeds are the shorthand's: give them with --config BASE.yaml (or write a sweep file)"
+        )
+    if search is not None and not searching and (search.method or search.prune or search.trials is not None):
+        raise ConfigError(
+            "--trials, --method and --prune shape a search: give them with --search key.path=kind:args "
+            "(or --trials with --refine)"
         )
     if file is not None and config is not None:
-        raise ConfigError("give a sweep file or --config with --grid/--seeds, not both")
+        raise ConfigError("give a sweep file or --config with --grid/--search/--seeds, not both")
     if config is not None:
-        return sw.sweep_from_options(config, grid, seeds, overrides=overrides, yes=yes)
+        return sw.sweep_from_options(config, grid, seeds, overrides=overrides, yes=yes, search=search)
     if file is None:
         raise ConfigError(
             "no sweep given: pass a sweep file (see configs/sweeps/), --config BASE.yaml with --grid "

@@ -170,8 +170,9 @@ def from_choice(dist: dict[str, Any], value: Any) -> Any:
     return value
 
 
-def make_study(spec: SearchSpec, epochs: int) -> Any:
-    """A fresh in-memory Optuna study with the spec's sampler, pruner and direction."""
+def make_study(spec: SearchSpec, epochs: int, storage: Any = None, name: str | None = None) -> Any:
+    """An Optuna study with the spec's sampler, pruner and direction: in memory, or the study
+    ``name`` in ``storage`` (created there, or loaded when it exists)."""
     import optuna
 
     # ERROR: a resumed trial reports again the epochs it redoes after its checkpoint, which
@@ -193,7 +194,9 @@ def make_study(spec: SearchSpec, epochs: int) -> Any:
             min_resource=p.min_epochs, max_resource=max(epochs, p.min_epochs), reduction_factor=p.reduction
         ),
     }[p.rule]()
-    return optuna.create_study(direction=spec.direction, sampler=sampler, pruner=pruner)
+    return optuna.create_study(
+        direction=spec.direction, sampler=sampler, pruner=pruner, storage=storage, study_name=name, load_if_exists=True
+    )
 
 
 def sample(spec: SearchSpec, n: int) -> list[dict[str, Any]]:

@@ -2,12 +2,16 @@
 places free up, each epoch's validation metric told to Optuna's pruner, pruned runs
 recorded), and at the end ``best.yaml`` and the closing summary (``search_summary``).
 
-The study lives in this process only; the manifest and the run folders are the truth, so
-``rebuild`` makes the same study again from them after a stop (see search.py)."""
+The study lives in Optuna's journal file in the search folder (``optuna.log``, study name =
+the sweep's name), written as trials are asked, report epochs and end, so ``optuna.load_study``
+and optuna-dashboard read it, live. The manifest and the run folders stay the truth: on a
+resume ``open_study`` continues the journal's study when it agrees with the manifest, and
+rebuilds it from the manifest when it is missing or does not (see search.py)."""
 
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,12 +19,14 @@ from typing import Any
 import yaml
 
 from mlp_lab import runs
+from mlp_lab.console import err_console
 from mlp_lab.sweeps.folder import DONE, Manifest, entry_of, mark_summary
 from mlp_lab.sweeps.local import Plan
 from mlp_lab.sweeps.search import SearchSpec, distributions, from_choice, make_study
 from mlp_lab.sweeps.search_plan import trial_runs
 
 BEST = "best.yaml"
+STUDY = "optuna.log"  # Optuna's journal file: optuna-dashboard <search folder>/optuna.log
 
 
 @dataclass
@@ -50,21 +56,82 @@ def planned_runs(manifest: Manifest) -> int:
     return max(len(manifest.runs), spec_of(manifest).trials * len(manifest.data["search"]["seeds"]))
 
 
-def rebuild(manifest: Manifest) -> Study:
+def journal(folder: Path) -> Any:
+    """The Optuna storage of the search in ``folder``: its journal file."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str(folder / STUDY)))
+
+
+def open_study(manifest: Manifest) -> tuple[Study, str | None]:
+    """The search's study, in its journal file: the one there when it agrees with the
+    manifest (the same trials, with the same values, in the same order), else made again
+    from the manifest. Returns it and, when it was made again, why (one line)."""
+    spec = spec_of(manifest)
+    path = manifest.folder / STUDY
+    why = None
+    if path.exists():
+        try:
+            return _continued(manifest, spec), None
+        except Exception as e:  # noqa: BLE001 - any disagreement or damage means the same: rebuild
+            why = f"{path}: {' '.join(str(e).split())[:160] or e.__class__.__name__}; rebuilt from the manifest"
+            _set_aside(path)
+    elif any(e["status"] != "pending" for e in manifest.runs):
+        why = f"{path} is missing; rebuilt from the manifest"
+    return rebuild(manifest, journal(manifest.folder)), why
+
+
+def _set_aside(path: Path) -> None:
+    """Move a journal that cannot be continued out of the way (kept, for a look)."""
+    shutil.move(str(path), str(path.with_suffix(".log.bad")))
+    for lock in path.parent.glob(f"{path.name}.lock*"):
+        lock.unlink(missing_ok=True)
+
+
+def _continued(manifest: Manifest, spec: SearchSpec) -> Study:
+    """The journal's study, checked against the manifest; its unfinished trials continue."""
+    import optuna
+
+    s = Study(spec, make_study(spec, trial_epochs(manifest), journal(manifest.folder), manifest.data["name"]))
+    numbers = sorted({e["trial"] for e in manifest.runs})
+    trials = s.study.get_trials(deepcopy=False)
+    if [t.number for t in trials] != list(range(len(trials))) or len(trials) > len(numbers):
+        raise ValueError(f"it holds {len(trials)} trials, the manifest {len(numbers)}")
+    for t in trials:
+        varies = next(e for e in manifest.runs if e["trial"] == t.number)["varies"]
+        if t.params != {k: _optuna_value(spec, k, v) for k, v in varies.items()}:
+            raise ValueError(f"trial {t.number}'s values differ from the manifest's")
+        if t.state.is_finished():
+            s.told.add(t.number)
+        s.trials[t.number] = optuna.trial.Trial(s.study, t._trial_id)
+    for number in numbers[len(trials) :]:  # planned in the manifest, not asked yet (a random search's)
+        _ask_as_planned(s, manifest, number)
+    for number in numbers:
+        _tell_if_ended(s, manifest, number)
+    return s
+
+
+def rebuild(manifest: Manifest, storage: Any = None) -> Study:
     """The study as it stood: every trial of the manifest asked again with its recorded
     values, the epochs its runs finished reported again, and ended trials told."""
     spec = spec_of(manifest)
-    s = Study(spec, make_study(spec, trial_epochs(manifest)))
-    dists = distributions(spec.space)
+    s = Study(spec, make_study(spec, trial_epochs(manifest), storage, manifest.data["name"]))
     for number in sorted({e["trial"] for e in manifest.runs}):
-        entries = [e for e in manifest.runs if e["trial"] == number]
-        s.study.enqueue_trial({k: _optuna_value(spec, k, v) for k, v in entries[0]["varies"].items()})
-        s.trials[number] = s.study.ask(dists)
-        if len(entries) == 1:
-            for epoch, value in enumerate(_metric_history(manifest, entries[0], spec.metric), 1):
-                s.trials[number].report(value, epoch)
+        _ask_as_planned(s, manifest, number)
         _tell_if_ended(s, manifest, number)
     return s
+
+
+def _ask_as_planned(s: Study, manifest: Manifest, number: int) -> None:
+    """Ask trial ``number`` with the values the manifest recorded, and report its epochs."""
+    entries = [e for e in manifest.runs if e["trial"] == number]
+    s.study.enqueue_trial({k: _optuna_value(s.spec, k, v) for k, v in entries[0]["varies"].items()})
+    s.trials[number] = s.study.ask(distributions(s.spec.space))
+    if len(entries) == 1:
+        for epoch, value in enumerate(_metric_history(manifest, entries[0], s.spec.metric), 1):
+            if math.isfinite(value):
+                s.trials[number].report(value, epoch)
 
 
 def _optuna_value(spec: SearchSpec, key: str, value: Any) -> Any:
@@ -95,6 +162,9 @@ def _tell_if_ended(s: Study, manifest: Manifest, number: int) -> None:
     if number in s.told or any(e["status"] not in (*DONE, "failed") for e in entries):
         return
     trial = s.trials[number]
+    # Where the trial's runs are, for a reader of the study alone (optuna-dashboard).
+    trial.set_user_attr("run_folders", [e["folder"] for e in entries if e.get("folder")])
+    trial.set_user_attr("seeds", [e.get("seed") for e in entries])
     if any(e["status"] == "pruned" for e in entries):
         s.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     else:
@@ -143,7 +213,7 @@ def _report(s: Study, manifest: Manifest, index: int, epoch: int, value: Any) ->
     entry = manifest.runs[index]
     if len([e for e in manifest.runs if e.get("trial") == entry["trial"]]) > 1:
         return False
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or entry["trial"] in s.told:
         return False
     trial = s.trials[entry["trial"]]
     trial.report(float(value), epoch)
@@ -170,7 +240,10 @@ class SearchPlan(Plan):
     asks = True
 
     def __init__(self, manifest: Manifest) -> None:
-        self.manifest, self.s = manifest, rebuild(manifest)
+        self.manifest = manifest
+        self.s, rebuilt = open_study(manifest)
+        if rebuilt is not None:
+            err_console.print(f"[yellow]warning:[/] {rebuilt}", highlight=False)
         self.reported: dict[int, int] = {}  # run index -> epochs reported
 
     def left(self) -> bool:

@@ -157,12 +157,20 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None, yes: bool =
 
 
 def sweep_from_options(
-    config: str | Path, grid: list[str], seeds: str | None, overrides: list[str] | None = None, yes: bool = False
+    config: str | Path,
+    grid: list[str],
+    seeds: str | None,
+    overrides: list[str] | None = None,
+    yes: bool = False,
+    search: SearchOptions | None = None,
 ) -> Sweep:
-    """The shorthand ``--config BASE.yaml --grid key=v1,v2 ... --seeds N``: the sweep file
-    that says ``base: BASE.yaml``, that grid and those seeds, named after the base config."""
+    """The shorthand ``--config BASE.yaml --grid key=v1,v2 ... --seeds N`` (or ``--search
+    key=kind:low:high ... --trials N``): the sweep file that says ``base: BASE.yaml``, that
+    grid (or search) and those seeds, named after the base config."""
     config = Path(config)
     raw: dict[str, Any] = {"name": default_name(config), "base": config.name, "grid": {}}
+    if search is not None and search.space:
+        raw["search"] = search.section()
     for item in grid:
         key, sep, values = item.partition("=")
         key = key.strip()
@@ -175,7 +183,55 @@ def sweep_from_options(
         raw["grid"][key] = parse_yaml_value(key, f"[{values}]")  # YAML flow: relu,tanh and [64],[128,128] alike
     if seeds is not None:
         raw["seeds"] = parse_yaml_value("--seeds", seeds)
-    return _sweep(raw, config, overrides, yes)  # messages name the base config; base is beside itself
+    return _sweep(raw, config, overrides, yes)
+
+
+def _number(text: str) -> Any:
+    """A bound as typed: an int, else a float, else the text (the schema then says what is wrong)."""
+    for kind in (int, float):
+        try:
+            return kind(text.strip())
+        except ValueError:
+            pass
+    return text.strip()
+
+
+@dataclass
+class SearchOptions:
+    """``sweep --search key=kind:args ... --trials N [--method M] [--prune RULE]``: a search
+    section from the command line. ``--search optimizer.lr=log_uniform:1e-4:1e-1`` is the
+    file's ``optimizer.lr: {log_uniform: [1e-4, 1e-1]}``; ``--search model.activation=choice:relu,tanh``
+    its ``{choice: [relu, tanh]}`` (values as --grid reads them)."""
+
+    space: list[str] = field(default_factory=list)
+    trials: int | None = None
+    method: str | None = None
+    prune: str | None = None
+
+    def section(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"trials": self.trials, "space": {}}
+        if self.method is not None:
+            out["method"] = self.method
+        if self.prune is not None:
+            out["prune"] = {"rule": self.prune}
+        for item in self.space:
+            key, sep, dist = item.partition("=")
+            kind, colon, args = dist.partition(":")
+            key, kind = key.strip(), kind.strip()
+            if not sep or not key or not colon or not args.strip():
+                raise ConfigError(
+                    f"--search {shorten(item)}: expected key.path=kind:low:high or key.path=choice:v1,v2 "
+                    "(e.g. --search optimizer.lr=log_uniform:1e-4:1e-1)"
+                )
+            if key in out["space"]:
+                raise ConfigError(f"--search {key}: given twice; one distribution per key")
+            if kind == "choice":
+                out["space"][key] = {kind: parse_yaml_value(key, f"[{args}]")}
+            else:  # low:high, numbers as Python writes them (YAML reads 1e-4 as text)
+                out["space"][key] = {kind: [_number(x) for x in args.split(":")]}
+        if self.trials is None:
+            raise ConfigError("--search needs --trials N: how many configs to try")
+        return out  # messages name the base config; base is beside itself
 
 
 def _sweep(raw: dict[str, Any], path: Path, overrides: list[str] | None, yes: bool) -> Sweep:

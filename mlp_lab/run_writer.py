@@ -56,6 +56,7 @@ class RunWriter:
 
     def __init__(self, run_dir: Path, cfg: ExperimentConfig, facts: dict[str, Any], progress: Any = None) -> None:
         self.dir = Path(run_dir)
+        runs.hold_run(self.dir)  # for as long as this process trains it (see runs.RUN_LOCK)
         self.cfg = cfg
         self.progress = progress
         self.history: list[dict[str, Any]] = []
@@ -149,3 +150,4 @@ class RunWriter:
         self.summary.pop("host", None)
         ending = {k: v for k, v in (("message", message), ("error", error)) if v is not None}
         self.write_summary(status=status, finished_at=_now(), **ending)
+        runs.release_run(self.dir)  # ended: nobody trains it now

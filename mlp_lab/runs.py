@@ -18,6 +18,7 @@ report what they could not read and return the rest. No torch here: ``compare`` 
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import secrets
@@ -223,6 +224,61 @@ class RunRecord:
         return "unknown"
 
 
+# A run's process holds this lock file in its folder for as long as it trains: the kernel lets
+# go of it however the process ends (SIGKILL, out of memory, a reboot), so a free lock means
+# nobody trains the run, whatever pid its summary names (a pid can be reused by a stranger).
+RUN_LOCK = ".run.lock"
+_held: dict[Path, Any] = {}
+
+
+def hold_run(run_dir: Path) -> None:
+    """Hold ``run_dir`` for this process until ``release_run`` or the process's end; a
+    RunError when another process trains it. Holding it twice is holding it once."""
+    key = Path(run_dir).resolve()
+    if key in _held:
+        return
+    f = open(key / RUN_LOCK, "a")  # noqa: SIM115 - held open for the run's life
+    for _ in range(100):  # a reader's look (run_lock_held) lasts microseconds
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _held[key] = f
+            return
+        except BlockingIOError:
+            time.sleep(0.01)
+    f.close()
+    raise RunError(f"{run_dir} is being trained by another process; stop it first, then resume")
+
+
+def release_run(run_dir: Path) -> None:
+    """Let go of ``run_dir`` (its run has ended): the lock file goes, a killed run's stays."""
+    key = Path(run_dir).resolve()
+    f = _held.pop(key, None)
+    if f is not None:
+        try:
+            (key / RUN_LOCK).unlink()  # while still held: no one reads a free lock of an ended run
+        except OSError:
+            pass
+        f.close()  # closing the file lets go of the lock
+
+
+def run_lock_held(run_dir: Path) -> bool | None:
+    """Whether a live process trains ``run_dir``: True or False from its lock, None when the
+    folder has no lock file (written before mlp-lab kept one, or not started yet)."""
+    try:
+        f = open(Path(run_dir) / RUN_LOCK)  # noqa: SIM115
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return None
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
+
 def process_gone(summary: dict[str, Any]) -> bool:
     """True when a "running" summary's process (its pid on its host) no longer exists.
 
@@ -374,10 +430,10 @@ def load_run(path: Path) -> RunRecord:
     # folders written before it did are read from config.yaml.
     config = (run.summary or {}).get("config")
     run.config = config if isinstance(config, dict) else _read_mapping(run, CONFIG, load_yaml, "a mapping")
-    if run.summary is not None and run.summary.get("status") == "running" and process_gone(run.summary):
+    if run.summary is not None and run.summary.get("status") == "running" and _gone(run.path, run.summary):
         run.process_gone = True
         run.problems.append(
-            f"{SUMMARY} says running but its process {run.summary['pid']} is gone (killed?), so it counts as "
+            f"{SUMMARY} says running but its process{_pid_text(run.summary)} is gone (killed?), so it counts as "
             f"failed; mlp-lab train --resume {run.path} continues from its last checkpoint"
         )
 
@@ -389,6 +445,17 @@ def load_run(path: Path) -> RunRecord:
         except OSError:
             run.problems.append(f"{METRICS} is unreadable")
     return run
+
+
+def _pid_text(summary: dict[str, Any]) -> str:
+    return f" {summary['pid']}" if isinstance(summary.get("pid"), int) else ""
+
+
+def _gone(run_dir: Path, summary: dict[str, Any]) -> bool:
+    """A running run's process is gone: its lock is free, or (a folder with no lock file)
+    the pid its summary names no longer exists."""
+    held = run_lock_held(run_dir)
+    return not held if held is not None else process_gone(summary)
 
 
 def _read_mapping(run: RunRecord, name: str, parse: Callable[[str], Any], kind: str) -> dict[str, Any] | None:

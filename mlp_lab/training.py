@@ -268,6 +268,7 @@ def _finish(run: RunWriter, diagnostics: Any, status: str, ending: dict[str, str
         run.finish("failed", None, **ending)  # a summary is small: it may still fit where model.pt did not
     except DiskFull:
         run.summary.update(status="failed", **ending)  # told to the caller; summary.json keeps its last state
+        runs.release_run(run.dir)
     return "failed"
 
 

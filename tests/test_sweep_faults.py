@@ -4,9 +4,11 @@ the data is, --set on a key the sweep varies, a full disk."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -279,7 +281,9 @@ def test_resume_waits_for_a_run_whose_process_still_writes_its_folder(finished_s
     entry = load_manifest(finished_sweep).runs[1]
     run = finished_sweep / entry["folder"]
     s = json.loads((run / "summary.json").read_text())
-    sleeper = subprocess.Popen(["sleep", "30"])
+    # A live process holding the run's lock, as a training process does (util-linux's flock).
+    sleeper = subprocess.Popen(["flock", str(run / runs.RUN_LOCK), "sleep", "30"])
+    wait_for(lambda: runs.run_lock_held(run), proc=sleeper)
     try:  # the run's summary says running, in a live process: nothing may touch it
         s.update(status="running", pid=sleeper.pid, host=None)
         (run / "summary.json").write_text(json.dumps(s))
@@ -290,6 +294,100 @@ def test_resume_waits_for_a_run_whose_process_still_writes_its_folder(finished_s
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_a_strangers_pid_in_a_running_summary_does_not_stop_a_resume(finished_sweep):
+    """A run killed outright leaves its summary saying running and its lock file, free; its
+    pid may since belong to an unrelated live process (after a crash or a reboot)."""
+    entry = load_manifest(finished_sweep).runs[1]
+    run = finished_sweep / entry["folder"]
+    stranger = subprocess.Popen(["sleep", "30"])
+    try:
+        s = json.loads((run / "summary.json").read_text())
+        s.update(status="running", pid=stranger.pid, host=None)
+        (run / "summary.json").write_text(json.dumps(s))
+        (run / runs.RUN_LOCK).write_text("")  # left by the killed run: nobody holds it
+        _edit(finished_sweep, 1, status="running", pid=stranger.pid)
+        assert runs.run_lock_held(run) is False
+        res = cli("sweep", "--resume", finished_sweep, "--quiet")
+        assert res.code == 0, res  # no wait for the stranger, no refusal
+        assert [e["status"] for e in load_manifest(finished_sweep).runs] == ["completed", "completed"]
+        assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+        assert stranger.poll() is None  # and the stranger was left alone
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_two_resumes_of_one_folder_run_it_once(finished_sweep, tmp_path):
+    """A second resume while the first holds the folder is one line, exit 2; the first
+    runs every run once. (The first is paused with SIGSTOP while the second tries: no
+    race of timings decides what happens.)"""
+    for index, entry in enumerate(load_manifest(finished_sweep).runs):  # both runs to do again
+        shutil.rmtree(finished_sweep / entry["folder"])
+        _edit(finished_sweep, index, status="pending", folder=None)
+
+    def resume():
+        return subprocess.Popen(
+            [*MLP_LAB, "sweep", "--resume", str(finished_sweep), "--quiet"],
+            cwd=tmp_path,
+            env=offline_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    first = resume()
+    wait_for(lambda: _sweep_lock_held(finished_sweep), proc=first)
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        second = resume()
+        out, err = second.communicate(timeout=120)
+        assert second.returncode == 2, (out, err)
+        assert "is being run by process" in err and len(err.strip().splitlines()) == 1
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, (out, err)
+    assert [e["status"] for e in load_manifest(finished_sweep).runs] == ["completed", "completed"]
+    assert len([p for p in finished_sweep.iterdir() if (p / "summary.json").exists()]) == 2  # no run twice
+    assert not (finished_sweep / ".sweep.lock").exists()
+
+
+def _sweep_lock_held(folder: Path) -> bool:
+    try:
+        with open(folder / ".sweep.lock") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+    except FileNotFoundError:
+        pass
+    return False
+
+
+def test_a_driver_that_locked_a_removed_lock_file_takes_the_new_one(tmp_path, monkeypatch):
+    """Driver A ends and removes its lock file while driver B has just opened it: B's lock
+    on the removed file must not count, or B and a third driver C would both hold the sweep."""
+    from mlp_lab.errors import RunError
+    from mlp_lab.sweeps import folder as folder_mod
+
+    with folder_mod.held(tmp_path):  # A holds the sweep...
+        stale = open(tmp_path / folder_mod.LOCK, "a+")  # noqa: SIM115 - ...while B opens its lock file
+    assert not (tmp_path / folder_mod.LOCK).exists()  # A ended: its file is gone, B's handle is that file
+    opened = []
+
+    def b_opens(path, *args, **kwargs):
+        opened.append(path)
+        return stale if len(opened) == 1 else open(path, *args, **kwargs)
+
+    monkeypatch.setattr(folder_mod, "open", b_opens, raising=False)
+    with folder_mod.held(tmp_path):  # B locks the removed file, sees it, and locks the one at the path
+        monkeypatch.undo()
+        assert len(opened) == 2
+        with pytest.raises(RunError, match="is being run by"), folder_mod.held(tmp_path):  # C is refused
+            pass
 
 
 # --- a resume remembers where the data is ----------------------------------------------------

@@ -160,9 +160,13 @@ def create_sweep_folder(runs_dir: Path, sweep: Any) -> Manifest:
 
 
 def writer_alive(folder: Path, entry: dict[str, Any]) -> bool:
-    """Whether a process may still write ``folder``: the pid its summary names (a run
-    that is training), or the one the manifest recorded when it started the run (before
-    it wrote a summary), is alive on this host. Dead only on evidence."""
+    """Whether a process may still write ``folder``: its lock is held (runs.RUN_LOCK; a
+    free one is evidence enough, whatever pid a summary names). With no lock file yet, the
+    pid its summary names, or the one the manifest recorded when it started the run, is
+    alive on this host. Dead only on evidence."""
+    held = runs.run_lock_held(folder) if folder.is_dir() else None
+    if held is not None:
+        return held
     summary = runs.load_run(folder).summary if folder.is_dir() else None
     for owner in (summary or {}, entry):
         if isinstance(owner.get("pid"), int) and not runs.process_gone(owner):
@@ -263,17 +267,28 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 @contextmanager
 def held(folder: Path) -> Iterator[None]:
     """Hold the sweep folder for this process: a second process driving the same sweep
-    (a concurrent --resume) is refused with a RunError instead of running runs twice."""
+    (a concurrent --resume) is refused with a RunError instead of running runs twice.
+
+    The lock file goes when the sweep ends (a folder at rest keeps none), removed while
+    still held. So a process that opened the file just before that holds a lock on a file
+    no longer there: after locking, it checks that the file it holds is the one at the
+    path, and locks again if not. Two processes can never both hold the sweep."""
     lock_path = Path(folder) / LOCK
-    with open(lock_path, "a+", encoding="utf-8") as f:
+    while True:
+        f = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - closed below or after the sweep
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
             owner = f.read().strip() or "another process"
+            f.close()
             raise RunError(
                 f"{folder} is being run by {owner}; wait for it to end (or stop it) and resume then"
             ) from None
+        if _same_file(f, lock_path):
+            break
+        f.close()  # removed by the sweep that held it as we opened it: lock the new one
+    with f:
         f.seek(0)
         f.truncate()
         f.write(f"process {os.getpid()}")
@@ -287,3 +302,10 @@ def held(folder: Path) -> Iterator[None]:
             except OSError:
                 pass
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _same_file(f: Any, path: Path) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+    except FileNotFoundError:
+        return False

@@ -27,7 +27,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-PRELOAD = ["torch", "mlp_lab.training"]  # what every run imports: imported once, in the server
+# What every run imports, imported once in the server: torch, torch._dynamo (torch.optim's
+# Optimizer imports it on first use: 0.9 s of every forked run when it was left out), and
+# the modules a run reaches (its diagnostics, progress display, live TensorBoard).
+PRELOAD = [
+    "torch",
+    "torch._dynamo",
+    "mlp_lab.training",
+    "mlp_lab.training_diagnostics",
+    "mlp_lab.console",
+    "mlp_lab.export",
+    "mlp_lab.config",
+]
 DISK_FULL_EXIT = 28  # ENOSPC's number: the run failed because the disk is full
 DRIVER_GONE_GRACE_S = 10.0  # a run whose driver died ends interrupted at its next step; killed after this
 _context: Any = None
@@ -103,6 +114,9 @@ def train(run_dir: Path, threads: int | None, data_dir: Path | None, resume: boo
     from mlp_lab.errors import MlpLabError
 
     try:
+        # Held from the process's first moment (before its data loads): a resume finds the
+        # run trained by someone from here on (runs.RUN_LOCK); training holds it on.
+        runs.hold_run(run_dir)
         import torch
 
         if threads is not None:

@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from mlp_lab import runs
+from mlp_lab.sweeps import load_manifest
 
 from helpers import TINY, assert_user_error, cli, only_run, run_folders, summary, write_config
 
@@ -305,5 +306,5 @@ def test_a_sweep_on_a_disk_that_fills_stops_starting_runs_and_says_so(tmp_path, 
     assert res.code == 1 and "Traceback" not in res.output, res
     assert "the disk is full" in res.stderr and "mlp-lab sweep --resume" in res.stderr, res.stderr
     (folder,) = small_disk.iterdir()
-    statuses = [e["status"] for e in json.loads((folder / "manifest.json").read_text())["runs"]]
+    statuses = [e["status"] for e in load_manifest(folder).runs]  # (the journal, where the disk had no room for more)
     assert statuses[0] == "failed" and statuses.count("pending") >= 2, statuses  # it stopped starting runs

@@ -186,7 +186,7 @@ def test_a_stopped_random_search_resumed_ends_as_one_never_stopped(tmp_path):
     while True:
         folders = list((tmp_path / "stopped").glob("s-*/manifest.json"))
         if folders:
-            entries = json.loads(folders[0].read_text())["runs"]
+            entries = load_manifest(folders[0].parent).runs  # the snapshot and the journal's events
             if (
                 entries[0]["status"] == "completed"
                 and entries[1]["folder"]

@@ -161,7 +161,7 @@ def load_sweep_from_cli(args: list[str]):
         ),
         (["--config", "tiny.yaml", "--seeds", "0"], ["seeds", "1 or more"]),
         (["--config", "nope.yaml", "--seeds", "2"], ["nope.yaml"]),
-        (["--seeds", "3"], ["--grid and --seeds", "--config BASE.yaml"]),
+        (["--seeds", "3"], ["--grid, --search and --seeds", "--config BASE.yaml"]),
         (["s.yaml", "--config", "tiny.yaml"], ["not both"]),
         ([], ["no sweep given"]),
     ],
@@ -313,7 +313,7 @@ def test_ctrl_c_then_resume_ends_with_the_uninterrupted_metrics(tmp_path, base):
         folder = folder_of()
         if folder is None or not (folder / "manifest.json").exists():
             return False
-        entries = json.loads((folder / "manifest.json").read_text())["runs"]
+        entries = load_manifest(folder).runs  # the snapshot and the journal's events
         running = [e for e in entries if e["status"] == "running" and e["folder"]]
         return any(e["status"] == "completed" for e in entries) and any(
             (folder / e["folder"] / "metrics.jsonl").exists() for e in running

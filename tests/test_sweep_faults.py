@@ -88,7 +88,7 @@ def test_sigkill_of_the_driver_ends_its_runs_and_an_immediate_resume_trains_noth
         folder = folder_of()
         if folder is None or not (folder / "manifest.json").exists():
             return False
-        entries = json.loads((folder / "manifest.json").read_text())["runs"]
+        entries = load_manifest(folder).runs  # the snapshot and the journal's events
         going = [e for e in entries if e["status"] == "running" and e["folder"]]
         return len(going) == 2 and all((folder / e["folder"] / "checkpoint.pt").exists() for e in going)
 
@@ -562,3 +562,61 @@ def test_a_sweep_run_that_has_not_written_its_summary_yet_reads_as_running(tmp_p
     r = cli("compare", folder, "--format", "json")
     assert r.code == 0 and "warning" not in r.stderr, r
     assert [row["status"] for row in json.loads(r.stdout)["rows"]] == ["running"]
+
+
+# --- the manifest's journal ---------------------------------------------------------------
+
+
+def test_the_journal_is_replayed_over_the_manifest_and_a_torn_last_line_ignored(finished_sweep):
+    from mlp_lab.sweeps.folder import JOURNAL
+
+    journal = finished_sweep / JOURNAL
+    journal.write_text(
+        json.dumps({"run": 1, "set": {"status": "interrupted", "reason": "stopped"}}) + "\n" + '{"run": 0, "set": {"sta'
+    )
+    entries = load_manifest(finished_sweep).runs
+    assert [e["status"] for e in entries] == ["completed", "interrupted"]  # the torn event never happened
+    assert entries[1]["reason"] == "stopped"
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ('{"run": 7, "set": {"status": "completed"}}', ["line 1", "run 7 is not a run"]),
+        ('{"run": 0, "set": {"config": {}}}', ["line 1", "sets config"]),
+        ('not json\n{"run": 0, "set": {}}', ["line 1", "not JSON"]),
+        ('{"add": {"index": 5}}', ["adds run 5", "has 2 runs"]),
+    ],
+)
+def test_a_damaged_journal_is_one_line_and_nothing_runs(finished_sweep, line, words):
+    from mlp_lab.sweeps.folder import JOURNAL
+
+    (finished_sweep / JOURNAL).write_text(line + "\n")
+    before = {
+        p.name: (p / "summary.json").read_text() for p in finished_sweep.iterdir() if (p / "summary.json").exists()
+    }
+    assert_user_error(cli("sweep", "--resume", finished_sweep), "manifest.jsonl", *words)
+    after = {
+        p.name: (p / "summary.json").read_text() for p in finished_sweep.iterdir() if (p / "summary.json").exists()
+    }
+    assert after == before
+
+
+def test_an_event_costs_the_same_in_a_sweep_of_ten_runs_or_a_thousand(tmp_path):
+    from mlp_lab.sweeps.folder import JOURNAL, Manifest
+
+    sizes = []
+    for n in (10, 1000):
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        entry = {"status": "pending", "folder": None, "reason": None, "config": merge(TINY, {})}
+        manifest = Manifest(folder / "manifest.json", {"runs": [dict(entry, index=i) for i in range(n)]})
+        manifest.save()
+        saved = (folder / "manifest.json").stat().st_size
+        manifest.update(n - 1, status="running", folder="tiny-20261204-000000-abcdef", pid=12345)
+        assert (folder / "manifest.json").stat().st_size == saved  # the snapshot is not rewritten
+        sizes.append((folder / JOURNAL).stat().st_size)
+    assert sizes[1] - sizes[0] == len("999") - len("9")  # the same line, but for the run's number
+    manifest.save()  # compaction: the journal's events are in the manifest now
+    assert not (tmp_path / "1000" / JOURNAL).exists()
+    assert json.loads((tmp_path / "1000" / "manifest.json").read_text())["runs"][999]["status"] == "running"

@@ -409,10 +409,17 @@ def test_sigkill_of_the_driver_ends_its_ray_tasks_and_resume_trains_every_run_on
     while not _first_run_recorded(tmp_path / "killed"):  # the first run is back, the second trains
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.02)
+
     # Its local Ray's processes that train or schedule (the workers, the raylet, the GCS);
     # Ray's agents (dashboard, runtime env), which train nothing, wind down on their own time.
-    below = {p for p in _descendants(proc.pid) if "Agent" not in _cmdline(p).split()[0]}
-    assert any("train_task" in _cmdline(p) for p in below), [_cmdline(p) for p in below]
+    def ray_processes() -> set[int]:
+        return {p for p in _descendants(proc.pid) if "Agent" not in (_cmdline(p).split() or [""])[0]}
+
+    # The second run's task is training (a Ray worker names the task it runs in its title).
+    while not any("train_task" in _cmdline(p) for p in ray_processes()):
+        assert proc.poll() is None and time.monotonic() < deadline, [_cmdline(p) for p in ray_processes()]
+        time.sleep(0.02)
+    below = ray_processes()
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     deadline = time.monotonic() + 20

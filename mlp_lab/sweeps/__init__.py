@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mlp_lab.errors import lookup
+from mlp_lab.errors import DiskFull, lookup
 from mlp_lab.sweeps.folder import DONE, Manifest, create_sweep_folder, held, load_manifest, settle
 from mlp_lab.sweeps.local import Outcome, run_local, to_do
 from mlp_lab.sweeps.spec import PlannedRun, Sweep, cell_id, load_sweep, sweep_from_options
@@ -130,6 +130,15 @@ def resume_settings(
     return backend, jobs, threads, data_dir
 
 
+def _compact(manifest: Manifest) -> None:
+    """The sweep has ended (or stopped): its manifest whole again, the journal dropped. On a
+    full disk the journal stays, and stays the truth (load_manifest replays it)."""
+    try:
+        manifest.save()
+    except DiskFull:
+        pass
+
+
 def run_sweep(
     folder: Path,
     jobs: int | None = 1,
@@ -158,17 +167,20 @@ def run_sweep(
             from mlp_lab.sweeps.search_runner import SearchPlan
 
             plan, base = SearchPlan(manifest), validate_config(manifest.data["search"]["base"])
-        if backend == "ray":
-            from mlp_lab.sweeps.ray_backend import run_ray
+        try:
+            if backend == "ray":
+                from mlp_lab.sweeps.ray_backend import run_ray
 
-            return run_ray(
-                manifest,
-                jobs=jobs,
-                threads=threads or 1,
-                data_dir=data_dir,
-                address=address,
-                watch=watch,
-                plan=plan,
-                base=base,
-            )
-        return run_local(manifest, jobs=jobs or 1, threads=threads, data_dir=data_dir, watch=watch, plan=plan)
+                return run_ray(
+                    manifest,
+                    jobs=jobs,
+                    threads=threads or 1,
+                    data_dir=data_dir,
+                    address=address,
+                    watch=watch,
+                    plan=plan,
+                    base=base,
+                )
+            return run_local(manifest, jobs=jobs or 1, threads=threads, data_dir=data_dir, watch=watch, plan=plan)
+        finally:
+            _compact(manifest)

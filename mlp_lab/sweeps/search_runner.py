@@ -186,8 +186,7 @@ def ask_next(s: Study, manifest: Manifest) -> list[int]:
     s.trials[number] = trial
     search = manifest.data["search"]
     planned = trial_runs(search["base"], values, number, search["seeds"], len(manifest.runs))
-    manifest.runs.extend(entry_of(r) for r in planned)
-    manifest.save()
+    manifest.add([entry_of(r) for r in planned])
     return [r.index for r in planned]
 
 

@@ -70,16 +70,24 @@ def _starts_processes(function: types.FunctionType, depth: int = 1) -> bool:
     )
 
 
+def _fixture_functions(item: pytest.Item) -> list[types.FunctionType]:
+    """The functions of the fixtures a test uses (a module fixture that runs a sweep)."""
+    info = getattr(item, "_fixtureinfo", None)
+    defs = getattr(info, "name2fixturedefs", {}) if info is not None else {}
+    return [d[-1].func for d in defs.values() if d and isinstance(d[-1].func, types.FunctionType)]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & REAL_DATA_FIXTURES:
             item.add_marker(pytest.mark.integration)
         function = getattr(item, "function", None)
+        code = ([function] if function is not None else []) + _fixture_functions(item)
         if (
             item.module.__name__ in SLOW_MODULES
             or fixtures & REAL_DATA_FIXTURES
-            or (function is not None and _starts_processes(function))
+            or any(_starts_processes(f) for f in code)
         ):
             item.add_marker(pytest.mark.slow)
 

@@ -99,8 +99,8 @@ def activation_stats(
     """
     pre = pre.detach().float()
     post = post.detach().float()
-    pre_std, pre_mean = torch.std_mean(pre) if pre.numel() > 1 else (pre.new_zeros(()), pre.mean())
-    post_std, post_mean = torch.std_mean(post) if post.numel() > 1 else (post.new_zeros(()), post.mean())
+    pre_std, pre_mean = _std_mean(pre)
+    post_std, post_mean = _std_mean(post)
     if activation in SATURATING:
         lo, hi = SATURATING[activation]
         extra = ((post < lo + margin) | (post > hi - margin)).float().mean()
@@ -109,6 +109,19 @@ def activation_stats(
     else:
         extra = post.new_full((), math.nan)
     return torch.stack((pre_mean, pre_std, post_mean, post_std, extra))
+
+
+def _std_mean(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(std, mean) of all of ``x``'s values, the sample std (n - 1), 0 for one value.
+
+    Two passes (the mean, then the squared deviations) rather than ``torch.std_mean``: on a
+    CPU, for a batch's activations (100 x 256), std_mean's kernel takes about 7 times as
+    long (143 us against 20 us) and was most of what diagnostics cost a lecture run; the
+    std is the same to float32 rounding."""
+    mean = x.mean()
+    if x.numel() < 2:
+        return x.new_zeros(()), mean
+    return ((x - mean).square().sum() / (x.numel() - 1)).sqrt(), mean
 
 
 def dead_fraction(post: torch.Tensor) -> torch.Tensor:

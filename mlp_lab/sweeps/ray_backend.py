@@ -35,6 +35,7 @@ from typing import Any
 
 from mlp_lab import runs
 from mlp_lab.errors import ConfigError, DiskFull, RunError
+from mlp_lab.sweeps.datasets import data_key, decode_data
 from mlp_lab.sweeps.folder import Manifest, prepare_run, run_ending
 from mlp_lab.sweeps.local import Outcome, Plan, disk_full_in, outcome_of, to_do
 from mlp_lab.sweeps.watch import Place, Watch
@@ -327,10 +328,8 @@ def tasks(ray: Any, configs: list[Any], threads: int, data_dir: Path | None) -> 
     """(``submit(manifest, index, config) -> ref``, the progress board) for these runs' data."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from mlp_lab import sweeps
-
     # Decode once here, put once in the object store: every task reads the same tensors.
-    decoded = {key: ray.put(d) for key, d in sweeps.decode_data(configs, data_dir).items()}
+    decoded = {key: ray.put(d) for key, d in decode_data(configs, data_dir).items()}
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     board = ray.remote(num_cpus=0)(ProgressBoard).options(scheduling_strategy=here).remote()
     has_gpus = ray.cluster_resources().get("GPU", 0) > 0
@@ -345,7 +344,7 @@ def tasks(ray: Any, configs: list[Any], threads: int, data_dir: Path | None) -> 
             index,
             folder.name,
             manifest.runs[index]["config"],
-            decoded[sweeps.data_key(cfg, data_dir)],
+            decoded[data_key(cfg, data_dir)],
             threads,
             files,
             board,

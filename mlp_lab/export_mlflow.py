@@ -58,7 +58,8 @@ def export_mlflow(
     if not folders:
         raise MlpLabError("no runs to export: pass run folders or folders holding them, e.g. runs/")
     client, experiment_id = _open(tracking_uri, experiment)
-    return [_export_run(client, experiment_id, runs.load_run(folder)) for folder in folders]
+    cells: dict[Path, dict[str, str] | None] = {}  # sweep folder -> {run folder: cell}, each read once
+    return [_export_run(client, experiment_id, runs.load_run(folder), cells) for folder in folders]
 
 
 def _open(tracking_uri: str, experiment: str) -> tuple[Any, str]:
@@ -84,7 +85,9 @@ def _open(tracking_uri: str, experiment: str) -> tuple[Any, str]:
         ) from None
 
 
-def _export_run(client: Any, experiment_id: str, run: runs.RunRecord) -> Exported:
+def _export_run(
+    client: Any, experiment_id: str, run: runs.RunRecord, cells: dict[Path, dict[str, str] | None]
+) -> Exported:
     from mlflow.entities import Metric, Param, RunTag
 
     summary, config = run.summary or {}, run.config or {}
@@ -100,7 +103,10 @@ def _export_run(client: Any, experiment_id: str, run: runs.RunRecord) -> Exporte
         have = {key: {m.step for m in client.get_metric_history(run_id, key)} for key in {m.key for m in metrics}}
         metrics = [m for m in metrics if m.step not in have[m.key]]
     params = [Param(k, _text(v)) for k, v in flatten(config).items()] if new else []  # params never change
-    tags = [RunTag(k, v) for k, v in _tags(run).items()]
+    parent = run.path.parent
+    if parent not in cells:
+        cells[parent] = _cells_of(parent)
+    tags = [RunTag(k, v) for k, v in _tags(run, cells[parent]).items()]
     client.log_batch(run_id, params=params, tags=tags)
     for start in range(0, len(metrics), 1000):  # MLflow takes at most 1000 metrics a batch
         client.log_batch(run_id, metrics=metrics[start : start + 1000])
@@ -145,7 +151,19 @@ def _ends(run: runs.RunRecord) -> dict[str, float]:
     return out
 
 
-def _tags(run: runs.RunRecord) -> dict[str, str]:
+def _cells_of(folder: Path) -> dict[str, str] | None:
+    """A sweep folder's {run folder: cell}, from its manifest; None for a folder that is no
+    sweep, {} for a damaged manifest (the config's name then stands for the group)."""
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        return None
+    try:
+        return {e["folder"]: str(e["cell"]) for e in json.loads(manifest.read_text())["runs"] if e.get("folder")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _tags(run: runs.RunRecord, cells: dict[str, str] | None) -> dict[str, str]:
     summary, config = run.summary or {}, run.config or {}
     tags = {
         FOLDER_TAG: run.name,
@@ -155,14 +173,9 @@ def _tags(run: runs.RunRecord) -> dict[str, str]:
         "mlp_lab.seed_group": config.get("name", run.name),
         "mlflow.note.content": str(summary.get("message") or ""),
     }
-    manifest = run.path.parent / "manifest.json"
-    if manifest.is_file():  # a sweep's run: its sweep folder, and its cell as the seed group
+    if cells is not None:  # a sweep's run: its sweep folder, and its cell as the seed group
         tags["mlp_lab.sweep_folder"] = run.path.parent.name
-        try:
-            entry = next(e for e in json.loads(manifest.read_text())["runs"] if e.get("folder") == run.name)
-            tags["mlp_lab.seed_group"] = str(entry.get("cell") or tags["mlp_lab.seed_group"])
-        except (OSError, ValueError, KeyError, StopIteration):
-            pass  # a damaged manifest: the config's name stands for the group
+        tags["mlp_lab.seed_group"] = cells.get(run.name) or tags["mlp_lab.seed_group"]
     return {k: v for k, v in tags.items() if v != ""}
 
 

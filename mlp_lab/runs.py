@@ -264,10 +264,13 @@ def release_run(run_dir: Path) -> None:
 def run_lock_held(run_dir: Path) -> bool | None:
     """Whether a live process trains ``run_dir``: True or False from its lock, None when the
     folder has no lock file (written before mlp-lab kept one, or not started yet)."""
+    return lock_held(Path(run_dir) / RUN_LOCK)
+
+
+def lock_held(path: Path) -> bool | None:
+    """Whether a live process holds the flock on ``path``; None when there is no such file."""
     try:
-        f = open(Path(run_dir) / RUN_LOCK)  # noqa: SIM115
-    except FileNotFoundError:
-        return None
+        f = open(path)  # noqa: SIM115
     except OSError:
         return None
     with f:

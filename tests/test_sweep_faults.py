@@ -4,7 +4,6 @@ the data is, --set on a key the sweep varies, a full disk."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import multiprocessing
 import os
@@ -355,16 +354,7 @@ def test_two_resumes_of_one_folder_run_it_once(finished_sweep, tmp_path):
 
 
 def _sweep_lock_held(folder: Path) -> bool:
-    try:
-        with open(folder / ".sweep.lock") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(f, fcntl.LOCK_UN)
-    except FileNotFoundError:
-        pass
-    return False
+    return bool(runs.lock_held(folder / ".sweep.lock"))
 
 
 def test_a_driver_that_locked_a_removed_lock_file_takes_the_new_one(tmp_path, monkeypatch):

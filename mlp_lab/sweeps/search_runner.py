@@ -98,8 +98,11 @@ def _continued(manifest: Manifest, spec: SearchSpec) -> Study:
     trials = s.study.get_trials(deepcopy=False)
     if [t.number for t in trials] != list(range(len(trials))) or len(trials) > len(numbers):
         raise ValueError(f"it holds {len(trials)} trials, the manifest {len(numbers)}")
+    first: dict[int, dict[str, Any]] = {}  # trial number -> its values, as the manifest's first run of it has them
+    for e in manifest.runs:
+        first.setdefault(e["trial"], e["varies"])
     for t in trials:
-        varies = next(e for e in manifest.runs if e["trial"] == t.number)["varies"]
+        varies = first[t.number]
         if t.params != {k: _optuna_value(spec, k, v) for k, v in varies.items()}:
             raise ValueError(f"trial {t.number}'s values differ from the manifest's")
         if t.state.is_finished():

@@ -400,7 +400,7 @@ def compare(
         None,
         "--sort",
         "-s",
-        help="Metric or config field to sort by; accuracies best first, losses and time lowest first (default: test_acc; a search's own metric for search folders).",
+        help="Metric or config field to sort by; accuracies best first, losses and time lowest first (default: val_acc when the runs have a validation split, else test_acc; a search's own metric for search folders).",
         show_default=False,
     ),
     reverse: bool = _flag("--reverse", "-r", help="Reverse the sort order."),
@@ -433,12 +433,12 @@ def compare(
         None, "--baseline", help="The group every other is tested against (key=value[,key=value]); default: the best."
     ),
 ) -> None:
-    """Compare runs: the config fields that differ, final and best test accuracy, losses, time.
+    """Compare runs: the config fields that differ, validation and test accuracy, losses, time.
 
     Runs that differ only in their seed are one row: mean ± std over the seeds, a 95%
     interval, and each group's difference to the baseline with a p-value.
 
-    Example: mlp-lab compare runs/ --filter data.dataset=mnist --sort best_test_acc --top 5 --plot curves.png
+    Example: mlp-lab compare runs/ --filter data.dataset=mnist --sort val_acc --top 5 --plot curves.png
     """
     from mlp_lab import plots
     from mlp_lab import results as cmp
@@ -488,7 +488,7 @@ def report(
         None,
         "--sort",
         "-s",
-        help="Metric or config field to sort by, as compare's (default: test_acc; a search's own metric for search folders).",
+        help="Metric or config field to sort by, as compare's (default: val_acc with a validation split, else test_acc; a search's own metric for search folders).",
         show_default=False,
     ),
     filter_: List[str] = typer.Option(
@@ -602,7 +602,7 @@ def show(
         _plot_diagnostics([[details.record.path]], [details.record.name], plot)
 
 
-def _default_sort(paths: Optional[List[Path]]) -> str:
+def _default_sort(paths: Optional[List[Path]]) -> Optional[str]:
     from mlp_lab.runs import compared_on
 
     return compared_on(list(paths or []))

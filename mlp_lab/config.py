@@ -12,7 +12,7 @@ import copy
 import difflib
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -248,8 +248,10 @@ def _section_model(path: list[str], annotation: Any, raw: dict[str, Any]) -> typ
         value = raw.get(path[0])
         section = value if isinstance(value, dict) else {}
         return section_class(path[0], section.get("name", DEFAULT_NAMES[path[0]]))
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+    # A section that may be null (train.early_stopping): setting one of its keys makes it.
+    for a in (annotation, *get_args(annotation)):
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            return a
     return None
 
 

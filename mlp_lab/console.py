@@ -56,8 +56,11 @@ class TrainingProgress:
             self._progress.update(self._batch_task, total=total, completed=done)
 
     def end_epoch(self, record: dict[str, Any]) -> None:
+        # With a validation split the run is steered by it: show it, not the test set.
+        held_out = "val" if record.get("val_acc") is not None else "test"
         self._last = (
-            f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}  test acc {100 * record['test_acc']:.2f}%"
+            f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}  "
+            f"{held_out} acc {100 * record[f'{held_out}_acc']:.2f}%"
         )
         if self._progress is not None:
             self._progress.update(self._epoch_task, completed=record["epoch"], info=self._last)
@@ -70,15 +73,21 @@ def print_result(result: Any, quiet: bool = False) -> None:
     """The closing lines: how the run ended, what it reached, where it is."""
     s = result.summary
     out = Console(file=sys.stdout, highlight=False, soft_wrap=True)
-    final, best = s.get("final"), s.get("best")
+    final = s.get("final")
     status = result.status
     colour = {"completed": "green", "interrupted": "yellow"}.get(status, "red")
     line = f"[{colour}]{status}[/] {s['name']}: {s['epochs_done']}/{s['epochs_planned']} epochs in {s['duration_s']:.1f}s on {s['device']}"
     if final:
-        line += f"; test acc {100 * final['test_acc']:.2f}%, test loss {final['test_loss']:.4f}"
-        if best and best["epoch"] != final["epoch"]:
-            line += f" (best {100 * best['test_acc']:.2f}% at epoch {best['epoch']})"
+        line += f"; final test acc {100 * final['test_acc']:.2f}%, test loss {final['test_loss']:.4f}"
     out.print(line)
+    if s.get("selected_epoch") is not None:
+        by = s["selected_by"]
+        chosen = s.get(f"selected_{by}")
+        value = f"{100 * chosen:.2f}%" if by.endswith("acc") else f"{chosen:.4f}"
+        out.print(
+            f"chosen on validation ({by}): epoch {s['selected_epoch']}, {by.replace('_', ' ')} {value}, "
+            f"test acc there {100 * s['selected_test_acc']:.2f}% (weights: best.pt)"
+        )
     if s.get("message"):
         target = out if status == "completed" else err_console
         target.print(s["message"], highlight=False)

@@ -142,13 +142,15 @@ def comparison_figure(
     lines = rows * max((e.count("\n") + 1 for e in entries), default=0)
     fig, axes = new_figure(1, 2, width=FIGURE_WIDTH, height=4.2 + LEGEND_LINE_HEIGHT * lines)
     acc_ax, loss_ax = axes[0]
+    acc_key = held_out_key(groups)
     losses: list[float] = []
     colours = run_colours(len(groups))
     for i, (members, label) in enumerate(zip(groups, entries or labels)):
         style = {"linewidth": 2.6 if i == best else 1.3, "zorder": 3 if i == best else 2, "color": colours[i]}
-        drawn = _draw_mean(acc_ax, members, "test_acc", 100.0, label=label, markers=True, **style)
+        drawn = _draw_mean(acc_ax, members, acc_key, 100.0, label=label, markers=True, **style)
         losses += _draw_mean(loss_ax, members, "train_loss", 1.0, label=None if drawn else label, **style)
-    acc_ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy")
+    held_out = "validation" if acc_key == "val_acc" else "test"
+    acc_ax.set(xlabel="epoch", ylabel=f"{held_out} accuracy (%)", title=f"{held_out} accuracy")
     loss_ax.set(xlabel="epoch", ylabel="training loss", title="training loss")
     _maybe_log(loss_ax, losses)
     for ax in (acc_ax, loss_ax):
@@ -178,15 +180,22 @@ def comparison_figure(
     return fig
 
 
+def held_out_key(groups: Sequence[Sequence[History]]) -> str:
+    """The accuracy the curves show: validation when the runs have it (what a choice is made
+    on), else test."""
+    return "val_acc" if any(_series(h, "val_acc")[0] for g in groups for h in g) else "test_acc"
+
+
 def _final_bars(groups: Sequence[Sequence[History]], labels: Sequence[str], best: int | None, title: str | None) -> Any:
-    """Runs of a single epoch: their test accuracy and training loss as bars (a seed group's
-    mean, with ±1 std), numbered as the comparison's rows, the legend below."""
+    """Runs of a single epoch: their validation (else test) accuracy and training loss as
+    bars (a seed group's mean, with ±1 std), numbered as the comparison's rows, the legend below."""
+    acc_key = held_out_key(groups)
     entries, ncol = legend_layout([f"{i}. {label}" for i, label in enumerate(labels, 1)], FIGURE_WIDTH)
     rows = math.ceil(len(entries) / ncol) * max((e.count("\n") + 1 for e in entries), default=0)
     fig, axes = new_figure(1, 2, width=FIGURE_WIDTH, height=4.2 + LEGEND_LINE_HEIGHT * rows)
     colours = run_colours(len(groups))
     for ax, key, scale, name in (
-        (axes[0][0], "test_acc", 100.0, "test accuracy (%)"),
+        (axes[0][0], acc_key, 100.0, f"{'validation' if acc_key == 'val_acc' else 'test'} accuracy (%)"),
         (axes[0][1], "train_loss", 1.0, "training loss"),
     ):
         for i, members in enumerate(groups):
@@ -200,7 +209,7 @@ def _final_bars(groups: Sequence[Sequence[History]], labels: Sequence[str], best
                     color=colours[i],
                     edgecolor="black" if i == best else colours[i],
                     linewidth=2 if i == best else 0,
-                    label=entries[i] if key == "test_acc" else None,
+                    label=entries[i] if key == acc_key else None,
                 )
                 ax.annotate(
                     f"{scale * ys[-1]:.{1 if scale > 1 else 3}f}",

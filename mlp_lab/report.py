@@ -160,7 +160,7 @@ def _table(comp: Comparison) -> str:
 def _figures(comp: Comparison) -> list[str]:
     """The learning curves (seed groups as mean and band) and, where runs have them, diagnostics."""
     from mlp_lab.diagnostic_plots import diagnostics_figure, group_records
-    from mlp_lab.plots import PlotError, comparison_figure
+    from mlp_lab.plots import PlotError, comparison_figure, held_out_key
 
     labels = plot_labels(comp)
     groups = [runs_of(r) for r in comp.rows]
@@ -169,12 +169,13 @@ def _figures(comp: Comparison) -> list[str]:
         best = comp.rows.index(comp.best) if comp.best is not None else None
         fig = comparison_figure([[r.history for r in g] for g in groups], labels, best=best)
         bars = all(len(r.history) <= 1 for g in groups for r in g)
+        held_out = "validation" if held_out_key([[r.history for r in g] for g in groups]) == "val_acc" else "test"
         out.append(
             _figure(
                 fig,
-                "Runs of one epoch: their final test accuracy and training loss"
+                f"Runs of one epoch: their final {held_out} accuracy and training loss"
                 if bars
-                else "Learning curves: test accuracy and training loss per epoch",
+                else f"Learning curves: {held_out} accuracy and training loss per epoch",
             )
         )
     except PlotError as e:

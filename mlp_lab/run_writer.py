@@ -22,6 +22,7 @@ import torch
 from mlp_lab import runs
 from mlp_lab.config import config_to_dict, dump_config
 from mlp_lab.schema import ExperimentConfig
+from mlp_lab.selection import DEFAULT_METRIC, select_epoch, selection
 
 
 def _now() -> str:
@@ -29,7 +30,8 @@ def _now() -> str:
 
 
 def best_of(history: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The best test accuracy and its epoch (the earliest of equals); val too, if there is one."""
+    """The maxima over epochs: of test accuracy (chosen on test: optimistic, never a
+    headline; the choice is ``selection``'s) and of validation accuracy, with their epochs."""
     if not history:
         return None
     best = max(history, key=lambda r: r["test_acc"])
@@ -61,6 +63,9 @@ class RunWriter:
         self.progress = progress
         self.history: list[dict[str, Any]] = []
         self._started = time.time()
+        stopping = cfg.train.early_stopping
+        # The metric an epoch is chosen by: the one early stopping watches, else val_acc.
+        self.selected_by = stopping.metric if stopping is not None else DEFAULT_METRIC
         self.summary: dict[str, Any] = {
             "name": cfg.name,
             "run_id": self.dir.name,
@@ -72,6 +77,9 @@ class RunWriter:
             "epochs_planned": cfg.train.epochs,
             "final": None,
             "best": None,
+            "selected_epoch": None,
+            "selected_by": None,
+            "selected_test_acc": None,
             **facts,
             "pid": os.getpid(),  # with host: lets readers tell a killed run from a running one
             "host": socket.gethostname(),
@@ -120,6 +128,13 @@ class RunWriter:
                 if self.progress is not None:
                     self.progress.warn(warning)
 
+    def keep_if_selected(self, model_state: Any) -> None:
+        """best.pt: the weights of the epoch chosen on validation, written when the epoch
+        just added is (so far) the one chosen. No validation split: nothing."""
+        chosen = select_epoch(self.history, self.selected_by)
+        if chosen is not None and chosen is self.history[-1]:
+            save_torch(self.dir / runs.BEST_MODEL, model_state)
+
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         """``state`` (see checkpoint.capture) plus what the summary needs to go on after a resume."""
         resumable = {k: self.summary[k] for k in ("started_at", "warnings")} | {"duration_s": self.elapsed()}
@@ -130,6 +145,7 @@ class RunWriter:
         self.summary["epochs_done"] = len(self.history)
         self.summary["final"] = self.history[-1] if self.history else None
         self.summary["best"] = best_of(self.history)
+        self.summary.update(selection(self.history, self.selected_by))
         self.summary["duration_s"] = round(self.elapsed(), 3)
         runs.atomic_write_json(self.dir / runs.SUMMARY, self.summary)
 

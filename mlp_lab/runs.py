@@ -4,9 +4,11 @@ A run folder is ``<runs_dir>/<name>-<YYYYmmdd-HHMMSS>-<6 hex>/`` holding::
 
     config.yaml        the fully resolved config (what --resume reads)
     metrics.jsonl      one JSON object per finished epoch, appended and flushed
-    summary.json       status, final and best metrics, environment, and the resolved
-                       config again as JSON (what compare reads); rewritten atomically
+    summary.json       status, final metrics, the epoch chosen on validation, environment,
+                       and the resolved config again as JSON (what compare reads);
+                       rewritten atomically
     model.pt           final weights (state_dict)
+    best.pt            the weights of the epoch chosen on validation (with a validation split)
     checkpoint.pt      last finished epoch, for --resume
     diagnostics.jsonl  per-layer statistics, when diagnostics are on
 
@@ -38,6 +40,7 @@ CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 MODEL = "model.pt"
+BEST_MODEL = "best.pt"
 CHECKPOINT = "checkpoint.pt"
 DIAGNOSTICS = "diagnostics.jsonl"
 
@@ -339,12 +342,13 @@ def search_folders(paths: list[Path]) -> list[Path]:
     return [folder for folder in with_subfolders(paths) if search_metric(folder) is not None]
 
 
-def compared_on(paths: list[Path]) -> str:
-    """What a comparison of ``paths`` sorts by when not told: test_acc; for search folders
-    alone (of one metric), the metric the search selected on, never test."""
+def compared_on(paths: list[Path]) -> str | None:
+    """What a comparison of ``paths`` sorts by when not told: for search folders alone (of
+    one metric), the metric the search selected on; else None, the comparison's own default
+    (validation when the runs have it)."""
     folders = search_folders(paths)
     metrics = {search_metric(f) for f in folders}
-    return metrics.pop() if folders and len(folders) == len(paths) and len(metrics) == 1 else "test_acc"  # type: ignore[return-value]
+    return metrics.pop() if folders and len(folders) == len(paths) and len(metrics) == 1 else None
 
 
 def _runs_in(folder: Path) -> list[Path]:

@@ -306,6 +306,17 @@ SCHEDULER_NAMES = tuple(SCHEDULER_VARIANTS)
 # --- training -------------------------------------------------------------------------
 
 
+class EarlyStoppingConfig(_Section):
+    """Stop a run whose validation metric has stopped improving (Keras' and Lightning's
+    EarlyStopping): it ends completed, saying why, with best.pt the chosen epoch's weights."""
+
+    metric: Literal["val_loss", "val_acc"] = Field("val_loss", description="The validation metric watched.")
+    patience: int = Field(3, ge=1, description="Epochs without improvement before the run stops.")
+    min_delta: float = Field(
+        0.0, ge=0, description="The least change of the metric that counts as an improvement (a fraction for val_acc)."
+    )
+
+
 class TrainConfig(_Section):
     epochs: int = Field(15, ge=1, description="Passes over the training set.")
     batch_size: int = Field(100, ge=1, description="Training mini-batch size.")
@@ -328,6 +339,11 @@ class TrainConfig(_Section):
     diagnostics: bool = Field(False, description="Record per-layer activation and gradient statistics.")
     diagnostics_per_epoch: int = Field(4, ge=1, description="How many times per epoch diagnostics are recorded.")
     checkpoint: bool = Field(True, description="Write a resumable checkpoint at the end of each epoch.")
+    early_stopping: EarlyStoppingConfig | None = Field(
+        None,
+        description="Stop when the validation metric has not improved for `patience` epochs (needs data.val_split); "
+        "null: train every epoch.",
+    )
     check_memory: bool = Field(
         True,
         description="Refuse, before anything is built, a run whose estimated memory (weights, gradients, "
@@ -372,6 +388,11 @@ class ExperimentConfig(_Section):
             raise ValueError(
                 "optimizer.name: sparse_adam only trains sparse gradients (nn.Embedding(sparse=True)); "
                 "an MLP's Linear layers have dense gradients, so use adam or adamw instead"
+            )
+        if self.train.early_stopping is not None and self.data.val_split == 0:
+            raise ValueError(
+                "train.early_stopping watches the validation set, and there is none: "
+                "set data.val_split (e.g. 0.1), or remove train.early_stopping"
             )
         return self
 

@@ -37,6 +37,7 @@ from mlp_lab.model import build_model, count_params
 from mlp_lab.optim import build_optimizer, build_scheduler, needs_closure
 from mlp_lab.run_writer import RunWriter
 from mlp_lab.schema import ExperimentConfig
+from mlp_lab.selection import epochs_without_improvement, select_epoch
 from mlp_lab.signals import Interrupted, StopFlag, stop_on_signals
 
 # On CUDA, checking the loss for NaN costs a host sync: do it every this many steps.
@@ -237,6 +238,7 @@ def _run_experiment(
                     record["val_loss"], record["val_acc"] = evaluate(forward, data.val_x, data.val_y, data, cfg, device)
                 record.update(lr=lr, seconds=round(time.perf_counter() - t0, 4))
                 run.add_epoch(record)
+                run.keep_if_selected(model.state_dict())  # best.pt, when this epoch is the one chosen
                 if diagnostics is not None:
                     run.warn(diagnostics.end_epoch(epoch))
                 if cfg.train.checkpoint:
@@ -244,6 +246,9 @@ def _run_experiment(
                 run.write_summary()
                 if progress is not None:
                     progress.end_epoch(record)
+                ending = _stopped_early(cfg, run.history)
+                if ending:
+                    break
                 stop.check()
         except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - every ending is recorded
             status, ending = _ending(e, epoch, len(run.history), cfg, optimizer, run_dir)
@@ -270,6 +275,22 @@ def _finish(run: RunWriter, diagnostics: Any, status: str, ending: dict[str, str
         run.summary.update(status="failed", **ending)  # told to the caller; summary.json keeps its last state
         runs.release_run(run.dir)
     return "failed"
+
+
+def _stopped_early(cfg: ExperimentConfig, history: list[dict[str, Any]]) -> dict[str, str]:
+    """The ending of a run early stopping ends now (its message), or {} to go on. Read off
+    the whole history, so a resumed run stops where an uninterrupted one would."""
+    rule = cfg.train.early_stopping
+    if rule is None or len(history) >= cfg.train.epochs:
+        return {}
+    if epochs_without_improvement(history, rule.metric, rule.min_delta) < rule.patience:
+        return {}
+    chosen = select_epoch(history, rule.metric) or history[-1]
+    return {
+        "message": f"stopped early after epoch {history[-1]['epoch']} of {cfg.train.epochs}: {rule.metric} "
+        f"has not improved by more than {rule.min_delta:g} for {rule.patience} epochs; the epoch chosen "
+        f"on validation is {chosen['epoch']} (its weights: best.pt)"
+    }
 
 
 def _disk_full_ending(e: DiskFull, run_dir: Path) -> dict[str, str]:

@@ -14,9 +14,19 @@ from typing import Any
 from mlp_lab import runs
 from mlp_lab.errors import MlpLabError
 from mlp_lab.keys import flatten
-from mlp_lab.results.groups import SEED, Group, Versus, has_result, make_groups, versus
+from mlp_lab.results.groups import SEED, Group, Versus, adjust_for_comparisons, has_result, make_groups, versus
 from mlp_lab.results.rows import IDENTITY, Row, read_row
-from mlp_lab.results.values import METRICS, MISSING, OPTIONAL_METRICS, canon, float_str, fmt_value, number, parse_value
+from mlp_lab.results.values import (
+    METRICS,
+    MISSING,
+    OPTIONAL_METRICS,
+    TEST_METRICS,
+    canon,
+    float_str,
+    fmt_value,
+    number,
+    parse_value,
+)
 
 
 class CompareError(MlpLabError):
@@ -113,6 +123,7 @@ class Comparison:
     grouped: bool = False
     baseline: Row | None = None
     versus: dict[int, Versus] = field(default_factory=dict)  # id(row) -> against the baseline
+    selection: str = ""  # said once when the best is chosen on the test set (selection_note)
 
     @property
     def columns(self) -> list[str]:
@@ -133,6 +144,8 @@ class Comparison:
             "diff_ci_low",
             "diff_ci_high",
             "p_value",
+            "p_holm",
+            "comparisons",
             "test",
             "within_noise",
             "versus",
@@ -165,8 +178,10 @@ class Comparison:
             diff_ci_low=d.ci[0] if d else None,
             diff_ci_high=d.ci[1] if d else None,
             p_value=d.p if d else None,
+            p_holm=vs.p_holm if d and vs else None,
+            comparisons=vs.comparisons if d and vs else None,
             test=d.test if d else None,
-            within_noise=d.within_noise if d else None,
+            within_noise=vs.within_noise if d and vs else None,
             versus=(vs.reason or "baseline difference") if vs else None,
         )
         rec["runs"] = [
@@ -192,7 +207,7 @@ def _raw(v: Any) -> Any:
 
 def build_comparison(
     paths: Iterable[str | Path],
-    sort: str = "test_acc",
+    sort: str | None = None,
     top: int | None = None,
     filters: Sequence[str | Filter] = (),
     all_params: bool = False,
@@ -223,12 +238,15 @@ def build_comparison(
     # Every config key any run has, grouped by section in the order they appear.
     all_keys = _ordered_keys(rows)
     known = [*IDENTITY, *METRICS, *all_keys]
-    sort_key = _resolve_key(sort, known, rows, "--sort")
+    validated = any(number(r.metrics.get("val_acc")) is not None for r in rows)
+    sort_key = _resolve_key(sort or ("val_acc" if validated else "test_acc"), known, rows, "--sort")
     for f in parsed:
         _resolve_key(f.key, known, rows, "--filter")
     group_by = [_resolve_key(k, all_keys, rows, "--group-by") for k in group_by]
-    # The best row: by the sort key when it is a result (accuracy, loss, time), else test_acc.
-    best_key = sort_key if METRICS.get(sort_key, ("",))[0] in ("acc", "loss", "seconds") else "test_acc"
+    # The best row: by the sort key when it is a result (accuracy, loss, time), else on
+    # validation when there is one.
+    result_key = METRICS.get(sort_key, ("",))[0] in ("acc", "loss", "seconds")
+    best_key = sort_key if result_key else ("val_acc" if validated else "test_acc")
 
     rows = _keep(rows, [f for f in parsed if f.key not in METRICS], total)  # runs, by what they are
     units: list[Row] = list(make_groups(rows, best_key, group_by, QUIET_FIELDS)) if group else rows
@@ -256,10 +274,27 @@ def build_comparison(
         total_runs=total,
         all_param_keys=all_keys,
         incomparable=incomparable,
+        selection=selection_note(best_key, validated),
     )
     if group and (baseline is not None or any(getattr(g, "n", 1) > 1 for g in units)):
         _against_baseline(comp, _find_baseline(units, baseline, all_keys) if baseline is not None else best)
     return comp
+
+
+def selection_note(key: str, validated: bool) -> str:
+    """One line when the best is chosen on a test metric: with a validation split there was a
+    legal choice; without one, how to get it. Empty when the choice is on validation."""
+    if key not in TEST_METRICS:
+        return ""
+    if validated:
+        return (
+            f"chosen on test: sorting by {key} selects on the test set, which flatters the winner; "
+            "these runs have a validation split: --sort val_acc chooses on it"
+        )
+    return (
+        f"chosen on test: these runs have no validation split, so the best is picked by {key}; "
+        "add --set data.val_split=0.1 to choose on validation and keep test for the final number"
+    )
 
 
 def split_keys(text: str | None) -> list[str]:
@@ -288,8 +323,18 @@ def _against_baseline(comp: Comparison, baseline: Row | None) -> None:
     comp.grouped, comp.baseline = True, baseline
     if baseline is None:
         return
-    for row in comp.rows:
-        comp.versus[id(row)] = versus(row, baseline, comp.best_key, bool(data_differences(baseline, row)))  # type: ignore[arg-type]
+    tested = {
+        id(row): versus(row, baseline, comp.best_key, bool(data_differences(baseline, row)))  # type: ignore[arg-type]
+        for row in comp.rows
+    }
+    comp.versus = adjust_for_comparisons(tested)
+    rival = comp.versus.get(id(comp.runner_up)) if baseline is comp.best else None
+    if rival is not None and rival.reason == "other network":
+        # The verdict sets the best against its nearest rival on the same network.
+        key = comp.best_key
+        same = [r for r in comp.rows if comp.versus[id(r)].reason not in ("other network", "other data", "baseline")]
+        ranked = [r for r in _sorted(same, key, METRICS[key][1]) if has_result(r) and number(r.get(key)) is not None]
+        comp.runner_up = ranked[0] if ranked else comp.runner_up
 
 
 _BASELINE_SPLIT = re.compile(r",(?=\s*[A-Za-z_][A-Za-z0-9_.]*\s*=)")  # commas that start another key=

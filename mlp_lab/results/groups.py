@@ -187,11 +187,46 @@ def _label(members: list[Row]) -> str:
 @dataclass(frozen=True)
 class Versus:
     """A group against the baseline group on the compared metric: the difference, or why
-    there is none (``reason``: "baseline", "other data", "no result", "too few runs",
-    "too few results": enough runs, but fewer than 3 that reached a value)."""
+    there is none (``reason``: "baseline", "other data", "other network", "no result",
+    "too few runs", "too few results": enough runs, but fewer than 3 that reached a value).
+    ``p_holm``: the difference's p-value adjusted (Holm) for every group tested against the
+    same baseline; ``comparisons``: how many that was."""
 
     difference: st.Difference | None
     reason: str = ""
+    p_holm: float | None = None
+    comparisons: int = 1
+
+    @property
+    def within_noise(self) -> bool:
+        """The interval holds 0, or the difference does not survive the correction for the
+        number of comparisons made (Holm's p >= 0.05)."""
+        d = self.difference
+        return d is not None and (d.within_noise or (self.p_holm if self.p_holm is not None else d.p) >= 0.05)
+
+
+# The field that makes a network: groups on different hidden layers are different networks,
+# and a difference between them is not the effect of any one choice (an init on 8 layers
+# against an optimizer on 2). They are tested only when the layers are all they differ in.
+NETWORK = "model.hidden"
+
+
+def other_network(group: Row, baseline: Row) -> bool:
+    a, b = group.params or {}, baseline.params or {}
+    if canon(a.get(NETWORK, MISSING)) == canon(b.get(NETWORK, MISSING)):
+        return False
+    differing = {k for k in set(a) | set(b) if canon(a.get(k, MISSING)) != canon(b.get(k, MISSING))}
+    return bool(differing - {NETWORK, SEED, "name", "description"})
+
+
+def adjust_for_comparisons(tested: dict[int, Versus]) -> dict[int, Versus]:
+    """Every difference's p-value adjusted by Holm over all the differences tested."""
+    keys = [k for k, vs in tested.items() if vs.difference is not None]
+    adjusted = st.holm([tested[k].difference.p for k in keys])  # type: ignore[union-attr]
+    out = dict(tested)
+    for k, p in zip(keys, adjusted):
+        out[k] = Versus(tested[k].difference, tested[k].reason, p, len(keys))
+    return out
 
 
 def versus(group: Group, baseline: Group, key: str, other_data: bool) -> Versus:
@@ -202,6 +237,8 @@ def versus(group: Group, baseline: Group, key: str, other_data: bool) -> Versus:
         return Versus(None, "baseline")
     if other_data:
         return Versus(None, "other data")
+    if other_network(group, baseline):
+        return Versus(None, "other network")
     a, b = group.values(key), baseline.values(key)
     if not a or not b:
         return Versus(None, "no result")

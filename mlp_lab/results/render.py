@@ -31,10 +31,11 @@ _LAYOUTS: list[tuple[int, int, bool, tuple[str, ...]]] = [
     (14, 24, True, ("duration_s",)),
     (14, 24, True, ("duration_s", "train_loss")),
     (12, 20, True, ("duration_s", "train_loss", "val_loss", "epochs_done")),
-    (10, 16, True, ("duration_s", "train_loss", "val_loss", "epochs_done", "test_loss", "best_test_acc")),
+    (10, 16, True, ("duration_s", "train_loss", "val_loss", "epochs_done", "test_loss", "best_val_acc")),
 ]
 _HEADERS = {"epochs_done": "epochs", "duration_s": "time"}
-_TABLE_HIDDEN = ("best_epoch", "epochs_planned", "train_acc", "best_val_acc")
+# (best_test_acc is chosen on test: shown only when sorted by; JSON and CSV have it)
+_TABLE_HIDDEN = ("best_epoch", "epochs_planned", "train_acc", "best_val_acc", "best_test_acc", "selected_epoch")
 
 
 def cells(comp: Comparison, max_value: int = 60) -> tuple[list[str], list[list[str]], list[bool]]:
@@ -51,7 +52,7 @@ def _cells(
     grouped = ["n"] if comp.grouped else []
     headers = ["#", "run", "status", *grouped, *comp.param_columns]
     right = [True, False, False, *([True] * len(grouped)), *([False] * len(comp.param_columns))]
-    shown_metrics = [m for m in comp.metric_columns if m not in _TABLE_HIDDEN and m not in drop]
+    shown_metrics = [m for m in comp.metric_columns if (m not in _TABLE_HIDDEN or m == comp.sort) and m not in drop]
     for m in shown_metrics:
         headers.append(_HEADERS.get(m, m))
         right.append(True)
@@ -134,6 +135,8 @@ def table_layout(comp: Comparison, width: int) -> tuple[list[str], list[list[str
 
 def _caption(comp: Comparison, dropped: Sequence[str] = ()) -> str:
     notes = [verdict(comp)] if verdict(comp) else []
+    if comp.selection:
+        notes.append(comp.selection)
     shown = sum(getattr(r, "n", 1) for r in comp.rows)
     if comp.grouped:
         of = f" (of {comp.total_runs} read)" if comp.total_runs > shown else ""
@@ -218,7 +221,7 @@ def _stacked(comp: Comparison, width: int) -> Any:
     from rich.text import Text
 
     labels = short_labels([r.run for r in comp.rows])
-    metrics = [m for m in comp.metric_columns if m not in _TABLE_HIDDEN]
+    metrics = [m for m in comp.metric_columns if m not in _TABLE_HIDDEN or m == comp.sort]
     first, rest = metrics[:2], metrics[2:]
     parts: list[Any] = []
     for i, (row, label) in enumerate(zip(comp.rows, labels), 1):
@@ -231,7 +234,7 @@ def _stacked(comp: Comparison, width: int) -> Any:
             head.append(f"  n={getattr(row, 'n', 1)}")
         for m in first:
             cell = metric_cell(row, m, spread if m == comp.best_key else None)
-            head.append(f"  {'best' if m == 'best_test_acc' else _HEADERS.get(m, m)} {cell}")
+            head.append(f"  {_HEADERS.get(m, m)} {cell}")
         parts.append(Padding(head, (0, 0, 0, 0)))
         if comp.grouped:
             vs = versus_cell(comp.best_key, comp.versus_of(row))
@@ -275,6 +278,7 @@ def to_json(comp: Comparison) -> str:
         "grouped": comp.grouped,
         "baseline": comp.baseline.run if comp.baseline is not None else None,
         "verdict": verdict(comp),
+        "selection": comp.selection or None,
         "total_runs": comp.total_runs,
         "columns": comp.columns,
         "rows": comp.records(),

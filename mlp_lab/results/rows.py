@@ -71,6 +71,7 @@ def headline_metrics(summary: dict[str, Any] | None, history: list[dict[str, Any
         best_acc, best_epoch = number(sbest.get("test_acc")), integer(sbest.get("epoch"))
         best_val = number(sbest.get("val_acc"))
     m["best_test_acc"], m["best_epoch"], m["best_val_acc"] = best_acc, best_epoch, best_val
+    m["selected_epoch"], m["selected_test_acc"] = _selected(history, summary)
 
     done = integer(summary.get("epochs_done"))
     if done is None or len(history) > done:
@@ -83,6 +84,16 @@ def headline_metrics(summary: dict[str, Any] | None, history: list[dict[str, Any
         duration = sum(s for s in secs if s is not None and math.isfinite(s)) or None
     m["duration_s"] = duration
     return m
+
+
+def _selected(history: list[dict[str, Any]], summary: dict[str, Any]) -> tuple[int | None, float | None]:
+    """The epoch chosen on validation (the best val_acc, earliest of equals) and the test
+    accuracy there; from the summary when the metrics file lost those epochs."""
+    best_val, epoch = _best_of(history, "val_acc")
+    if best_val is not None:
+        rec = next(r for r in history if integer(r.get("epoch")) == epoch)
+        return epoch, number(rec.get("test_acc"))
+    return integer(summary.get("selected_epoch")), number(summary.get("selected_test_acc"))
 
 
 def _best_of(history: list[dict[str, Any]], key: str) -> tuple[float | None, int | None]:

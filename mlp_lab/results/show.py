@@ -123,11 +123,21 @@ def _summary_grid(d: RunDetails) -> Any:
             f"test acc {fmt_metric('test_acc', m['test_acc'])}, test loss {fmt_metric('test_loss', m['test_loss'])}, "
             f"train loss {fmt_metric('train_loss', m['train_loss'])}, train acc {fmt_metric('train_acc', m['train_acc'])}",
         )
-    if m.get("best_test_acc") is not None:
-        line = f"test acc {fmt_metric('test_acc', m['best_test_acc'])} at epoch {m.get('best_epoch')}"
-        if m.get("best_val_acc") is not None:
-            line += f"; val acc {fmt_metric('val_acc', m['best_val_acc'])}"
-        info.add_row("best", line)
+    if m.get("selected_epoch") is not None:
+        by = s.get("selected_by") or "val_acc"
+        chosen = s.get(f"selected_{by}")
+        value = fmt_metric(by, chosen) if chosen is not None else "-"
+        info.add_row(
+            "chosen",
+            f"epoch {m['selected_epoch']} on validation ({by} {value}); test acc there "
+            f"{fmt_metric('test_acc', m.get('selected_test_acc'))}",
+        )
+    elif m.get("best_test_acc") is not None:
+        info.add_row(
+            "test max",
+            f"{fmt_metric('test_acc', m['best_test_acc'])} at epoch {m.get('best_epoch')} "
+            "(chosen on test: optimistic; add data.val_split to choose on validation)",
+        )
     if m.get("duration_s") is not None:
         info.add_row("duration", fmt_seconds(m["duration_s"]))
     for key, label in (("device", "device"), ("started_at", "started"), ("finished_at", "finished")):
@@ -171,7 +181,8 @@ def _config_part(d: RunDetails, all_params: bool) -> list[Any]:
 
 
 def _epochs_part(d: RunDetails) -> Any:
-    """One row per finished epoch, the best one highlighted."""
+    """One row per finished epoch; the epoch chosen on validation highlighted (without a
+    validation split, none is: the best test epoch is no choice to make)."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -179,16 +190,16 @@ def _epochs_part(d: RunDetails) -> Any:
     rec = d.record
     if not rec.metrics:
         return Text("epochs: none finished yet", style="dim")
-    keys = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
+    keys = ["epoch", "train_loss", "train_acc"]
     if any("val_acc" in r for r in rec.metrics):
         keys += ["val_loss", "val_acc"]
-    keys += ["lr", "seconds"]
+    keys += ["test_loss", "test_acc", "lr", "seconds"]
     ep = Table(
         box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold", title="epochs", title_justify="left"
     )
     for k in keys:
         ep.add_column(k, justify="right")
-    best_epoch = d.metrics.get("best_epoch")
+    best_epoch = d.metrics.get("selected_epoch")
     for r in rec.metrics:
         cells = []
         for k in keys:

@@ -179,3 +179,16 @@ def _no_spread(diff: float, test: str, df: float) -> Difference:
     # Every repetition gave the same value (a dead network stuck at chance, say): no noise
     # to measure, so the difference is what it is.
     return Difference(diff, (diff, diff), 1.0 if diff == 0 else 0.0, test, df, math.inf if diff else 0.0)
+
+
+def holm(ps: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of p-values for testing several hypotheses at once: the
+    k-th smallest of m is multiplied by m - k + 1, kept monotone, capped at 1. Unlike
+    Bonferroni it never rejects less, and it holds the family-wise error rate."""
+    m = len(ps)
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda j: ps[j])):
+        running = max(running, min(1.0, (m - rank) * ps[i]))
+        adjusted[i] = running
+    return adjusted

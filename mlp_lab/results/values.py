@@ -13,22 +13,29 @@ from mlp_lab import runs
 
 # The metric columns, in display order: key -> (kind, higher is better).
 # kind picks the formatting: acc as a percentage, loss with 4 significant digits.
+# Validation first: with a validation split, runs and epochs are chosen on it, and the test
+# set is read once, at the chosen epoch (selected_test_acc). best_test_acc, the maximum of
+# test accuracy over epochs, is chosen on test: optimistic, kept for the JSON and CSV.
 METRICS: dict[str, tuple[str, bool]] = {
-    "test_acc": ("acc", True),
-    "best_test_acc": ("acc", True),
-    "best_epoch": ("int", False),
     "val_acc": ("acc", True),
     "best_val_acc": ("acc", True),
-    "test_loss": ("loss", False),
+    "selected_epoch": ("int", False),
+    "selected_test_acc": ("acc", True),
     "val_loss": ("loss", False),
+    "test_acc": ("acc", True),
+    "test_loss": ("loss", False),
     "train_loss": ("loss", False),
     "train_acc": ("acc", True),
     "epochs_done": ("int", True),
     "epochs_planned": ("int", True),
     "duration_s": ("seconds", False),
+    "best_test_acc": ("acc", True),
+    "best_epoch": ("int", False),
 }
 # Shown only when some run has them (a validation split was set).
-OPTIONAL_METRICS = ("val_acc", "best_val_acc", "val_loss")
+OPTIONAL_METRICS = ("val_acc", "best_val_acc", "val_loss", "selected_epoch", "selected_test_acc")
+# Metrics read on the test set: choosing by one of them selects on test.
+TEST_METRICS = ("test_acc", "test_loss", "best_test_acc")
 MISSING = object()  # a field a run does not have (not the same as a null value)
 
 
@@ -176,9 +183,9 @@ def metric_cell(row: Any, m: str, spread: Any = None) -> str:
     v = row.metrics.get(m)
     if spread is not None and spread.n > 1:
         return f"{num(m, spread.mean)} ± {num(m, spread.std)}{'%' if METRICS[m][0] == 'acc' else ''}"
-    if m == "best_test_acc":
+    if m in ("best_test_acc", "selected_test_acc"):
         s = fmt_metric(m, v)
-        e = row.metrics.get("best_epoch")
+        e = row.metrics.get("best_epoch" if m == "best_test_acc" else "selected_epoch")
         return f"{s} @{e:g}" if v is not None and e is not None else s
     if m == "epochs_done":
         planned = row.metrics.get("epochs_planned")
@@ -210,7 +217,8 @@ def unit(key: str) -> str:
 
 def versus_cell(key: str, vs: Any) -> str:
     """A seed group against the baseline (a groups.Versus): the difference, its interval
-    and p-value, 'noise' when the interval holds 0; or why there is none."""
+    and p-value (Holm-adjusted as p_holm when several groups were tested), 'noise' when the
+    interval holds 0 or the adjusted p is 0.05 or more; or why there is none."""
     if vs is None:
         return "-"
     if vs.difference is None:
@@ -218,4 +226,6 @@ def versus_cell(key: str, vs: Any) -> str:
         return {"too few runs": "n<3: more seeds", "too few results": "<3 results"}.get(reason, reason)
     d, k = vs.difference, key
     text = f"{num(k, d.diff, True)}{unit(k)} [{num(k, d.ci[0], True)}, {num(k, d.ci[1], True)}] p={d.p:.2g}"
-    return text + (" noise" if d.within_noise else "")
+    if vs.p_holm is not None and vs.comparisons > 1:
+        text += f" p_holm={vs.p_holm:.2g}"
+    return text + (" noise" if vs.within_noise else "")

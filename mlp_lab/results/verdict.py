@@ -81,8 +81,10 @@ def _group_verdict(comp: Comparison, labels: dict[str, str]) -> str:
     kind, higher = METRICS[key]
     word = "ahead of" if higher else ("faster than" if kind == "seconds" else "lower than")
     gap = abs(best.get(key) - other.get(key))
-    if d is None and vs is not None and vs.reason in ("other data", "no result"):
-        why = "ran on other data" if vs.reason == "other data" else "has no result"
+    if d is None and vs is not None and vs.reason in ("other data", "other network", "no result"):
+        why = {"other data": "ran on other data", "other network": "is another network (model.hidden)"}.get(
+            vs.reason, "has no result"
+        )
         return f"best by {key}: {said(best)}; the baseline {said(other)} {why}, so the two are not tested"
     if d is None:
         why = (
@@ -95,11 +97,17 @@ def _group_verdict(comp: Comparison, labels: dict[str, str]) -> str:
         sign = -sign  # lower is better: the interval of (other - best), positive when best is lower
     lo, hi = sorted((sign * d.ci[0], sign * d.ci[1]))
     test = "paired t-test on per-seed differences" if d.test == "paired" else "Welch's t-test"
+    p = f"p = {d.p:.2g}"
+    if vs is not None and vs.p_holm is not None and vs.comparisons > 1:
+        p += f", {vs.p_holm:.2g} after Holm's correction for {vs.comparisons} comparisons"
     text = (
         f"{said(best)} is {word} {said(other)} by {num(key, abs(d.diff))}{unit(key)} "
-        f"[{num(key, lo)}, {num(key, hi)}], p = {d.p:.2g} ({test})"
+        f"[{num(key, lo)}, {num(key, hi)}], {p} ({test})"
     )
-    return text + (": within seed noise; more seeds would tell" if d.within_noise else "")
+    if vs is not None and vs.within_noise:
+        text += ": within seed noise" if d.within_noise else ": not beyond noise once the comparisons are counted"
+        text += "; more seeds would tell"
+    return text
 
 
 def _not_comparable(comp: Comparison, labels: dict[str, str]) -> str:

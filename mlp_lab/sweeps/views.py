@@ -17,7 +17,8 @@ def _out(line: str) -> None:
 
 
 def finished_line(folder: Path, entry: dict[str, Any], finished: int, total: int) -> str:
-    """'[3/12] completed relu-0001 (cell 1a2b3c4d, seed 2): test acc 97.12% in 8.1s'."""
+    """'[3/12] completed relu-0001 (cell 1a2b3c4d, seed 2): val acc 97.12% in 8.1s' (test acc
+    when the run has no validation split: a sweep steers by what it shows)."""
     from mlp_lab import runs
 
     text = (
@@ -25,8 +26,9 @@ def finished_line(folder: Path, entry: dict[str, Any], finished: int, total: int
     )
     if entry["status"] == "completed" and entry["folder"]:
         final = (runs.load_run(folder / entry["folder"]).summary or {}).get("final") or {}
-        if "test_acc" in final:
-            text += f": test acc {100 * final['test_acc']:.2f}% in {entry.get('seconds', 0):.1f}s"
+        held_out = "val" if final.get("val_acc") is not None else "test"
+        if final.get(f"{held_out}_acc") is not None:
+            text += f": {held_out} acc {100 * final[f'{held_out}_acc']:.2f}% in {entry.get('seconds', 0):.1f}s"
     if entry.get("reason"):
         text += f": {without_train_hint(entry['reason'])}"
     return text

@@ -21,6 +21,7 @@ optional plot. Thresholds live in ``diagnostics.py`` beside training's own.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +47,10 @@ RANGE_LR = (1e-7, 10.0)
 RANGE_SMOOTHING = 0.9  # exponential moving average of the loss, bias-corrected
 RANGE_BLOWUP = 4.0  # stop once the smoothed loss is this many times its minimum
 RANGE_FALL = 0.1  # the loss "falls" once it is this share of the way from its start to its minimum
+RANGE_START = 10  # the curve's start is the median of its first points: one noisy batch is no start
+# A loss that falls by less than this share of its start at any lr is no range: the network
+# cannot learn (zero weights, a vanished signal), and no lr would fix it.
+RANGE_MIN_FALL = 0.05
 # The smoothing (about 10 steps) makes the curve answer to the lr of ~10 steps before, about
 # 3x lower: an lr within that factor below where the curve falls is not called too low.
 RANGE_LAG = 3.0
@@ -112,7 +117,7 @@ def run_check(cfg: ExperimentConfig, data_dir: Path | None = None, tiny: int = 2
     lr_check = _range_test(cfg, data, device, result)  # first: a failed overfit is read against its range
     result.checks.append(_overfit(plain, x[:tiny], y[:tiny], classes, device, result))
     result.checks.append(lr_check)
-    result.checks.append(_update_ratio(cfg, data, device))
+    result.checks.append(_update_ratio(cfg, data, device, result))
     return result
 
 
@@ -238,6 +243,8 @@ def _why_it_cannot_learn(
 
 
 def _fix_for(finding: str, cfg: ExperimentConfig) -> str:
+    if cfg.model.init in ("zeros", "constant"):
+        return f"{_scaled_init(cfg)} (weights that start equal learn alike, or not at all)"
     if "vanish" in finding or "died out" in finding:
         return f"{_scaled_init(cfg)} or model.norm: batchnorm"
     if "saturat" in finding:
@@ -263,7 +270,16 @@ def _range_test(cfg: ExperimentConfig, data: Any, device: Any, result: CheckResu
             {"lr": lrs, "loss": losses},
         )
     best = min(range(len(losses)), key=losses.__getitem__)
-    start, low = losses[0], losses[best]
+    start, low = sorted(losses[:RANGE_START])[min(RANGE_START, len(losses)) // 2], losses[best]
+    if start - low < RANGE_MIN_FALL * start:
+        return Check(
+            name,
+            "fail",
+            f"the loss hardly falls at any lr: from {start:.3g} to {low:.3g} at best",
+            "a range where the loss falls",
+            "no learning rate trains this network: the cause is elsewhere (see the other checks); no lr suggested",
+            {"lr": lrs, "loss": losses, "start": start, "lowest": low},
+        )
     # Where the loss falls for good: after the last point still near the start (a single
     # noisy dip early on is not the fall).
     near_start = [i for i in range(best) if losses[i] >= start - RANGE_FALL * (start - low)]
@@ -337,7 +353,22 @@ def _range_curve(cfg: ExperimentConfig, data: Any, device: Any) -> tuple[list[fl
     return lrs, losses, False
 
 
-def _update_ratio(cfg: ExperimentConfig, data: Any, device: Any) -> Check:
+def _init_cause(cfg: ExperimentConfig, result: CheckResult) -> str:
+    """The init, when the checks so far say it is what is wrong: weights that start equal
+    (zeros, constant) get equal updates or none; a loss at init far above ln C means an init
+    too large for the depth. Else ''."""
+    if cfg.model.hidden and cfg.model.init in ("zeros", "constant"):
+        return (
+            f"weights that start equal (model.init: {cfg.model.init}) get equal updates or none, so no lr "
+            f"helps; use {_scaled_init(cfg)}"
+        )
+    at_init = next((c for c in result.checks if c.name == "loss at init"), None)
+    if at_init is not None and at_init.verdict == "fail":
+        return f"the init is too large for this depth (see loss at init), not the lr; use {_scaled_init(cfg)}"
+    return ""
+
+
+def _update_ratio(cfg: ExperimentConfig, data: Any, device: Any, result: CheckResult) -> Check:
     name = "update / weight ratio"
     model = _model(cfg, data.input_dim, data.num_classes, device)
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), device)
@@ -356,6 +387,9 @@ def _update_ratio(cfg: ExperimentConfig, data: Any, device: Any) -> Check:
     low, high = dg.UPDATE_RATIO_BAND
     big = [i + 1 for i, r in enumerate(ratios) if not math.isfinite(r) or r > high]
     small = [i + 1 for i, r in enumerate(ratios) if r < low]
+    cause = _init_cause(cfg, result)
+    if (big or small) and cause:
+        return Check(name, "warn", measured, want, cause, numbers)
     if big:
         return Check(
             name,
@@ -429,6 +463,23 @@ def _scaled_init(cfg: ExperimentConfig) -> str:
     return "model.init: kaiming_normal" if relu_like else "model.init: xavier_normal"
 
 
+def suggestion_line(result: CheckResult) -> str:
+    """The closing advice: an lr only when the lr is what to change. A network that cannot
+    learn (its overfit check failing for a reason the lr does not fix) is sent to the cause."""
+    overfit = next((c for c in result.checks if c.name == "overfit a tiny subset"), None)
+    reasons = (overfit.numbers.get("reasons") or []) if overfit is not None and overfit.verdict == "fail" else []
+    not_the_lr = [r for r in reasons if not r.startswith("optimizer.lr ")]
+    if not_the_lr or result.suggested_lr is None:
+        fixes = [re.split(r"\b(?:use|try) ", r, maxsplit=1)[1] for r in not_the_lr if re.search(r"\b(?:use|try) ", r)]
+        fix = fixes[0].split("; ")[0] if fixes else "see the failed checks above"
+        return f"suggested: fix the network before tuning an lr: {fix}; then check again"
+    return (
+        f"suggested: --set optimizer.lr={result.suggested_lr:.2g} (the lowest smoothed loss's lr / 10: a starting "
+        "point from one short pass; any lr inside the range that passes is fine, and a search on validation "
+        "(mlp-lab sweep --search) is what decides)"
+    )
+
+
 def check_lines(result: CheckResult) -> list[str]:
     """The checklist as text: a line per check, what to change under it, the suggestion."""
     width = max(len(c.name) for c in result.checks)
@@ -441,7 +492,6 @@ def check_lines(result: CheckResult) -> list[str]:
         if c.advice:
             lines.append(f"        {'':<{width}}  -> {c.advice}")
     counts = {v: sum(c.verdict == v for c in result.checks) for v in ("fail", "warn")}
-    if result.suggested_lr is not None:
-        lines.append(f"suggested: --set optimizer.lr={result.suggested_lr:.2g} (the lowest smoothed loss's lr / 10)")
+    lines.append(suggestion_line(result))
     lines.append(f"{counts['fail']} failed, {counts['warn']} warned of {len(result.checks)} checks")
     return lines

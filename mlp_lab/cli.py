@@ -317,6 +317,36 @@ def sweep(
 
 @app.command(cls=_Command)
 @_user_errors
+def confirm(
+    folder: Path = typer.Argument(..., help="A finished search's folder.", show_default=False),
+    top: int = typer.Option(3, "--top", help="The search's best trials to re-run: the winner and its rivals."),
+    seeds: int = typer.Option(5, "--seeds", help="Fresh seeds each (seeds the search never used; 3 or more)."),
+    jobs: Optional[int] = typer.Option(
+        None,
+        "--jobs",
+        "-j",
+        help="Runs at once (a process each; default: one per core, at most 8).",
+        show_default=False,
+    ),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads per run.", show_default=False),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the confirming sweep folder is written."),
+    data_dir: Optional[Path] = _data_dir_option(),
+    quiet: bool = _flag("--quiet", "-q", help="No live view: a line per finished run, then the verdict."),
+) -> None:
+    """Is a search's winner really ahead? Re-run its top trials on fresh seeds and say.
+
+    The top K trials train again on N seeds the search never used (new inits, batch
+    orders and validation splits); each rival is tested against the winner on the
+    search's metric, Holm-adjusted, and the last line says confirmed or not.
+    Example: mlp-lab confirm runs/lr-search-20261204-120000-a1b2c3 --top 3 --seeds 5
+    """
+    from mlp_lab.sweeps.console import confirm_from_cli
+
+    raise typer.Exit(confirm_from_cli(folder, top, seeds, jobs, threads, runs_dir, data_dir, quiet))
+
+
+@app.command(cls=_Command)
+@_user_errors
 def check(
     config: Path = typer.Option(
         ...,

@@ -29,10 +29,32 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     raw = read_yaml_mapping(
         path, "config", "a YAML mapping of sections (data, model, optimizer, ...)", "'model: {activation: relu}'"
     )
+    _not_a_sweep_file(raw, path)
     raw.setdefault("name", default_name(path))
     for item in overrides or []:
         apply_override(raw, item)
     return validate_config(raw, source=str(path))
+
+
+# Keys only a sweep file has (sweeps/spec.py's SweepFile; this layer does not import it).
+SWEEP_FILE_KEYS = ("base", "configs", "grid", "cases", "seeds", "search")
+
+
+def _not_a_sweep_file(raw: dict[str, Any], path: Path) -> None:
+    """A sweep file handed to train or check: say what it is and what to run instead."""
+    found = [k for k in SWEEP_FILE_KEYS if k in raw]
+    if not found or any(k in raw for k in ExperimentConfig.model_fields if k not in ("name", "description")):
+        return
+    base = raw.get("base")
+    instead = (
+        f"; to check or train its base, pass that config ({base}, relative to {path.parent or '.'})"
+        if isinstance(base, str)
+        else ""
+    )
+    raise ConfigError(
+        f"{path} is a sweep file (it has {', '.join(repr(k) for k in found)}), not an experiment config: "
+        f"run it with mlp-lab sweep {path}{instead}"
+    )
 
 
 def read_yaml_mapping(path: Path, what: str, must_be: str, example: str) -> dict[str, Any]:

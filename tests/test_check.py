@@ -9,6 +9,7 @@ import math
 import pytest
 
 import mlp_lab
+from mlp_lab.checklist import RANGE_LAG, check_lines
 
 from helpers import REPO, assert_user_error, cli, write_config
 
@@ -147,3 +148,65 @@ def test_a_small_init_in_deep_tanh_cannot_overfit_on_mnist_because_the_signal_va
 def test_plain_sgd_lr_too_high_and_too_low_on_mnist(shared_data, lr, words):
     result = mlp_lab.check(REPO / "configs" / "relu_sgd.yaml", {"optimizer.lr": lr}, data_dir=shared_data)
     assert words in by_name(result)["learning-rate range"].advice
+
+
+# --- advice that names the cause ------------------------------------------------------------
+
+
+def _deep(init: str, activation: str = "relu", **model) -> dict:
+    return {**SYNTH, "model": {"hidden": [32] * 6, "activation": activation, "init": init, **model}}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [_deep("zeros"), _deep("normal", activation="tanh", init_std=0.01)],
+    ids=["relu-zeros", "tanh-small"],
+)
+def test_a_network_that_cannot_learn_gets_no_lr_suggestion(raw):
+    result = mlp_lab.check({**raw, "optimizer": {"name": "sgd", "lr": 0.1}})
+    checks = by_name(result)
+    assert checks["overfit a tiny subset"].verdict == "fail"
+    assert checks["learning-rate range"].verdict == "fail"
+    assert checks["learning-rate range"].measured.startswith("the loss hardly falls at any lr")
+    assert result.suggested_lr is None and result.lr_range is None
+    last = check_lines(result)[-2]
+    assert last.startswith("suggested: fix the network before tuning an lr: ") and "optimizer.lr" not in last
+    assert "init" in last
+
+
+def test_zero_weights_are_blamed_on_the_init_not_the_lr():
+    result = mlp_lab.check({**_deep("zeros"), "optimizer": {"name": "sgd", "lr": 0.1}})
+    ratio = by_name(result)["update / weight ratio"]
+    assert ratio.verdict == "warn"
+    assert "model.init: zeros" in ratio.advice and "kaiming_normal" in ratio.advice
+    assert "raise optimizer.lr" not in ratio.advice
+
+
+def test_an_init_too_large_is_blamed_for_nan_updates_not_the_lr():
+    result = mlp_lab.check({**_deep("normal", init_std=1.0), "optimizer": {"name": "sgd", "lr": 0.1}})
+    assert by_name(result)["loss at init"].verdict == "fail"
+    ratio = by_name(result)["update / weight ratio"]
+    assert "init is too large" in ratio.advice and "lower optimizer.lr" not in ratio.advice
+    assert "optimizer.lr=" not in check_lines(result)[-2]
+
+
+def test_an_lr_far_too_low_fails_overfitting_and_the_range_test_alike():
+    """The range's low end is where the loss falls for good, not the first noisy step: an lr
+    the overfit check fails for is never inside the range."""
+    result = mlp_lab.check({**SYNTH, "optimizer": {"name": "sgd", "lr": 1e-6}})
+    checks = by_name(result)
+    assert checks["overfit a tiny subset"].verdict == "fail"
+    assert (
+        checks["learning-rate range"].verdict in ("warn", "fail") and "too low" in checks["learning-rate range"].advice
+    )
+    assert result.lr_range[0] > 1e-6 * RANGE_LAG
+    last = check_lines(result)[-2]
+    assert last.startswith(f"suggested: --set optimizer.lr={result.suggested_lr:.2g}") and "search" in last
+
+
+def test_check_of_a_sweep_file_says_what_it_is_in_one_line(tmp_path):
+    (tmp_path / "s.yaml").write_text("base: ../relu_adam.yaml\ngrid:\n  optimizer.lr: [0.001, 0.01]\n")
+    res = cli("check", "--config", tmp_path / "s.yaml")
+    assert res.code == 2 and res.stderr.count("\n") == 1
+    assert "is a sweep file (it has 'base', 'grid')" in res.stderr and "mlp-lab sweep" in res.stderr
+    assert "../relu_adam.yaml" in res.stderr

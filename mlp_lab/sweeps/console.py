@@ -50,6 +50,7 @@ def sweep_from_cli(
             raise ConfigError(
                 "--resume continues a sweep exactly as planned; it takes no sweep file, --set or --dry-run"
             )
+        plan = None
         folder = Path(resume)
         manifest = sw.load_manifest(folder)
         if not sw.to_do(manifest):
@@ -63,6 +64,54 @@ def sweep_from_cli(
             _print_plan(plan)
             return 0
         backend = backend or "local"
+    folder, outcome = _run(plan, resume, backend, address, jobs, threads, runs_dir, data_dir, quiet, tensorboard)
+    return _close(folder, outcome)
+
+
+def confirm_from_cli(
+    search_folder: Path,
+    top: int,
+    seeds: int,
+    jobs: int | None,
+    threads: int | None,
+    runs_dir: Path,
+    data_dir: Path | None,
+    quiet: bool,
+) -> int:
+    """``mlp-lab confirm``: the search's top trials on fresh seeds, then whether the winner stays ahead."""
+    from mlp_lab import sweeps as sw
+    from mlp_lab.sweeps.confirm import plan_confirmation, verdict_lines
+
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"--jobs {jobs}: must be 1 or more")
+    confirmation = plan_confirmation(Path(search_folder), top, seeds)
+    for line in confirmation.lines():
+        _out(line)
+    plan = sw.load_sweep(confirmation.file, [])
+    folder, outcome = _run(plan, None, "local", None, jobs, threads, runs_dir, data_dir, quiet, None)
+    code = _close(folder, outcome)
+    if not outcome.stopped:
+        for line in verdict_lines(confirmation, folder):
+            _out(line)
+    return code
+
+
+def _run(
+    plan: Any,
+    resume: Path | None,
+    backend: str,
+    address: str | None,
+    jobs: int | None,
+    threads: int | None,
+    runs_dir: Path,
+    data_dir: Path | None,
+    quiet: bool,
+    tensorboard: Path | None,
+) -> tuple[Path, Any]:
+    """Start ``plan`` in a new sweep folder (or continue the folder ``resume``) and run it:
+    (the folder, the outcome)."""
+    from mlp_lab import sweeps as sw
+
     # Ray is joined (or started) before the sweep folder is made: a missing extra or an
     # address that does not answer leaves nothing written.
     with _session(backend, address):
@@ -78,6 +127,8 @@ def sweep_from_cli(
             _out(
                 f"sweep {plan.name}: {size} on {backend}, {at_once} with {_n(threads, 'thread')} each; folder: {folder}"
             )
+        else:
+            folder = Path(resume)
         watch: LineView | TensorBoardView = LiveView(folder) if not quiet and sys.stderr.isatty() else LineView(folder)
         if tensorboard is not None:
             watch = TensorBoardView(watch, folder, tensorboard)
@@ -85,7 +136,7 @@ def sweep_from_cli(
             outcome = sw.run_sweep(
                 folder, jobs=jobs, threads=threads, data_dir=data_dir, watch=watch, backend=backend, address=address
             )
-    return _close(folder, outcome)
+    return folder, outcome
 
 
 def _session(backend: str, address: str | None) -> Any:

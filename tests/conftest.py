@@ -101,8 +101,11 @@ def shared_data() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
-    # A user's own MLP_LAB_DATA must never leak into a test's data directory lookup.
-    monkeypatch.delenv("MLP_LAB_DATA", raising=False)
+    # A user's own MLP_LAB_DATA must never leak into a test's data directory lookup; nor
+    # the shell's MLP_LAB_OFFLINE (the download tests fake a download), nor its COLUMNS
+    # (the table tests read what a pipe gets: every column).
+    for name in ("MLP_LAB_DATA", "MLP_LAB_OFFLINE", "COLUMNS"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     # No test downloads: one that means to replaces this tripwire with its own fake.
     monkeypatch.setattr(data_files, "download", _no_download)

@@ -79,7 +79,7 @@ def test_smoke_config_trains_and_writes_the_run_folder(tmp_path):
     assert summary["final"] == metrics[-1]
     best = max(metrics, key=lambda m: m["test_acc"])
     assert summary["best"] == {"test_acc": best["test_acc"], "epoch": best["epoch"]}
-    assert summary["device"] == "cpu"  # auto picks CPU on a machine without CUDA
+    assert summary["device"] == ("cuda" if torch.cuda.is_available() else "cpu")  # auto: CUDA when present
     assert summary["param_count"] == 784 * 64 + 64 + 64 * 10 + 10
     assert summary["torch_version"] == torch.__version__
     assert summary["preprocessing"]["kind"] == "channel_mean" and len(summary["preprocessing"]["mean"]) == 1

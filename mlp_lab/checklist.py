@@ -275,7 +275,7 @@ def _range_test(cfg: ExperimentConfig, data: Any, device: Any, result: CheckResu
         return Check(
             name,
             "fail",
-            f"the loss hardly falls at any lr: from {start:.3g} to {low:.3g} at best",
+            f"the loss hardly falls at any lr: from {start:.4g} to {low:.4g} at best",
             "a range where the loss falls",
             "no learning rate trains this network: the cause is elsewhere (see the other checks); no lr suggested",
             {"lr": lrs, "loss": losses, "start": start, "lowest": low},

@@ -114,7 +114,7 @@ class ModelConfig(_Section):
         default_factory=lambda: [256, 256],
         description="Hidden layer sizes; [] is softmax regression.",
     )
-    activation: Activation = "relu"
+    activation: Activation = Field("relu", description="The nonlinearity after each hidden layer.")
     negative_slope: float = Field(0.01, ge=0, description="leaky_relu's slope for x < 0.")
     prelu_init: float = Field(0.25, description="prelu's initial learned slope.")
     elu_alpha: float = Field(1.0, gt=0, description="elu's alpha.")
@@ -128,7 +128,7 @@ class ModelConfig(_Section):
     )
     bias_init: BiasInit = Field("zeros", description="Bias initialiser ('default' keeps PyTorch's).")
     bias_value: float = Field(0.0, description="bias_init: constant fills biases with this value.")
-    norm: Norm = "none"
+    norm: Norm = Field("none", description="A normalisation layer in each hidden layer (batchnorm: BatchNorm1d).")
     norm_position: NormPosition = Field(
         "before_activation", description="Where the norm layer sits: Linear -> norm -> activation, or after it."
     )
@@ -353,7 +353,7 @@ class TrainConfig(_Section):
 
 class ExperimentConfig(_Section):
     name: str = Field("experiment", description="Run name; the run folder is <name>-<timestamp>-<id>.")
-    description: str = ""
+    description: str = Field("", description="Free text: what the experiment is for (shown by mlp-lab configs).")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     # The one place the default optimizer and scheduler are written.

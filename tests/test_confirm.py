@@ -11,7 +11,7 @@ from statsmodels.stats.multitest import multipletests
 from test_search import finished_search  # noqa: F401 - the fixture
 
 from mlp_lab.sweeps import load_manifest
-from mlp_lab.sweeps.confirm import Confirmation, verdict_lines
+from mlp_lab.sweeps.confirm import Confirmation, judge
 from mlp_lab.sweeps.search_runner import trial_rows
 
 from helpers import assert_user_error, cli
@@ -35,7 +35,7 @@ def _confirmation(*lrs: float) -> Confirmation:
 
 def test_a_winner_ahead_of_every_rival_beyond_noise_is_confirmed(tmp_path):
     _fresh_runs(tmp_path, {0.01: [0.970, 0.972, 0.971], 0.1: [0.950, 0.953, 0.951], 0.3: [0.930, 0.934, 0.931]})
-    lines = verdict_lines(_confirmation(0.01, 0.1, 0.3), tmp_path)
+    lines = judge(_confirmation(0.01, 0.1, 0.3), tmp_path)[1]
     assert lines[0].startswith("on fresh seeds, trial 0 reaches val_acc 97.10 ± 0.10%, n=3")
     assert sum(line.startswith("  behind it beyond noise: trial") for line in lines) == 2
     assert lines[-1] == "confirmed: trial 0 stays ahead of all 2 rivals beyond noise (Holm over 2)"
@@ -43,7 +43,7 @@ def test_a_winner_ahead_of_every_rival_beyond_noise_is_confirmed(tmp_path):
 
 def test_a_winner_within_noise_of_a_rival_is_not_confirmed_and_the_p_values_are_holms(tmp_path):
     _fresh_runs(tmp_path, {0.01: [0.970, 0.960, 0.975], 0.02: [0.968, 0.962, 0.971], 0.3: [0.930, 0.934, 0.931]})
-    lines = verdict_lines(_confirmation(0.01, 0.02, 0.3), tmp_path)
+    lines = judge(_confirmation(0.01, 0.02, 0.3), tmp_path)[1]
     assert any(line.startswith("  within noise of it: trial 1") for line in lines)
     assert lines[-1].startswith("not confirmed: trial 0 cannot be told from 1 of its 2 rivals")
     # The p-values said are Holm's over the two comparisons, as compare computes them.
@@ -55,7 +55,7 @@ def test_a_winner_within_noise_of_a_rival_is_not_confirmed_and_the_p_values_are_
 
 def test_a_rival_ahead_on_fresh_seeds_is_named(tmp_path):
     _fresh_runs(tmp_path, {0.01: [0.950, 0.953, 0.951], 0.1: [0.970, 0.972, 0.971]})
-    lines = verdict_lines(_confirmation(0.01, 0.1), tmp_path)
+    lines = judge(_confirmation(0.01, 0.1), tmp_path)[1]
     assert lines[-1].startswith("not confirmed: a rival is ahead of trial 0 on fresh seeds")
 
 

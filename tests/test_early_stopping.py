@@ -149,3 +149,28 @@ def test_train_prints_the_final_test_accuracy_and_the_epoch_chosen_on_validation
         f"chosen on validation (val_acc): epoch {s['selected_epoch']}, val acc {100 * s['selected_val_acc']:.2f}%, "
         f"test acc there {100 * s['selected_test_acc']:.2f}% (weights: best.pt)"
     ) in res.stdout
+
+
+def test_sweeps_and_searches_stop_early_too(tmp_path):
+    from mlp_lab.sweeps import load_manifest
+
+    from helpers import cli_subprocess, write_yaml
+
+    write_yaml(tmp_path / "base.yaml", STOPPING)
+    write_yaml(
+        tmp_path / "s.yaml",
+        {
+            "base": "base.yaml",
+            "seeds": 2,
+            "search": {"space": {"optimizer.lr": {"log_uniform": [0.3, 0.6]}}, "trials": 2},
+        },
+    )
+    res = cli_subprocess("sweep", "s.yaml", "--quiet", "--jobs", "2", cwd=tmp_path, timeout=300)
+    assert res.code == 0, res
+    (folder,) = (tmp_path / "runs").iterdir()
+    entries = load_manifest(folder).runs
+    assert len(entries) == 4 and {e["status"] for e in entries} == {"completed"}
+    stopped = [summary(folder / e["folder"]) for e in entries]
+    assert all(s["message"].startswith("stopped early after epoch") for s in stopped if s["epochs_done"] < 30)
+    assert any(s["epochs_done"] < 30 for s in stopped)
+    assert all((folder / e["folder"] / "best.pt").exists() for e in entries)

@@ -85,13 +85,20 @@ def plan_confirmation(folder: Path, top: int = 3, seeds: int = 5) -> Confirmatio
     return Confirmation(file, best, fresh, spec.metric, maximize)
 
 
-def verdict_lines(confirmation: Confirmation, sweep_folder: Path) -> list[str]:
-    """Whether the winner stays ahead of each rival beyond noise, on the fresh seeds."""
+def judge(confirmation: Confirmation, sweep_folder: Path) -> tuple[Any, list[str]]:
+    """The comparison of the confirming runs, the winner as its baseline; and the lines that
+    say whether the winner stays ahead of each rival beyond noise."""
     from mlp_lab.results import build_comparison
 
     winner = confirmation.trials[0]
     baseline = ",".join(f"{k}={_yaml(v)}" for k, v in winner["values"].items())
     comp = build_comparison([sweep_folder], sort=confirmation.metric, baseline=baseline)
+    return comp, verdict_lines(confirmation, comp)
+
+
+def verdict_lines(confirmation: Confirmation, comp: Any) -> list[str]:
+    """Whether the winner (``comp``'s baseline) stays ahead of each rival beyond noise."""
+    winner = confirmation.trials[0]
     if comp.baseline is None:
         return [f"the winner's runs on the fresh seeds reached no {confirmation.metric}: nothing to confirm"]
     key = comp.best_key
@@ -108,8 +115,8 @@ def verdict_lines(confirmation: Confirmation, sweep_folder: Path) -> list[str]:
             unclear.append(f"{name}: not tested ({vs.reason if vs else 'no result'})")
             continue
         better = d.diff > 0 if confirmation.maximize else d.diff < 0
-        said = f"{name}: {_diff(key, d.diff)}, p_holm = {vs.p_holm:.2g}"  # type: ignore[union-attr]
-        (unclear if vs.within_noise else ahead if better else behind).append(said)  # type: ignore[union-attr]
+        said = f"{name}: {_diff(key, d.diff)}, p_holm = {vs.p_holm:.2g}"
+        (unclear if vs.within_noise else ahead if better else behind).append(said)
     n = len(behind) + len(unclear) + len(ahead)
     lines += [f"  behind it beyond noise: {s}" for s in behind]
     lines += [f"  within noise of it: {s}" for s in unclear]

@@ -79,8 +79,9 @@ def confirm_from_cli(
     quiet: bool,
 ) -> int:
     """``mlp-lab confirm``: the search's top trials on fresh seeds, then whether the winner stays ahead."""
+    from mlp_lab import results
     from mlp_lab import sweeps as sw
-    from mlp_lab.sweeps.confirm import plan_confirmation, verdict_lines
+    from mlp_lab.sweeps.confirm import judge, plan_confirmation
 
     if jobs is not None and jobs < 1:
         raise ConfigError(f"--jobs {jobs}: must be 1 or more")
@@ -89,11 +90,12 @@ def confirm_from_cli(
         _out(line)
     plan = sw.load_sweep(confirmation.file, [])
     folder, outcome = _run(plan, None, "local", None, jobs, threads, runs_dir, data_dir, quiet, None)
-    code = _close(folder, outcome)
-    if not outcome.stopped:
-        for line in verdict_lines(confirmation, folder):
+    if not outcome.stopped and outcome.counts.get("completed"):
+        comp, lines = judge(confirmation, folder)  # the winner as the baseline, as the verdict reads it
+        _out(results.to_table(comp, width=200).rstrip())
+        for line in lines:
             _out(line)
-    return code
+    return _close(folder, outcome, compare=False)
 
 
 def _run(
@@ -236,8 +238,18 @@ def _size(plan: Any) -> str:
     return f"{_n(len(plan.runs), 'run')} ({_parts(plan)})"
 
 
-def _close(folder: Path, outcome: Any) -> int:
+def _print_comparison(folder: Path) -> None:
     from mlp_lab import results, runs
+
+    try:  # a search is compared on what it selected on: never on the test set
+        comp = results.build_comparison([folder], sort=runs.compared_on([folder]))
+        if comp.rows:
+            _out(results.to_table(comp, width=200).rstrip())
+    except results.CompareError:
+        pass  # no run ended yet: nothing to compare
+
+
+def _close(folder: Path, outcome: Any, compare: bool = True) -> int:
     from mlp_lab.sweeps.folder import load_manifest
 
     counts = outcome.counts
@@ -248,13 +260,12 @@ def _close(folder: Path, outcome: Any) -> int:
         for line in search_summary(manifest):
             _out(line)
         if (folder / BEST).exists():
-            _out(f"best config: {folder / BEST} (train it on several seeds; read its test accuracy once)")
-    try:  # a search is compared on what it selected on: never on the test set
-        comp = results.build_comparison([folder], sort=runs.compared_on([folder]))
-        if comp.rows:
-            _out(results.to_table(comp, width=200).rstrip())
-    except results.CompareError:
-        pass  # no run ended yet: nothing to compare
+            _out(
+                f"best config: {folder / BEST} (is it ahead beyond noise? mlp-lab confirm {folder}; "
+                "read its test accuracy once, at the end)"
+            )
+    if compare:
+        _print_comparison(folder)
     parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     if outcome.disk_full:
         print(

@@ -2,7 +2,7 @@
 
 ```yaml
 name: relu-inits                  # default: the file's name
-base: ../relu_adam.yaml           # one train config, relative to this file ...
+base: relu_adam                   # one train config: a path relative to this file, or a shipped name ...
 # configs: [../lecture/init_*.yaml] # ... or a list of configs and globs: each one a case
 set: {train.epochs: 5}            # overrides for every run, --set's key paths
 grid:                             # the cartesian product of these lists
@@ -247,17 +247,17 @@ def _sweep(raw: dict[str, Any], path: Path, overrides: list[str] | None, yes: bo
     except ValidationError as e:
         raise ConfigError(f"{path}: {_describe(e)}") from None
     name = spec.name or default_name(path)
-    sources = _sources(spec, path)
+    sources, found = _sources(spec, path)
     _check_set_varies_nothing(spec, sources, given, path)
     if spec.search is not None:
         from mlp_lab.sweeps.search_plan import plan_search
 
         runs, base, notes = plan_search(spec, sources[0][1], path)
-        return Sweep(name=name, path=path, spec=spec, runs=runs, search_base=base, notes=notes)
+        return Sweep(name=name, path=path, spec=spec, runs=runs, search_base=base, notes=found + notes)
     runs = _expand(spec, sources, path)
     if len(runs) > MAX_RUNS_WITHOUT_YES and not yes:
         raise ConfigError(f"{path}: {len(runs):,} runs; more than {MAX_RUNS_WITHOUT_YES:,} needs --yes")
-    return Sweep(name=name, path=path, spec=spec, runs=runs)
+    return Sweep(name=name, path=path, spec=spec, runs=runs, notes=found)
 
 
 def _describe(e: ValidationError) -> str:
@@ -274,11 +274,16 @@ def _describe(e: ValidationError) -> str:
     return msg if not loc or msg.startswith(loc.split(".")[0]) else f"{loc}: {msg}"
 
 
-def _sources(spec: SweepFile, path: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """The train configs the sweep starts from, each with its raw mapping."""
+def _sources(spec: SweepFile, path: Path) -> tuple[list[tuple[Path, dict[str, Any]]], list[str]]:
+    """The train configs the sweep starts from, each with its raw mapping; and a note when
+    the base was not beside the sweep file and the shipped config of its name stood in."""
     here = path.parent
+    notes: list[str] = []
     if spec.base is not None:
         files = [_base_file(here, spec.base)]
+        looks_like_a_path = "/" in spec.base or spec.base.endswith((".yaml", ".yml"))
+        if looks_like_a_path and not (here / spec.base).exists():
+            notes.append(f"base {spec.base}: not beside {path.name}; using the shipped config {files[0]}")
     else:
         files = []
         for pattern in spec.configs or []:
@@ -291,7 +296,7 @@ def _sources(spec: SweepFile, path: Path) -> list[tuple[Path, dict[str, Any]]]:
         raw = read_yaml_mapping(f, "config", "a YAML mapping of sections", "'model: {activation: relu}'")
         raw.setdefault("name", default_name(f))
         out.append((f, raw))
-    return out
+    return out, notes
 
 
 def _check_set_varies_nothing(
@@ -320,8 +325,9 @@ def _check_set_varies_nothing(
 
 
 def _base_file(here: Path, base: str) -> Path:
-    """``base`` beside the sweep file; else the shipped config of that name (a shipped sweep
-    file copied out keeps working); else the path, which then says it is missing."""
+    """``base`` beside the sweep file; else the shipped config of that name (the shipped
+    sweep files name theirs so: ``base: relu_adam`` resolves the same from any folder), said
+    in a note; else the path, which then says it is missing."""
     from mlp_lab.shipped import locate
 
     path = here / base
@@ -352,7 +358,9 @@ def _expand(spec: SweepFile, sources: list[tuple[Path, dict[str, Any]]], path: P
         cfg = validate_config(raw, source=f"{path}: cell {cell_name}")
         varies = _as_validated(varies, cfg)  # 1e-3 (a string to YAML) is shown as the 0.001 it trains with
         if varies:  # runs are named by what their cell varies, so compare's rows and verdicts say it
-            cfg.name = _run_name(varies, cfg.name)
+            # (a case that names itself is called by its name, not by its values)
+            named = {k: v for k, v in varies.items() if k == "name" or k not in case} if "name" in case else varies
+            cfg.name = _run_name(named, cfg.name)
         cell = cell_id(cfg)
         if cell in seen:
             raise ConfigError(

@@ -22,6 +22,7 @@ from typing import Any
 
 from mlp_lab import runs as run_folders
 from mlp_lab.keys import flatten
+from mlp_lab.selection import DEFAULT_METRIC, selection
 
 __all__ = ["Run", "train", "sweep", "load_runs", "compare", "comparison", "runs_frame", "groups_frame"]
 
@@ -53,8 +54,17 @@ class Run:
 
     @property
     def best(self) -> dict[str, Any] | None:
-        """The best test accuracy and its epoch, as summary.json records it."""
+        """The maximum of test accuracy over epochs and its epoch, as summary.json records it:
+        chosen on test, so optimistic; ``selected`` is the epoch chosen on validation."""
         return self.summary.get("best")
+
+    @property
+    def selected(self) -> dict[str, Any] | None:
+        """The epoch chosen on validation and the test accuracy there (``selected_epoch``,
+        ``selected_by``, ``selected_test_acc``), or None without a validation split."""
+        by = (self.summary.get("selected_by") or DEFAULT_METRIC) if self.summary else DEFAULT_METRIC
+        chosen = selection(self.metrics, by)
+        return chosen if chosen["selected_epoch"] is not None else None
 
     def frame(self) -> Any:
         """The per-epoch metrics as a pandas DataFrame indexed by epoch."""
@@ -186,18 +196,22 @@ def compare(*paths: str | Path, format: str = "table", width: int | None = None,
 
 
 def runs_frame(runs: Sequence[Run]) -> Any:
-    """One row per run: name, status, every config field (dotted), and the final and best metrics."""
+    """One row per run: name, status, every config field (dotted), the final metrics, the
+    epoch chosen on validation with its test accuracy, and the test maximum (chosen on test)."""
     pd = _pandas()
     rows = []
     for run in runs:
         final = {f"final_{k}": v for k, v in (run.final or {}).items() if k != "epoch"}
         best = run.best or {}
+        chosen = run.selected or {}
         rows.append(
             {
                 "run": run.name,
                 "status": run.status,
                 **run.params,
                 **final,
+                "selected_epoch": chosen.get("selected_epoch"),
+                "selected_test_acc": chosen.get("selected_test_acc"),
                 "best_test_acc": best.get("test_acc"),
                 "best_epoch": best.get("epoch"),
                 "epochs_done": len(run.metrics),

@@ -386,7 +386,10 @@ def search_figure(rows: Sequence[dict[str, Any]], spec: Any, title: str = "") ->
             ax.set_xticks(range(len(ticks)), ticks)
             ax.set_xlim(-0.5, len(ticks) - 0.5)
         elif kind.startswith("log"):
+            from matplotlib.ticker import NullFormatter
+
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # 2x10^-3, 3x10^-3, ... overlap on a narrow panel
         ax.set(xlabel=key, ylabel=f"{spec.metric}{' (%)' if scale > 1 else ''}")
         ax.grid(True, alpha=0.3)
     for j in range(len(keys), nrows * cols):
@@ -408,7 +411,9 @@ def search_figure(rows: Sequence[dict[str, Any]], spec: Any, title: str = "") ->
         Line2D([], [], marker="*", linestyle="", color="tab:red", markersize=12, label="best"),
     ]
     fig.legend(handles=legend, loc="outside lower center", ncol=3, fontsize="small", frameon=False)
-    fig.suptitle(title or f"{len(rows)} trials: {spec.metric} against each searched value")
+    # A long title (a sweep folder's name) wraps to the figure's width instead of running off it.
+    text = title or f"{len(rows)} trials: {spec.metric} against each searched value"
+    fig.suptitle(textwrap.fill(text, width=44 * cols), fontsize="medium")
     return fig
 
 

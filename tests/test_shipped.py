@@ -195,3 +195,30 @@ def test_shell_completion_offers_config_names_and_key_paths():
     assert "model.activation=" in _complete("mlp-lab sweep x.yaml --set model.act")
     assert "batchnorm" in _complete("mlp-lab sweep batch")
     assert "--install-completion" in cli("--help").stdout
+
+
+def test_each_shipped_sweep_file_plans_the_same_runs_from_any_folder(tmp_path):
+    """A shipped sweep file copied anywhere (mlp-lab configs --copy) finds the same base."""
+    from mlp_lab.shipped import list_shipped
+    from mlp_lab.sweeps import load_sweep
+
+    for shipped in list_shipped():
+        if shipped.kind != "sweep" or "base:" not in shipped.path.read_text():
+            continue
+        here = load_sweep(shipped.path, [])
+        copy = tmp_path / shipped.path.name
+        copy.write_text(shipped.path.read_text())
+        there = load_sweep(copy, [])
+        assert [(r.cell, r.seed) for r in there.runs] == [(r.cell, r.seed) for r in here.runs], shipped.name
+        assert not any("not beside" in note for note in there.notes), shipped.name
+
+
+def test_a_base_path_that_is_not_there_falls_back_to_the_shipped_config_with_a_note(tmp_path):
+    from mlp_lab.sweeps import load_sweep
+
+    (tmp_path / "s.yaml").write_text("base: ../relu_sgd.yaml\ngrid: {optimizer.lr: [0.01, 0.1]}\n")
+    sweep = load_sweep(tmp_path / "s.yaml", [])
+    assert any(
+        note.startswith("base ../relu_sgd.yaml: not beside s.yaml; using the shipped config") for note in sweep.notes
+    )
+    assert {r.config.optimizer.name for r in sweep.runs} == {"sgd"}

@@ -281,7 +281,8 @@ def _sources(spec: SweepFile, path: Path) -> tuple[list[tuple[Path, dict[str, An
     notes: list[str] = []
     if spec.base is not None:
         files = [_base_file(here, spec.base)]
-        looks_like_a_path = "/" in spec.base or spec.base.endswith((".yaml", ".yml"))
+        # (a shipped name is bare: relu_adam, lecture/opt_sgd_momentum; a path has a suffix or a ./)
+        looks_like_a_path = spec.base.endswith((".yaml", ".yml")) or spec.base.startswith((".", "/"))
         if looks_like_a_path and not (here / spec.base).exists():
             notes.append(f"base {spec.base}: not beside {path.name}; using the shipped config {files[0]}")
     else:

@@ -53,13 +53,23 @@ def _type(annotation: Any) -> str:
 
 def _default(field: Any) -> str:
     if field.default is PydanticUndefined:
-        return "-" if field.default_factory is None else "(see below)"
+        if field.default_factory is None:
+            return "-"
+        v = field.default_factory()
+        return "(a section)" if isinstance(v, BaseModel) else f"`{v}`"
     v = field.default
+    if v == "":
+        return "empty"
     if v is None:
         return "`null`"
     if isinstance(v, bool):
         return f"`{str(v).lower()}`"
     return f"`{v}`"
+
+
+def _text(description: str) -> str:
+    """A description as a table cell: no pipes, no newlines, <name> not read as HTML."""
+    return description.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _bounds(field: Any) -> str:
@@ -80,7 +90,7 @@ def _table(model: type[BaseModel], prefix: str, owner: str = "") -> list[str]:
         for a in (field.annotation, *get_args(field.annotation)):
             if isinstance(a, type) and issubclass(a, BaseModel):
                 nested.append((key, a))
-        desc = (field.description or "").replace("|", "\\|").replace("\n", " ")
+        desc = _text(field.description or "")
         if not desc and owner:  # an optimizer's or scheduler's own argument: torch documents it
             desc = "the section's choice" if name == "name" else f"`{owner}`'s `{name}`"
         rows.append(f"| `{key}` | {_type(field.annotation)}{_bounds(field)} | {_default(field)} | {desc} |")
@@ -119,7 +129,7 @@ def config_reference() -> str:
     top = {k: f for k, f in ExperimentConfig.model_fields.items() if k not in ("data", "model", "train", *VARIANTS)}
     lines += ["## Top level", "", "| key | allowed | default | what it does |", "|---|---|---|---|"]
     for name, field in top.items():
-        lines.append(f"| `{name}` | {_type(field.annotation)} | {_default(field)} | {field.description or ''} |")
+        lines.append(f"| `{name}` | {_type(field.annotation)} | {_default(field)} | {_text(field.description or '')} |")
     for section in ("data", "model", "train"):
         model = ExperimentConfig.model_fields[section].annotation
         lines += ["", f"## `{section}`", "", *_table(model, f"{section}.")]  # type: ignore[arg-type]

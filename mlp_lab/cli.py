@@ -272,7 +272,7 @@ def sweep(
     ),
     yes: bool = _flag("--yes", help="Allow more than 10,000 runs."),
 ) -> None:
-    """Many runs from one file: a grid, cases and seeds, or a search; all validated before any runs.
+    """Many runs from one file: a grid, cases and seeds, or a search (--search; --refine narrows one).
 
     The runs go into one sweep folder (runs/<name>-<timestamp>-<id>/) with the resolved
     sweep file and a manifest; compare, show and train --resume work on them unchanged.

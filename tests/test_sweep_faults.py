@@ -188,11 +188,11 @@ def test_a_garbled_summary_is_that_runs_failure(tmp_path, monkeypatch):
     assert load_manifest(folder).runs[0]["status"] == "failed"
 
 
-# --- the README's notebook example as a plain script ------------------------------------------
+# --- the documentation's notebook example as a plain script ------------------------------------
 
 
-def test_the_readmes_python_example_runs_as_a_script_without_a_main_guard(tmp_path):
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+def test_the_api_pages_python_example_runs_as_a_script_without_a_main_guard(tmp_path):
+    text = (REPO / "docs" / "api.md").read_text(encoding="utf-8")
     block = text.split("```python\n", 1)[1].split("```", 1)[0]
     assert "mlp_lab.sweep(" in block and "__main__" not in block
     # The configs it names, on synthetic data, so that it runs here in seconds.
@@ -207,6 +207,7 @@ def test_the_readmes_python_example_runs_as_a_script_without_a_main_guard(tmp_pa
     )
     sweep = yaml.safe_load((REPO / "configs" / "sweeps" / "batchnorm.yaml").read_text())
     sweep["set"] = {"model.hidden": [16, 16]}
+    sweep["base"] = "../relu_sgd.yaml"  # the small one beside it, not the shipped one
     write_yaml(tmp_path / "configs" / "sweeps" / "batchnorm.yaml", sweep)
     (tmp_path / "example.py").write_text(block.replace("run.frame()", "print(run.frame())"), encoding="utf-8")
     env = offline_env()

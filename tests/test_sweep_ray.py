@@ -107,7 +107,7 @@ def test_ray_gives_the_local_backends_metrics_and_run_folders(tmp_path):
 
 
 def test_a_run_starts_when_its_task_posted_not_when_the_driver_next_looked():
-    from mlp_lab.sweeps.ray_backend import ProgressBoard, relay
+    from mlp_lab.sweeps.ray_backend import ProgressBoard, take
 
     board = ray.remote(num_cpus=0)(ProgressBoard).remote()
     assert ray.get(board.take.remote()) == []  # the board's process is up (in a sweep, long before a task's torch is)
@@ -116,7 +116,7 @@ def test_a_run_starts_when_its_task_posted_not_when_the_driver_next_looked():
     arrived = time.time()  # the board has stamped the post by now
     # The driver's look at the board comes later (a short run may start and end in between):
     # the start is the post's stamp, not the time the driver looked.
-    began, _ = relay(ray, board, Events())
+    began, _ = take(ray, board)
     assert posted <= began[0] <= arrived
 
 

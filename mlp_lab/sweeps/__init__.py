@@ -8,8 +8,8 @@ from __future__ import annotations
 from mlp_lab.sweeps.datasets import data_key, decode_data
 from mlp_lab.sweeps.driver import BACKENDS, default_workers, resume_settings, run_sweep, start_sweep
 from mlp_lab.sweeps.folder import DONE, Manifest, load_manifest
-from mlp_lab.sweeps.local import Outcome, to_do
-from mlp_lab.sweeps.spec import PlannedRun, Sweep, cell_id, load_sweep, sweep_from_options
+from mlp_lab.sweeps.plan import Outcome, PlannedRun, cell_id, to_do
+from mlp_lab.sweeps.spec import Sweep, load_sweep, sweep_from_options
 from mlp_lab.sweeps.watch import Place, Watch
 
 __all__ = [

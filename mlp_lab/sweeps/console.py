@@ -90,12 +90,13 @@ def confirm_from_cli(
         _out(line)
     plan = sw.load_sweep(confirmation.file, [])
     folder, outcome = _run(plan, None, "local", None, jobs, threads, runs_dir, data_dir, quiet, None)
+    code = _close(folder, outcome, compare=False)
     if not outcome.stopped and outcome.counts.get("completed"):
         comp, lines = judge(confirmation, folder)  # the winner as the baseline, as the verdict reads it
         _out(results.to_table(comp, width=200).rstrip())
-        for line in lines:
+        for line in lines:  # the verdict last: what the user came for
             _out(line)
-    return _close(folder, outcome, compare=False)
+    return code
 
 
 def _run(

@@ -10,7 +10,8 @@ from pathlib import Path
 from mlp_lab.errors import DiskFull, lookup
 from mlp_lab.sweeps.datasets import decode_data
 from mlp_lab.sweeps.folder import DONE, Manifest, create_sweep_folder, held, load_manifest, settle
-from mlp_lab.sweeps.local import Outcome, run_local
+from mlp_lab.sweeps.local import run_local
+from mlp_lab.sweeps.plan import Outcome
 from mlp_lab.sweeps.spec import Sweep
 from mlp_lab.sweeps.watch import Watch
 

@@ -22,7 +22,8 @@ import os
 import signal
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from multiprocessing import connection
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,10 @@ from typing import Any
 from mlp_lab import runs
 from mlp_lab.errors import DISK_FULL, DiskFull, RunError
 from mlp_lab.sweeps import worker
-from mlp_lab.sweeps.folder import DONE, Manifest, mark_summary, prepare_run, run_ending
+from mlp_lab.sweeps.folder import Manifest, mark_summary, prepare_run, run_ending
+from mlp_lab.sweeps.plan import Outcome, Plan
+from mlp_lab.sweeps.scheduler import Backend, Ended, Epoch, Event, Started, drive
 from mlp_lab.sweeps.watch import Place, Watch
-
-POLL_S = 0.2  # how often the driver looks for finished epochs (a run's end wakes it at once)
 
 
 @dataclass
@@ -47,61 +48,55 @@ class _Running:
     metrics_size: int = -1  # metrics.jsonl's size when its epochs were last counted
 
 
-@dataclass
-class Outcome:
-    """How the sweep's runs stand once the backend returns."""
+class LocalBackend:
+    """The scheduler's backend for runs in processes of their own, forked from the worker
+    server: the loop wakes the moment a run's process ends (its sentinel), else after the
+    timeout to count finished epochs in the runs' metrics files."""
 
-    counts: dict[str, int] = field(default_factory=dict)
-    stopped: bool = False  # a signal stopped the sweep before every run ended
-    disk_full: str | None = None  # why no more runs were started: the disk filled up
+    def __init__(self, manifest: Manifest, threads: int | None, data_dir: Path | None) -> None:
+        self.manifest, self.threads, self.data_dir = manifest, threads, data_dir
+        self.running: list[_Running] = []
+        self._new: list[Event] = []  # started since the last wait
 
+    def start(self, index: int) -> None:
+        r = _start(self.manifest, index, self.threads, self.data_dir)
+        self.running.append(r)
+        self._new.append(Started(index, Place(r.proc.pid)))
 
-class Plan:
-    """What a backend's run loop asks between runs. A grid's runs are all in the manifest
-    from the start, so every hook is a no-op; a search (``search_runner.SearchPlan``) asks
-    new trials as places free up, hears each epoch, and says which runs to stop early."""
+    def busy(self) -> int:
+        return len(self.running)
 
-    asks = False  # whether more() may add runs (a backend then caps how many run at once)
+    def wait(self, timeout: float) -> list[Event]:
+        if self._new:  # runs just started: told at once, while their processes are surely alive
+            started, self._new = self._new, []
+            return started
+        if self.running:
+            connection.wait([r.proc.sentinel for r in self.running], timeout=timeout)
+        else:
+            time.sleep(timeout)
+        events: list[Event] = []
+        for r in self.running:
+            epochs = _count_epochs(r)
+            if epochs is not None:
+                events.append(Epoch(r.index, epochs))
+        for r in [r for r in self.running if r.proc.exitcode is not None]:
+            self.running.remove(r)
+            events.append(Ended(r.index, partial(_record, self.manifest, r)))
+        return events
 
-    def left(self) -> bool:
-        """Runs still to add to the manifest."""
-        return False
+    def stop(self, index: int) -> None:
+        for r in self.running:
+            if r.index == index:
+                _stop(r.proc.pid)
 
-    def more(self) -> list[int]:
-        """Add runs to the manifest (called with a free place and nothing queued); their indices."""
-        return []
+    def interrupt(self, signum: int) -> None:
+        _pass_on(self.running)  # (a terminal's Ctrl-C reached them already: SIGTERM for the rest)
 
-    def total(self, manifest: Manifest) -> int:
-        return len(manifest.runs)
-
-    def epoch(self, index: int, record: dict[str, Any] | None = None) -> bool:
-        """Run ``index`` finished an epoch (``record``, or read from its folder); True: stop it."""
-        return False
-
-    def ended(self, entry: dict[str, Any], stopped: bool) -> dict[str, Any]:
-        """Run ``entry`` ended (``stopped``: asked to by ``epoch``); its final entry."""
-        return entry
-
-    def close(self) -> None:
-        """The loop is over (all done, or stopped)."""
-
-
-def to_do(manifest: Manifest) -> list[int]:
-    """The runs that have not ended for good: pending, interrupted, failed (never a done one twice)."""
-    return [r["index"] for r in manifest.runs if r["status"] not in DONE]
-
-
-def outcome_of(manifest: Manifest, stopped: bool, disk_full: str | None = None) -> Outcome:
-    counts: dict[str, int] = {}
-    for entry in manifest.runs:
-        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
-    return Outcome(counts=counts, stopped=stopped or disk_full is not None, disk_full=disk_full)
-
-
-def disk_full_in(entry: dict[str, Any]) -> str | None:
-    """The reason of a run that failed because the disk is full, else None."""
-    reason = entry.get("reason") or ""
-    return reason if entry.get("status") == "failed" and DISK_FULL in reason else None
+    def drain(self) -> None:
+        for r in self.running:
+            r.proc.join()
+            _record(self.manifest, r)
+        self.running = []
 
 
 def run_local(
@@ -114,55 +109,8 @@ def run_local(
 ) -> Outcome:
     """Run every run of ``manifest`` that is still to do (and those ``plan`` adds), ``jobs``
     at a time, telling ``watch`` as runs start, finish epochs and end."""
-    from mlp_lab.signals import stop_on_signals
-
-    watch, plan = watch or Watch(), plan or Plan()
-    queue = to_do(manifest)
-    finished = len(manifest.runs) - len(queue)
-    running: list[_Running] = []
-    stopping: set[int] = set()  # runs the plan asked to stop (a pruned trial)
-    full: str | None = None  # set once the disk is full: no new run starts
-    with stop_on_signals() as stop:
-        try:
-            while queue or running or (plan.left() and stop.signal is None and full is None):
-                while (queue or plan.left()) and len(running) < jobs and stop.signal is None and full is None:
-                    try:
-                        queue = queue or plan.more()
-                        running.append(_start(manifest, queue.pop(0), threads, data_dir))
-                    except DiskFull as e:
-                        full = str(e)
-                        break
-                    watch.started(running[-1].index, Place(running[-1].proc.pid))
-                # Wake the moment a run's process ends (its sentinel), else after POLL_S to
-                # look for finished epochs: a run's end costs no poll's lag.
-                if running:
-                    connection.wait([r.proc.sentinel for r in running], timeout=POLL_S)
-                else:
-                    time.sleep(POLL_S)
-                if stop.signal is not None:
-                    _pass_on(running)
-                for r in running:
-                    if _count_epochs(r, watch) and r.index not in stopping and plan.epoch(r.index):
-                        stopping.add(r.index)
-                        _stop(r.proc.pid)
-                for r in [r for r in running if r.proc.exitcode is not None]:
-                    running.remove(r)
-                    try:
-                        entry = plan.ended(_record(manifest, r), r.index in stopping)
-                    except DiskFull as e:  # the manifest itself no longer fits: the run folders keep the truth
-                        full, entry = str(e), manifest.runs[r.index]
-                    full = full or disk_full_in(entry)
-                    finished += 1
-                    watch.ended(entry, finished, plan.total(manifest))
-                if (stop.signal is not None or full is not None) and not running:
-                    break
-        except KeyboardInterrupt:  # a second Ctrl-C: the runs have it too; wait for them to write their ends
-            for r in running:
-                r.proc.join()
-                _record(manifest, r)
-            stop.signal = signal.SIGINT
-    plan.close()
-    return outcome_of(manifest, stopped=stop.signal is not None, disk_full=full)
+    backend: Backend = LocalBackend(manifest, threads, data_dir)  # (mypy checks it keeps the protocol)
+    return drive(manifest, backend, jobs, watch, plan)
 
 
 def _stop(pid: int) -> None:
@@ -173,19 +121,18 @@ def _stop(pid: int) -> None:
         pass
 
 
-def _count_epochs(r: _Running, watch: Watch) -> bool:
-    """Tell ``watch`` when the run's metrics.jsonl (a line per finished epoch) has grown;
-    whether it has."""
+def _count_epochs(r: _Running) -> int | None:
+    """The run's finished epochs when its metrics.jsonl (a line per finished epoch) has grown
+    since the last look; None when it has not."""
     try:
         size = (r.folder / runs.METRICS).stat().st_size
     except FileNotFoundError:
-        return False
+        return None
     if size == r.metrics_size:
-        return False
+        return None
     r.metrics_size = size
     with open(r.folder / runs.METRICS, "rb") as f:
-        watch.epoch(r.index, sum(1 for line in f if line.strip()))
-    return True
+        return sum(1 for line in f if line.strip())
 
 
 def _start(manifest: Manifest, index: int, threads: int | None, data_dir: Path | None) -> _Running:

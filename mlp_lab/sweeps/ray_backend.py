@@ -18,7 +18,8 @@ How it fits Ray, and why:
   which training's own stop flag turns into an ``interrupted`` ending at the next step,
   checkpoint included; the task returns that folder and ``--resume`` continues it.
 - A full disk where the driver writes: no new task starts, the running ones end, the
-  sweep says so (the same run loop as the local backend's, ``local.run_local``).
+  sweep says so. The loop itself is the scheduler's (``scheduler.drive``), the same as the
+  local backend's; ``RayBackend`` is its adapter.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +39,12 @@ from mlp_lab import runs
 from mlp_lab.errors import ConfigError, DiskFull, RunError
 from mlp_lab.sweeps.datasets import data_key, decode_data
 from mlp_lab.sweeps.folder import Manifest, prepare_run, run_ending
-from mlp_lab.sweeps.local import Outcome, Plan, disk_full_in, outcome_of, to_do
+from mlp_lab.sweeps.plan import Outcome, Plan, to_do
+from mlp_lab.sweeps.scheduler import Backend, Ended, Epoch, Event, Started, drive
 from mlp_lab.sweeps.watch import Place, Watch
 
 RETRIES = 3  # attempts after a worker process or node died
 CONNECT_TIMEOUT_S = 10.0  # how long an address may take to accept a connection
-POLL_S = 0.5
 INSTALL = 'pip install -e ".[ray]"'
 
 
@@ -254,66 +256,68 @@ def run_ray(
         if plan.asks and jobs is None:  # asking every trial at once would leave a TPE search nothing to learn from
             jobs = max(1, int(ray.cluster_resources().get("CPU", 1) // threads))
         submit, board = tasks(ray, known, threads, data_dir)
-        return _drive(ray, manifest, list(configs), submit, board, jobs, watch or Watch(), plan)
+        backend: Backend = RayBackend(ray, manifest, submit, board)  # (mypy checks it keeps the protocol)
+        return drive(manifest, backend, jobs, watch, plan)
 
 
-def _drive(
-    ray: Any, manifest: Manifest, queue: list[int], submit: Any, board: Any, jobs: int | None, watch: Watch, plan: Plan
-) -> Outcome:
-    from mlp_lab.config import config_from_dict
-    from mlp_lab.signals import stop_on_signals
+class RayBackend:
+    """The scheduler's backend for runs as Ray tasks: a task is submitted when a place is
+    free; the progress board brings its start and epochs; its result, once ready, is written
+    into the run folder by the driver. Stopping a run (or all) is ``ray.cancel``, which the
+    task's training turns into an interrupted ending with its checkpoint."""
 
-    in_flight: dict[Any, tuple[int, Path, float]] = {}
-    started: dict[int, float] = {}  # when each run's task began training: its time excludes Ray's queue
-    stopping: set[int] = set()  # runs the plan asked to stop (a pruned trial): cancelled
-    full: str | None = None  # set once the disk is full: no new run starts (as in local.run_local)
-    finished = len(manifest.runs) - len(queue)
-    with stop_on_signals() as stop:
-        cancelled = False
-        while queue or in_flight or (plan.left() and stop.signal is None and full is None):
-            if (stop.signal is not None or full is not None) and not in_flight:
-                break  # the runs not yet submitted stay pending
-            while (
-                (queue or plan.left())
-                and (jobs is None or len(in_flight) < jobs)
-                and stop.signal is None
-                and full is None
-            ):
-                try:
-                    queue = queue or plan.more()
-                    index = queue.pop(0)
-                    ref = submit(manifest, index, config_from_dict(manifest.runs[index]["config"]))  # names its folder
-                except DiskFull as e:
-                    full = str(e)
-                    break
-                in_flight[ref] = (index, manifest.folder / manifest.runs[index]["folder"], time.time())
-            ready = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=POLL_S)[0] if in_flight else []
-            began, records = relay(ray, board, watch)
-            started.update(began)
-            for index, rec in records:
-                if index not in stopping and plan.epoch(index, rec):
-                    stopping.add(index)
-                    ray.cancel(next(r for r, v in in_flight.items() if v[0] == index), force=False)
-            if stop.signal is not None and not cancelled:
-                for ref in in_flight:  # SIGINT inside each task: it ends interrupted, with its checkpoint
-                    ray.cancel(ref, force=False)
-                cancelled = True
-            for ref in ready:
-                index, folder, t0 = in_flight.pop(ref)
-                try:
-                    entry = plan.ended(
-                        record(ray, manifest, index, folder, ref, started.pop(index, t0), stop.signal),
-                        index in stopping,
-                    )
-                except DiskFull as e:  # its files or the manifest no longer fit: a resume settles from the folder
-                    full, entry = str(e), manifest.runs[index]
-                    if entry["status"] == "running":  # what it returned could not be written: it failed
-                        _try_update(manifest, index, status="failed", reason=full)
-                full = full or disk_full_in(entry)
-                finished += 1
-                watch.ended(entry, finished, plan.total(manifest))
-    plan.close()
-    return outcome_of(manifest, stopped=stop.signal is not None, disk_full=full)
+    def __init__(self, ray: Any, manifest: Manifest, submit: Any, board: Any) -> None:
+        self.ray, self.manifest, self.submit, self.board = ray, manifest, submit, board
+        self.in_flight: dict[Any, tuple[int, Path, float]] = {}
+        self.began: dict[int, float] = {}  # when each run's task began training: its time excludes Ray's queue
+        self.cancelled = False
+        self.stopped_by: int | None = None  # the signal that stopped the sweep, passed on as SIGINT
+
+    def start(self, index: int) -> None:
+        from mlp_lab.config import config_from_dict
+
+        ref = self.submit(
+            self.manifest, index, config_from_dict(self.manifest.runs[index]["config"])
+        )  # names its folder
+        self.in_flight[ref] = (index, self.manifest.folder / self.manifest.runs[index]["folder"], time.time())
+
+    def busy(self) -> int:
+        return len(self.in_flight)
+
+    def wait(self, timeout: float) -> list[Event]:
+        flying = list(self.in_flight)
+        ready = self.ray.wait(flying, num_returns=len(flying), timeout=timeout)[0] if flying else []
+        began, events = take(self.ray, self.board)
+        self.began.update(began)
+        for ref in ready:
+            index, folder, t0 = self.in_flight.pop(ref)
+            events.append(Ended(index, partial(self._record, index, folder, ref, t0)))
+        return events
+
+    def _record(self, index: int, folder: Path, ref: Any, t0: float) -> dict[str, Any]:
+        try:
+            return record(self.ray, self.manifest, index, folder, ref, self.began.pop(index, t0), self.stopped_by)
+        except DiskFull as e:  # what it returned could not be written: it failed (a resume settles from the folder)
+            if self.manifest.runs[index]["status"] == "running":
+                _try_update(self.manifest, index, status="failed", reason=str(e))
+            raise
+
+    def stop(self, index: int) -> None:
+        ref = next((r for r, v in self.in_flight.items() if v[0] == index), None)
+        if ref is not None:
+            self.ray.cancel(ref, force=False)
+
+    def interrupt(self, signum: int) -> None:
+        self.stopped_by = signum  # a SIGTERM'd run says so, though the task saw SIGINT
+        if not self.cancelled:  # SIGINT inside each task: it ends interrupted, with its checkpoint
+            for ref in self.in_flight:
+                self.ray.cancel(ref, force=False)
+            self.cancelled = True
+
+    def drain(self) -> None:
+        for ref in list(self.in_flight):
+            index, folder, t0 = self.in_flight.pop(ref)
+            self._record(index, folder, ref, t0)
 
 
 def _try_update(manifest: Manifest, index: int, **fields: Any) -> None:
@@ -353,18 +357,18 @@ def tasks(ray: Any, configs: list[Any], threads: int, data_dir: Path | None) -> 
     return submit, board
 
 
-def relay(ray: Any, board: Any, watch: Watch) -> tuple[dict[int, float], list[tuple[int, dict[str, Any]]]]:
-    """Tell ``watch`` what the tasks posted; returns when each run that started did, and
-    the epochs' records that came (index, record)."""
-    began, records = {}, []
+def take(ray: Any, board: Any) -> tuple[dict[int, float], list[Event]]:
+    """What the tasks posted since the last look: when each run that started did (the
+    post's stamp, not this look's), and the events, in the order posted."""
+    began: dict[int, float] = {}
+    events: list[Event] = []
     for kind, index, value, at in ray.get(board.take.remote()):
         if kind == "started":
-            watch.started(index, value)
+            events.append(Started(index, value))
             began[index] = at
         else:
-            watch.epoch(index, value["epoch"])
-            records.append((index, value))
-    return began, records
+            events.append(Epoch(index, value["epoch"], value))
+    return began, events
 
 
 def record(

@@ -12,15 +12,17 @@ from typing import Any
 from mlp_lab.config import set_value, validate_config
 from mlp_lab.errors import ConfigError, shorten
 from mlp_lab.schema import ExperimentConfig
-from mlp_lab.sweeps.search import DEFAULT_VAL_SPLIT, edge_values, sample
+from mlp_lab.sweeps.plan import PlannedRun, cell_id
+from mlp_lab.sweeps.search import DEFAULT_VAL_SPLIT, SearchSpec, edge_values, sample
 
 
-def plan_search(spec: Any, raw: dict[str, Any], path: Path) -> tuple[list[Any], dict[str, Any], list[str]]:
+def plan_search(
+    search: SearchSpec, overrides: dict[str, Any], seeds: list[int], raw: dict[str, Any], path: Path
+) -> tuple[list[PlannedRun], dict[str, Any], list[str]]:
     """(the planned runs: every trial of a random search, none yet for TPE; the base config
-    a trial's values go into; notes for the plan)."""
-    search = spec.search
+    a trial's values go into, ``overrides`` (the sweep's ``set``) applied; notes for the plan)."""
     base = copy.deepcopy(raw)
-    for key, value in spec.set.items():
+    for key, value in overrides.items():
         try:
             set_value(base, key, value, label="set")
         except ConfigError as e:
@@ -36,10 +38,10 @@ def plan_search(spec: Any, raw: dict[str, Any], path: Path) -> tuple[list[Any], 
     for key, dist in search.space.items():
         for value in edge_values(dist):  # every value the space can produce is a valid config
             trial_config(base, {key: value}, 0, source=f"{path}: search space {key}={shorten(value, 40)}")
-    runs: list[Any] = []
+    runs: list[PlannedRun] = []
     if search.method == "random":
         for number, values in enumerate(sample(search, search.trials)):
-            runs += trial_runs(base, values, number, spec.seed_list(), len(runs))
+            runs += trial_runs(base, values, number, seeds, len(runs))
     return runs, base, notes
 
 
@@ -58,11 +60,11 @@ def trial_config(
     return validate_config(raw, source=source)
 
 
-def trial_runs(base: dict[str, Any], values: dict[str, Any], number: int, seeds: list[int], first: int) -> list[Any]:
+def trial_runs(
+    base: dict[str, Any], values: dict[str, Any], number: int, seeds: list[int], first: int
+) -> list[PlannedRun]:
     """One planned run per seed of trial ``number``."""
-    from mlp_lab.sweeps.spec import PlannedRun, cell_id
-
-    out: list[Any] = []
+    out: list[PlannedRun] = []
     for seed in seeds:
         cfg = trial_config(base, values, seed, number, source=f"trial {number}")
         out.append(

@@ -1,4 +1,4 @@
-"""Running a search: ``SearchPlan``, the hooks the backends' run loops call (trials asked as
+"""Running a search: ``SearchPlan``, the hooks the scheduler calls (trials asked as
 places free up, each epoch's validation metric told to Optuna's pruner, pruned runs
 recorded), and at the end ``best.yaml`` and the closing summary (``search_summary``).
 
@@ -21,7 +21,7 @@ import yaml
 from mlp_lab import runs
 from mlp_lab.console import err_console
 from mlp_lab.sweeps.folder import DONE, Manifest, entry_of, mark_summary
-from mlp_lab.sweeps.local import Plan
+from mlp_lab.sweeps.plan import Plan
 from mlp_lab.sweeps.search import SearchSpec, distributions, from_choice, make_study
 from mlp_lab.sweeps.search_plan import trial_runs
 
@@ -234,7 +234,7 @@ def mark_pruned(manifest: Manifest, index: int, rule: str) -> dict[str, Any]:
 
 
 class SearchPlan(Plan):
-    """A search as the run loops (``local.run_local``, ``ray_backend.run_ray``) see it: new
+    """A search as the scheduler (``scheduler.drive``, for either backend) sees it: new
     trials asked as places free up, each epoch's metric told to the pruner (read from the
     run folder here, posted by the task on Ray), a stopped run recorded ``pruned``, each
     trial told once its runs ended, and best.yaml at the end."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import difflib
 import glob
-import hashlib
 import itertools
 import json
 import re
@@ -42,7 +41,9 @@ from mlp_lab.config import (
 )
 from mlp_lab.errors import ConfigError, shorten
 from mlp_lab.schema import ExperimentConfig
+from mlp_lab.sweeps.plan import PlannedRun, cell_id
 from mlp_lab.sweeps.search import SearchSpec
+from mlp_lab.sweeps.search_plan import plan_search
 
 MAX_RUNS_WITHOUT_YES = 10_000
 
@@ -109,18 +110,6 @@ class SweepFile(BaseModel):
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
-
-
-@dataclass(frozen=True)
-class PlannedRun:
-    """One run of the sweep: its cell, its seed, its validated config, and what varies."""
-
-    index: int
-    cell: str
-    seed: int
-    config: ExperimentConfig
-    varies: dict[str, Any] = field(default_factory=dict)  # the cell's grid/case values (and its config file)
-    trial: int | None = None  # a search's trial number
 
 
 @dataclass
@@ -250,9 +239,7 @@ def _sweep(raw: dict[str, Any], path: Path, overrides: list[str] | None, yes: bo
     sources, found = _sources(spec, path)
     _check_set_varies_nothing(spec, sources, given, path)
     if spec.search is not None:
-        from mlp_lab.sweeps.search_plan import plan_search
-
-        runs, base, notes = plan_search(spec, sources[0][1], path)
+        runs, base, notes = plan_search(spec.search, spec.set, spec.seed_list(), sources[0][1], path)
         return Sweep(name=name, path=path, spec=spec, runs=runs, search_base=base, notes=found + notes)
     runs = _expand(spec, sources, path)
     if len(runs) > MAX_RUNS_WITHOUT_YES and not yes:
@@ -388,13 +375,3 @@ def _run_name(varies: dict[str, Any], fallback: Any) -> str:
     name = re.sub(r"[^A-Za-z0-9_.\-]+", "_", "-".join(parts)).strip("._-")
     name = re.sub(r"\.{2,}", ".", name)[:64].rstrip("._-")
     return name if name and name[0].isalnum() else str(fallback or "run")
-
-
-def cell_id(cfg: ExperimentConfig) -> str:
-    """8 hex digits from the resolved config without its seed and name: stable across machines."""
-    d = config_to_dict(cfg)
-    d.pop("name", None)
-    d.pop("description", None)
-    d["train"].pop("seed", None)
-    d["data"].pop("data_dir", None)  # where the data lives is not what is trained
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]

@@ -54,6 +54,9 @@ RANGE_MIN_FALL = 0.05
 # The smoothing (about 10 steps) makes the curve answer to the lr of ~10 steps before, about
 # 3x lower: an lr within that factor below where the curve falls is not called too low.
 RANGE_LAG = 3.0
+# An lr more than this factor below the range's start (past the lag) does not move the loss
+# at all: the run it configures will not train, which fails the check (nearer, a warning).
+RANGE_FAR_BELOW = 10.0
 UPDATE_STEPS = 20
 
 
@@ -317,7 +320,7 @@ def _range_test(cfg: ExperimentConfig, data: Any, device: Any, result: CheckResu
     if lr < lo / RANGE_LAG:
         return Check(
             name,
-            "warn",
+            "fail" if lr < lo / (RANGE_LAG * RANGE_FAR_BELOW) else "warn",
             measured,
             want,
             f"your lr {lr:g} is too low: the loss barely moves below {lo:.1e}; use --set optimizer.lr={top / 10:.2g}",

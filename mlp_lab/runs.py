@@ -164,10 +164,14 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False, default=_json_default) + "\n")
 
 
-def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """Append one line and flush it, so a finished epoch is on disk before the next starts."""
+def append_jsonl(path: Path, *records: dict[str, Any]) -> None:
+    """Append one line per record and flush them (one fsync), so a finished epoch is on disk
+    before the next starts. A failed write leaves none of them: the file ends with its last
+    whole record."""
+    if not records:
+        return
     path = Path(path)
-    data = (json.dumps(record, allow_nan=True, default=_json_default) + "\n").encode("utf-8")
+    data = "".join(json.dumps(r, allow_nan=True, default=_json_default) + "\n" for r in records).encode("utf-8")
     try:
         fd = _open_append(path)
     except OSError as e:

@@ -5,9 +5,15 @@ on the optimizer (``register_step_pre_hook`` / ``register_step_post_hook``), and
 the optimizer's steps itself. On the few steps of an epoch it records
 (``recorded_steps``), the forward hooks keep the activation statistics of the step's
 first forward, the pre-step hook the weights and their gradients, and the post-step hook
-the update and writes the step's line. L-BFGS computes its gradients inside ``step``
+the update and keeps the step's line. L-BFGS computes its gradients inside ``step``
 (the closure), so for it they are read after the step: the last closure's. ``end_epoch``
-probes a fixed batch and returns the warnings; the training loop calls nothing else.
+probes a fixed batch, writes the epoch's lines and returns the warnings; the training
+loop calls nothing else.
+
+Cost (a lecture run, 8 layers, 200 steps): the forward hooks are attached only for the
+steps recorded and the probes (a module with hooks takes torch's slow call path, about
+20 us a layer on every step), and the epoch's lines are written with its probe line in one
+append (one fsync an epoch, not one a line). ``benchmarks/diagnostics_overhead.py``.
 
 What the numbers mean and the file's format: ``diagnostics.py``.
 """
@@ -30,6 +36,7 @@ from mlp_lab.diagnostics import (
     Finding,
     LayerStats,
     activation_stats,
+    activation_stats_of_layers,
     activation_warnings,
     dead_fraction,
     gradient_warnings,
@@ -82,33 +89,49 @@ class TrainingDiagnostics:
         self._step = 0  # optimizer steps taken this epoch
         self._armed = 0 in self.schedule  # is the current step recorded?
         self._probing = False
-        self._stats: dict[int, torch.Tensor] = {}  # hidden layer -> activation_stats
+        self._stats: dict[int, torch.Tensor] = {}  # hidden layer -> activation_stats (probes)
         self._dead: dict[int, torch.Tensor] = {}
-        self._before: list[torch.Tensor] | None = None  # the weights the step starts from
+        self._seen: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # hidden layer -> (pre, post) of a recorded step
+        # The weights a recorded step starts from: one buffer, refilled at each recorded step
+        # (a fresh copy each time would allocate the whole network's size, and fault it in).
+        self._start: list[torch.Tensor] | None = None
+        self._started = False
         self._grads: list[torch.Tensor] | None = None
         self._epoch_steps: list[list[LayerStats]] = []
         self._warned: set[tuple[str, int]] = set()
         self._pending: list[str] = []
-        self._handles = [b.activation.register_forward_hook(self._forward_hook(i)) for i, b in enumerate(self.blocks)]
-        self._handles += [
+        self._lines: list[dict[str, Any]] = []  # this epoch's step lines, written with its probe's
+        self._forward_handles: list[Any] = []
+        self._handles = [
             optimizer.register_step_pre_hook(self._before_step),
             optimizer.register_step_post_hook(self._after_step),
         ]
         if start_epoch == 1:
             self._probe_initial()
+        self._watch_forwards(self._armed)
 
     # -- hooks
+
+    def _watch_forwards(self, on: bool) -> None:
+        """Attach the forward hooks (on) or take them off: only recorded steps and probes pay."""
+        if on and not self._forward_handles:
+            self._forward_handles = [
+                b.activation.register_forward_hook(self._forward_hook(i)) for i, b in enumerate(self.blocks)
+            ]
+        elif not on:
+            for h in self._forward_handles:
+                h.remove()
+            self._forward_handles = []
 
     def _forward_hook(self, index: int):
         def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             if self._probing:
                 with torch.no_grad():
-                    self._stats[index] = activation_stats(inputs[0], output, self.activation)
+                    self._stats[index] = activation_stats(inputs[0], output, self.activation, zero_frac=False)
                     if self.activation in RELU_FAMILY:
                         self._dead[index] = dead_fraction(output)
-            elif self._armed and module.training and index not in self._stats:  # first forward of the step
-                with torch.no_grad():
-                    self._stats[index] = activation_stats(inputs[0], output, self.activation)
+            elif self._armed and module.training and index not in self._seen:  # first forward of the step
+                self._seen[index] = (inputs[0].detach(), output.detach())  # measured with the others in _record_step
 
         return hook
 
@@ -116,7 +139,12 @@ class TrainingDiagnostics:
         if not self._armed:
             return
         with torch.no_grad():
-            self._before = [m.weight.detach().clone() for m in self.linears]
+            if self._start is None:
+                self._start = [m.weight.detach().clone() for m in self.linears]
+            else:
+                for kept, m in zip(self._start, self.linears):
+                    kept.copy_(m.weight)
+        self._started = True
         self._grads = None if self._grads_after_step else self._grad_norms()
 
     def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
@@ -124,6 +152,7 @@ class TrainingDiagnostics:
             self._record_step()
         self._step += 1
         self._armed = self._step in self.schedule
+        self._watch_forwards(self._armed)
 
     def _grad_norms(self) -> list[torch.Tensor]:
         grads = [m.weight.grad for m in self.linears]
@@ -138,13 +167,21 @@ class TrainingDiagnostics:
         grads = self._grads if self._grads is not None else self._grad_norms()
         with torch.no_grad():
             weights = [m.weight.detach() for m in self.linears]
-            before = self._before if self._before is not None else weights
+            before = self._start if self._started and self._start is not None else weights
             weight_norms = torch.stack(torch._foreach_norm(before)).float()
-            delta_norms = torch.stack(torch._foreach_norm(torch._foreach_sub(weights, before))).float()
-            if self._before is None:
-                delta_norms = torch.full_like(delta_norms, math.nan)
+            if before is weights:
+                delta_norms = torch.full_like(weight_norms, math.nan)
+            else:
+                torch._foreach_sub_(before, weights)  # the buffer now holds -(the update)
+                delta_norms = torch.stack(torch._foreach_norm(before)).float()
             nan_row = torch.full((5,), math.nan, device=self.device)
-            act = [self._stats.get(i, nan_row).to(self.device) for i in range(len(self.linears))]
+            seen = sorted(self._seen)
+            measured = (
+                dict(zip(seen, activation_stats_of_layers([self._seen[i] for i in seen], self.activation)))
+                if seen
+                else {}
+            )
+            act = [measured.get(i, nan_row).to(self.device) for i in range(len(self.linears))]
             # One row per Linear: the 5 activation statistics (NaN for the output layer),
             # gradient norm, weight norm, update norm.
             rows = torch.cat(
@@ -157,8 +194,8 @@ class TrainingDiagnostics:
                 dim=1,
             )
         table = rows.tolist()  # the one host sync of the record
-        self._stats.clear()
-        self._before = self._grads = None
+        self._seen.clear()
+        self._started, self._grads = False, None
 
         layers = []
         for i, (*stats, grad, weight, delta) in enumerate(table):
@@ -169,8 +206,7 @@ class TrainingDiagnostics:
             else:
                 layers.append(LayerStats(layer=i + 1, output=True, **more))
         self._epoch_steps.append(layers)
-        runs.append_jsonl(
-            self.path,
+        self._lines.append(
             {
                 "kind": "step",
                 "epoch": self._epoch,
@@ -178,13 +214,14 @@ class TrainingDiagnostics:
                 "steps": self.steps,
                 "saturation_margin": SATURATION_MARGIN,
                 "layers": [layer.to_json() for layer in layers],
-            },
+            }
         )
 
     # -- epochs
 
     def end_epoch(self, epoch: int) -> list[str]:
-        """Probe the fixed batch (eval mode, no grad), write its line, return new warnings."""
+        """Probe the fixed batch (eval mode, no grad), write the epoch's step lines and the
+        probe's, return new warnings."""
         layers = self._probe()
         found = activation_warnings(layers, self.probe_size)
         if self._epoch_steps:
@@ -196,6 +233,7 @@ class TrainingDiagnostics:
         self._write_probe(epoch, layers, new)
         self._epoch_steps = []
         self._epoch, self._step, self._armed = epoch + 1, 0, 0 in self.schedule
+        self._watch_forwards(self._armed)
         return new
 
     def close(self) -> list[str]:
@@ -205,7 +243,13 @@ class TrainingDiagnostics:
             h.remove()
         self._handles = []
         self._armed = False
-        self._before = None
+        self._watch_forwards(False)
+        self._seen.clear()
+        self._start, self._started = None, False
+        # The step lines of an epoch that did not end (a run that diverged or was stopped):
+        # what led up to it. A resume drops them with the rest of the epochs it redoes.
+        lines, self._lines = self._lines, []
+        runs.append_jsonl(self.path, *lines)
         pending, self._pending = self._pending, []
         return pending
 
@@ -224,8 +268,10 @@ class TrainingDiagnostics:
         self._write_probe(0, layers, self._pending)
 
     def _write_probe(self, epoch: int, layers: list[LayerStats], warnings: list[str]) -> None:
+        lines, self._lines = self._lines, []
         runs.append_jsonl(
             self.path,
+            *lines,
             {
                 "kind": "probe",
                 "epoch": epoch,
@@ -241,12 +287,14 @@ class TrainingDiagnostics:
         self._stats.clear()
         self._dead.clear()
         self._probing = True
+        self._watch_forwards(True)
         try:
             self.model.eval()
             with torch.no_grad():
                 self.model(self.probe_x)
         finally:
             self._probing = False
+            self._watch_forwards(self._armed)
             self.model.train(was_training)
         n = len(self.blocks)
         if n == 0:

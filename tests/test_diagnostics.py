@@ -17,7 +17,7 @@ from mlp_lab.cli import app
 from mlp_lab.config import config_from_dict
 from mlp_lab.data import load_data
 from mlp_lab.diagnostic_plots import plot_diagnostics, plot_run_diagnostics, read_diagnostics
-from mlp_lab.diagnostics import LayerStats, recorded_steps
+from mlp_lab.diagnostics import LayerStats, activation_stats, activation_stats_of_layers, recorded_steps
 from mlp_lab.inspection import inspect_network
 from mlp_lab.training import run_experiment
 from mlp_lab.training_diagnostics import TrainingDiagnostics
@@ -244,6 +244,12 @@ def test_update_ratio_matches_the_weights_actual_change(tmp_path):
     loss.backward()
     grad_norm = float(model[0].weight.grad.norm())
     opt.step()
+    assert [r["kind"] for r in read_diagnostics_file(tmp_path / "d.jsonl")] == ["probe"]  # epoch 0's
+    # Unrecorded steps: the forward hooks are off, so torch's fast call path stays.
+    assert all(not m._forward_hooks for m in model)
+    model(x)
+    assert d._seen == {}
+    d.close()  # an epoch that did not end: its step lines are still written
     rec = read_diagnostics_file(tmp_path / "d.jsonl")[-1]
     assert (rec["kind"], rec["step"]) == ("step", 0)
     layer1 = rec["layers"][0]
@@ -251,10 +257,6 @@ def test_update_ratio_matches_the_weights_actual_change(tmp_path):
     assert layer1["update_ratio"] == pytest.approx(
         float((model[0].weight.detach() - before).norm() / before.norm()), rel=1e-4
     )
-    # Unrecorded steps: the hooks stay registered but compute nothing.
-    model(x)
-    assert d._stats == {}
-    d.close()
     assert all(not m._forward_hooks for m in model)
     assert not opt._optimizer_step_pre_hooks and not opt._optimizer_step_post_hooks
 
@@ -506,3 +508,19 @@ def test_a_run_that_diverges_in_its_first_epoch_keeps_the_initial_probes_warning
     summary = json.loads((run_dir / runs.SUMMARY).read_text())
     assert summary["warnings"], summary
     assert any("layer" in w for w in summary["warnings"])
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh", "elu"])
+@pytest.mark.parametrize("widths", [[32, 32, 32], [32, 16, 8]], ids=["one-shape", "mixed"])
+def test_the_layers_measured_together_give_each_layers_own_statistics(activation, widths):
+    """A recorded step measures its layers in one go: the same numbers as one by one."""
+    torch.manual_seed(0)
+    fn = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "elu": torch.nn.functional.elu}[activation]
+    pairs = [(pre, fn(pre)) for pre in (torch.randn(20, w) * 3 + 0.5 for w in widths)]
+    together = activation_stats_of_layers(pairs, activation)
+    one_by_one = torch.stack([activation_stats(pre, post, activation) for pre, post in pairs])
+    torch.testing.assert_close(together, one_by_one, equal_nan=True, rtol=1e-5, atol=1e-6)
+    # ...and activation_stats itself against the textbook definitions
+    pre, post = pairs[0]
+    assert float(one_by_one[0, 1]) == pytest.approx(float(pre.std()), rel=1e-5)
+    assert float(one_by_one[0, 3]) == pytest.approx(float(post.std()), rel=1e-5)

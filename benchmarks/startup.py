@@ -13,7 +13,21 @@ Section 1, the command line (each a fresh process, median of --runs):
   Then, in-process, which of --help / train --help / compare import torch (they must not),
   and the slowest imports of ``python -X importtime -c "import mlp_lab.cli"``.
 
-Section 2, the decoded-data cache (in this process, torch already imported): load_data()
+Section 2, a lecture run (``mlp-lab train --config lecture/init_relu_he``: 8 layers of
+256, 10,000 MNIST images, 2 epochs, diagnostics on; the synthetic set of that size when
+MNIST is absent), median of --runs after one warm-up run that fills the data cache:
+
+  import torch, torch._dynamo   the floor of any process that trains: torch.optim's
+                                optimizers import torch._dynamo when built and at every step
+                                (then ``os._exit``, no teardown, as mlp-lab train);
+  mlp-lab train                 the console script (it skips the interpreter's teardown);
+  ... ordinary exit             the same command through ``app()``, which tears the
+                                interpreter down as an ordinary exit does (the old ending).
+
+  Each train row's wall against its run's training seconds (summary.json's duration_s),
+  and the floor's: (the imports + training) / training.
+
+Section 3, the decoded-data cache (in this process, torch already imported): load_data()
 with an empty cache (parses the raw files and writes the cache) and then from the cache
 (median of --runs), for MNIST (real files in --data-dir when present, else skipped) and a
 CIFAR-10 (real when present, else synthetic files in the official format, written to a temp
@@ -23,6 +37,7 @@ dir). The cache goes to a temp dir (XDG_CACHE_HOME), never to ~/.cache.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import resource
@@ -148,6 +163,59 @@ def cli_section(runs: int, tmp: Path, log) -> dict:
     }
 
 
+LECTURE_RUN = ["train", "--quiet", "--config", "lecture/init_relu_he"]
+SYNTHETIC = ["--set", "data.dataset=synthetic", "--set", "data.synthetic_train_size=10000"]
+# The old ending: the app raises SystemExit and the interpreter is torn down as usual.
+_ORDINARY_EXIT = "import sys\nfrom mlp_lab.cli import app\nsys.argv[0] = 'mlp-lab'\napp()\n"
+
+
+def _timed_train(cmd: list[str], runs_dir: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds of the command, the run's training seconds from its summary.json)."""
+    before = set(runs_dir.glob("*")) if runs_dir.exists() else set()
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    (folder,) = set(runs_dir.glob("*")) - before
+    return wall, json.loads((folder / "summary.json").read_text())["duration_s"]
+
+
+def train_section(data_dir: Path, runs: int, tmp: Path, log) -> dict:
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp / "xdg-cache")}
+    env.pop("MLP_LAB_DATA", None)
+    real = (data_dir / "MNIST" / "raw").is_dir()
+    args = [*LECTURE_RUN, "--data-dir", str(data_dir), "--runs-dir", str(tmp / "train-runs")]
+    args += [] if real else SYNTHETIC
+    commands = {
+        "mlp-lab train": mlp_lab_command() + args,
+        "... ordinary exit": [sys.executable, "-c", _ORDINARY_EXIT, *args],
+    }
+    _timed_train(commands["mlp-lab train"], tmp / "train-runs", env)  # warm-up: the data cache
+    # The imports alone, leaving as mlp-lab train does (no teardown): what no run can avoid.
+    floor = time_command([sys.executable, "-c", "import os, torch, torch._dynamo\nos._exit(0)"], runs, env)
+    timed: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    for _ in range(runs):  # interleaved, so that other load hits both alike
+        for name, cmd in commands.items():
+            timed[name].append(_timed_train(cmd, tmp / "train-runs", env))
+    rows = [{"row": "import torch, torch._dynamo", "median_s": floor["median_s"], "min_s": floor["min_s"]}]
+    for name, pairs in timed.items():
+        wall = statistics.median(w for w, _ in pairs)
+        training = statistics.median(d for _, d in pairs)
+        rows.append(
+            {
+                "row": name,
+                "median_s": wall,
+                "min_s": min(w for w, _ in pairs),
+                "training_s": training,
+                "ratio": wall / training,
+                "floor_ratio": (floor["median_s"] + training) / training,
+            }
+        )
+        log(f"{name}: wall {wall:.2f} s for {training:.2f} s of training")
+    return {"data": "real MNIST" if real else "SYNTHETIC (no MNIST in the data folder)", "rows": rows}
+
+
 def cache_section(data_dir: Path, runs: int, tmp: Path, cifar_per_batch: int, log) -> dict:
     os.environ["XDG_CACHE_HOME"] = str(tmp / "xdg-cache")  # read-only data: the cache falls back here
     import torch  # noqa: F401  (imported before timing: not part of any load)
@@ -223,7 +291,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument(
         "--cifar-per-batch", type=int, default=10000, help="images per synthetic CIFAR batch file (default 10000)"
     )
-    p.add_argument("--skip-cache", action="store_true", help="only the CLI section")
+    p.add_argument("--skip-cache", action="store_true", help="no decoded-data cache section")
+    p.add_argument("--skip-train", action="store_true", help="no lecture-run section")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     args = p.parse_args(argv)
     data_dir = (args.data_dir or default_data_dir()).expanduser().absolute()
@@ -232,8 +301,10 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="mlp-lab-startup-") as tmp_name:
         tmp = Path(tmp_name)
         out["cli"] = cli_section(args.runs, tmp, log)
-        if not args.skip_cache:
+        if not args.skip_cache:  # before any run fills the cache
             out["cache"] = cache_section(data_dir, args.runs, tmp, args.cifar_per_batch, log)
+        if not args.skip_train:
+            out["train"] = train_section(data_dir, args.runs, tmp, log)
     out["load_after"] = load_avg()
 
     cli = out["cli"]
@@ -254,6 +325,14 @@ def main(argv: list[str] | None = None) -> dict:
         f"  python -X importtime -c 'import mlp_lab.cli': {imports[0]['total_ms']:.0f} ms in all; slowest (cumulative):"
     )
     print("    " + ", ".join(f"{r['module']} {r['cumulative_ms']:.0f} ms" for r in imports[1:]))
+    if "train" in out:
+        print(f"a lecture run (init_relu_he, {out['train']['data']}): wall seconds, median of {args.runs}")
+        print(f"  {'command':<28} {'median':>8} {'min':>8} {'training':>9} {'wall/training':>14} {'floor':>7}")
+        for r in out["train"]["rows"]:
+            ratio = f"{r['ratio']:13.2f}x {r['floor_ratio']:6.2f}x" if "ratio" in r else ""
+            training = f"{r['training_s']:9.2f}" if "training_s" in r else " " * 9
+            print(f"  {r['row']:<28} {r['median_s']:8.3f} {r['min_s']:8.3f} {training} {ratio}")
+        print("  floor: (import torch, torch._dynamo + the run's training seconds) / its training seconds")
     if "cache" in out:
         print(
             f"decoded-data cache: load_data() wall seconds (cached: median of {args.runs}; cpu = its process CPU time; "

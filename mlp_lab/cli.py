@@ -14,6 +14,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from mlp_lab.errors import MlpLabError
+from mlp_lab.process_exit import leave
 
 
 class _PlainFlags:
@@ -730,7 +731,11 @@ def configs(
 
 
 def main() -> None:
-    app()
+    """The console script: the app, then a quick exit when torch was loaded (process_exit)."""
+    try:
+        app()
+    except SystemExit as stop:
+        leave(stop.code)
 
 
 if __name__ == "__main__":

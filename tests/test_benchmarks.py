@@ -159,6 +159,11 @@ def test_startup_end_to_end(tmp_path, capsys):
     cache = {r["dataset"]: r for r in result["cache"]["rows"]}
     assert set(cache) == {"mnist", "cifar10"} and cache["mnist"]["train_images"] == 50
     assert all(r["first_load_s"] > 0 and r["cached_median_s"] > 0 and r["cache_mb"] > 0 for r in cache.values())
+    train = {r["row"]: r for r in saved["train"]["rows"]}
+    assert set(train) == {"import torch, torch._dynamo", "mlp-lab train", "... ordinary exit"}
+    run = train["mlp-lab train"]
+    assert run["training_s"] > 0 and run["ratio"] == pytest.approx(run["median_s"] / run["training_s"])
+    assert "a lecture run (init_relu_he, real MNIST)" in printed
 
 
 def test_sweep_speed_runs_and_writes_its_table(tmp_path, capsys):

@@ -7,6 +7,11 @@ other load disturbs less) and the overhead in percent. The time is the whole
 ``run_experiment`` call divided by the epochs (training, evaluation, and with
 diagnostics the recorded steps, the probe batch and the jsonl lines; no checkpoints).
 
+The floor beside it: the probe's forwards alone (the fixed batch of ``PROBE_SIZE``
+training images through the network, no grad, once at the start and once an epoch), which
+no implementation that records the same numbers can skip, in percent of a run without
+diagnostics.
+
 Data: MNIST from ``--data-dir`` when the files are there, else the synthetic MNIST-shaped
 set (``--train-size`` samples). Nothing here asserts a time: machines differ, and a busy
 machine makes single runs noisy, so use several repeats and read the medians.
@@ -29,6 +34,8 @@ import torch
 
 from mlp_lab.config import config_from_dict
 from mlp_lab.data import load_data
+from mlp_lab.diagnostics import PROBE_SIZE
+from mlp_lab.model import build_model
 from mlp_lab.training import run_experiment
 
 
@@ -54,7 +61,23 @@ def time_run(raw: dict, data, diagnostics: bool, root: Path, epochs: int) -> tup
     return seconds / epochs, cpu / epochs
 
 
-def main() -> None:
+def probe_floor(raw: dict, data, epochs: int, repeat: int) -> float:
+    """Seconds per epoch of the probe's forwards alone (epochs + 1 of them a run), median."""
+    cfg = config_from_dict(raw)
+    model = build_model(cfg.model, data.input_dim, data.num_classes).eval()
+    probe = data.normalize(data.train_x[:PROBE_SIZE])
+    times = []
+    with torch.no_grad():
+        model(probe)  # warm-up
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            for _ in range(epochs + 1):
+                model(probe)
+            times.append((time.perf_counter() - t0) / epochs)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", type=Path, default=None, help="Use real MNIST from here when present.")
     p.add_argument(
@@ -70,7 +93,7 @@ def main() -> None:
     p.add_argument("--nets", default="256x2,256x8", help="Comma-separated WIDTHxDEPTH hidden stacks.")
     p.add_argument("--activation", default="relu")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice).")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -111,7 +134,7 @@ def main() -> None:
             for _ in range(args.repeat):
                 off.append(time_run(raw, data, False, root, args.epochs))
                 on.append(time_run(raw, data, True, root, args.epochs))
-            rows.append((net, off, on))
+            rows.append((net, off, on, probe_floor(raw, data, args.epochs, args.repeat)))
             print(f"  {net} wall: off {[round(t, 2) for t, _ in off]}  on {[round(t, 2) for t, _ in on]}", flush=True)
             print(f"  {net} cpu:  off {[round(c, 2) for _, c in off]}  on {[round(c, 2) for _, c in on]}", flush=True)
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -119,17 +142,18 @@ def main() -> None:
     print()
     header = (
         f"{'hidden':>8} | {'time':>4} | {'off s/epoch (median, min)':>26} | {'on s/epoch (median, min)':>25} | "
-        f"{'overhead (median)':>17} | {'overhead (min)':>14}"
+        f"{'overhead (median)':>17} | {'overhead (min)':>14} | {'floor (probe forwards)':>22}"
     )
     print(header)
     print("-" * len(header))
-    for net, off, on in rows:
+    for net, off, on, floor in rows:
         for k, kind in ((0, "wall"), (1, "cpu")):
             a, b = [t[k] for t in off], [t[k] for t in on]
             mo, mn, lo, ln = statistics.median(a), statistics.median(b), min(a), min(b)
             print(
                 f"{net:>8} | {kind:>4} | {mo:>15.3f}, {lo:>8.3f} | {mn:>14.3f}, {ln:>8.3f} | "
-                f"{100 * (mn - mo) / mo:>+16.1f}% | {100 * (ln - lo) / lo:>+13.1f}%"
+                f"{100 * (mn - mo) / mo:>+16.1f}% | {100 * (ln - lo) / lo:>+13.1f}% | "
+                + (f"{100 * floor / mo:>+21.1f}%" if kind == "wall" else "")
             )
     print(
         f"\nload average {load:.2f} at start, {load_end:.2f} at end "

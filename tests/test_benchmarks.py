@@ -224,3 +224,26 @@ def test_search_speed_runs_its_three_searches_and_a_grid_of_as_many_runs(tmp_pat
     grid = rows[-1]
     assert grid["variant"] == "grid, no pruning" and grid["distinct_lrs"] == 2 and grid["pruned"] == 0
     assert _script("search_speed").grid_shape(24) == (6, 4)
+
+
+def test_diagnostics_overhead_prints_off_on_and_the_probe_floor(tmp_path, capsys):
+    _script("diagnostics_overhead").main(
+        [
+            "--train-size",
+            "300",
+            "--nets",
+            "16x2",
+            "--repeat",
+            "1",
+            "--epochs",
+            "1",
+            "--per-epoch",
+            "2",
+            "--threads",
+            "1",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert "synthetic" in printed.lower() and "floor (probe forwards)" in printed
+    (wall,) = [line for line in printed.splitlines() if line.strip().startswith("16x2 | wall")]
+    assert wall.rstrip().endswith("%") and wall.count("%") == 3

@@ -39,12 +39,14 @@ TINY = (
     "name: tiny\ndata: {dataset: synthetic, synthetic_train_size: 200, synthetic_test_size: 50}\n"
     "model: {hidden: [16]}\noptimizer: {name: sgd, lr: 0.05}\ntrain: {epochs: 1, batch_size: 50, device: cpu}\n"
 )
-# A child that runs `mlp-lab ARGS` and prints, last, the bytes this process (the driver) wrote.
+# A child that runs `mlp-lab ARGS` and prints, last, the bytes this process (the driver) wrote,
+# then leaves as the console script does.
 DRIVER = (
-    "import sys\nfrom mlp_lab.cli import main\nsys.argv = ['mlp-lab', *sys.argv[1:]]\n"
-    "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"
+    "import sys\nfrom mlp_lab.cli import app\nfrom mlp_lab.process_exit import leave\n"
+    "sys.argv = ['mlp-lab', *sys.argv[1:]]\n"
+    "try:\n    app()\nexcept SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"
     "io = dict(line.split(': ') for line in open('/proc/self/io').read().splitlines())\n"
-    "print('WRITE_BYTES', io['write_bytes'], io['wchar'], flush=True)\nsys.exit(code)\n"
+    "print('WRITE_BYTES', io['write_bytes'], io['wchar'], flush=True)\nleave(code)\n"
 )
 
 

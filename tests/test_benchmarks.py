@@ -247,3 +247,14 @@ def test_diagnostics_overhead_prints_off_on_and_the_probe_floor(tmp_path, capsys
     assert "synthetic" in printed.lower() and "floor (probe forwards)" in printed
     (wall,) = [line for line in printed.splitlines() if line.strip().startswith("16x2 | wall")]
     assert wall.rstrip().endswith("%") and wall.count("%") == 3
+
+
+def test_lecture_speed_scaling_table_runs_end_to_end(tmp_path, capsys):
+    """The scaling rows' drivers print the bytes they wrote after the command's own output."""
+    result = _script("lecture_speed").main(
+        ["--skip-lecture", "--sizes", "3", "--trials", "2", "--jobs", "1", "--json", str(tmp_path / "l.json")]
+    )
+    rows = result["scaling"]
+    assert len(rows) == 2 and all(r["wall_s"] > 0 and r["driver_bytes_per_run"] > 0 for r in rows)
+    assert "driver bytes/run" in capsys.readouterr().out
+    assert json.loads((tmp_path / "l.json").read_text())["scaling"] == rows

@@ -524,3 +524,29 @@ def test_the_layers_measured_together_give_each_layers_own_statistics(activation
     pre, post = pairs[0]
     assert float(one_by_one[0, 1]) == pytest.approx(float(pre.std()), rel=1e-5)
     assert float(one_by_one[0, 3]) == pytest.approx(float(post.std()), rel=1e-5)
+    if activation in ("sigmoid", "tanh"):  # outputs within the margin of either bound
+        lo, hi = diag.SATURATING[activation]
+        margin = diag.SATURATION_MARGIN
+        expected = ((post < lo + margin) | (post > hi - margin)).float().mean()
+    else:  # the fraction of outputs <= 0
+        expected = (post <= 0).float().mean()
+    assert float(together[0, 4]) == pytest.approx(float(expected), abs=1e-7)
+    assert 0 < float(expected) < 1  # the data crosses the thresholds, so the count is tested
+
+
+def test_maxout_layers_are_measured_together_though_their_inputs_are_wider():
+    torch.manual_seed(0)
+    pres = [torch.randn(20, 16) for _ in range(3)]
+    pairs = [(pre, pre.view(20, 8, 2).amax(-1)) for pre in pres]
+    together = activation_stats_of_layers(pairs, "maxout")
+    one_by_one = torch.stack([activation_stats(pre, post, "maxout") for pre, post in pairs])
+    torch.testing.assert_close(together, one_by_one, equal_nan=True, rtol=1e-5, atol=1e-6)
+    assert float(together[2, 3]) == pytest.approx(float(pairs[2][1].std()), rel=1e-5)
+
+
+def test_dead_fraction_counts_units_never_positive_per_layer():
+    post = torch.relu(torch.randn(50, 8))
+    post[:, [1, 5]] = 0  # two dead units
+    post[:, 2] = -1e-3  # leaky: negative, never positive, dead too
+    assert float(diag.dead_fraction(post)) == 3 / 8
+    assert float(diag.dead_fraction(torch.zeros(5, 4))) == 1.0

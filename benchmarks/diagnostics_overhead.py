@@ -12,6 +12,15 @@ training images through the network, no grad, once at the start and once an epoc
 no implementation that records the same numbers can skip, in percent of a run without
 diagnostics.
 
+The whole-run difference moves by a few points between runs of this script (other load,
+where the allocator puts things): the overhead is also given as the median of the
+interleaved pairs' differences with its quartiles, and, steadier, as the time spent inside
+the diagnostics' own calls, by part: the probes (their forwards, and the rest: statistics,
+a cold cache), the recorded steps (weights copied and measured, activation statistics),
+the writes of diagnostics.jsonl and the rest (warnings, setting up). What the run pays
+outside those calls (hooked modules' slower calls, caches the probes evicted) is the
+difference between the two.
+
 Data: MNIST from ``--data-dir`` when the files are there, else the synthetic MNIST-shaped
 set (``--train-size`` samples). Nothing here asserts a time: machines differ, and a busy
 machine makes single runs noisy, so use several repeats and read the medians.
@@ -23,15 +32,20 @@ machine makes single runs noisy, so use several repeats and read the medians.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from mlp_lab import training_diagnostics
 from mlp_lab.config import config_from_dict
 from mlp_lab.data import load_data
 from mlp_lab.diagnostics import PROBE_SIZE
@@ -48,14 +62,63 @@ def has_mnist(data_dir: Path | None) -> bool:
     return data_dir is not None and (Path(data_dir) / "MNIST" / "raw").is_dir()
 
 
-def time_run(raw: dict, data, diagnostics: bool, root: Path, epochs: int) -> tuple[float, float]:
+# The parts of the diagnostics' cost, by the TrainingDiagnostics method that does each. The
+# entry points (the constructor, the optimizer's step hooks, end_epoch, close) make the total;
+# probes and writes happen inside the constructor and end_epoch.
+ENTRY_POINTS = ("__init__", "_before_step", "_after_step", "end_epoch", "close")
+PARTS = {"_probe": "probes", "_before_step": "recorded steps", "_after_step": "recorded steps",
+         "_write_probe": "writes", "close": "writes"}  # fmt: skip
+
+
+@contextmanager
+def time_inside(cls: type, names: Sequence[str], totals: dict[str, float]) -> Iterator[None]:
+    """Add the seconds spent in each of ``cls``'s methods ``names`` to ``totals[name]``
+    while the block runs (the methods are wrapped on the class, so bound hooks see it)."""
+    originals = {name: cls.__dict__[name] for name in names}
+
+    def timed(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                totals[name] = totals.get(name, 0.0) + time.perf_counter() - t0
+
+        return wrapper
+
+    for name, method in originals.items():
+        setattr(cls, name, timed(name, method))
+    try:
+        yield
+    finally:
+        for name, method in originals.items():
+            setattr(cls, name, method)
+
+
+def inside_parts(totals: dict[str, float]) -> dict[str, float]:
+    """Seconds by part of one run's time inside the diagnostics: PARTS, then the rest."""
+    parts = {part: 0.0 for part in PARTS.values()}
+    for name, part in PARTS.items():
+        parts[part] += totals.get(name, 0.0)
+    inside = sum(totals.get(name, 0.0) for name in ENTRY_POINTS)
+    return {**parts, "other": inside - sum(parts.values()), "total inside": inside}
+
+
+def time_run(
+    raw: dict, data, diagnostics: bool, root: Path, epochs: int, inside: list[dict[str, float]] | None = None
+) -> tuple[float, float]:
     """(wall seconds, this process's CPU seconds) per epoch. CPU time is less sensitive to
     other load than wall time (with --threads 1 it is close to the work done)."""
     cfg = config_from_dict(raw, [f"train.diagnostics={str(diagnostics).lower()}"])
     run_dir = Path(tempfile.mkdtemp(dir=root))
-    t0, c0 = time.perf_counter(), time.process_time()
-    result = run_experiment(cfg, run_dir, data, torch.device("cpu"))
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    totals: dict[str, float] = {}
+    with time_inside(training_diagnostics.TrainingDiagnostics, list(dict.fromkeys([*ENTRY_POINTS, *PARTS])), totals):
+        t0, c0 = time.perf_counter(), time.process_time()
+        result = run_experiment(cfg, run_dir, data, torch.device("cpu"))
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    if inside is not None and diagnostics:
+        inside.append(inside_parts(totals))
     if result.status != "completed":
         sys.exit(f"run ended {result.status}: {result.summary.get('message')}")
     return seconds / epochs, cpu / epochs
@@ -130,36 +193,62 @@ def main(argv: list[str] | None = None) -> None:
             hidden = parse_net(net)
             raw = {**base, "model": {"hidden": hidden, "activation": args.activation, "init": "kaiming_normal"}}
             time_run(raw, data, True, root, args.epochs)  # warm-up: allocator, kernels, imports
-            off, on = [], []
+            off, on, inside = [], [], []
             for _ in range(args.repeat):
                 off.append(time_run(raw, data, False, root, args.epochs))
-                on.append(time_run(raw, data, True, root, args.epochs))
-            rows.append((net, off, on, probe_floor(raw, data, args.epochs, args.repeat)))
+                on.append(time_run(raw, data, True, root, args.epochs, inside))
+            rows.append((net, off, on, probe_floor(raw, data, args.epochs, args.repeat), inside))
             print(f"  {net} wall: off {[round(t, 2) for t, _ in off]}  on {[round(t, 2) for t, _ in on]}", flush=True)
             print(f"  {net} cpu:  off {[round(c, 2) for _, c in off]}  on {[round(c, 2) for _, c in on]}", flush=True)
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
-    print()
-    header = (
-        f"{'hidden':>8} | {'time':>4} | {'off s/epoch (median, min)':>26} | {'on s/epoch (median, min)':>25} | "
-        f"{'overhead (median)':>17} | {'overhead (min)':>14} | {'floor (probe forwards)':>22}"
-    )
-    print(header)
-    print("-" * len(header))
-    for net, off, on, floor in rows:
-        for k, kind in ((0, "wall"), (1, "cpu")):
-            a, b = [t[k] for t in off], [t[k] for t in on]
-            mo, mn, lo, ln = statistics.median(a), statistics.median(b), min(a), min(b)
-            print(
-                f"{net:>8} | {kind:>4} | {mo:>15.3f}, {lo:>8.3f} | {mn:>14.3f}, {ln:>8.3f} | "
-                f"{100 * (mn - mo) / mo:>+16.1f}% | {100 * (ln - lo) / lo:>+13.1f}% | "
-                + (f"{100 * floor / mo:>+21.1f}%" if kind == "wall" else "")
-            )
+    print_overhead(rows)
+    for net, off, _, floor, inside in rows:
+        print_parts(net, statistics.median(t for t, _ in off) * args.epochs, floor * args.epochs, inside)
     print(
         f"\nload average {load:.2f} at start, {load_end:.2f} at end "
         f"({os.cpu_count()} CPUs): above ~{max(1, (os.cpu_count() or 1) // 2)} the machine was busy and "
         f"the numbers are noisy"
     )
+
+
+def print_overhead(rows: list) -> None:
+    """Seconds per epoch off and on, the overhead of the medians and of the pairs, the floor."""
+    print()
+    header = (
+        f"{'hidden':>8} | {'time':>4} | {'off s/epoch (median, min)':>26} | {'on s/epoch (median, min)':>25} | "
+        f"{'overhead (medians)':>18} | {'pairs: median (quartiles)':>29} | {'floor (probe forwards)':>22}"
+    )
+    print(header)
+    print("-" * len(header))
+    for net, off, on, floor, _ in rows:
+        for k, kind in ((0, "wall"), (1, "cpu")):
+            a, b = [t[k] for t in off], [t[k] for t in on]
+            mo, mn, lo, ln = statistics.median(a), statistics.median(b), min(a), min(b)
+            pairs = [100 * (y - x) / x for x, y in zip(a, b)]
+            q1, _, q3 = statistics.quantiles(pairs, n=4) if len(pairs) > 1 else pairs * 3
+            paired = f"{statistics.median(pairs):+.1f}% ({q1:+.1f}%, {q3:+.1f}%)"
+            print(
+                f"{net:>8} | {kind:>4} | {mo:>15.3f}, {lo:>8.3f} | {mn:>14.3f}, {ln:>8.3f} | "
+                f"{100 * (mn - mo) / mo:>+17.1f}% | {paired:>29} | "
+                + (f"{100 * floor / mo:>+21.1f}%" if kind == "wall" else "")
+            )
+
+
+def print_parts(net: str, off_run: float, floor_run: float, inside: list[dict[str, float]]) -> None:
+    """Where the time inside the diagnostics goes, per run (medians), beside a run without."""
+    parts = {part: statistics.median(run[part] for run in inside) for part in inside[0]}
+    lines = {
+        "probes: the forwards (the floor, timed alone)": floor_run,
+        "probes: the rest (statistics, a cold cache)": parts.pop("probes") - floor_run,
+        **parts,
+    }
+    print(f"\n{net}: time inside the diagnostics' own calls, per run (median of {len(inside)} runs)")
+    header = f"{'part':<46} | {'ms/run':>7} | {'% of a run without':>18}"
+    print(header)
+    print("-" * len(header))
+    for part, seconds in lines.items():
+        print(f"{part:<46} | {1000 * seconds:>7.1f} | {100 * seconds / off_run:>17.1f}%")
 
 
 if __name__ == "__main__":

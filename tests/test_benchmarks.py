@@ -246,7 +246,34 @@ def test_diagnostics_overhead_prints_off_on_and_the_probe_floor(tmp_path, capsys
     printed = capsys.readouterr().out
     assert "synthetic" in printed.lower() and "floor (probe forwards)" in printed
     (wall,) = [line for line in printed.splitlines() if line.strip().startswith("16x2 | wall")]
-    assert wall.rstrip().endswith("%") and wall.count("%") == 3
+    assert wall.rstrip().endswith("%") and wall.count("%") == 5
+    # the time inside the diagnostics, by part: the parts add up to the total
+    parts = {
+        line.split("|")[0].strip(): float(line.split("|")[1])
+        for line in printed.splitlines()
+        if line.count("|") == 2 and line.rstrip().endswith("%") and "part" not in line
+    }
+    assert list(parts)[-1] == "total inside" and parts["total inside"] > 0
+    assert {"recorded steps", "writes", "other"} <= set(parts)
+    assert sum(v for k, v in parts.items() if k != "total inside") == pytest.approx(parts["total inside"], abs=0.3)
+
+
+def test_time_inside_adds_each_methods_seconds_and_puts_the_class_back():
+    bench = _script("diagnostics_overhead")
+
+    class Watched:
+        def work(self, n):
+            return sum(range(n))
+
+    original = Watched.__dict__["work"]
+    totals: dict[str, float] = {}
+    with bench.time_inside(Watched, ["work"], totals):
+        assert Watched().work(10) == 45 and Watched().work(1000) == 499500
+    assert totals["work"] > 0 and Watched.__dict__["work"] is original
+    parts = bench.inside_parts({"__init__": 1.0, "_probe": 0.6, "_write_probe": 0.1, "_after_step": 0.5})
+    assert parts == pytest.approx(
+        {"probes": 0.6, "recorded steps": 0.5, "writes": 0.1, "other": 0.3, "total inside": 1.5}
+    )
 
 
 def test_lecture_speed_scaling_table_runs_end_to_end(tmp_path, capsys):

@@ -433,9 +433,12 @@ def train_experiment(
     there as each epoch ends (export.LiveTensorBoard).
     """
     from mlp_lab.console import TrainingProgress
-    from mlp_lab.export import LiveTensorBoard
 
-    live = LiveTensorBoard(tensorboard) if tensorboard is not None else None  # the extra is missing: before anything
+    live = None
+    if tensorboard is not None:  # (export, and the comparison code it builds on, only for runs that write events)
+        from mlp_lab.export import LiveTensorBoard
+
+        live = LiveTensorBoard(tensorboard)  # the extra is missing: before anything
 
     ckpt_path = Path(resume) / runs.CHECKPOINT if resume is not None else None
     if ckpt_path is not None and not ckpt_path.exists():

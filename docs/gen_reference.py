@@ -163,7 +163,7 @@ def _option(p: Any) -> str:
 def _command(name: str, cmd: Any, level: int) -> list[str]:
     text = (cmd.help or "").strip()
     lines = [f"{'#' * level} `mlp-lab {name}`", "", *[line.strip() for line in text.splitlines()], ""]
-    params = [p for p in cmd.params if p.name not in ("help",)]
+    params = [p for p in cmd.params if p.name not in ("help",) and not getattr(p, "hidden", False)]
     if params:
         lines += ["| option | what it does |", "|---|---|", *(_option(p) for p in params), ""]
     if hasattr(cmd, "commands"):
@@ -180,7 +180,10 @@ def cli_reference() -> str:
         "",
         "Every command and option, as `mlp-lab COMMAND --help` prints them. Exit codes: 0 done,",
         "1 a run diverged or failed (or a check failed), 2 a mistake in the input (one line saying",
-        "what and what is allowed), 130 interrupted (continue with `--resume`).",
+        "what and what is allowed), 130 interrupted (continue with `mlp-lab resume FOLDER`).",
+        "",
+        "Older spellings keep working, out of `--help`'s way: `train --resume RUN` and",
+        "`sweep --resume SWEEP` are `resume`; `sweep --refine SEARCH [--top K] [--trials N]` is `refine`.",
         "",
     ]
     for name, cmd in root.commands.items():

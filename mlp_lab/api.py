@@ -162,7 +162,7 @@ def sweep(
     sweep's order. ``overrides`` apply to every run, as ``--set``. ``backend="ray"`` runs
     them as Ray tasks: on the cluster at ``address``, the one this notebook joined with
     ``ray.init``, or a local Ray started for the sweep. A sweep that is stopped (Ctrl-C)
-    returns the runs so far; ``mlp-lab sweep --resume`` goes on."""
+    returns the runs so far; ``mlp-lab resume FOLDER`` goes on."""
     from mlp_lab import sweeps
 
     data = Path(data_dir) if data_dir is not None else None

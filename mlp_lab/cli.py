@@ -93,6 +93,55 @@ def _data_dir_option() -> Any:
     return typer.Option(None, "--data-dir", help="Data directory (else $MLP_LAB_DATA, data.data_dir, ./data).")
 
 
+# The options of how a sweep's runs run: sweep, refine and resume take them alike.
+
+
+def _jobs_option() -> Any:
+    return typer.Option(
+        None,
+        "--jobs",
+        "-j",
+        help="Runs at once (local: a process each; default: one per core, at most 8. ray: default no cap).",
+        show_default=False,
+    )
+
+
+def _threads_option() -> Any:
+    return typer.Option(
+        None,
+        "--threads",
+        help="torch threads per run (local default: the cores shared among the jobs; ray: 1, its num_cpus).",
+        show_default=False,
+    )
+
+
+def _backend_option() -> Any:
+    return typer.Option(
+        None,
+        "--backend",
+        help="local (a process per run, the default) or ray (a Ray task per run; needs the ray extra, see the README).",
+        show_default=False,
+    )
+
+
+def _address_option() -> Any:
+    return typer.Option(
+        None,
+        "--address",
+        help="With --backend ray: the cluster (HOST:PORT, ray://HOST:PORT; default $RAY_ADDRESS, else a local Ray for this sweep).",
+        show_default=False,
+    )
+
+
+def _tensorboard_option(each: str) -> Any:
+    return typer.Option(
+        None,
+        "--tensorboard",
+        help=f"Also write TensorBoard events to DIR as {each} (tensorboard --logdir DIR).",
+        show_default=False,
+    )
+
+
 @overload
 def _located(arg: Path, kind: str = ...) -> Path: ...
 @overload
@@ -139,38 +188,77 @@ def train(
     ),
     data_dir: Optional[Path] = _data_dir_option(),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders are written."),
-    resume: Optional[Path] = typer.Option(
-        None, "--resume", help="Continue an interrupted run from its last checkpoint."
-    ),
+    # The older spelling of `mlp-lab resume RUN`: it keeps working, out of --help's way.
+    resume: Optional[Path] = typer.Option(None, "--resume", hidden=True),
     diagnose: bool = _flag("--diagnose", help="Record per-layer diagnostics (same as train.diagnostics: true)."),
     quiet: bool = _flag("--quiet", "-q", help="No progress bar."),
-    tensorboard: Optional[Path] = typer.Option(
-        None,
-        "--tensorboard",
-        help="Also write TensorBoard events to DIR as each epoch ends (tensorboard --logdir DIR).",
-        show_default=False,
-    ),
+    tensorboard: Optional[Path] = _tensorboard_option("each epoch ends"),
 ) -> None:
-    """Train one experiment and write its run folder."""
+    """Train one experiment and write its run folder (mlp-lab resume RUN continues an interrupted one)."""
+    _train(_located(config), set_, data_dir, runs_dir, resume, diagnose, quiet, tensorboard)
+
+
+def _train(
+    config: Optional[Path],
+    overrides: List[str],
+    data_dir: Optional[Path],
+    runs_dir: Path,
+    resume: Optional[Path],
+    diagnose: bool,
+    quiet: bool,
+    tensorboard: Optional[Path],
+) -> None:
+    """Train (or resume) one run and exit with its code."""
     try:
         from mlp_lab.training import train_from_cli
 
-        code = train_from_cli(
-            config_path=_located(config),
-            overrides=set_,
-            data_dir=data_dir,
-            runs_dir=runs_dir,
-            resume=resume,
-            diagnose=diagnose,
-            quiet=quiet,
-            tensorboard=tensorboard,
-        )
+        code = train_from_cli(config, overrides, data_dir, runs_dir, resume, diagnose, quiet, tensorboard)
     except KeyboardInterrupt:
         # Ctrl-C before training started (importing torch, loading data); once it has,
         # the run itself handles Ctrl-C and ends with status interrupted.
         typer.echo("interrupted before training started", err=True)
         raise typer.Exit(130) from None
     raise typer.Exit(code)
+
+
+@app.command(cls=_Command)
+@_user_errors
+def resume(
+    folder: Path = typer.Argument(
+        ..., help="A run folder (mlp-lab train) or a sweep folder (sweep, refine, confirm).", show_default=False
+    ),
+    jobs: Optional[int] = _jobs_option(),
+    threads: Optional[int] = _threads_option(),
+    backend: Optional[str] = typer.Option(
+        None, "--backend", help="A sweep's backend (default: the one it ran on).", show_default=False
+    ),
+    address: Optional[str] = _address_option(),
+    data_dir: Optional[Path] = _data_dir_option(),
+    quiet: bool = _flag("--quiet", "-q", help="No progress bar or live view."),
+    tensorboard: Optional[Path] = _tensorboard_option("each epoch ends"),
+) -> None:
+    """Continue what was stopped: a run from its last checkpoint, or a sweep's runs that did not end.
+
+    A run continues exactly as configured and ends with the metrics of a run never
+    stopped; a sweep runs exactly the runs that did not end, with the settings it was
+    started with (its jobs, threads, backend, data) unless told otherwise. Runs that
+    completed or diverged are never trained again.
+    Examples: mlp-lab resume runs/relu_adam-20261204-120000-a1b2c3;
+    mlp-lab resume runs/lecture-20261204-120000-a1b2c3 --jobs 2
+    """
+    from mlp_lab.runs import folder_kind
+
+    if folder_kind(folder) == "sweep":
+        from mlp_lab.sweeps.console import resume_from_cli
+
+        raise typer.Exit(resume_from_cli(folder, jobs, threads, backend, address, data_dir, quiet, tensorboard))
+    given = {"--jobs": jobs, "--threads": threads, "--backend": backend, "--address": address}
+    for flag, value in given.items():
+        if value is not None:
+            raise MlpLabError(
+                f"{flag}: a sweep's option; {folder} is a run folder (it takes --data-dir, --quiet, --tensorboard)"
+            )
+    _train(None, [], data_dir, Path("runs"), folder, False, quiet, tensorboard)
 
 
 @app.command(cls=_Command)
@@ -217,84 +305,43 @@ def sweep(
         help="With --search: none (the default), median, successive_halving or hyperband.",
         show_default=False,
     ),
+    trials: Optional[int] = typer.Option(None, "--trials", help="With --search: configs to try.", show_default=False),
     seeds: Optional[str] = typer.Option(
         None, "--seeds", help="With --config: N (seeds 0..N-1) or a list [0,7,42].", show_default=False
     ),
-    jobs: Optional[int] = typer.Option(
-        None,
-        "--jobs",
-        "-j",
-        help="Runs at once (local: a process each; default: one per core, at most 8. ray: default no cap).",
-        show_default=False,
-    ),
-    threads: Optional[int] = typer.Option(
-        None,
-        "--threads",
-        help="torch threads per run (local default: the cores shared among the jobs; ray: 1, its num_cpus).",
-        show_default=False,
-    ),
-    backend: Optional[str] = typer.Option(
-        None,
-        "--backend",
-        help="local (a process per run, the default) or ray (a Ray task per run; needs the ray extra, see the README).",
-        show_default=False,
-    ),
-    address: Optional[str] = typer.Option(
-        None,
-        "--address",
-        help="With --backend ray: the cluster (HOST:PORT, ray://HOST:PORT; default $RAY_ADDRESS, else a local Ray for this sweep).",
-        show_default=False,
-    ),
+    jobs: Optional[int] = _jobs_option(),
+    threads: Optional[int] = _threads_option(),
+    backend: Optional[str] = _backend_option(),
+    address: Optional[str] = _address_option(),
     dry_run: bool = _flag("--dry-run", help="Print the runs and their count; run nothing."),
-    resume: Optional[Path] = typer.Option(
-        None, "--resume", help="Continue a sweep folder: run exactly the runs that did not end."
-    ),
-    refine: Optional[Path] = typer.Option(
-        None,
-        "--refine",
-        help="Coarse to fine: a new search narrowed to the top trials of this finished search folder.",
-        show_default=False,
-    ),
-    top: int = typer.Option(5, "--top", help="With --refine: the trials whose values the new ranges span."),
-    trials: Optional[int] = typer.Option(
-        None,
-        "--trials",
-        help="With --search: configs to try. With --refine: trials of the new search (default: as before).",
-        show_default=False,
-    ),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the sweep folder is written."),
     data_dir: Optional[Path] = _data_dir_option(),
     quiet: bool = _flag("--quiet", "-q", help="No live view: a line per finished run, then the closing lines."),
-    tensorboard: Optional[Path] = typer.Option(
-        None,
-        "--tensorboard",
-        help="Also write TensorBoard events to DIR as each run's epochs end (tensorboard --logdir DIR).",
-        show_default=False,
-    ),
+    tensorboard: Optional[Path] = _tensorboard_option("each run's epochs end"),
     yes: bool = _flag("--yes", help="Allow more than 10,000 runs."),
+    # The older spellings of `mlp-lab resume SWEEP` and `mlp-lab refine SEARCH [--top K]`:
+    # they keep working, out of --help's way.
+    resume: Optional[Path] = typer.Option(None, "--resume", hidden=True),
+    refine: Optional[Path] = typer.Option(None, "--refine", hidden=True),
+    top: int = typer.Option(5, "--top", hidden=True),
 ) -> None:
-    """Many runs from one file: a grid, cases and seeds, or a search (--search; --refine narrows one).
+    """Many runs from one file: a grid, cases and seeds, or a search (--search).
 
     The runs go into one sweep folder (runs/<name>-<timestamp>-<id>/) with the resolved
-    sweep file and a manifest; compare, show and train --resume work on them unchanged.
+    sweep file and a manifest; compare, show and resume work on them unchanged.
     Examples: mlp-lab sweep configs/sweeps/activations_inits.yaml;
     mlp-lab sweep --config configs/relu_adam.yaml --grid model.activation=relu,tanh --seeds 3;
     mlp-lab sweep --config relu_adam --search optimizer.lr=log_uniform:1e-4:1e-1 --trials 20 --method tpe
     """
-    from mlp_lab.sweeps.console import sweep_from_cli
+    from mlp_lab.sweeps.console import refined_file, sweep_from_cli
     from mlp_lab.sweeps.spec import SearchOptions
 
     if refine is not None:
-        from mlp_lab.sweeps.refine import refine as narrowed
-
         if file is not None or resume is not None:
             raise MlpLabError(
                 "--refine makes its own sweep file from the search folder; give no sweep file or --resume"
             )
-        file, lines = narrowed(refine, top=top, trials=trials)
-        for line in lines:
-            typer.echo(line)
-        typer.echo(f"wrote {file} (and its base config beside it): the refined search as a file")
+        file = refined_file(refine, top, trials)
     raise typer.Exit(
         sweep_from_cli(
             _located(file, "sweep"),
@@ -314,6 +361,60 @@ def sweep(
             tensorboard=tensorboard,
         )
     )
+
+
+@app.command(cls=_Command)
+@_user_errors
+def refine(
+    folder: Path = typer.Argument(..., help="A finished search's folder.", show_default=False),
+    top: int = typer.Option(5, "--top", help="The trials whose values the new ranges span."),
+    trials: Optional[int] = typer.Option(
+        None, "--trials", help="Trials of the new search (default: as many as before).", show_default=False
+    ),
+    set_: List[str] = typer.Option(
+        [],
+        "--set",
+        help="Override a field in every run: --set train.epochs=5 (repeatable).",
+        autocompletion=_complete_set,
+    ),
+    jobs: Optional[int] = _jobs_option(),
+    threads: Optional[int] = _threads_option(),
+    backend: Optional[str] = _backend_option(),
+    address: Optional[str] = _address_option(),
+    dry_run: bool = _flag("--dry-run", help="Write the refined search file and print its trials; run nothing."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the new search's folder is written."),
+    data_dir: Optional[Path] = _data_dir_option(),
+    quiet: bool = _flag("--quiet", "-q", help="No live view: a line per finished run, then the closing lines."),
+    tensorboard: Optional[Path] = _tensorboard_option("each run's epochs end"),
+) -> None:
+    """Coarse to fine: a new search narrowed to the top trials of a finished one, and run.
+
+    Each searched range narrows to the box the top K completed trials span (with a
+    margin; in log space for log ranges), each choice to the options among them. The
+    refined search is written into FOLDER as refined.yaml (rerun it with mlp-lab sweep),
+    and runs in a new search folder.
+    Example: mlp-lab refine runs/lr-search-20261204-120000-a1b2c3 --top 4 --trials 8
+    """
+    from mlp_lab.sweeps.console import refine_from_cli
+
+    code = refine_from_cli(
+        folder,
+        top,
+        trials,
+        overrides=set_,
+        jobs=jobs,
+        threads=threads,
+        dry_run=dry_run,
+        resume=None,
+        runs_dir=runs_dir,
+        data_dir=data_dir,
+        quiet=quiet,
+        yes=False,
+        backend=backend,
+        address=address,
+        tensorboard=tensorboard,
+    )
+    raise typer.Exit(code)
 
 
 @app.command(cls=_Command)

@@ -322,6 +322,21 @@ def is_run_dir(path: Path) -> bool:
 SWEEP_MANIFEST = "manifest.json"
 
 
+def folder_kind(path: Path) -> str:
+    """What ``mlp-lab resume`` continues: "sweep" or "run"; RunError (one line) for anything else."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunError(f"{path}: no such folder; mlp-lab resume continues a run folder or a sweep folder")
+    if (path / SWEEP_MANIFEST).is_file():
+        return "sweep"
+    if is_run_dir(path):
+        return "run"
+    raise RunError(
+        f"{path} is neither a run folder (no {CONFIG} or {SUMMARY}) nor a sweep folder (no {SWEEP_MANIFEST}); "
+        "nothing to resume"
+    )
+
+
 def search_metric(folder: Path) -> str | None:
     """The metric a search folder's search selected on; None for anything else."""
     try:
@@ -445,7 +460,7 @@ def load_run(path: Path) -> RunRecord:
         run.process_gone = True
         run.problems.append(
             f"{SUMMARY} says running but its process{_pid_text(run.summary)} is gone (killed?), so it counts as "
-            f"failed; mlp-lab train --resume {run.path} continues from its last checkpoint"
+            f"failed; mlp-lab resume {run.path} continues from its last checkpoint"
         )
 
     if met_path.is_file():

@@ -296,7 +296,7 @@ def _stopped_early(cfg: ExperimentConfig, history: list[dict[str, Any]]) -> dict
 def _disk_full_ending(e: DiskFull, run_dir: Path) -> dict[str, str]:
     return {
         "error": f"DiskFull: {e}",
-        "message": f"failed: {e}; the last checkpoint is intact: free some space, then mlp-lab train --resume {run_dir}",
+        "message": f"failed: {e}; the last checkpoint is intact: free some space, then mlp-lab resume {run_dir}",
     }
 
 
@@ -348,7 +348,7 @@ def _ending(
         name = str(e) or "SIGINT"
         return "interrupted", {
             "message": f"interrupted by {name} during epoch {epoch}; {epochs_kept} finished epoch(s) "
-            f"kept; continue with: mlp-lab train --resume {run_dir}"
+            f"kept; continue with: mlp-lab resume {run_dir}"
         }
     if isinstance(e, MemoryError | torch.cuda.OutOfMemoryError):
         # CUDA's message runs to several sentences of allocator advice: keep what it tried.
@@ -408,7 +408,9 @@ def prepare(
             )
         return cfg, Path(resume) / runs.CHECKPOINT
     if config_path is None:
-        raise ConfigError("no experiment given: pass --config FILE.yaml (see configs/), or --resume RUN_FOLDER")
+        raise ConfigError(
+            "no experiment given: pass --config FILE.yaml (see configs/); to continue a run: mlp-lab resume RUN_FOLDER"
+        )
     cfg = load_config(config_path, overrides)
     if diagnose:
         cfg.train.diagnostics = True

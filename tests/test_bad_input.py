@@ -107,7 +107,7 @@ CASES = [
         ("d.yaml", "duplicate key 'epochs'", "line 3"),
         {"d.yaml": "train:\n  epochs: 5\n  epochs: 50\n"},
     ),
-    Case("no-config-at-all", ["train"], ("no experiment given", "--config", "--resume")),
+    Case("no-config-at-all", ["train"], ("no experiment given", "--config", "mlp-lab resume RUN_FOLDER")),
     # --- unknown keys, at every depth, with a did-you-mean
     cfg_case("unknown-top-key", {"modle": {"hidden": [8]}}, "unknown key 'modle'", "top level", "did you mean 'model'"),
     cfg_case(
@@ -275,7 +275,31 @@ CASES = [
         ("cannot create runs directory", "afile"),
         {"afile": "I am a file\n"},
     ),
-    # --- --resume without a usable run
+    # --- mlp-lab resume without a folder it can continue
+    Case(
+        "resume-cmd-missing-folder", ["resume", "runs/nope"], ("runs/nope", "no such folder", "run folder or a sweep")
+    ),
+    Case(
+        "resume-cmd-neither",
+        ["resume", "notarun"],
+        ("notarun", "neither a run folder", "nor a sweep folder", "nothing to resume"),
+        {"notarun/readme.txt": "hello\n"},
+    ),
+    Case("resume-cmd-a-file", ["resume", "good.yaml"], ("good.yaml", "no such folder")),
+    Case(
+        "resume-cmd-sweep-option-on-a-run",
+        ["resume", "somerun", "--jobs", "2"],
+        ("--jobs", "a sweep's option", "somerun is a run folder", "--data-dir"),
+        {"somerun/summary.json": "{}\n"},
+    ),
+    Case(
+        "resume-cmd-bad-jobs-on-a-sweep",
+        ["resume", "asweep", "--jobs", "0"],
+        ("--jobs 0", "1 or more"),
+        {"asweep/manifest.json": "{}\n"},
+    ),
+    Case("refine-missing-folder", ["refine", "runs/nope"], ("runs/nope", "no such sweep folder")),
+    # --- train --resume (the older spelling) without a usable run
     Case("resume-missing-folder", ["train", "--resume", "runs/nope"], ("run folder not found", "runs/nope")),
     Case(
         "resume-not-a-run",
@@ -480,14 +504,14 @@ def _as_interrupted(run: Path) -> None:
 def test_resume_without_checkpoint(tmp_path):
     run = _finished_run(tmp_path, {"train": {"checkpoint": False}})
     _as_interrupted(run)
-    assert_user_error(cli("train", "--resume", run), "checkpoint.pt", "train.checkpoint: false")
+    assert_user_error(cli("resume", run), "checkpoint.pt", "train.checkpoint: false")
 
 
 def test_resume_with_deleted_checkpoint(tmp_path):
     run = _finished_run(tmp_path)
     _as_interrupted(run)
     (run / "checkpoint.pt").unlink()
-    assert_user_error(cli("train", "--resume", run), str(run), "no checkpoint.pt")
+    assert_user_error(cli("resume", run), str(run), "no checkpoint.pt")
 
 
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", None], ids=["empty", "garbage", "truncated"])
@@ -497,7 +521,7 @@ def test_resume_with_corrupt_checkpoint(tmp_path, content):
     ckpt = run / "checkpoint.pt"
     before = summary(run)
     ckpt.write_bytes(ckpt.read_bytes()[:300] if content is None else content)
-    assert_user_error(cli("train", "--resume", run), "checkpoint.pt", "corrupt", "cannot be resumed")
+    assert_user_error(cli("resume", run), "checkpoint.pt", "corrupt", "cannot be resumed")
     assert summary(run) == before  # the run folder is untouched
 
 
@@ -506,14 +530,14 @@ def test_resume_with_checkpoint_of_another_model(tmp_path):
     _as_interrupted(run)
     cfg = run / "config.yaml"
     cfg.write_text(cfg.read_text(encoding="utf-8").replace("- 16", "- 24"), encoding="utf-8")
-    assert_user_error(cli("train", "--resume", run), "checkpoint.pt", "does not match", "config.yaml", "size mismatch")
+    assert_user_error(cli("resume", run), "checkpoint.pt", "does not match", "config.yaml", "size mismatch")
 
 
 def test_resume_with_corrupt_run_config(tmp_path):
     run = _finished_run(tmp_path)
     _as_interrupted(run)
     (run / "config.yaml").write_text("model: [unclosed\n", encoding="utf-8")
-    assert_user_error(cli("train", "--resume", run), "config.yaml", "corrupt", "cannot be resumed")
+    assert_user_error(cli("resume", run), "config.yaml", "corrupt", "cannot be resumed")
 
 
 def test_resume_with_invalid_run_config(tmp_path):
@@ -521,13 +545,13 @@ def test_resume_with_invalid_run_config(tmp_path):
     _as_interrupted(run)
     cfg = run / "config.yaml"
     cfg.write_text(cfg.read_text(encoding="utf-8").replace("activation: relu", "activation: relux"), encoding="utf-8")
-    assert_user_error(cli("train", "--resume", run), "config.yaml", "model.activation", "'relux'")
+    assert_user_error(cli("resume", run), "config.yaml", "model.activation", "'relux'")
 
 
 def test_resume_of_a_completed_run(tmp_path):
     run = _finished_run(tmp_path)
     before = (run / "model.pt").read_bytes()
-    assert_user_error(cli("train", "--resume", run), "already completed", "nothing to resume")
+    assert_user_error(cli("resume", run), "already completed", "nothing to resume")
     assert (run / "model.pt").read_bytes() == before
 
 
@@ -536,7 +560,7 @@ def test_resume_of_a_run_that_is_still_running(tmp_path):
     s = summary(run)
     s.update(status="running", pid=os.getpid())  # this very process: certainly alive
     (run / "summary.json").write_text(json.dumps(s), encoding="utf-8")
-    assert_user_error(cli("train", "--resume", run), "still running", f"process {os.getpid()}")
+    assert_user_error(cli("resume", run), "still running", f"process {os.getpid()}")
 
 
 # --- safety: configs and checkpoints are data, never code -----------------------------------
@@ -570,7 +594,7 @@ def test_malicious_checkpoint_is_refused_and_nothing_runs(tmp_path):
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
     ckpt["payload"] = _Evil()
     torch.save(ckpt, run / "checkpoint.pt")
-    res = cli_subprocess("train", "--resume", run, cwd=tmp_path)
+    res = cli_subprocess("resume", run, cwd=tmp_path)
     # One line: torch's own warnings about the pickle must not leak onto stderr either.
     assert_user_error(res, "checkpoint.pt", "cannot be resumed", "could run as code", "refused")
     assert not (tmp_path / "pwned").exists()
@@ -581,7 +605,7 @@ def test_plain_pickle_checkpoint_is_refused(tmp_path):
     run = _finished_run(tmp_path)
     _as_interrupted(run)
     (run / "checkpoint.pt").write_bytes(pickle.dumps(_Evil()))
-    res = cli_subprocess("train", "--resume", run, cwd=tmp_path)
+    res = cli_subprocess("resume", run, cwd=tmp_path)
     assert_user_error(res, "checkpoint.pt", "cannot be resumed", "refused")
     assert not (tmp_path / "pwned").exists()
 

@@ -47,9 +47,10 @@ def test_the_config_reference_lists_every_key_and_every_choice():
 
 def test_the_command_reference_has_every_command():
     text = (DOCS / "reference" / "cli.md").read_text()
-    for command in ("train", "compare", "show", "sweep", "confirm", "check", "inspect", "report", "configs", "schema"):
+    commands = ("train", "resume", "compare", "show", "sweep", "refine", "confirm", "check", "inspect", "report")
+    for command in (*commands, "configs", "schema"):
         assert f"## `mlp-lab {command}`" in text, command
-    assert "`--refine`" in text and "`--search`" in text
+    assert "`--search`" in text and "`--top`" in text
 
 
 def test_the_readme_is_short_and_no_page_names_a_local_path():

@@ -304,7 +304,7 @@ def test_a_sweep_on_a_disk_that_fills_stops_starting_runs_and_says_so(tmp_path, 
     (tmp_path / "s.yaml").write_text("base: c.yaml\nseeds: 4\n", encoding="utf-8")
     res = cli("sweep", "s.yaml", "--quiet", "--jobs", "1", "--threads", "1", "--runs-dir", small_disk)
     assert res.code == 1 and "Traceback" not in res.output, res
-    assert "the disk is full" in res.stderr and "mlp-lab sweep --resume" in res.stderr, res.stderr
+    assert "the disk is full" in res.stderr and f"mlp-lab resume {small_disk}" in res.stderr, res.stderr
     (folder,) = small_disk.iterdir()
     statuses = [e["status"] for e in load_manifest(folder).runs]  # (the journal, where the disk had no room for more)
     assert statuses[0] == "failed" and statuses.count("pending") >= 2, statuses  # it stopped starting runs

@@ -35,14 +35,15 @@ def test_the_config_reference_names_every_choice_of_the_schema():
         assert f"`{choice}`" in reference, f"the config reference does not mention the choice {choice!r}"
 
 
-def test_help_and_the_commands_table_name_search_refine_and_confirm():
+def test_help_and_the_commands_table_name_search_refine_confirm_and_resume():
     from typer.testing import CliRunner
 
     from mlp_lab.cli import app
 
     help_text = CliRunner().invoke(app, ["--help"]).stdout
-    assert "search" in help_text and "--refine" in help_text and "confirm" in help_text
-    for words in ("--search", "--refine", "mlp-lab confirm"):
+    for command in ("search", "refine", "confirm", "resume"):
+        assert command in help_text, command
+    for words in ("--search", "mlp-lab refine", "mlp-lab confirm", "mlp-lab resume"):
         assert words in README, words
 
 

@@ -184,7 +184,7 @@ def test_signal_ends_the_run_cleanly(tmp_path, sig):
     s = summary(run)
     assert s["status"] == "interrupted"
     assert signal.Signals(sig).name in s["message"]
-    assert f"mlp-lab train --resume {run.relative_to(tmp_path)}" in s["message"]
+    assert f"mlp-lab resume {run.relative_to(tmp_path)}" in s["message"]
     history = metrics(run)
     assert len(history) >= 1 and [r["epoch"] for r in history] == list(range(1, len(history) + 1))
     assert s["epochs_done"] == len(history) and s["final"] == history[-1]
@@ -193,7 +193,7 @@ def test_signal_ends_the_run_cleanly(tmp_path, sig):
     assert "pid" not in s and s["finished_at"] is not None
     assert not (run / "model.pt").exists()
     assert no_temp_files(run) == []
-    assert "interrupted" in out and "--resume" in " ".join(err.split())
+    assert "interrupted" in out and "mlp-lab resume" in " ".join(err.split())
 
 
 def test_second_ctrl_c_stops_at_once(tmp_path, monkeypatch):
@@ -310,7 +310,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, reference_runs, 
     done = len(metrics(run))
     assert summary(run)["status"] == "interrupted" and 2 <= done < RESUMABLE[name]["train"]["epochs"]
 
-    res = cli_subprocess("train", "--resume", run, "--quiet", cwd=tmp_path, timeout=300)
+    res = cli_subprocess("resume", run, "--quiet", cwd=tmp_path, timeout=300)
     assert res.code == 0, res
     assert "Traceback" not in res.output
     assert run_folders(tmp_path / "runs") == [run]  # continued in place, no new folder
@@ -338,7 +338,7 @@ def test_resume_twice_and_drop_lines_logged_after_the_checkpoint(tmp_path, refer
     with open(run / "metrics.jsonl", "a", encoding="utf-8") as f:  # a stray line past the checkpoint
         f.write(json.dumps({**history[-1], "epoch": ckpt_epoch + 1, "test_acc": -1.0}) + "\n")
 
-    res = cli_subprocess("train", "--resume", run, "--quiet", cwd=tmp_path, timeout=300)
+    res = cli_subprocess("resume", run, "--quiet", cwd=tmp_path, timeout=300)
     assert res.code == 0, res
     _assert_same_as_reference(run, reference_runs[name])
 
@@ -363,7 +363,7 @@ def test_sigkill_leaves_running_summary_that_readers_see_as_failed(tmp_path, ref
 
     record = runs.load_run(run)
     assert record.process_gone and record.status == "failed"
-    assert any("is gone" in p and "--resume" in p for p in record.problems)
+    assert any("is gone" in p and "mlp-lab resume" in p for p in record.problems)
     shown = cli("compare", run, "--format", "json")
     assert shown.code == 0, shown
     assert "failed" in shown.stdout and "is gone" in shown.stderr
@@ -371,7 +371,7 @@ def test_sigkill_leaves_running_summary_that_readers_see_as_failed(tmp_path, ref
     # A kill between writing a temporary and renaming it leaves the temporary (as here,
     # by chance); resume removes such leftovers.
     (run / ".checkpoint.pt.k1ll3d.tmp").write_bytes(b"half a checkpoint")
-    res = cli_subprocess("train", "--resume", run, "--quiet", cwd=tmp_path, timeout=300)
+    res = cli_subprocess("resume", run, "--quiet", cwd=tmp_path, timeout=300)
     assert res.code == 0, res
     _assert_same_as_reference(run, reference_runs[name])
     assert no_temp_files(run) == []
@@ -467,7 +467,7 @@ def test_checkpoint_write_failing_mid_run_keeps_the_last_good_one(tmp_path, monk
     run = only_run(tmp_path / "runs")
     s = summary(run)
     assert s["status"] == "failed" and f"no space left on device writing runs/{run.name}/checkpoint.pt" in s["error"]
-    assert "mlp-lab train --resume" in s["message"] and "Traceback" not in res.stderr
+    assert "mlp-lab resume" in s["message"] and "Traceback" not in res.stderr
     assert f"no space left on device writing runs/{run.name}/checkpoint.pt" in res.stderr
     assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 1  # the last good one
     assert no_temp_files(run) == []

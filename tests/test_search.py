@@ -199,7 +199,7 @@ def test_a_stopped_random_search_resumed_ends_as_one_never_stopped(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (out, err)
     (stopped,) = (tmp_path / "stopped").iterdir()
-    resumed = cli_subprocess("sweep", "--resume", stopped, "--quiet", cwd=tmp_path, timeout=300)
+    resumed = cli_subprocess("resume", stopped, "--quiet", cwd=tmp_path, timeout=300)
     assert resumed.code == 0, resumed
     r = cli_subprocess("sweep", sfile, "--runs-dir", "straight", "--quiet", "--jobs", "1", cwd=tmp_path, timeout=300)
     assert r.code == 0, r
@@ -239,11 +239,12 @@ def finished_search(tmp_path) -> Path:
     return folder
 
 
-def test_refine_narrows_to_what_the_top_trials_span(finished_search, tmp_path):
+@pytest.mark.parametrize("refine", [["refine"], ["sweep", "--refine"]], ids=["command", "older-flag"])
+def test_refine_narrows_to_what_the_top_trials_span(finished_search, tmp_path, refine):
     from mlp_lab.sweeps.search_runner import trial_rows
 
     rows = sorted(trial_rows(load_manifest(finished_search)), key=lambda r: -r["metric"])[:3]
-    r = cli("sweep", "--refine", finished_search, "--top", "3", "--trials", "5", "--dry-run")
+    r = cli(*refine, finished_search, "--top", "3", "--trials", "5", "--dry-run")
     assert r.code == 0, r
     assert "optimizer.lr: log_uniform [0.0001, 1.0] ->" in r.stdout
     refined = yaml.safe_load((finished_search / "refined.yaml").read_text())
@@ -264,8 +265,9 @@ def test_refine_of_anything_but_a_search_folder_is_one_line(tmp_path):
     write_yaml(tmp_path / "g.yaml", {"base": "base.yaml", "set": {"train.epochs": 1}})
     assert cli("sweep", "g.yaml", "--quiet").code == 0
     (folder,) = (tmp_path / "runs").iterdir()
+    assert_user_error(cli("refine", folder), "not a search folder", "mlp-lab refine narrows a finished search")
     assert_user_error(cli("sweep", "--refine", folder), "not a search folder")
-    assert_user_error(cli("sweep", "--refine", tmp_path / "nowhere"), "no such sweep folder")
+    assert_user_error(cli("refine", tmp_path / "nowhere"), "no such sweep folder")
 
 
 def test_a_search_is_compared_and_drawn_on_its_own_metric(finished_search, tmp_path):

@@ -283,7 +283,7 @@ def test_a_run_killed_outright_is_failed_and_the_others_complete(tmp_path, base)
     assert by_name["relu"]["status"] == "completed"
     assert by_name["tanh"]["status"] == "failed" and by_name["tanh"]["reason"] == "process killed by SIGKILL"
     assert len(lines) == 2
-    r = cli("sweep", "--resume", folder, "--quiet")  # the failed run starts again, and completes
+    r = cli("sweep", "--resume", folder, "--quiet")  # (the older spelling) the failed run starts again, and completes
     assert r.code == 0, r
     assert [e["status"] for e in load_manifest(folder).runs] == ["completed", "completed"]
 
@@ -324,15 +324,15 @@ def test_ctrl_c_then_resume_ends_with_the_uninterrupted_metrics(tmp_path, base):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (out, err)
     folder = folder_of()
-    assert f"continue with: mlp-lab sweep --resume {folder}" in err
+    assert f"continue with: mlp-lab resume {folder}" in err
     statuses = [e["status"] for e in load_manifest(folder).runs]
     assert "interrupted" in statuses and "pending" in statuses
 
     # A second process cannot drive the same sweep at once.
     with held(folder):
-        assert_user_error(cli("sweep", "--resume", folder), "is being run by process")
+        assert_user_error(cli("resume", folder), "is being run by process")
 
-    r = cli_subprocess("sweep", "--resume", folder, "--quiet", cwd=tmp_path, timeout=300)
+    r = cli_subprocess("resume", folder, "--quiet", cwd=tmp_path, timeout=300)
     assert r.code == 0, r
     resumed = load_manifest(folder).runs
     assert [e["status"] for e in resumed] == ["completed"] * 3
@@ -350,7 +350,7 @@ def test_ctrl_c_then_resume_ends_with_the_uninterrupted_metrics(tmp_path, base):
     for a, b in zip(resumed, straight):
         assert (a["cell"], a["seed"]) == (b["cell"], b["seed"])
         assert metrics(folder, a) == metrics(next((tmp_path / "straight").iterdir()), b)
-    assert_user_error(cli("sweep", "--resume", folder), "every run of this sweep has ended")
+    assert_user_error(cli("resume", folder), "every run of this sweep has ended")
 
 
 def _shipped_sweeps() -> list[Path]:

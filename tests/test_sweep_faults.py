@@ -102,7 +102,7 @@ def test_sigkill_of_the_driver_ends_its_runs_and_an_immediate_resume_trains_noth
 
     # Resume at once, while the orphaned runs may still be ending.
     resume = subprocess.Popen(
-        [*MLP_LAB, "sweep", "--resume", str(folder), "--quiet"],
+        [*MLP_LAB, "resume", str(folder), "--quiet"],
         cwd=tmp_path,
         env=offline_env(),
         stdout=subprocess.PIPE,
@@ -259,7 +259,7 @@ def test_a_hand_edited_manifest_is_one_line_and_keeps_every_folder(finished_swee
     _edit(finished_sweep, 0, status="pending")  # so that there is something to resume
     _edit(finished_sweep, 0, **fields)
     folders = sorted(p.name for p in finished_sweep.iterdir())
-    assert_user_error(cli("sweep", "--resume", finished_sweep), *words)
+    assert_user_error(cli("resume", finished_sweep), *words)
     assert sorted(p.name for p in finished_sweep.iterdir()) == folders
     assert cli("compare", finished_sweep).code == 0  # compare still reads the folder
 
@@ -269,7 +269,7 @@ def test_a_completed_folder_is_never_retrained_whatever_the_manifest_says(finish
     summary_before = (finished_sweep / entry["folder"] / "summary.json").read_text()
     for status in ("failed", "interrupted", "pending", "running"):
         _edit(finished_sweep, 0, status=status)
-        r = cli("sweep", "--resume", finished_sweep, "--quiet")
+        r = cli("resume", finished_sweep, "--quiet")
         assert r.code == 0, r
         assert (finished_sweep / entry["folder"] / "summary.json").read_text() == summary_before
         assert load_manifest(finished_sweep).runs[0]["status"] == "completed"
@@ -289,7 +289,7 @@ def test_resume_waits_for_a_run_whose_process_still_writes_its_folder(finished_s
         (run / "summary.json").write_text(json.dumps(s))
         _edit(finished_sweep, 1, status="running")
         monkeypatch.setattr(folder_mod.settle, "__defaults__", (0.5,))
-        assert_user_error(cli("sweep", "--resume", finished_sweep), "still being trained by process", "then resume")
+        assert_user_error(cli("resume", finished_sweep), "still being trained by process", "then resume")
         assert json.loads((run / "summary.json").read_text())["status"] == "running"
     finally:
         sleeper.kill()
@@ -309,7 +309,7 @@ def test_a_strangers_pid_in_a_running_summary_does_not_stop_a_resume(finished_sw
         (run / runs.RUN_LOCK).write_text("")  # left by the killed run: nobody holds it
         _edit(finished_sweep, 1, status="running", pid=stranger.pid)
         assert runs.run_lock_held(run) is False
-        res = cli("sweep", "--resume", finished_sweep, "--quiet")
+        res = cli("resume", finished_sweep, "--quiet")
         assert res.code == 0, res  # no wait for the stranger, no refusal
         assert [e["status"] for e in load_manifest(finished_sweep).runs] == ["completed", "completed"]
         assert json.loads((run / "summary.json").read_text())["status"] == "completed"
@@ -329,7 +329,7 @@ def test_two_resumes_of_one_folder_run_it_once(finished_sweep, tmp_path):
 
     def resume():
         return subprocess.Popen(
-            [*MLP_LAB, "sweep", "--resume", str(finished_sweep), "--quiet"],
+            [*MLP_LAB, "resume", str(finished_sweep), "--quiet"],
             cwd=tmp_path,
             env=offline_env(),
             stdout=subprocess.PIPE,
@@ -400,7 +400,7 @@ def test_resume_reads_the_data_the_sweep_ran_with_and_checks_it_first(tmp_path):
     assert outcome.stopped and outcome.counts.get("pending") == 2
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
-    r = cli_subprocess("sweep", "--resume", folder, "--quiet", cwd=elsewhere, timeout=300)  # no --data-dir
+    r = cli_subprocess("resume", folder, "--quiet", cwd=elsewhere, timeout=300)  # no --data-dir
     assert r.code == 0, r
     assert [e["status"] for e in load_manifest(folder).runs] == ["completed"] * 3
     assert not (elsewhere / "data").exists()
@@ -411,7 +411,7 @@ def test_resume_reads_the_data_the_sweep_ran_with_and_checks_it_first(tmp_path):
     import shutil
 
     shutil.rmtree(data)
-    r = cli_subprocess("sweep", "--resume", folder, "--quiet", cwd=elsewhere, timeout=120)
+    r = cli_subprocess("resume", folder, "--quiet", cwd=elsewhere, timeout=120)
     assert_user_error(r, "MNIST")
     assert load_manifest(folder).runs[2]["status"] == "pending" and (folder / run2).is_dir()
     assert not (elsewhere / "data").exists()
@@ -586,7 +586,7 @@ def test_a_damaged_journal_is_one_line_and_nothing_runs(finished_sweep, line, wo
     before = {
         p.name: (p / "summary.json").read_text() for p in finished_sweep.iterdir() if (p / "summary.json").exists()
     }
-    assert_user_error(cli("sweep", "--resume", finished_sweep), "manifest.jsonl", *words)
+    assert_user_error(cli("resume", finished_sweep), "manifest.jsonl", *words)
     after = {
         p.name: (p / "summary.json").read_text() for p in finished_sweep.iterdir() if (p / "summary.json").exists()
     }

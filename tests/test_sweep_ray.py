@@ -244,15 +244,15 @@ def test_ctrl_c_stops_the_tasks_and_resume_ends_with_the_uninterrupted_metrics(t
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (out, err)
     (folder,) = (tmp_path / "stopped").iterdir()
-    assert f"continue with: mlp-lab sweep --resume stopped/{folder.name}" in err
+    assert f"continue with: mlp-lab resume stopped/{folder.name}" in err
     entries = load_manifest(folder).runs
     assert [e["status"] for e in entries] == ["completed", "interrupted", "pending"], entries
     assert (folder / entries[1]["folder"] / "checkpoint.pt").exists()
-    assert f"continue with: mlp-lab train --resume stopped/{folder.name}/{entries[1]['folder']}" in entries[1]["reason"]
+    assert f"continue with: mlp-lab resume stopped/{folder.name}/{entries[1]['folder']}" in entries[1]["reason"]
     assert f"interrupted by {'SIGINT' if how == 'ctrl-c' else 'SIGTERM'}" in entries[1]["reason"]
-    assert "mlp-lab train --resume" not in out  # the sweep's lines say how the sweep goes on
+    assert f"mlp-lab resume stopped/{folder.name}/" not in out  # the sweep's lines say how the sweep goes on
 
-    r = cli_subprocess("sweep", "--resume", folder, "--quiet", cwd=tmp_path, timeout=300)
+    r = cli_subprocess("resume", folder, "--quiet", cwd=tmp_path, timeout=300)
     assert r.code == 0, r
     assert [e["status"] for e in load_manifest(folder).runs] == ["completed"] * 3
     straight = new_sweep(tmp_path, "straight", set=LONGER, seeds=3)
@@ -434,7 +434,7 @@ def test_sigkill_of_the_driver_ends_its_ray_tasks_and_resume_trains_every_run_on
     }
     assert len(done_before) == 1
 
-    r = cli_subprocess("sweep", "--resume", folder, "--quiet", cwd=tmp_path, timeout=300)
+    r = cli_subprocess("resume", folder, "--quiet", cwd=tmp_path, timeout=300)
     assert r.code == 0, r
     after = load_manifest(folder).runs
     assert [e["status"] for e in after] == ["completed"] * 3

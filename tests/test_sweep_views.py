@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 import yaml
 from rich.console import Console
 
@@ -63,23 +64,24 @@ def test_a_resumed_sweep_counts_what_ended_before(tmp_path):
     assert "1 done, 0 failed, 2 left" in drawn(views.LiveView(manifest.folder))
 
 
-def test_a_sweeps_lines_never_give_a_runs_own_train_resume_advice():
-    from mlp_lab.sweeps.views import without_train_hint
+@pytest.mark.parametrize("hint", ["mlp-lab resume runs/x", "mlp-lab train --resume runs/x"], ids=["now", "older"])
+def test_a_sweeps_lines_never_give_a_runs_own_resume_advice(hint):
+    """A run's reason says how to resume that run (runs of older versions, the older spelling);
+    the sweep's lines leave it out: the sweep's closing line says how the sweep goes on."""
+    from mlp_lab.sweeps.views import without_run_hint
 
     assert (
-        without_train_hint(
-            "interrupted by SIGINT during epoch 2; 1 finished epoch(s) kept; continue with: "
-            "mlp-lab train --resume runs/x"
-        )
+        without_run_hint(f"interrupted by SIGINT during epoch 2; 1 finished epoch(s) kept; continue with: {hint}")
         == "interrupted by SIGINT during epoch 2; 1 finished epoch(s) kept"
     )
     assert (
-        without_train_hint(
+        without_run_hint(
             "failed: no space left on device writing runs/x/checkpoint.pt; the last checkpoint is "
-            "intact: free some space, then mlp-lab train --resume runs/x"
+            f"intact: free some space, then {hint}"
         )
         == "failed: no space left on device writing runs/x/checkpoint.pt"
     )
+    assert without_run_hint("failed: the resume of x went wrong") == "failed: the resume of x went wrong"
 
 
 def test_a_tpe_search_is_counted_before_its_trials_are_asked_and_drawn_once_they_are(tmp_path, monkeypatch):

@@ -63,7 +63,7 @@ def plan_confirmation(folder: Path, top: int = 3, seeds: int = 5) -> Confirmatio
     if len(done) < 2:
         raise RunError(
             f"{folder}: {len(done)} completed trial{'s' if len(done) != 1 else ''}; confirming needs 2 or more "
-            "(finish the search first: mlp-lab sweep --resume)"
+            f"(finish the search first: mlp-lab resume {folder})"
         )
     maximize = spec.direction == "maximize"
     best = sorted(done, key=lambda r: r["metric"], reverse=maximize)[:top]

@@ -10,7 +10,7 @@ from typing import Any
 
 from mlp_lab.errors import ConfigError, RunError
 from mlp_lab.sweeps.spec import SearchOptions
-from mlp_lab.sweeps.views import LineView, LiveView, TensorBoardView, without_train_hint
+from mlp_lab.sweeps.views import LineView, LiveView, TensorBoardView, without_run_hint
 
 
 def sweep_from_cli(
@@ -30,7 +30,72 @@ def sweep_from_cli(
     search: SearchOptions | None = None,
     tensorboard: Path | None = None,
 ) -> int:
-    """``mlp-lab sweep``: plan (from a file, or --config/--grid/--seeds), run, print; the exit code."""
+    """``mlp-lab sweep``: plan (from a file, or --config/--grid/--seeds), run, print; the exit code.
+    ``resume``: the older spelling of ``mlp-lab resume SWEEP_FOLDER`` (``resume_from_cli``)."""
+    if resume is not None:
+        if file is not None or overrides or dry_run or shorthand[0] is not None:
+            raise ConfigError(
+                "--resume continues a sweep exactly as planned; it takes no sweep file, --set or --dry-run"
+            )
+        return resume_from_cli(resume, jobs, threads, backend, address, data_dir, quiet, tensorboard)
+    _check_run_options(jobs, threads, backend, address, tensorboard)
+    plan = _plan(file, overrides, shorthand, yes, search)
+    for note in plan.notes:
+        print(f"note: {note}", file=sys.stderr, flush=True)
+    if dry_run:
+        _print_plan(plan)
+        return 0
+    folder, outcome = _run(
+        plan, None, backend or "local", address, jobs, threads, runs_dir, data_dir, quiet, tensorboard
+    )
+    return _close(folder, outcome)
+
+
+def resume_from_cli(
+    folder: Path,
+    jobs: int | None,
+    threads: int | None,
+    backend: str | None,
+    address: str | None,
+    data_dir: Path | None,
+    quiet: bool,
+    tensorboard: Path | None,
+) -> int:
+    """``mlp-lab resume SWEEP_FOLDER``: run exactly the runs that did not end, with the
+    sweep's own backend, jobs, threads and data unless told otherwise; the exit code."""
+    from mlp_lab import sweeps as sw
+
+    _check_run_options(jobs, threads, backend, None, tensorboard)
+    folder = Path(folder)
+    manifest = sw.load_manifest(folder)
+    if not sw.to_do(manifest):
+        raise RunError(f"{folder}: every run of this sweep has ended (completed or diverged); nothing to resume")
+    backend, jobs, threads, data_dir = sw.resume_settings(manifest, jobs, threads, backend, data_dir)
+    folder, outcome = _run(None, folder, backend, address, jobs, threads, folder.parent, data_dir, quiet, tensorboard)
+    return _close(folder, outcome)
+
+
+def refine_from_cli(search_folder: Path, top: int, trials: int | None, **sweep_options: Any) -> int:
+    """``mlp-lab refine SEARCH_FOLDER``: write the narrowed search next to the old one, say
+    each range's change, then run it as ``mlp-lab sweep`` runs a file (``sweep_options``)."""
+    return sweep_from_cli(refined_file(search_folder, top, trials), **sweep_options)
+
+
+def refined_file(search_folder: Path, top: int, trials: int | None) -> Path:
+    """The refined search's sweep file (``sweeps.refine``), its ranges printed."""
+    from mlp_lab.sweeps.refine import refine
+
+    file, lines = refine(Path(search_folder), top=top, trials=trials)
+    for line in lines:
+        _out(line)
+    _out(f"wrote {file} (and its base config beside it): the refined search as a file")
+    return file
+
+
+def _check_run_options(
+    jobs: int | None, threads: int | None, backend: str | None, address: str | None, tensorboard: Path | None
+) -> None:
+    """The options of how runs run: one line for a bad one, before anything is written."""
     from mlp_lab import sweeps as sw
 
     if jobs is not None and jobs < 1:
@@ -43,29 +108,8 @@ def sweep_from_cli(
         from mlp_lab.export import require_tensorboard
 
         require_tensorboard()  # a missing extra: before any folder is made
-    if address is not None and backend != "ray" and resume is None:
+    if address is not None and backend != "ray":
         raise ConfigError(f"--address {address}: a Ray cluster's address; it goes with --backend ray")
-    if resume is not None:
-        if file is not None or overrides or dry_run or shorthand[0] is not None:
-            raise ConfigError(
-                "--resume continues a sweep exactly as planned; it takes no sweep file, --set or --dry-run"
-            )
-        plan = None
-        folder = Path(resume)
-        manifest = sw.load_manifest(folder)
-        if not sw.to_do(manifest):
-            raise RunError(f"{folder}: every run of this sweep has ended (completed or diverged); nothing to resume")
-        backend, jobs, threads, data_dir = sw.resume_settings(manifest, jobs, threads, backend, data_dir)
-    else:
-        plan = _plan(file, overrides, shorthand, yes, search)
-        for note in plan.notes:
-            print(f"note: {note}", file=sys.stderr, flush=True)
-        if dry_run:
-            _print_plan(plan)
-            return 0
-        backend = backend or "local"
-    folder, outcome = _run(plan, resume, backend, address, jobs, threads, runs_dir, data_dir, quiet, tensorboard)
-    return _close(folder, outcome)
 
 
 def confirm_from_cli(
@@ -163,7 +207,7 @@ def _plan(file: Path | None, overrides: list[str], shorthand: Any, yes: bool, se
     if search is not None and not searching and (search.method or search.prune or search.trials is not None):
         raise ConfigError(
             "--trials, --method and --prune shape a search: give them with --search key.path=kind:args "
-            "(or --trials with --refine)"
+            "(or --trials with mlp-lab refine)"
         )
     if file is not None and config is not None:
         raise ConfigError("give a sweep file or --config with --grid/--search/--seeds, not both")
@@ -172,7 +216,7 @@ def _plan(file: Path | None, overrides: list[str], shorthand: Any, yes: bool, se
     if file is None:
         raise ConfigError(
             "no sweep given: pass a sweep file (see configs/sweeps/), --config BASE.yaml with --grid "
-            "and/or --seeds, or --resume SWEEP_FOLDER"
+            "and/or --seeds (to continue a sweep: mlp-lab resume SWEEP_FOLDER)"
         )
     return sw.load_sweep(file, overrides, yes=yes)
 
@@ -270,15 +314,15 @@ def _close(folder: Path, outcome: Any, compare: bool = True) -> int:
     parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     if outcome.disk_full:
         print(
-            f"sweep stopped starting runs: the disk is full ({without_train_hint(outcome.disk_full)}); {parts}. "
+            f"sweep stopped starting runs: the disk is full ({without_run_hint(outcome.disk_full)}); {parts}. "
             f"Free some space, then "
-            f"continue with: mlp-lab sweep --resume {folder}",
+            f"continue with: mlp-lab resume {folder}",
             file=sys.stderr,
             flush=True,
         )
         return 1
     if outcome.stopped:
-        print(f"sweep stopped ({parts}); continue with: mlp-lab sweep --resume {folder}", file=sys.stderr, flush=True)
+        print(f"sweep stopped ({parts}); continue with: mlp-lab resume {folder}", file=sys.stderr, flush=True)
         return 130
     bad = {k: v for k, v in counts.items() if k not in ("completed", "pruned")}  # pruning is the search's own doing
     _out(f"sweep {folder.name}: {parts}")

@@ -1,6 +1,6 @@
 """The sweep folder: ``<runs_dir>/<name>-<timestamp>-<id>/`` holding the resolved sweep file,
 the manifest and the run folders (in the format ``train`` writes, so ``compare``, ``show``
-and ``train --resume`` work on them unchanged).
+and ``mlp-lab resume`` work on them unchanged).
 
 The manifest (``manifest.json``) lists every run: its index, cell, seed, resolved config,
 folder and status (``pending`` until it ends, then the run's own status) with the reason

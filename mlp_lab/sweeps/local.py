@@ -7,7 +7,7 @@ from a server that imported torch once (``worker.py``). How many at once:
 
 Ctrl-C reaches the runs from the terminal (they share its process group); SIGTERM to the
 sweep is passed on to them. Either way every running run ends ``interrupted`` as a train
-run does, nothing new starts, and ``mlp-lab sweep --resume FOLDER`` goes on. A driver
+run does, nothing new starts, and ``mlp-lab resume FOLDER`` goes on. A driver
 killed outright (SIGKILL, a crash) cannot pass anything on: each run watches its driver
 (``worker.py``) and ends itself, interrupted, within seconds.
 

@@ -1,11 +1,11 @@
 """Coarse to fine: a new search around the best trials of a finished one.
 
-``mlp-lab sweep --refine FOLDER [--top K] [--trials N]`` narrows each searched range to the
+``mlp-lab refine FOLDER [--top K] [--trials N]`` narrows each searched range to the
 box the top K completed trials span, widened by a margin (in log space for log ranges:
 a quarter of the span, at least a factor of 1.5 each way, never past the old range), and
 each choice to the options that appear among them. It writes two files into FOLDER, the
 old search's base config and the new sweep file, so the refined search can also be run
-again as a file, and returns that file's path for ``mlp-lab sweep`` to run.
+again as a file, and returns that file's path, for the new search to run as ``mlp-lab sweep`` runs a file.
 """
 
 from __future__ import annotations
@@ -34,15 +34,13 @@ def refine(folder: Path, top: int = 5, trials: int | None = None) -> tuple[Path,
     manifest = load_manifest(folder)
     if "search" not in manifest.data:
         raise RunError(
-            f"--refine {folder}: not a search folder (its sweep has a grid, not a search section); "
-            "--refine narrows a finished search"
+            f"{folder} is not a search folder (its sweep has a grid, not a search section); "
+            "mlp-lab refine narrows a finished search"
         )
     spec = spec_of(manifest)
     done = [r for r in trial_rows(manifest) if r["status"] == "completed" and r["metric"] is not None]
     if not done:
-        raise RunError(
-            f"--refine {folder}: no trial of this search completed; finish it first (mlp-lab sweep --resume)"
-        )
+        raise RunError(f"{folder}: no trial of this search completed; finish it first (mlp-lab resume {folder})")
     done.sort(key=lambda r: r["metric"], reverse=spec.direction == "maximize")
     best = done[:top]
     space, lines = {}, [f"refining around the top {len(best)} of {len(done)} completed trials by {spec.metric}:"]

@@ -4,6 +4,7 @@ left, an ETA, and what each worker is on."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -30,15 +31,18 @@ def finished_line(folder: Path, entry: dict[str, Any], finished: int, total: int
         if final.get(f"{held_out}_acc") is not None:
             text += f": {held_out} acc {100 * final[f'{held_out}_acc']:.2f}% in {entry.get('seconds', 0):.1f}s"
     if entry.get("reason"):
-        text += f": {without_train_hint(entry['reason'])}"
+        text += f": {without_run_hint(entry['reason'])}"
     return text
 
 
-def without_train_hint(reason: str) -> str:
-    """A run's reason without its own "mlp-lab train --resume" advice (after an interrupt, a
-    full disk): that is not how a sweep goes on; the sweep's closing line says
-    `mlp-lab sweep --resume`."""
-    return "; ".join(part for part in reason.split("; ") if "mlp-lab train --resume" not in part)
+def without_run_hint(reason: str) -> str:
+    """A run's reason without its own "mlp-lab resume RUN" advice (after an interrupt, a full
+    disk; "mlp-lab train --resume RUN" in folders of older versions): that is not how a
+    sweep goes on; the sweep's closing line says `mlp-lab resume SWEEP`."""
+    return "; ".join(part for part in reason.split("; ") if not _RUN_HINT.search(part))
+
+
+_RUN_HINT = re.compile(r"mlp-lab (train --resume|resume) ")
 
 
 class LineView(Watch):

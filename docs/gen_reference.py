@@ -175,7 +175,7 @@ def _command(name: str, cmd: Any, level: int) -> list[str]:
 def cli_reference() -> str:
     root: Any = typer.main.get_command(app)
     lines = [
-        GENERATED.format(source="mlp_lab/cli.py"),
+        GENERATED.format(source="mlp_lab/cli/"),
         "# Command reference",
         "",
         "Every command and option, as `mlp-lab COMMAND --help` prints them. Exit codes: 0 done,",

@@ -161,7 +161,7 @@ def _option(p: Any) -> str:
 
 
 def _command(name: str, cmd: Any, level: int) -> list[str]:
-    text = (cmd.help or "").strip()
+    text = (cmd.help or "").strip().replace("\\[", "[")  # (Rich markup's escaped bracket)
     lines = [f"{'#' * level} `mlp-lab {name}`", "", *[line.strip() for line in text.splitlines()], ""]
     params = [p for p in cmd.params if p.name not in ("help",) and not getattr(p, "hidden", False)]
     if params:

@@ -5,6 +5,10 @@ sweeps and searches; ``result_commands``: finished runs; ``config_commands``: a 
 before it trains), what they share in ``options``; this module makes the app of them,
 in the order ``--help`` lists them.
 
+Help texts are Rich markup: a bracketed word ("[mlflow]") is a style to Rich, which drops
+it, so a bracket before a word is written \\[. A body line of a command's help stays
+within 76 characters, so an 80-column terminal shows it as written.
+
 Nothing here imports torch at module level: ``mlp-lab --help`` and ``mlp-lab compare``
 must start fast, so heavy modules are imported inside the commands that need them.
 """

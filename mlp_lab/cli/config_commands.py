@@ -39,8 +39,9 @@ def check(
 ) -> None:
     """Before a long run: loss at init, regularisation, overfitting a tiny set, a learning-rate range test, the update ratio.
 
-    Each check passes, warns or fails with the number measured, the one expected and what
-    to change. Exit 0 when nothing fails, 1 when a check fails. Writes nothing but --plot.
+    Each check passes, warns or fails with the number measured, the one
+    expected and what to change. Exit 0 when nothing fails, 1 when a check
+    fails. Writes nothing but --plot.
     """
     import json
 
@@ -125,8 +126,11 @@ def configs(
 ) -> None:
     """The configs and sweep files that ship with mlp-lab, each with what it is for.
 
-    Any of them works by name where a file is asked for: mlp-lab train --config relu_adam;
-    mlp-lab sweep batchnorm. Start your own from one: mlp-lab configs --copy relu_adam --to my.yaml
+    Any of them works by name where a file is asked for.
+    Start your own from one.
+    Examples: mlp-lab train --config relu_adam
+    mlp-lab sweep batchnorm
+    mlp-lab configs --copy relu_adam --to my.yaml
     """
     from mlp_lab.shipped import copy_out, list_shipped, shipped_dir
 

@@ -54,10 +54,10 @@ def compare(
 ) -> None:
     """Compare runs: the config fields that differ, validation and test accuracy, losses, time.
 
-    Runs that differ only in their seed are one row: mean ± std over the seeds, a 95%
-    interval, and each group's difference to the baseline with a p-value.
-
-    Example: mlp-lab compare runs/ --filter data.dataset=mnist --sort val_acc --top 5 --plot curves.png
+    Runs that differ only in their seed are one row: mean ± std over the
+    seeds, a 95% interval, and each group's difference to the baseline with
+    a p-value.
+    Example: mlp-lab compare runs/ --filter data.dataset=mnist --sort val_acc
     """
     from mlp_lab import plots
     from mlp_lab import results as cmp
@@ -120,8 +120,9 @@ def report(
 ) -> None:
     """One self-contained HTML page of a comparison: table, verdict, curves, diagnostics, configs, warnings.
 
-    No network, no scripts: styles and figures are inside the file, so it can be mailed
-    or put on a course page. Example: mlp-lab report runs/lecture -o lecture.html
+    No network, no scripts: styles and figures are inside the file, so it
+    can be mailed or put on a course page.
+    Example: mlp-lab report runs/lecture -o lecture.html
     """
     from mlp_lab.report import write_report
     from mlp_lab.results import split_keys
@@ -157,8 +158,10 @@ def export_tensorboard(
 ) -> None:
     """Per-epoch scalars, diagnostics per layer and hyper-parameters (HParams) as TensorBoard event files.
 
-    The runs of one seed group are named <group>/seed<N>, so TensorBoard's run filter
-    selects a group. Needs the [tensorboard] extra. Then: tensorboard --logdir DIR
+    The runs of one seed group are named <group>/seed<N>, so TensorBoard's
+    run filter selects a group. Needs the tensorboard extra
+    (pip install "mlp-lab\\[tensorboard]").
+    Then: tensorboard --logdir DIR
     """
     from mlp_lab.export import export_tensorboard as export
 
@@ -182,8 +185,9 @@ def export_mlflow(
 ) -> None:
     """Each run as an MLflow run: config as params, per-epoch metrics, status, tags, config and summary.
 
-    Exporting again updates the same MLflow runs instead of adding copies. Needs the
-    [mlflow] extra. Then: mlflow ui --backend-store-uri URI
+    Exporting again updates the same MLflow runs instead of adding copies.
+    Needs the mlflow extra (pip install "mlp-lab\\[mlflow]").
+    Then: mlflow ui --backend-store-uri URI
     """
     from mlp_lab.export_mlflow import export_mlflow as export
 

@@ -88,11 +88,12 @@ def sweep(
 ) -> None:
     """Many runs from one file: a grid, cases and seeds, or a search (--search).
 
-    The runs go into one sweep folder (runs/<name>-<timestamp>-<id>/) with the resolved
-    sweep file and a manifest; compare, show and resume work on them unchanged.
-    Examples: mlp-lab sweep configs/sweeps/activations_inits.yaml;
-    mlp-lab sweep --config configs/relu_adam.yaml --grid model.activation=relu,tanh --seeds 3;
-    mlp-lab sweep --config relu_adam --search optimizer.lr=log_uniform:1e-4:1e-1 --trials 20 --method tpe
+    The runs go into one sweep folder (runs/<name>-<timestamp>-<id>/) with
+    the resolved sweep file and a manifest; compare, show and resume work on
+    them unchanged.
+    Examples: mlp-lab sweep configs/sweeps/activations_inits.yaml
+    mlp-lab sweep --config relu_adam --grid model.activation=relu,tanh
+    mlp-lab sweep --config relu_adam --search optimizer.lr=log_uniform:1e-4:1e-1
     """
     from mlp_lab.sweeps.console import refined_file, sweep_from_cli
     from mlp_lab.sweeps.spec import SearchOptions
@@ -149,11 +150,11 @@ def refine(
 ) -> None:
     """Coarse to fine: a new search narrowed to the top trials of a finished one, and run.
 
-    Each searched range narrows to the box the top K completed trials span (with a
-    margin; in log space for log ranges), each choice to the options among them. The
-    refined search is written into FOLDER as refined.yaml (rerun it with mlp-lab sweep),
-    and runs in a new search folder.
-    Example: mlp-lab refine runs/lr-search-20261204-120000-a1b2c3 --top 4 --trials 8
+    Each searched range narrows to the box the top K completed trials span
+    (with a margin; in log space for log ranges), each choice to the options
+    among them. The refined search is written into FOLDER as refined.yaml
+    (rerun it with mlp-lab sweep), and runs in a new search folder.
+    Example: mlp-lab refine runs/lr-search-20261204-120000-a1b2c3 --top 4
     """
     from mlp_lab.sweeps.console import refine_from_cli
 
@@ -196,10 +197,11 @@ def confirm(
 ) -> None:
     """Is a search's winner really ahead? Re-run its top trials on fresh seeds and say.
 
-    The top K trials train again on N seeds the search never used (new inits, batch
-    orders and validation splits); each rival is tested against the winner on the
-    search's metric, Holm-adjusted, and the last line says confirmed or not.
-    Example: mlp-lab confirm runs/lr-search-20261204-120000-a1b2c3 --top 3 --seeds 5
+    The top K trials train again on N seeds the search never used (new
+    inits, batch orders and validation splits); each rival is tested against
+    the winner on the search's metric, Holm-adjusted, and the last line says
+    confirmed or not.
+    Example: mlp-lab confirm runs/lr-search-20261204-120000-a1b2c3 --top 3
     """
     from mlp_lab.sweeps.console import confirm_from_cli
 

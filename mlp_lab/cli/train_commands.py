@@ -86,11 +86,11 @@ def resume(
 ) -> None:
     """Continue what was stopped: a run from its last checkpoint, or a sweep's runs that did not end.
 
-    A run continues exactly as configured and ends with the metrics of a run never
-    stopped; a sweep runs exactly the runs that did not end, with the settings it was
-    started with (its jobs, threads, backend, data) unless told otherwise. Runs that
-    completed or diverged are never trained again.
-    Examples: mlp-lab resume runs/relu_adam-20261204-120000-a1b2c3;
+    A run continues exactly as configured and ends with the metrics of a run
+    never stopped; a sweep runs exactly the runs that did not end, with the
+    settings it was started with (its jobs, threads, backend, data) unless
+    told otherwise. Runs that completed or diverged are never trained again.
+    Examples: mlp-lab resume runs/relu_adam-20261204-120000-a1b2c3
     mlp-lab resume runs/lecture-20261204-120000-a1b2c3 --jobs 2
     """
     from mlp_lab.runs import folder_kind

@@ -8,12 +8,12 @@ from typing import List, Optional
 import typer
 
 from mlp_lab.cli.options import (
-    complete_config,
-    complete_set,
+    config_option,
     data_dir_option,
     flag,
     located,
     print_renderables,
+    set_option,
     stdout_console,
     user_errors,
 )
@@ -21,17 +21,8 @@ from mlp_lab.cli.options import (
 
 @user_errors
 def check(
-    config: Path = typer.Option(
-        ...,
-        "--config",
-        "-c",
-        help="YAML experiment file (or a shipped config's name): the config to check.",
-        show_default=False,
-        autocompletion=complete_config,
-    ),
-    set_: List[str] = typer.Option(
-        [], "--set", help="Override a field, as train's --set (repeatable).", autocompletion=complete_set
-    ),
+    config: Path = config_option("YAML experiment file (or a shipped config's name): the config to check.", True),
+    set_: List[str] = set_option("Override a field, as train's --set (repeatable)."),
     data_dir: Optional[Path] = data_dir_option(),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the learning-rate range test to FILE.png."),
     format_: str = typer.Option("text", "--format", help="text or json."),
@@ -73,20 +64,8 @@ def schema() -> None:
 
 @user_errors
 def inspect(
-    config: Path = typer.Option(
-        ...,
-        "--config",
-        "-c",
-        help="YAML experiment file (or a shipped config's name): the network to build.",
-        show_default=False,
-        autocompletion=complete_config,
-    ),
-    set_: List[str] = typer.Option(
-        [],
-        "--set",
-        help="Override a field: --set model.hidden=[500,500,500] (repeatable).",
-        autocompletion=complete_set,
-    ),
+    config: Path = config_option("YAML experiment file (or a shipped config's name): the network to build.", True),
+    set_: List[str] = set_option("Override a field: --set model.hidden=[500,500,500] (repeatable)."),
     data_dir: Optional[Path] = data_dir_option(),
     batch: int = typer.Option(1000, "--batch", help="Samples pushed through the network."),
     plot: Optional[Path] = typer.Option(

@@ -61,6 +61,18 @@ def flag(*decls: str, help: str) -> Any:
     return typer.Option(False, *decls, help=help)
 
 
+def config_option(help: str, required: bool = False) -> Any:
+    """--config/-c: a YAML file, or a shipped config's name (completed from both)."""
+    return typer.Option(
+        ... if required else None, "--config", "-c", help=help, show_default=False, autocompletion=complete_config
+    )
+
+
+def set_option(help: str) -> Any:
+    """--set key.path=value, repeatable (completed from the config's keys)."""
+    return typer.Option([], "--set", help=help, autocompletion=complete_set)
+
+
 def data_dir_option() -> Any:
     """--data-dir, as every command that reads data takes it."""
     return typer.Option(None, "--data-dir", help="Data directory (else $MLP_LAB_DATA, data.data_dir, ./data).")

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
-from mlp_lab.cli.options import Command, Group, flag, print_renderables, stdout_console, user_errors
+from mlp_lab.cli.options import (
+    Command,
+    Group,
+    flag,
+    print_renderables,
+    stdout_console,
+    user_errors,
+)
+
+
+def _runs_argument() -> Any:
+    """PATHS...: what compare, report and export read."""
+    return typer.Argument(
+        None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False
+    )
 
 
 @user_errors
 def compare(
-    paths: List[Path] = typer.Argument(
-        None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False
-    ),
+    paths: List[Path] = _runs_argument(),
     sort: Optional[str] = typer.Option(
         None,
         "--sort",
@@ -97,9 +109,7 @@ def compare(
 
 @user_errors
 def report(
-    paths: List[Path] = typer.Argument(
-        None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False
-    ),
+    paths: List[Path] = _runs_argument(),
     output: Path = typer.Option(Path("report.html"), "--output", "-o", help="The HTML file to write."),
     title: Optional[str] = typer.Option(None, "--title", help="The page's title (default: the paths compared)."),
     sort: Optional[str] = typer.Option(
@@ -148,9 +158,7 @@ export_app = typer.Typer(cls=Group, no_args_is_help=True, help="Write runs in ot
 @export_app.command("tensorboard", cls=Command)
 @user_errors
 def export_tensorboard(
-    paths: List[Path] = typer.Argument(
-        None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False
-    ),
+    paths: List[Path] = _runs_argument(),
     logdir: Path = typer.Option(..., "--logdir", help="TensorBoard's log folder to write into.", show_default=False),
     filter_: List[str] = typer.Option(
         [], "--filter", "-f", help="Keep runs where key=value, as compare's. Repeatable."
@@ -175,9 +183,7 @@ def export_tensorboard(
 @export_app.command("mlflow", cls=Command)
 @user_errors
 def export_mlflow(
-    paths: List[Path] = typer.Argument(
-        None, help="Run folders, or folders holding run folders (default: runs/).", show_default=False
-    ),
+    paths: List[Path] = _runs_argument(),
     tracking_uri: str = typer.Option(
         "sqlite:///mlflow.db", "--tracking-uri", help="The MLflow tracking store (a database URI or a server's URL)."
     ),

@@ -10,12 +10,13 @@ import typer
 from mlp_lab.cli.options import (
     address_option,
     backend_option,
-    complete_set,
     complete_sweep,
+    config_option,
     data_dir_option,
     flag,
     jobs_option,
     located,
+    set_option,
     tensorboard_option,
     threads_option,
     user_errors,
@@ -31,18 +32,9 @@ def sweep(
         show_default=False,
         autocompletion=complete_sweep,
     ),
-    set_: List[str] = typer.Option(
-        [],
-        "--set",
-        help="Override a field in every run: --set train.epochs=5 (repeatable).",
-        autocompletion=complete_set,
-    ),
-    config: Optional[Path] = typer.Option(
-        None,
-        "--config",
-        "-c",
-        help="Shorthand with no sweep file: this train config as the base, with --grid or --search, and --seeds.",
-        show_default=False,
+    set_: List[str] = set_option("Override a field in every run: --set train.epochs=5 (repeatable)."),
+    config: Optional[Path] = config_option(
+        "Shorthand with no sweep file: this train config as the base, with --grid or --search, and --seeds."
     ),
     grid: List[str] = typer.Option(
         [],
@@ -132,12 +124,7 @@ def refine(
     trials: Optional[int] = typer.Option(
         None, "--trials", help="Trials of the new search (default: as many as before).", show_default=False
     ),
-    set_: List[str] = typer.Option(
-        [],
-        "--set",
-        help="Override a field in every run: --set train.epochs=5 (repeatable).",
-        autocompletion=complete_set,
-    ),
+    set_: List[str] = set_option("Override a field in every run: --set train.epochs=5 (repeatable)."),
     jobs: Optional[int] = jobs_option(),
     threads: Optional[int] = threads_option(),
     backend: Optional[str] = backend_option(),

@@ -9,12 +9,12 @@ import typer
 
 from mlp_lab.cli.options import (
     address_option,
-    complete_config,
-    complete_set,
+    config_option,
     data_dir_option,
     flag,
     jobs_option,
     located,
+    set_option,
     tensorboard_option,
     threads_option,
     user_errors,
@@ -24,16 +24,8 @@ from mlp_lab.errors import MlpLabError
 
 @user_errors
 def train(
-    config: Optional[Path] = typer.Option(
-        None,
-        "--config",
-        "-c",
-        help="YAML experiment file, or a shipped config's name (mlp-lab configs).",
-        autocompletion=complete_config,
-    ),
-    set_: List[str] = typer.Option(
-        [], "--set", help="Override a field: --set optimizer.lr=0.01 (repeatable).", autocompletion=complete_set
-    ),
+    config: Optional[Path] = config_option("YAML experiment file, or a shipped config's name (mlp-lab configs)."),
+    set_: List[str] = set_option("Override a field: --set optimizer.lr=0.01 (repeatable)."),
     data_dir: Optional[Path] = data_dir_option(),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders are written."),
     # The older spelling of `mlp-lab resume RUN`: it keeps working, out of --help's way.

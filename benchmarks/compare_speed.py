@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlp_lab import results, runs
+from mlp_lab import atomic_files, results, runs
 from mlp_lab.config import config_from_dict, config_to_dict, dump_config
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu")
@@ -52,7 +52,7 @@ def make_runs(root: Path, n: int, epochs: int = 15, legacy: bool = False) -> Non
         )
         d = root / f"{cfg.name}-20260101-120000-{i:06x}"
         d.mkdir(parents=True)
-        runs.atomic_write_text(d / runs.CONFIG, dump_config(cfg))
+        atomic_files.atomic_write_text(d / runs.CONFIG, dump_config(cfg))
         history = []
         acc = 0.9 + rng.random() * 0.05
         with open(d / runs.METRICS, "w", encoding="utf-8") as f:
@@ -91,7 +91,7 @@ def make_runs(root: Path, n: int, epochs: int = 15, legacy: bool = False) -> Non
         }
         if not legacy:
             summary["config"] = config_to_dict(cfg)
-        runs.atomic_write_json(d / runs.SUMMARY, summary)
+        atomic_files.atomic_write_json(d / runs.SUMMARY, summary)
 
 
 def timed(fn, repeat: int) -> float:

@@ -84,12 +84,12 @@ def sweep_file(folder: Path, method: str, rule: str, trials: int, epochs: int, l
 
 def grid_rows(manifest) -> list[dict]:
     """A grid's runs as trial rows: the last epoch's val_acc, as a search judges a trial."""
-    from mlp_lab import runs
+    from mlp_lab import atomic_files, runs
 
     rows = []
     for e in manifest.runs:
         path = manifest.folder / e["folder"] / runs.METRICS  # none for a run that diverged in its first epoch
-        history = runs.read_jsonl(path)[0] if path.is_file() else []
+        history = atomic_files.read_jsonl(path)[0] if path.is_file() else []
         final = history[-1].get("val_acc") if history else None
         rows.append(
             {

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mlp_lab import runs
+from mlp_lab import atomic_files, runs
 from mlp_lab.plots import PlotError, check_plot_path, new_figure, save_figure
 
 MAX_RUNS = 6  # diagnostics rows in one figure; more would be unreadable
@@ -37,7 +37,7 @@ def read_diagnostics(run_dir: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     try:
-        return runs.read_jsonl(path)[0]
+        return atomic_files.read_jsonl(path)[0]
     except OSError:
         return []
 

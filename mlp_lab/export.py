@@ -24,9 +24,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from mlp_lab.atomic_files import write_error
 from mlp_lab.errors import MlpLabError
 from mlp_lab.results import Comparison, build_comparison, plot_labels, runs_of
-from mlp_lab.runs import write_error
 
 EXTRA = 'pip install -e ".[tensorboard]"'
 _SCALARS = {

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mlp_lab import runs
+from mlp_lab import atomic_files
 from mlp_lab.errors import MlpLabError
 
 PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
@@ -84,7 +84,7 @@ def save_figure(fig: Any, path: Path, fmt: str) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=120)
     try:
-        runs.atomic_write_bytes(Path(path), buf.getvalue())
+        atomic_files.atomic_write_bytes(Path(path), buf.getvalue())
     except OSError as e:
         raise PlotError(f"--plot {path}: cannot write ({e.strerror or e})") from None
 

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mlp_lab import runs
+from mlp_lab import atomic_files, runs
 from mlp_lab.errors import MlpLabError
 from mlp_lab.results import (
     Comparison,
@@ -67,7 +67,7 @@ def write_report(
     comp = build_comparison(folders, **compare_options)
     page = render_report(comp, title or "mlp-lab report", sweep_files(folders), search_figures(folders))
     try:
-        runs.atomic_write_text(output, page)
+        atomic_files.atomic_write_text(output, page)
     except OSError as e:
         raise MlpLabError(f"--output {output}: cannot write ({e.strerror or e})") from None
     return output

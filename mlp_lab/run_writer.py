@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from mlp_lab import runs
+from mlp_lab import atomic_files, run_lock, runs
 from mlp_lab.config import config_to_dict, dump_config
 from mlp_lab.schema import ExperimentConfig
 from mlp_lab.selection import DEFAULT_METRIC, select_epoch, selection
@@ -48,7 +48,7 @@ def save_torch(path: Path, obj: Any) -> None:
     full disk into "enforce fail at inline_container.cc"; the write layer names it."""
     buf = io.BytesIO()
     torch.save(obj, buf)
-    runs.atomic_write_bytes(path, buf.getbuffer())
+    atomic_files.atomic_write_bytes(path, buf.getbuffer())
 
 
 class RunWriter:
@@ -58,7 +58,7 @@ class RunWriter:
 
     def __init__(self, run_dir: Path, cfg: ExperimentConfig, facts: dict[str, Any], progress: Any = None) -> None:
         self.dir = Path(run_dir)
-        runs.hold_run(self.dir)  # for as long as this process trains it (see runs.RUN_LOCK)
+        run_lock.hold_run(self.dir)  # for as long as this process trains it (see run_lock.RUN_LOCK)
         self.cfg = cfg
         self.progress = progress
         self.history: list[dict[str, Any]] = []
@@ -98,8 +98,8 @@ class RunWriter:
         come from the checkpoint's ``prior`` summary.
         """
         runs.remove_temp_files(self.dir)  # left by a process killed mid-write
-        self.history = runs.truncate_jsonl(self.dir / runs.METRICS, before_epoch=start_epoch)
-        runs.truncate_jsonl(self.dir / runs.DIAGNOSTICS, before_epoch=start_epoch)
+        self.history = atomic_files.truncate_jsonl(self.dir / runs.METRICS, before_epoch=start_epoch)
+        atomic_files.truncate_jsonl(self.dir / runs.DIAGNOSTICS, before_epoch=start_epoch)
         self.summary.update(
             started_at=prior.get("started_at", self.summary["started_at"]), warnings=list(prior.get("warnings", []))
         )
@@ -108,7 +108,7 @@ class RunWriter:
 
     def start(self) -> None:
         """The config and a first summary, before the first step."""
-        runs.atomic_write_text(self.dir / runs.CONFIG, dump_config(self.cfg))
+        atomic_files.atomic_write_text(self.dir / runs.CONFIG, dump_config(self.cfg))
         self.write_summary()
 
     def elapsed(self) -> float:
@@ -118,7 +118,7 @@ class RunWriter:
     def add_epoch(self, record: dict[str, Any]) -> None:
         """A finished epoch: its metrics line is on disk before the next epoch starts."""
         self.history.append(record)
-        runs.append_jsonl(self.dir / runs.METRICS, record)
+        atomic_files.append_jsonl(self.dir / runs.METRICS, record)
 
     def warn(self, warnings: list[str]) -> None:
         """Keep each new warning once, and show it."""
@@ -147,7 +147,7 @@ class RunWriter:
         self.summary["best"] = best_of(self.history)
         self.summary.update(selection(self.history, self.selected_by))
         self.summary["duration_s"] = round(self.elapsed(), 3)
-        runs.atomic_write_json(self.dir / runs.SUMMARY, self.summary)
+        atomic_files.atomic_write_json(self.dir / runs.SUMMARY, self.summary)
 
     def finish(
         self,
@@ -159,11 +159,11 @@ class RunWriter:
     ) -> None:
         """The last writes: error.log of a crash, model.pt of a completed run, the final summary."""
         if crash_log is not None:
-            runs.atomic_write_text(self.dir / "error.log", crash_log)
+            atomic_files.atomic_write_text(self.dir / "error.log", crash_log)
         if model_state is not None:
             save_torch(self.dir / runs.MODEL, model_state)
         self.summary.pop("pid", None)
         self.summary.pop("host", None)
         ending = {k: v for k, v in (("message", message), ("error", error)) if v is not None}
         self.write_summary(status=status, finished_at=_now(), **ending)
-        runs.release_run(self.dir)  # ended: nobody trains it now
+        run_lock.release_run(self.dir)  # ended: nobody trains it now

@@ -12,29 +12,29 @@ A run folder is ``<runs_dir>/<name>-<YYYYmmdd-HHMMSS>-<6 hex>/`` holding::
     checkpoint.pt      last finished epoch, for --resume
     diagnostics.jsonl  per-layer statistics, when diagnostics are on
 
-Writers replace files atomically (temporary file, then rename) so that a reader,
-``compare`` say, never sees half a file. Readers never raise on a broken folder: they
-report what they could not read and return the rest. No torch here: ``compare`` uses it.
+Writers replace files atomically (``atomic_files``) so that a reader, ``compare`` say,
+never sees half a file; a run's process holds a lock on its folder (``run_lock``). Readers
+never raise on a broken folder: they report what they could not read and return the rest.
+No torch here: ``compare`` uses it.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import secrets
-import socket
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import yaml
 
-from mlp_lab.errors import DISK_FULL, DiskFull, RunError
+from mlp_lab.atomic_files import read_jsonl, write_error
+from mlp_lab.errors import RunError
+from mlp_lab.run_lock import process_gone, run_lock_held
 
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
@@ -80,63 +80,6 @@ def create_run_dir(runs_dir: Path, name: str) -> Path:
     raise RunError(f"could not find a free run folder name in {runs_dir}")
 
 
-def write_error(e: OSError, path: Path) -> RunError:
-    """An OSError from writing ``path`` as the one line a user reads: a full disk says so
-    (DiskFull), a read-only or forbidden place says that, with the path either way."""
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return DiskFull(f"{DISK_FULL} writing {path}" + (" (disk quota exceeded)" if e.errno == errno.EDQUOT else ""))
-    if e.errno == errno.EROFS:
-        return RunError(f"cannot write {path}: read-only file system; choose a folder you can write to")
-    if e.errno == errno.EACCES or e.errno == errno.EPERM:
-        return RunError(f"cannot write {path}: permission denied; choose a folder you can write to")
-    return RunError(f"cannot write {path}: {e.strerror or e}")
-
-
-def _open_temp(path: Path) -> tuple[int, str]:
-    """A temporary file beside ``path`` (the write layer's one way to open for writing;
-    tests replace it to inject a full disk)."""
-    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-
-
-def _open_append(path: Path) -> int:
-    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-
-
-def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
-    """Replace ``path`` with what ``write(file)`` writes, all or nothing.
-
-    The data goes to a temporary file in the same folder, which is then renamed over
-    ``path``: a reader sees the old file or the new one, never half of either. An
-    OSError (a full disk, a read-only folder) is a RunError naming ``path``; the old file
-    stays as it was.
-    """
-    path = Path(path)
-    try:
-        fd, tmp = _open_temp(path)
-    except OSError as e:
-        raise write_error(e, path) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; results and caches are for reading
-        os.replace(tmp, path)
-    except BaseException as e:
-        # Whatever happened (disk full, Ctrl-C), the old file stays and no temp is left.
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(e, OSError):
-            raise write_error(e, path) from None
-        raise
-
-
-def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
-    atomic_write(path, lambda f: f.write(data))
-
-
 def remove_temp_files(run_dir: Path) -> list[Path]:
     """Delete the temporaries that atomic writes of a killed process left in ``run_dir``.
 
@@ -154,51 +97,6 @@ def remove_temp_files(run_dir: Path) -> list[Path]:
             except FileNotFoundError:
                 pass
     return removed
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False, default=_json_default) + "\n")
-
-
-def append_jsonl(path: Path, *records: dict[str, Any]) -> None:
-    """Append one line per record and flush them (one fsync), so a finished epoch is on disk
-    before the next starts. A failed write leaves none of them: the file ends with its last
-    whole record."""
-    if not records:
-        return
-    path = Path(path)
-    data = "".join(json.dumps(r, allow_nan=True, default=_json_default) + "\n" for r in records).encode("utf-8")
-    try:
-        fd = _open_append(path)
-    except OSError as e:
-        raise write_error(e, path) from None
-    try:
-        size = os.fstat(fd).st_size
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        except OSError as e:
-            try:
-                os.ftruncate(fd, size)  # no half line: the file ends with its last whole record
-            except OSError:
-                pass
-            raise write_error(e, path) from None
-    finally:
-        os.close(fd)
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 # --- reading --------------------------------------------------------------------------
@@ -229,88 +127,6 @@ class RunRecord:
         if status in STATUSES:
             return status
         return "unknown"
-
-
-# A run's process holds this lock file in its folder for as long as it trains: the kernel lets
-# go of it however the process ends (SIGKILL, out of memory, a reboot), so a free lock means
-# nobody trains the run, whatever pid its summary names (a pid can be reused by a stranger).
-RUN_LOCK = ".run.lock"
-_held: dict[Path, Any] = {}
-
-
-def hold_run(run_dir: Path) -> None:
-    """Hold ``run_dir`` for this process until ``release_run`` or the process's end; a
-    RunError when another process trains it. Holding it twice is holding it once."""
-    key = Path(run_dir).resolve()
-    if key in _held:
-        return
-    f = open(key / RUN_LOCK, "a")  # noqa: SIM115 - held open for the run's life
-    for _ in range(100):  # a reader's look (run_lock_held) lasts microseconds
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            _held[key] = f
-            return
-        except BlockingIOError:
-            time.sleep(0.01)
-    f.close()
-    raise RunError(f"{run_dir} is being trained by another process; stop it first, then resume")
-
-
-def release_run(run_dir: Path) -> None:
-    """Let go of ``run_dir`` (its run has ended): the lock file goes, a killed run's stays."""
-    key = Path(run_dir).resolve()
-    f = _held.pop(key, None)
-    if f is not None:
-        try:
-            (key / RUN_LOCK).unlink()  # while still held: no one reads a free lock of an ended run
-        except OSError:
-            pass
-        f.close()  # closing the file lets go of the lock
-
-
-def run_lock_held(run_dir: Path) -> bool | None:
-    """Whether a live process trains ``run_dir``: True or False from its lock, None when the
-    folder has no lock file (written before mlp-lab kept one, or not started yet)."""
-    return lock_held(Path(run_dir) / RUN_LOCK)
-
-
-def lock_held(path: Path) -> bool | None:
-    """Whether a live process holds the flock on ``path``; None when there is no such file."""
-    try:
-        f = open(path)  # noqa: SIM115
-    except OSError:
-        return None
-    with f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(f, fcntl.LOCK_UN)
-        return False
-
-
-def process_gone(summary: dict[str, Any]) -> bool:
-    """True when a "running" summary's process (its pid on its host) no longer exists.
-
-    False whenever that cannot be told: no pid recorded, or the run is on another host
-    (a shared file system) -- a run is only ever declared dead on evidence.
-    """
-    pid, host = summary.get("pid"), summary.get("host")
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return False
-    if host is not None and host != socket.gethostname():
-        return False
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return True
-    except OSError:  # PermissionError: it exists, run by someone else
-        return False
-    try:  # a killed child its parent has not reaped yet is a zombie: gone too
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def is_run_dir(path: Path) -> bool:
@@ -414,37 +230,6 @@ def discover_runs(paths: list[Path]) -> tuple[list[Path], list[str]]:
         else:
             warnings.append(f"{p}: not a run folder (no {SUMMARY}, {CONFIG} or {METRICS}), skipped")
     return found, warnings
-
-
-def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Records of a JSON-lines file and how many lines could not be parsed."""
-    records: list[dict[str, Any]] = []
-    bad = 0
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                bad += 1
-                continue
-            if isinstance(rec, dict):
-                records.append(rec)
-            else:
-                bad += 1
-    return records, bad
-
-
-def truncate_jsonl(path: Path, before_epoch: int) -> list[dict[str, Any]]:
-    """Keep only the records of ``path`` whose ``epoch`` is below ``before_epoch`` (a
-    resumed run redoes the later ones); return them. A missing file stays missing."""
-    if not Path(path).exists():
-        return []
-    kept = [r for r in read_jsonl(path)[0] if isinstance(r.get("epoch"), int) and r["epoch"] < before_epoch]
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
-    return kept
 
 
 def load_run(path: Path) -> RunRecord:

@@ -27,7 +27,7 @@ from typing import Any, cast
 import torch
 import torch.nn.functional as F
 
-from mlp_lab import __version__, checkpoint, runs
+from mlp_lab import __version__, checkpoint, run_lock, runs
 from mlp_lab.config import config_from_dict, load_config
 from mlp_lab.data import DataSplits, load_data, resolve_data_dir
 from mlp_lab.devices import autocast, resolve_device, set_matmul_precision, torch_threads
@@ -273,7 +273,7 @@ def _finish(run: RunWriter, diagnostics: Any, status: str, ending: dict[str, str
         run.finish("failed", None, **ending)  # a summary is small: it may still fit where model.pt did not
     except DiskFull:
         run.summary.update(status="failed", **ending)  # told to the caller; summary.json keeps its last state
-        runs.release_run(run.dir)
+        run_lock.release_run(run.dir)
     return "failed"
 
 

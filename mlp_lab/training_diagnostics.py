@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mlp_lab import runs
+from mlp_lab import atomic_files
 from mlp_lab.data import DataSplits
 from mlp_lab.diagnostics import (
     PROBE_SIZE,
@@ -249,7 +249,7 @@ class TrainingDiagnostics:
         # The step lines of an epoch that did not end (a run that diverged or was stopped):
         # what led up to it. A resume drops them with the rest of the epochs it redoes.
         lines, self._lines = self._lines, []
-        runs.append_jsonl(self.path, *lines)
+        atomic_files.append_jsonl(self.path, *lines)
         pending, self._pending = self._pending, []
         return pending
 
@@ -269,7 +269,7 @@ class TrainingDiagnostics:
 
     def _write_probe(self, epoch: int, layers: list[LayerStats], warnings: list[str]) -> None:
         lines, self._lines = self._lines, []
-        runs.append_jsonl(
+        atomic_files.append_jsonl(
             self.path,
             *lines,
             {

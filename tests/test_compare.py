@@ -20,7 +20,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from mlp_lab import results, runs
+from mlp_lab import atomic_files, results, runs
 from mlp_lab.cli import app
 from mlp_lab.config import config_from_dict, config_to_dict, dump_config
 from mlp_lab.results import CompareError, build_comparison
@@ -50,7 +50,7 @@ def make_run(
     ``val``: validation accuracies just under the test ones; ``vals``: these."""
     cfg = config_from_dict({"name": name, **(raw or {})})
     d = runs.create_run_dir(root, name)
-    runs.atomic_write_text(d / runs.CONFIG, dump_config(cfg))
+    atomic_files.atomic_write_text(d / runs.CONFIG, dump_config(cfg))
     accs = [0.90, 0.95, 0.97] if accs is None else accs
     history = []
     for e, acc in enumerate(accs, 1):
@@ -64,12 +64,12 @@ def make_run(
         if val or vals:
             rec.update(val_loss=0.6 / e, val_acc=vals[e - 1] if vals else acc - 0.01)
         rec.update(lr=cfg.optimizer.lr, seconds=2.0)
-        runs.append_jsonl(d / runs.METRICS, rec)
+        atomic_files.append_jsonl(d / runs.METRICS, rec)
         history.append(rec)
     if summary:
         finite = [r for r in history if isinstance(r["test_acc"], float) and math.isfinite(r["test_acc"])]
         best = max(finite, key=lambda r: r["test_acc"]) if finite else None
-        runs.atomic_write_json(
+        atomic_files.atomic_write_json(
             d / runs.SUMMARY,
             {
                 "name": name,
@@ -731,11 +731,11 @@ def test_a_run_folder_from_before_summary_held_the_config_is_read_from_config_ya
     )
     old = tmp_path / "old-20260101-120000-000001"
     old.mkdir()
-    runs.atomic_write_text(old / runs.CONFIG, dump_config(cfg))
-    runs.atomic_write_json(old / runs.SUMMARY, {"status": "completed", "final": {"epoch": 1, "test_acc": 0.5}})
+    atomic_files.atomic_write_text(old / runs.CONFIG, dump_config(cfg))
+    atomic_files.atomic_write_json(old / runs.SUMMARY, {"status": "completed", "final": {"epoch": 1, "test_acc": 0.5}})
     new = tmp_path / "new-20260101-120000-000002"
     new.mkdir()
-    runs.atomic_write_json(new / runs.SUMMARY, {"status": "completed", "config": config_to_dict(cfg)})
+    atomic_files.atomic_write_json(new / runs.SUMMARY, {"status": "completed", "config": config_to_dict(cfg)})
     assert runs.load_run(old).config == runs.load_run(new).config == yaml.safe_load(dump_config(cfg))
     assert runs.load_run(old).problems == runs.load_run(new).problems == []
     monkeypatch.setattr(runs, "load_yaml", lambda text: pytest.fail("a new run folder's config was parsed as YAML"))

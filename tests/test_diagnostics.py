@@ -11,8 +11,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from mlp_lab import atomic_files, runs
 from mlp_lab import diagnostics as diag
-from mlp_lab import runs
 from mlp_lab.cli import app
 from mlp_lab.config import config_from_dict
 from mlp_lab.data import load_data
@@ -305,7 +305,9 @@ def test_vanishing_gradients_warn_during_training(tmp_path):
 def test_resume_drops_diagnostics_of_the_epochs_it_redoes(tmp_path):
     result, run_dir = train(tmp_path, overrides=["train.epochs=1"])
     # Pretend the run got into epoch 2 (records written) and died before its checkpoint.
-    runs.append_jsonl(run_dir / runs.DIAGNOSTICS, {"kind": "step", "epoch": 2, "step": 0, "steps": 12, "layers": []})
+    atomic_files.append_jsonl(
+        run_dir / runs.DIAGNOSTICS, {"kind": "step", "epoch": 2, "step": 0, "steps": 12, "layers": []}
+    )
     cfg = config_from_dict(SMALL, ["train.epochs=2"])
     data = load_data(cfg.data, tmp_path / "data", "cpu")
     resumed = run_experiment(cfg, run_dir, data, torch.device("cpu"), resume_from=run_dir / runs.CHECKPOINT)

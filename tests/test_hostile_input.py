@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from mlp_lab import runs
+from mlp_lab import atomic_files
 from mlp_lab.sweeps import load_manifest
 
 from helpers import TINY, assert_user_error, cli, only_run, run_folders, summary, write_config
@@ -182,7 +182,7 @@ def test_a_sweep_with_a_cell_too_big_writes_nothing(tmp_path):
 
 def _fail_writes_of(monkeypatch, name: str, after: int = 0):
     """ENOSPC for every write of a file called ``name`` after its first ``after`` writes."""
-    real_temp, real_append = runs._open_temp, runs._open_append
+    real_temp, real_append = atomic_files._open_temp, atomic_files._open_append
     count = {"n": 0}
 
     def full(path):
@@ -191,8 +191,8 @@ def _fail_writes_of(monkeypatch, name: str, after: int = 0):
             if count["n"] > after:
                 raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(runs, "_open_temp", lambda path: (full(path), real_temp(path))[1])
-    monkeypatch.setattr(runs, "_open_append", lambda path: (full(path), real_append(path))[1])
+    monkeypatch.setattr(atomic_files, "_open_temp", lambda path: (full(path), real_temp(path))[1])
+    monkeypatch.setattr(atomic_files, "_open_append", lambda path: (full(path), real_append(path))[1])
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mlp_lab import errors, runs
+from mlp_lab import atomic_files, errors, runs
 from mlp_lab import training as train_mod
 from mlp_lab.run_writer import save_torch
 
@@ -219,7 +219,7 @@ def test_second_ctrl_c_stops_at_once(tmp_path, monkeypatch):
 
 def test_ctrl_c_while_the_last_files_are_written_is_ignored(tmp_path, monkeypatch):
     """A second Ctrl-C must not cut short the summary that records the first one."""
-    real_epoch, real_write = train_mod._train_epoch, runs.atomic_write_json
+    real_epoch, real_write = train_mod._train_epoch, atomic_files.atomic_write_json
     calls, late = [], []
 
     def epoch(*args, **kwargs):
@@ -235,7 +235,7 @@ def test_ctrl_c_while_the_last_files_are_written_is_ignored(tmp_path, monkeypatc
         return real_write(path, obj)
 
     monkeypatch.setattr(train_mod, "_train_epoch", epoch)
-    monkeypatch.setattr(runs, "atomic_write_json", write)
+    monkeypatch.setattr(atomic_files, "atomic_write_json", write)
     write_config(tmp_path / "c.yaml", {"train": {"epochs": 4}})
     res = cli("train", "--config", "c.yaml", "--quiet")
     assert late, "the test did not signal during the final writes"
@@ -398,14 +398,14 @@ def _fail_fsync(monkeypatch):
     def fsync(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(runs.os, "fsync", fsync)
+    monkeypatch.setattr(atomic_files.os, "fsync", fsync)
 
 
 @pytest.mark.parametrize(
     "writer,name,old,new",
     [
-        (runs.atomic_write_json, "summary.json", {"status": "running"}, {"status": "completed"}),
-        (runs.atomic_write_text, "config.yaml", "model: {hidden: [8]}\n", "model: {hidden: [16]}\n"),
+        (atomic_files.atomic_write_json, "summary.json", {"status": "running"}, {"status": "completed"}),
+        (atomic_files.atomic_write_text, "config.yaml", "model: {hidden: [8]}\n", "model: {hidden: [16]}\n"),
         (save_torch, "checkpoint.pt", {"epoch": 1}, {"epoch": 2}),
     ],
     ids=["summary", "config", "checkpoint"],
@@ -423,29 +423,29 @@ def test_failed_write_keeps_the_previous_file_and_no_temp(tmp_path, monkeypatch,
 
 def test_interrupted_write_keeps_the_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "summary.json"
-    runs.atomic_write_json(path, {"status": "running"})
+    atomic_files.atomic_write_json(path, {"status": "running"})
 
     def ctrl_c(fd):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runs.os, "fsync", ctrl_c)
+    monkeypatch.setattr(atomic_files.os, "fsync", ctrl_c)
     with pytest.raises(KeyboardInterrupt):
-        runs.atomic_write_json(path, {"status": "completed"})
+        atomic_files.atomic_write_json(path, {"status": "completed"})
     assert json.loads(path.read_text()) == {"status": "running"}
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
 
 
 def test_unserialisable_summary_never_touches_the_file(tmp_path):
     path = tmp_path / "summary.json"
-    runs.atomic_write_json(path, {"status": "running"})
+    atomic_files.atomic_write_json(path, {"status": "running"})
     with pytest.raises(ValueError):
-        runs.atomic_write_json(path, {"final": {"test_loss": float("nan")}})  # not valid JSON
+        atomic_files.atomic_write_json(path, {"final": {"test_loss": float("nan")}})  # not valid JSON
     assert json.loads(path.read_text()) == {"status": "running"}
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
 
 
 def test_checkpoint_write_failing_mid_run_keeps_the_last_good_one(tmp_path, monkeypatch):
-    real = runs.atomic_write
+    real = atomic_files.atomic_write
     checkpoints = []
 
     def flaky(path, write):
@@ -460,7 +460,7 @@ def test_checkpoint_write_failing_mid_run_keeps_the_last_good_one(tmp_path, monk
                 return real(path, half_then_full)
         return real(path, write)
 
-    monkeypatch.setattr(runs, "atomic_write", flaky)
+    monkeypatch.setattr(atomic_files, "atomic_write", flaky)
     write_config(tmp_path / "c.yaml", {"train": {"epochs": 3}})
     res = cli("train", "--config", "c.yaml", "--quiet")
     assert res.code == 1, res

@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from mlp_lab import runs
+from mlp_lab import atomic_files, runs
 from mlp_lab.report import render_report, write_report
 from mlp_lab.results import build_comparison
 
@@ -32,7 +32,7 @@ def lecture_like(tmp_path):
         message="diverged in epoch 2: training loss became nan",
         warnings=["layer 3's relu activations have std 7.5e+02"],
     )
-    runs.atomic_write_json(bad / runs.SUMMARY, summary)
+    atomic_files.atomic_write_json(bad / runs.SUMMARY, summary)
     return root
 
 

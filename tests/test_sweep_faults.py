@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlp_lab import runs, sweeps
+from mlp_lab import run_lock, runs, sweeps
 from mlp_lab.sweeps import load_manifest, load_sweep
 from mlp_lab.sweeps.watch import Watch
 
@@ -39,7 +39,7 @@ TINY = merge(SWEEP_TINY, {})  # a copy: a test may change its own
 
 
 def alive(pid: int) -> bool:
-    return not runs.process_gone({"pid": pid})
+    return not run_lock.process_gone({"pid": pid})
 
 
 def _metrics(folder: Path, entry: dict) -> list[dict]:
@@ -282,8 +282,8 @@ def test_resume_waits_for_a_run_whose_process_still_writes_its_folder(finished_s
     run = finished_sweep / entry["folder"]
     s = json.loads((run / "summary.json").read_text())
     # A live process holding the run's lock, as a training process does (util-linux's flock).
-    sleeper = subprocess.Popen(["flock", str(run / runs.RUN_LOCK), "sleep", "30"])
-    wait_for(lambda: runs.run_lock_held(run), proc=sleeper)
+    sleeper = subprocess.Popen(["flock", str(run / run_lock.RUN_LOCK), "sleep", "30"])
+    wait_for(lambda: run_lock.run_lock_held(run), proc=sleeper)
     try:  # the run's summary says running, in a live process: nothing may touch it
         s.update(status="running", pid=sleeper.pid, host=None)
         (run / "summary.json").write_text(json.dumps(s))
@@ -306,9 +306,9 @@ def test_a_strangers_pid_in_a_running_summary_does_not_stop_a_resume(finished_sw
         s = json.loads((run / "summary.json").read_text())
         s.update(status="running", pid=stranger.pid, host=None)
         (run / "summary.json").write_text(json.dumps(s))
-        (run / runs.RUN_LOCK).write_text("")  # left by the killed run: nobody holds it
+        (run / run_lock.RUN_LOCK).write_text("")  # left by the killed run: nobody holds it
         _edit(finished_sweep, 1, status="running", pid=stranger.pid)
-        assert runs.run_lock_held(run) is False
+        assert run_lock.run_lock_held(run) is False
         res = cli("resume", finished_sweep, "--quiet")
         assert res.code == 0, res  # no wait for the stranger, no refusal
         assert [e["status"] for e in load_manifest(finished_sweep).runs] == ["completed", "completed"]
@@ -355,7 +355,7 @@ def test_two_resumes_of_one_folder_run_it_once(finished_sweep, tmp_path):
 
 
 def _sweep_lock_held(folder: Path) -> bool:
-    return bool(runs.lock_held(folder / ".sweep.lock"))
+    return bool(run_lock.lock_held(folder / ".sweep.lock"))
 
 
 def test_a_driver_that_locked_a_removed_lock_file_takes_the_new_one(tmp_path, monkeypatch):

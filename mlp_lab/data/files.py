@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from mlp_lab.errors import DataError
-from mlp_lab.runs import atomic_write
+from mlp_lab.atomic_files import atomic_write
 from mlp_lab.schema import DataConfig
 
 NUM_CLASSES = 10  # every data set here has ten classes

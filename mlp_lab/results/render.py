@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mlp_lab import runs
+from mlp_lab import atomic_files
 from mlp_lab.results.comparison import CompareError, Comparison
 from mlp_lab.results.rows import Row
 from mlp_lab.results.values import MISSING, ci_cell, fmt_value, metric_cell, short_labels, shorten, versus_cell
@@ -361,7 +361,7 @@ def write_output(path: Path, text: str) -> None:
     if not path.parent.is_dir():
         raise CompareError(f"--output {path}: folder {path.parent} does not exist")
     try:
-        runs.atomic_write_text(path, text)
+        atomic_files.atomic_write_text(path, text)
     except OSError as e:
         raise CompareError(f"--output {path}: cannot write ({e.strerror or e})") from None
 

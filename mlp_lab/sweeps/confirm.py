@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from mlp_lab import runs
+from mlp_lab import atomic_files
 from mlp_lab.errors import ConfigError, RunError
 from mlp_lab.sweeps.folder import load_manifest
 from mlp_lab.sweeps.search_runner import spec_of, trial_rows
@@ -76,8 +76,8 @@ def plan_confirmation(folder: Path, top: int = 3, seeds: int = 5) -> Confirmatio
         "cases": [{"name": f"trial{t['trial']:03d}", **t["values"]} for t in best],
     }
     base_path, file = folder / BASE_FILE, folder / CONFIRM_FILE
-    runs.atomic_write_text(base_path, yaml.safe_dump(manifest.data["search"]["base"], sort_keys=False))
-    runs.atomic_write_text(
+    atomic_files.atomic_write_text(base_path, yaml.safe_dump(manifest.data["search"]["base"], sort_keys=False))
+    atomic_files.atomic_write_text(
         file,
         f"# The top {len(best)} trials of {folder.name} on fresh seeds: mlp-lab confirm {folder}\n"
         + yaml.safe_dump(doc, sort_keys=False),

@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from mlp_lab import runs
+from mlp_lab import atomic_files, run_lock, runs
 from mlp_lab.errors import RunError, shorten
 
 SWEEP_FILE = "sweep.yaml"
@@ -66,18 +66,18 @@ class Manifest:
     def save(self) -> None:
         """The whole manifest, compacted: the journal's events are in it now. (A crash
         between the two steps leaves events the snapshot has: replaying them is harmless.)"""
-        runs.atomic_write_json(self.path, self.data)
+        atomic_files.atomic_write_json(self.path, self.data)
         self.journal.unlink(missing_ok=True)
 
     def update(self, index: int, **fields: Any) -> None:
         self.runs[index].update(fields)
-        runs.append_jsonl(self.journal, {"run": index, "set": fields})
+        atomic_files.append_jsonl(self.journal, {"run": index, "set": fields})
 
     def add(self, entries: list[dict[str, Any]]) -> None:
         """New runs (a search's trial): each entry, its config with it, once."""
         for entry in entries:
             self.runs.append(entry)
-            runs.append_jsonl(self.journal, {"add": entry})
+            atomic_files.append_jsonl(self.journal, {"add": entry})
 
 
 def prepare_run(manifest: Manifest, index: int) -> tuple[Path, bool]:
@@ -103,7 +103,7 @@ def prepare_run(manifest: Manifest, index: int) -> tuple[Path, bool]:
             shutil.rmtree(old, ignore_errors=True)
         folder = runs.create_run_dir(manifest.folder, entry["config"]["name"])
         try:
-            runs.atomic_write_text(folder / runs.CONFIG, dump_config(config_from_dict(entry["config"])))
+            atomic_files.atomic_write_text(folder / runs.CONFIG, dump_config(config_from_dict(entry["config"])))
             mark_summary(folder, entry, status="running")
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)  # no empty folder beside the runs
@@ -127,7 +127,7 @@ def mark_summary(folder: Path, entry: dict[str, Any], **fields: Any) -> None:
     summary.pop("pid", None)
     summary.pop("host", None)
     summary.update(fields)
-    runs.atomic_write_json(folder / runs.SUMMARY, summary)
+    atomic_files.atomic_write_json(folder / runs.SUMMARY, summary)
 
 
 def run_ending(folder: Path) -> tuple[str | None, str | None]:
@@ -163,7 +163,7 @@ def create_sweep_folder(runs_dir: Path, sweep: Any) -> Manifest:
     """A new sweep folder with the resolved sweep file and a manifest of pending runs."""
     folder = runs.create_run_dir(runs_dir, sweep.name)
     try:  # all or nothing: a folder without its manifest could be neither run nor resumed
-        runs.atomic_write_text(folder / SWEEP_FILE, yaml.safe_dump(sweep.resolved(), sort_keys=False))
+        atomic_files.atomic_write_text(folder / SWEEP_FILE, yaml.safe_dump(sweep.resolved(), sort_keys=False))
         data: dict[str, Any] = {
             "format": FORMAT,
             "name": sweep.name,
@@ -185,16 +185,16 @@ def create_sweep_folder(runs_dir: Path, sweep: Any) -> Manifest:
 
 
 def writer_alive(folder: Path, entry: dict[str, Any]) -> bool:
-    """Whether a process may still write ``folder``: its lock is held (runs.RUN_LOCK; a
+    """Whether a process may still write ``folder``: its lock is held (run_lock.RUN_LOCK; a
     free one is evidence enough, whatever pid a summary names). With no lock file yet, the
     pid its summary names, or the one the manifest recorded when it started the run, is
     alive on this host. Dead only on evidence."""
-    held = runs.run_lock_held(folder) if folder.is_dir() else None
+    held = run_lock.run_lock_held(folder) if folder.is_dir() else None
     if held is not None:
         return held
     summary = runs.load_run(folder).summary if folder.is_dir() else None
     for owner in (summary or {}, entry):
-        if isinstance(owner.get("pid"), int) and not runs.process_gone(owner):
+        if isinstance(owner.get("pid"), int) and not run_lock.process_gone(owner):
             return True
     return False
 

@@ -35,7 +35,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from mlp_lab import runs
+from mlp_lab import atomic_files, runs
 from mlp_lab.errors import ConfigError, DiskFull, RunError
 from mlp_lab.sweeps.datasets import data_key, decode_data
 from mlp_lab.sweeps.folder import Manifest, prepare_run, run_ending
@@ -411,4 +411,4 @@ def _write_files(folder: Path, result: dict[str, Any]) -> None:
     for name, data in result["files"].items():
         if name in (runs.SUMMARY, "error.log"):
             data = data.replace(scratch.encode(), str(folder).encode())
-        runs.atomic_write_bytes(folder / name, data)
+        atomic_files.atomic_write_bytes(folder / name, data)

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from mlp_lab import runs
+from mlp_lab import atomic_files
 from mlp_lab.errors import ConfigError, RunError
 from mlp_lab.sweeps.folder import load_manifest
 
@@ -50,9 +50,9 @@ def refine(folder: Path, top: int = 5, trials: int | None = None) -> tuple[Path,
     name = f"{manifest.data['name']}-refined"
     search = {**spec.model_dump(), "space": space, "trials": trials or spec.trials}
     base_path, sweep_path = folder / BASE_FILE, folder / REFINED_FILE
-    runs.atomic_write_text(base_path, yaml.safe_dump(manifest.data["search"]["base"], sort_keys=False))
+    atomic_files.atomic_write_text(base_path, yaml.safe_dump(manifest.data["search"]["base"], sort_keys=False))
     doc = {"name": name, "base": BASE_FILE, "seeds": manifest.data["search"]["seeds"], "search": search}
-    runs.atomic_write_text(
+    atomic_files.atomic_write_text(
         sweep_path, f"# Refined from {folder.name}: mlp-lab sweep {sweep_path}\n" + yaml.safe_dump(doc, sort_keys=False)
     )
     return sweep_path, lines

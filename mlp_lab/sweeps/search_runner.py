@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from mlp_lab import runs
+from mlp_lab import atomic_files, runs
 from mlp_lab.console import err_console
 from mlp_lab.sweeps.folder import DONE, Manifest, entry_of, mark_summary
 from mlp_lab.sweeps.plan import Plan
@@ -151,7 +151,7 @@ def _metric_history(manifest: Manifest, entry: dict[str, Any], metric: str) -> l
     if not path.is_file():
         return []
     values = []
-    for rec in runs.read_jsonl(path)[0]:
+    for rec in atomic_files.read_jsonl(path)[0]:
         v = rec.get(metric)
         values.append(float(v) if isinstance(v, (int, float)) and math.isfinite(v) else math.nan)
     return values
@@ -226,7 +226,7 @@ def mark_pruned(manifest: Manifest, index: int, rule: str) -> dict[str, Any]:
     """A run stopped by the pruner: ``pruned``, in the manifest and in its folder."""
     entry = manifest.runs[index]
     folder = manifest.folder / entry["folder"]
-    done = len(runs.read_jsonl(folder / runs.METRICS)[0]) if (folder / runs.METRICS).is_file() else 0
+    done = len(atomic_files.read_jsonl(folder / runs.METRICS)[0]) if (folder / runs.METRICS).is_file() else 0
     reason = f"pruned by {rule} after {done} epoch{'s' if done != 1 else ''}"
     mark_summary(folder, entry, status="pruned", message=reason)
     manifest.update(index, status="pruned", reason=reason)
@@ -336,7 +336,7 @@ def write_best(manifest: Manifest) -> Path | None:
         f"# Train it on several seeds and read its test accuracy once, at the end:\n"
         f"#   mlp-lab sweep --config {path} --seeds 5 && mlp-lab compare <that sweep folder>\n"
     )
-    runs.atomic_write_text(path, header + yaml.safe_dump(config, sort_keys=False))
+    atomic_files.atomic_write_text(path, header + yaml.safe_dump(config, sort_keys=False))
     return path
 
 

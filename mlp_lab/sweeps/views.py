@@ -244,14 +244,14 @@ class TensorBoardView(Watch):
         self.written.pop(entry["index"], None)
 
     def _write_new_lines(self, entry: dict[str, Any]) -> None:
-        from mlp_lab import runs
+        from mlp_lab import atomic_files, runs
 
         if not entry.get("folder"):
             return
         run_dir = self.folder / entry["folder"]
         if not (run_dir / runs.METRICS).is_file():
             return
-        lines = runs.read_jsonl(run_dir / runs.METRICS)[0]
+        lines = atomic_files.read_jsonl(run_dir / runs.METRICS)[0]
         done = self.written.get(entry["index"], 0)
         for record in lines[done:]:
             self.live.epoch(run_dir, entry["config"], record)

@@ -109,14 +109,14 @@ def _end_with_the_driver() -> None:
 
 
 def train(run_dir: Path, threads: int | None, data_dir: Path | None, resume: bool) -> int:
-    from mlp_lab import runs
+    from mlp_lab import run_lock, runs
     from mlp_lab.config import config_from_dict
     from mlp_lab.errors import MlpLabError
 
     try:
         # Held from the process's first moment (before its data loads): a resume finds the
-        # run trained by someone from here on (runs.RUN_LOCK); training holds it on.
-        runs.hold_run(run_dir)
+        # run trained by someone from here on (run_lock.RUN_LOCK); training holds it on.
+        run_lock.hold_run(run_dir)
         import torch
 
         if threads is not None:

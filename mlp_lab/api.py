@@ -126,7 +126,7 @@ def train(
     ``overrides``: ``{"optimizer.lr": 0.01}`` or ``["optimizer.lr=0.01"]``, as ``--set``.
     A run that diverges or is interrupted still returns (see ``Run.status``).
     """
-    from mlp_lab.training import train_experiment
+    from mlp_lab.launch import train_experiment
 
     cfg = _config(config, overrides)
     if diagnose:

@@ -748,7 +748,7 @@ def test_a_run_folder_from_before_summary_held_the_config_is_read_from_config_ya
 def test_real_tiny_runs_compare_and_show(tmp_path):
     try:
         import mlp_lab.data  # noqa: F401
-        from mlp_lab.training import train_from_cli  # noqa: F401 - just: is the training loop here?
+        from mlp_lab.launch import train_from_cli  # noqa: F401 - just: is the training loop here?
     except ImportError as e:
         pytest.skip(f"training loop not importable yet: {e}")
     runs_dir = tmp_path / "runs"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mlp_lab.config import config_from_dict
-from mlp_lab.training import train_experiment
+from mlp_lab.launch import train_experiment
 
 from helpers import TINY, cli, merge, metrics, only_run, summary, without_seconds, write_config
 
@@ -108,16 +108,16 @@ class _CtrlCAt:
 
 
 def test_an_interrupted_early_stopping_run_resumes_and_stops_where_it_would_have(tmp_path, monkeypatch):
-    import mlp_lab.training as training
+    import mlp_lab.launch as launch
 
     ref = train(STOPPING, tmp_path / "ref")
     stop = len(metrics(ref.run_dir))
     assert stop >= 3
-    real = training.run_experiment
-    monkeypatch.setattr(training, "run_experiment", lambda *a, **kw: real(*a, **{**kw, "progress": _CtrlCAt(stop - 1)}))
+    real = launch.run_experiment
+    monkeypatch.setattr(launch, "run_experiment", lambda *a, **kw: real(*a, **{**kw, "progress": _CtrlCAt(stop - 1)}))
     cut = train(STOPPING, tmp_path)
     assert cut.status == "interrupted" and len(metrics(cut.run_dir)) == stop - 2
-    monkeypatch.setattr(training, "run_experiment", real)
+    monkeypatch.setattr(launch, "run_experiment", real)
     resumed = train_experiment(config_from_dict(STOPPING), resume=cut.run_dir)
     assert resumed.status == "completed"
     assert without_seconds(metrics(cut.run_dir)) == without_seconds(metrics(ref.run_dir))

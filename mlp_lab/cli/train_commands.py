@@ -50,7 +50,7 @@ def _train(
 ) -> None:
     """Train (or resume) one run and exit with its code."""
     try:
-        from mlp_lab.training import train_from_cli
+        from mlp_lab.launch import train_from_cli
 
         code = train_from_cli(config, overrides, data_dir, runs_dir, resume, diagnose, quiet, tensorboard)
     except KeyboardInterrupt:

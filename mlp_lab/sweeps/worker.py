@@ -34,6 +34,7 @@ PRELOAD = [
     "torch",
     "torch._dynamo",
     "mlp_lab.training",
+    "mlp_lab.launch",
     "mlp_lab.training_diagnostics",
     "mlp_lab.console",
     "mlp_lab.export",
@@ -121,7 +122,7 @@ def train(run_dir: Path, threads: int | None, data_dir: Path | None, resume: boo
 
         if threads is not None:
             torch.set_num_threads(threads)
-        from mlp_lab.training import train_experiment
+        from mlp_lab.launch import train_experiment
 
         cfg = config_from_dict(runs.load_config_dict(run_dir), source=str(run_dir / runs.CONFIG))
         if resume:

@@ -1,8 +1,9 @@
 """Compare run folders: which activation / init / optimizer won, and by how much.
 
 Library first, one module per step: ``rows`` reads a run folder into a ``Row``;
-``values`` holds the metric table and formats values; ``comparison`` builds the
-``Comparison`` (filters, sorting, the fields that differ, the best run and its rival);
+``values`` holds the metric table and formats values; ``selection`` says which rows and
+columns (filters, keys, sorting, the fields that differ); ``comparison`` builds the
+``Comparison`` (seed groups, --top, the best run and its rival);
 ``groups`` and ``stats`` make seed groups and test them against a baseline; ``render``
 turns it into a table, JSON, CSV or markdown, with ``verdict``'s sentence; and
 ``show`` describes one run (``mlp-lab show``). The CLI only parses options, calls these
@@ -15,17 +16,10 @@ level: defaults are looked up lazily and only when needed, plots live in ``plots
 
 from mlp_lab.results.comparison import (
     DATA_FIELDS,
-    QUIET_FIELDS,
-    CompareError,
     Comparison,
-    Filter,
     build_comparison,
     data_differences,
-    defaults_for,
-    differing_fields,
-    parse_filter,
     runs_of,
-    split_keys,
     warning_lines,
 )
 from mlp_lab.results.groups import Group
@@ -44,6 +38,15 @@ from mlp_lab.results.render import (
     write_output,
 )
 from mlp_lab.results.rows import IDENTITY, Row, headline_metrics, read_row
+from mlp_lab.results.selection import (
+    QUIET_FIELDS,
+    CompareError,
+    Filter,
+    defaults_for,
+    differing_fields,
+    parse_filter,
+    split_keys,
+)
 from mlp_lab.results.show import RunDetails, describe_run, show_renderables, show_text
 from mlp_lab.results.values import (
     METRICS,

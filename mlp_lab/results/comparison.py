@@ -1,54 +1,32 @@
-"""The comparison itself: read rows, filter, sort, keep --top, find the fields that differ
-and the best run. No rendering here (``render.py``), and no torch or matplotlib."""
+"""The comparison itself: read rows, group them by seed, keep --top, find the best run and
+its rival and test the groups against a baseline. Which rows and columns (filters, keys,
+sorting): ``selection.py``; no rendering here (``render.py``), and no torch or matplotlib."""
 
 from __future__ import annotations
 
-import difflib
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlp_lab import runs
-from mlp_lab.errors import MlpLabError
-from mlp_lab.keys import flatten
 from mlp_lab.results.groups import SEED, Group, Versus, adjust_for_comparisons, has_result, make_groups, versus
 from mlp_lab.results.rows import IDENTITY, Row, read_row
-from mlp_lab.results.values import (
-    METRICS,
-    MISSING,
-    OPTIONAL_METRICS,
-    TEST_METRICS,
-    canon,
-    float_str,
-    fmt_value,
-    number,
-    parse_value,
+from mlp_lab.results.selection import (
+    QUIET_FIELDS,
+    CompareError,
+    Filter,
+    differing_fields,
+    find_baseline,
+    keep_matching,
+    ordered_keys,
+    parse_filter,
+    resolve_key,
+    sorted_rows,
 )
+from mlp_lab.results.values import METRICS, MISSING, OPTIONAL_METRICS, TEST_METRICS, canon, number
 
-
-class CompareError(MlpLabError):
-    """A compare/show request that cannot be answered: no runs, bad key, bad format."""
-
-
-# Config fields that differ between runs without saying anything about the result:
-# where the data happens to live, whether it may be downloaded, free text, and the name
-# (already in the run column). Shown with --all-params.
-QUIET_FIELDS = ("name", "description", "data.data_dir", "data.download")
-SORT_ALIASES = {
-    "acc": "test_acc",
-    "accuracy": "test_acc",
-    "best": "best_test_acc",
-    "best_acc": "best_test_acc",
-    "loss": "test_loss",
-    "epochs": "epochs_done",
-    "time": "duration_s",
-    "duration": "duration_s",
-    "seconds": "duration_s",
-    "name": "run",
-}
 MAX_WARNINGS = 20
 # Fields that define the data a run was trained and tested on. Runs that differ in one of
 # them (MNIST against Fashion-MNIST, 10,000 training images against 60,000) are not
@@ -61,44 +39,6 @@ def data_differences(a: Row, b: Row) -> list[str]:
     if a.params is None or b.params is None:
         return []
     return [k for k in DATA_FIELDS if canon(a.params.get(k, MISSING)) != canon(b.params.get(k, MISSING))]
-
-
-@dataclass
-class Filter:
-    key: str
-    op: str
-    value: Any
-    text: str
-
-    def matches(self, row: Row) -> bool:
-        have = row.get(self.key, MISSING)
-        if self.op in ("=", "=="):
-            return bool(canon(have) == canon(self.value))
-        if self.op == "!=":
-            return bool(canon(have) != canon(self.value))
-        a = number(have) if not isinstance(have, str) else float_str(have)
-        if a is None or math.isnan(a):
-            return False
-        b = float(self.value)
-        return {">": a > b, "<": a < b, ">=": a >= b, "<=": a <= b}[self.op]
-
-
-_FILTER_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(!=|>=|<=|==|=|>|<)(.*)$")
-
-
-def parse_filter(text: str) -> Filter:
-    """'optimizer.lr=1e-3', 'model.activation!=relu', 'test_acc>=0.9'."""
-    m = _FILTER_RE.match(text)
-    if not m:
-        raise CompareError(
-            f"--filter {text!r}: expected key=value (or !=, >, <, >=, <=), e.g. --filter model.activation=relu"
-        )
-    key, op, raw = m.group(1), m.group(2), m.group(3)
-    key = SORT_ALIASES.get(key, key)
-    value = parse_value(raw)
-    if op in (">", "<", ">=", "<=") and number(value) is None:
-        raise CompareError(f"--filter {text!r}: {op} needs a number, got {raw.strip()!r}")
-    return Filter(key, op, value, text)
 
 
 @dataclass
@@ -231,54 +171,61 @@ def build_comparison(
         option = "--baseline" if baseline is not None else "--group-by"
         raise CompareError(f"{option} works on groups of runs; it cannot go with --no-group")
     parsed = [f if isinstance(f, Filter) else parse_filter(f) for f in filters]
-
     rows, warnings = read_rows(paths)
     total = len(rows)
+    keys = _choose_keys(rows, sort, parsed, group_by)
 
-    # Every config key any run has, grouped by section in the order they appear.
-    all_keys = _ordered_keys(rows)
-    known = [*IDENTITY, *METRICS, *all_keys]
-    validated = any(number(r.metrics.get("val_acc")) is not None for r in rows)
-    sort_key = _resolve_key(sort or ("val_acc" if validated else "test_acc"), known, rows, "--sort")
-    for f in parsed:
-        _resolve_key(f.key, known, rows, "--filter")
-    group_by = [_resolve_key(k, all_keys, rows, "--group-by") for k in group_by]
-    # The best row: by the sort key when it is a result (accuracy, loss, time), else on
-    # validation when there is one.
-    result_key = METRICS.get(sort_key, ("",))[0] in ("acc", "loss", "seconds")
-    best_key = sort_key if result_key else ("val_acc" if validated else "test_acc")
+    rows = keep_matching(rows, [f for f in parsed if f.key not in METRICS], total)  # runs, by what they are
+    units: list[Row] = list(make_groups(rows, keys.best, keys.group_by, QUIET_FIELDS)) if group else rows
+    units = keep_matching(units, [f for f in parsed if f.key in METRICS], total)  # rows, by what they reached
+    descending = METRICS.get(keys.sort, ("", False))[1] != reverse  # --reverse flips the metric's own order
+    units = sorted_rows(units, keys.sort, descending)[:top]
 
-    rows = _keep(rows, [f for f in parsed if f.key not in METRICS], total)  # runs, by what they are
-    units: list[Row] = list(make_groups(rows, best_key, group_by, QUIET_FIELDS)) if group else rows
-    units = _keep(units, [f for f in parsed if f.key in METRICS], total)  # rows, by what they reached
-    descending = METRICS.get(sort_key, ("", False))[1]
-    if reverse:
-        descending = not descending
-    units = _sorted(units, sort_key, descending)
-    if top is not None:
-        units = units[:top]
-
-    params = list(all_keys) if all_params else differing_fields(units, all_keys)
+    params = list(keys.config) if all_params else differing_fields(units, keys.config)
     metric_cols = [m for m in METRICS if m not in OPTIONAL_METRICS or any(r.metrics.get(m) is not None for r in units)]
-    best, runner_up, incomparable = _best_and_rivals(units, best_key)
+    best, runner_up, incomparable = _best_and_rivals(units, keys.best)
     comp = Comparison(
         rows=units,
         param_columns=params,
         metric_columns=metric_cols,
-        sort=sort_key,
+        sort=keys.sort,
         descending=descending,
-        best_key=best_key,
+        best_key=keys.best,
         best=best,
         runner_up=runner_up,
         warnings=warnings,
         total_runs=total,
-        all_param_keys=all_keys,
+        all_param_keys=keys.config,
         incomparable=incomparable,
-        selection=selection_note(best_key, validated),
+        selection=selection_note(keys.best, keys.validated),
     )
     if group and (baseline is not None or any(getattr(g, "n", 1) > 1 for g in units)):
-        _against_baseline(comp, _find_baseline(units, baseline, all_keys) if baseline is not None else best)
+        _against_baseline(comp, find_baseline(units, baseline, keys.config) if baseline is not None else best)
     return comp
+
+
+class _Keys(NamedTuple):
+    config: list[str]  # every config key any run has, grouped by section in the order they appear
+    sort: str
+    best: str  # the metric the best row is chosen by
+    group_by: list[str]
+    validated: bool  # does any run have a validation split?
+
+
+def _choose_keys(rows: list[Row], sort: str | None, filters: list[Filter], group_by: Sequence[str]) -> _Keys:
+    """The keys the options name, resolved against the runs (CompareError for an unknown one)."""
+    config = ordered_keys(rows)
+    known = [*IDENTITY, *METRICS, *config]
+    validated = any(number(r.metrics.get("val_acc")) is not None for r in rows)
+    sort_key = resolve_key(sort or ("val_acc" if validated else "test_acc"), known, rows, "--sort")
+    for f in filters:
+        resolve_key(f.key, known, rows, "--filter")
+    groups = [resolve_key(k, config, rows, "--group-by") for k in group_by]
+    # The best row: by the sort key when it is a result (accuracy, loss, time), else on
+    # validation when there is one.
+    result_key = METRICS.get(sort_key, ("",))[0] in ("acc", "loss", "seconds")
+    best_key = sort_key if result_key else ("val_acc" if validated else "test_acc")
+    return _Keys(config, sort_key, best_key, groups, validated)
 
 
 def selection_note(key: str, validated: bool) -> str:
@@ -297,25 +244,9 @@ def selection_note(key: str, validated: bool) -> str:
     )
 
 
-def split_keys(text: str | None) -> list[str]:
-    """'model.init, model.activation' -> ['model.init', 'model.activation']."""
-    return [k.strip() for k in (text or "").split(",") if k.strip()]
-
-
 def runs_of(row: Row) -> list[Row]:
     """The runs behind a row: a seed group's, or the run itself."""
     return list(row.runs) if isinstance(row, Group) else [row]
-
-
-def _keep(rows: list[Row], filters: list[Filter], total: int) -> list[Row]:
-    if not filters:
-        return rows
-    kept = [r for r in rows if all(f.matches(r) for f in filters)]
-    if not kept:
-        raise CompareError(
-            f"no run matches {' and '.join(repr(f.text) for f in filters)} (of {total} run{'s' if total != 1 else ''} read)"
-        )
-    return kept
 
 
 def _against_baseline(comp: Comparison, baseline: Row | None) -> None:
@@ -333,35 +264,10 @@ def _against_baseline(comp: Comparison, baseline: Row | None) -> None:
         # The verdict sets the best against its nearest rival on the same network.
         key = comp.best_key
         same = [r for r in comp.rows if comp.versus[id(r)].reason not in ("other network", "other data", "baseline")]
-        ranked = [r for r in _sorted(same, key, METRICS[key][1]) if has_result(r) and number(r.get(key)) is not None]
+        ranked = [
+            r for r in sorted_rows(same, key, METRICS[key][1]) if has_result(r) and number(r.get(key)) is not None
+        ]
         comp.runner_up = ranked[0] if ranked else comp.runner_up
-
-
-_BASELINE_SPLIT = re.compile(r",(?=\s*[A-Za-z_][A-Za-z0-9_.]*\s*=)")  # commas that start another key=
-
-
-def _find_baseline(groups: list[Row], text: str, keys: list[str]) -> Row:
-    """The one group that ``--baseline key=value[,key=value]`` names."""
-    parts = [p for p in _BASELINE_SPLIT.split(text) if p.strip()]
-    conditions = [parse_filter(p) for p in parts]
-    if not conditions or any(c.op not in ("=", "==") for c in conditions):
-        raise CompareError(
-            f"--baseline {text!r}: expected key=value[,key=value], e.g. --baseline model.init=kaiming_normal"
-        )
-    for c in conditions:
-        c.key = _resolve_key(c.key, keys, groups, "--baseline")
-    found = [g for g in groups if all(c.matches(g) for c in conditions)]
-    if len(found) == 1:
-        return found[0]
-    fields = differing_fields(groups, keys)
-    if not found:
-        raise CompareError(
-            f"--baseline {text!r}: no group of runs has that; the groups differ in {', '.join(fields) or 'nothing'}"
-        )
-    raise CompareError(
-        f"--baseline {text!r}: {len(found)} groups have that; name more of the fields they differ in "
-        f"({', '.join(fields)}), comma-separated"
-    )
 
 
 def read_rows(paths: Iterable[str | Path]) -> tuple[list[Row], list[str]]:
@@ -390,7 +296,7 @@ def read_rows(paths: Iterable[str | Path]) -> tuple[list[Row], list[str]]:
 def _best_and_rivals(rows: list[Row], key: str) -> tuple[Row | None, Row | None, list[Row]]:
     """The best row by ``key``, its nearest rival on the same data, and the ranked rows on
     other data (not comparable on accuracy or loss; any run's time compares)."""
-    ranked = _sorted(rows, key, METRICS[key][1])
+    ranked = sorted_rows(rows, key, METRICS[key][1])
     # Only rows that reached a result can be best: a running or failed run's numbers are partial.
     ranked = [r for r in ranked if has_result(r) and number(r.get(key)) is not None and math.isfinite(r.get(key))]
     if not ranked:
@@ -401,108 +307,6 @@ def _best_and_rivals(rows: list[Row], key: str) -> tuple[Row | None, Row | None,
         incomparable = [r for r in rivals if data_differences(best, r)]
         rivals = [r for r in rivals if not data_differences(best, r)]
     return best, (rivals[0] if rivals else None), incomparable
-
-
-def _ordered_keys(rows: list[Row]) -> list[str]:
-    seen: dict[str, int] = {}
-    sections: dict[str, int] = {}
-    for r in rows:
-        for k in r.params or {}:
-            if k not in seen:
-                seen[k] = len(seen)
-                sections.setdefault(k.split(".", 1)[0], len(sections))
-    return sorted(seen, key=lambda k: (sections[k.split(".", 1)[0]], seen[k]))
-
-
-def _resolve_key(key: str, known: list[str], rows: list[Row], option: str) -> str:
-    key = SORT_ALIASES.get(key, key)
-    if key in known:
-        return key
-    metric_keys = [*IDENTITY, *METRICS]
-    hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    did = f" (did you mean '{hint[0]}'?)" if hint else ""
-    params = [k for k in known if k not in metric_keys]
-    shown = differing_fields(rows, params) or params[:8]
-    more = f", ... ({len(params)} config fields in all)" if len(shown) < len(params) else ""
-    raise CompareError(
-        f"{option} {key!r}: unknown key{did}; allowed: {', '.join(metric_keys)}"
-        + (f", or a config field: {', '.join(shown)}{more}" if params else "")
-    )
-
-
-def _sort_key(v: Any, descending: bool) -> tuple[Any, ...]:
-    """Missing and NaN last in either direction; numbers before text; mixed types safe."""
-    if v is None or v is MISSING or (isinstance(v, float) and math.isnan(v)):
-        return (1, 0, 0)
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return (0, 0, -v if descending else v)
-    if isinstance(v, bool):
-        return (0, 0, -int(v) if descending else int(v))
-    return (0, 1, fmt_value(v, None))
-
-
-def _sorted(rows: list[Row], key: str, descending: bool) -> list[Row]:
-    numeric = all(isinstance(r.get(key), (int, float, type(None))) for r in rows)
-    if numeric:
-        return sorted(rows, key=lambda r: _sort_key(r.get(key), descending))
-    # Text: sort ascending, then reverse the present values if asked (missing stay last).
-    present = sorted(
-        (r for r in rows if r.get(key, MISSING) not in (None, MISSING)), key=lambda r: _sort_key(r.get(key), False)
-    )
-    if descending:
-        present.reverse()
-    return present + [r for r in rows if r.get(key, MISSING) in (None, MISSING)]
-
-
-def differing_fields(rows: list[Row], keys: Sequence[str]) -> list[str]:
-    """The config fields whose values differ between the rows (rows with no readable
-    config don't count). A field only some runs have (sgd's momentum when comparing sgd
-    with adam) counts when its values differ or differ from that optimizer's default."""
-    configs = [r.params for r in rows if r.params is not None]
-    if len(configs) < 2:
-        return []
-    out = []
-    for k in keys:
-        if k in QUIET_FIELDS:
-            continue
-        present = [p for p in configs if k in p]
-        values = {canon(p[k]) for p in present}
-        if len(values) > 1:
-            out.append(k)
-        elif len(present) < len(configs) and any(not _is_default(p, k) for p in present):
-            out.append(k)
-    return out
-
-
-_DEFAULTS_CACHE: dict[tuple[str, ...], dict[str, Any] | None] = {}
-
-
-def defaults_for(params: dict[str, Any]) -> dict[str, Any] | None:
-    """Flattened default config for this run's optimizer and scheduler (None if unknown).
-
-    Imports the config module (pydantic) on first use only: compare needs it just for
-    fields that some runs lack, and ``show`` for its 'differs from default' view.
-    """
-    from mlp_lab.config import config_to_dict
-    from mlp_lab.schema import DEFAULT_NAMES, VARIANTS, ExperimentConfig
-
-    key = tuple(str(params.get(f"{section}.name", DEFAULT_NAMES[section])) for section in VARIANTS)
-    if key not in _DEFAULTS_CACHE:
-        try:
-            d = config_to_dict(ExperimentConfig())
-            for section, name in zip(VARIANTS, key):
-                d[section] = VARIANTS[section][name]().model_dump(mode="json")
-            _DEFAULTS_CACHE[key] = flatten(d)
-        except Exception:  # noqa: BLE001 - an unknown optimizer name: no defaults to compare with
-            _DEFAULTS_CACHE[key] = None
-    return _DEFAULTS_CACHE[key]
-
-
-def _is_default(params: dict[str, Any], key: str) -> bool:
-    defaults = defaults_for(params)
-    if defaults is None or key not in defaults:
-        return False
-    return bool(canon(defaults[key]) == canon(params[key]))
 
 
 def warning_lines(warnings: Sequence[str], limit: int = MAX_WARNINGS) -> list[str]:

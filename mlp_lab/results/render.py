@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from mlp_lab import atomic_files
-from mlp_lab.results.comparison import CompareError, Comparison
+from mlp_lab.results.comparison import Comparison
 from mlp_lab.results.rows import Row
+from mlp_lab.results.selection import CompareError
 from mlp_lab.results.values import MISSING, ci_cell, fmt_value, metric_cell, short_labels, shorten, versus_cell
 from mlp_lab.results.verdict import verdict
 

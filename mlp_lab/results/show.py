@@ -11,9 +11,9 @@ from typing import Any
 from mlp_lab import runs
 from mlp_lab.errors import RunError
 from mlp_lab.keys import flatten
-from mlp_lab.results.comparison import defaults_for
 from mlp_lab.results.render import STATUS_STYLE
 from mlp_lab.results.rows import headline_metrics
+from mlp_lab.results.selection import defaults_for
 from mlp_lab.results.values import MISSING, canon, fmt_metric, fmt_seconds, fmt_value, number
 
 

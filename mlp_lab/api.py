@@ -104,7 +104,7 @@ def check(
     data_dir: str | Path | None = None,
     tiny: int = 20,
 ) -> Any:
-    """``mlp-lab check``: the checklist before a long run, as a ``check.CheckResult``
+    """``mlp-lab check``: the checklist before a long run, as a ``check_result.CheckResult``
     (``.checks``, ``.suggested_lr``, ``.lr_range``, ``.curve``, ``.to_dict()``)."""
     from mlp_lab.checklist import run_check
 

@@ -21,9 +21,7 @@ optional plot. Thresholds live in ``diagnostics.py`` beside training's own.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +29,17 @@ import torch
 import torch.nn.functional as F
 
 from mlp_lab import diagnostics as dg
+from mlp_lab.check_result import Check, CheckResult
+from mlp_lab.choices import ACTIVATIONS
 from mlp_lab.data import load_data, resolve_data_dir
 from mlp_lab.devices import resolve_device
 from mlp_lab.errors import ConfigError
+from mlp_lab.inspection import inspect_batch
 from mlp_lab.memory import check_fits
 from mlp_lab.model import build_model
 from mlp_lab.optim import build_optimizer, needs_closure
 from mlp_lab.schema import ExperimentConfig
+from mlp_lab.training import train_step
 
 INIT_BATCH = 1000  # training samples the loss at init is measured on
 OVERFIT_STEPS = 300  # full-batch steps the tiny subset gets
@@ -58,49 +60,6 @@ RANGE_LAG = 3.0
 # at all: the run it configures will not train, which fails the check (nearer, a warning).
 RANGE_FAR_BELOW = 10.0
 UPDATE_STEPS = 20
-
-
-@dataclass
-class Check:
-    """One line of the checklist."""
-
-    name: str
-    verdict: str  # pass, warn, fail, skip
-    measured: str
-    expected: str
-    advice: str = ""
-    numbers: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class CheckResult:
-    config: str
-    device: str
-    checks: list[Check]
-    suggested_lr: float | None = None
-    lr_range: tuple[float, float] | None = None
-    curve: dict[str, list[float]] = field(default_factory=dict)  # lrs, losses (smoothed) of the range test
-    config_lr: float | None = None
-
-    @property
-    def failed(self) -> bool:
-        return any(c.verdict == "fail" for c in self.checks)
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "config": self.config,
-            "device": self.device,
-            "passed": not self.failed,
-            "suggested_lr": self.suggested_lr,
-            "lr_range": list(self.lr_range) if self.lr_range else None,
-            "config_lr": self.config_lr,
-            "checks": [asdict(c) for c in self.checks],
-            "range_test": self.curve,
-        }
 
 
 def run_check(cfg: ExperimentConfig, data_dir: Path | None = None, tiny: int = 20) -> CheckResult:
@@ -225,8 +184,6 @@ def _why_it_cannot_learn(
     if not math.isfinite(loss):
         reasons.append(f"the loss became {loss}")
     if cfg.model.hidden:
-        from mlp_lab.inspection import inspect_batch
-
         for text in inspect_batch(cfg, x.cpu(), y.cpu(), "the tiny subset").warnings:
             reasons.append(text if "use " in text else f"{text}; try {_fix_for(text, cfg)}")
     lr, span = cfg.optimizer.lr, result.lr_range
@@ -292,40 +249,29 @@ def _range_test(cfg: ExperimentConfig, data: Any, device: Any, result: CheckResu
     top, blowup = lrs[best], lrs[-1] if blew_up else None
     lo = min(lrs[falls], top / 10)
     result.suggested_lr, result.lr_range = top / 10, (lo, top)
+    return _lr_in_range(cfg.optimizer.lr, lo, top, blowup, lrs[-1])
+
+
+def _lr_in_range(lr: float, lo: float, top: float, blowup: float | None, last: float) -> Check:
+    """The range test's line: the config's lr against the range (``lo`` to ``top``, the lowest
+    loss) and where the loss blew up (``blowup``; None when it never did, up to ``last``)."""
+    name = "learning-rate range"
     numbers = {"suggested_lr": top / 10, "range": [lo, top], "blows_up_at": blowup, "rule": "lowest loss / 10"}
-    lr = cfg.optimizer.lr
     measured = f"the loss falls from {lo:.1e} to {top:.1e} (lowest there)" + (
-        f", blows up by {blowup:.1e}" if blowup else f", up to {lrs[-1]:.0e} without blowing up"
+        f", blows up by {blowup:.1e}" if blowup else f", up to {last:.0e} without blowing up"
     )
     want = f"optimizer.lr inside the range; suggested --set optimizer.lr={top / 10:.2g}"
+    use = f"use --set optimizer.lr={top / 10:.2g}"
     if blowup is not None and lr >= blowup:
-        return Check(
-            name,
-            "fail",
-            measured,
-            want,
-            f"your lr {lr:g} is too high: the loss blows up above {blowup:.1e}; use --set optimizer.lr={top / 10:.2g}",
-            numbers,
-        )
+        advice = f"your lr {lr:g} is too high: the loss blows up above {blowup:.1e}; {use}"
+        return Check(name, "fail", measured, want, advice, numbers)
     if lr > top:
-        return Check(
-            name,
-            "warn",
-            measured,
-            want,
-            f"your lr {lr:g} is too high: past the lowest loss ({top:.1e}) the "
-            f"loss turns up; use --set optimizer.lr={top / 10:.2g}",
-            numbers,
-        )
+        advice = f"your lr {lr:g} is too high: past the lowest loss ({top:.1e}) the loss turns up; {use}"
+        return Check(name, "warn", measured, want, advice, numbers)
     if lr < lo / RANGE_LAG:
-        return Check(
-            name,
-            "fail" if lr < lo / (RANGE_LAG * RANGE_FAR_BELOW) else "warn",
-            measured,
-            want,
-            f"your lr {lr:g} is too low: the loss barely moves below {lo:.1e}; use --set optimizer.lr={top / 10:.2g}",
-            numbers,
-        )
+        verdict = "fail" if lr < lo / (RANGE_LAG * RANGE_FAR_BELOW) else "warn"
+        advice = f"your lr {lr:g} is too low: the loss barely moves below {lo:.1e}; {use}"
+        return Check(name, verdict, measured, want, advice, numbers)
     return Check(name, "pass", measured + f"; your lr {lr:g} is inside the range", want, numbers=numbers)
 
 
@@ -452,49 +398,11 @@ def _step(
     cfg: ExperimentConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
 ) -> tuple[float, float]:
     """One step of training's own (``training.train_step``); the batch's loss and accuracy before it."""
-    from mlp_lab.training import train_step
-
     device = next(model.parameters()).device
     logits, loss = train_step(model, optimizer, x, y, cfg, device, needs_closure(optimizer))
     return float(loss.detach()), float((logits.argmax(1) == y).float().mean())
 
 
 def _scaled_init(cfg: ExperimentConfig) -> str:
-    from mlp_lab.choices import ACTIVATIONS
-
     relu_like = ACTIVATIONS[cfg.model.activation].family != "saturating"
     return "model.init: kaiming_normal" if relu_like else "model.init: xavier_normal"
-
-
-def suggestion_line(result: CheckResult) -> str:
-    """The closing advice: an lr only when the lr is what to change. A network that cannot
-    learn (its overfit check failing for a reason the lr does not fix) is sent to the cause."""
-    overfit = next((c for c in result.checks if c.name == "overfit a tiny subset"), None)
-    reasons = (overfit.numbers.get("reasons") or []) if overfit is not None and overfit.verdict == "fail" else []
-    not_the_lr = [r for r in reasons if not r.startswith("optimizer.lr ")]
-    if not_the_lr or result.suggested_lr is None:
-        fixes = [re.split(r"\b(?:use|try) ", r, maxsplit=1)[1] for r in not_the_lr if re.search(r"\b(?:use|try) ", r)]
-        fix = fixes[0].split("; ")[0] if fixes else "see the failed checks above"
-        return f"suggested: fix the network before tuning an lr: {fix}; then check again"
-    return (
-        f"suggested: --set optimizer.lr={result.suggested_lr:.2g} (the lowest smoothed loss's lr / 10: a starting "
-        "point from one short pass; any lr inside the range that passes is fine, and a search on validation "
-        "(mlp-lab sweep --search) is what decides)"
-    )
-
-
-def check_lines(result: CheckResult) -> list[str]:
-    """The checklist as text: a line per check, what to change under it, the suggestion."""
-    width = max(len(c.name) for c in result.checks)
-    lines = [f"check {result.config} on {result.device}"]
-    for c in result.checks:
-        lines.append(
-            f"  {c.verdict.upper():<4}  {c.name:<{width}}  {c.measured}"
-            + (f"  (expected: {c.expected})" if c.verdict != "skip" else "")
-        )
-        if c.advice:
-            lines.append(f"        {'':<{width}}  -> {c.advice}")
-    counts = {v: sum(c.verdict == v for c in result.checks) for v in ("fail", "warn")}
-    lines.append(suggestion_line(result))
-    lines.append(f"{counts['fail']} failed, {counts['warn']} warned of {len(result.checks)} checks")
-    return lines

@@ -9,7 +9,8 @@ import math
 import pytest
 
 import mlp_lab
-from mlp_lab.checklist import RANGE_FAR_BELOW, RANGE_LAG, check_lines
+from mlp_lab.check_result import check_lines
+from mlp_lab.checklist import RANGE_FAR_BELOW, RANGE_LAG
 
 from helpers import REPO, assert_user_error, cli, write_config
 

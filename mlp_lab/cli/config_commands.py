@@ -36,7 +36,8 @@ def check(
     """
     import json
 
-    from mlp_lab.checklist import check_lines, run_check
+    from mlp_lab.check_result import check_lines
+    from mlp_lab.checklist import run_check
     from mlp_lab.config import load_config
     from mlp_lab.errors import ConfigError, lookup
     from mlp_lab.plots import check_plot_path, plot_lr_range

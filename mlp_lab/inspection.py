@@ -17,15 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mlp_lab.diagnostics import (
-    RELU_FAMILY,
-    LayerStats,
-    activation_stats,
-    activation_warnings,
-    dead_fraction,
-    gradient_warnings,
-    merge_findings,
-)
+from mlp_lab.diagnostic_warnings import activation_warnings, gradient_warnings, merge_findings
+from mlp_lab.diagnostics import RELU_FAMILY, LayerStats, activation_stats, dead_fraction
 from mlp_lab.errors import ConfigError
 from mlp_lab.memory import INPUT_SHAPES  # data.dataset -> one input's shape, for --synthetic-input
 from mlp_lab.model import build_model, hidden_blocks

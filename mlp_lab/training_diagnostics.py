@@ -29,21 +29,17 @@ from torch import nn
 
 from mlp_lab import atomic_files
 from mlp_lab.data import DataSplits
+from mlp_lab.diagnostic_warnings import Finding, activation_warnings, gradient_warnings, merge_findings, update_warnings
 from mlp_lab.diagnostics import (
     PROBE_SIZE,
     RELU_FAMILY,
     SATURATION_MARGIN,
-    Finding,
     LayerStats,
     activation_stats,
     activation_stats_of_layers,
-    activation_warnings,
     dead_fraction,
-    gradient_warnings,
     median,
-    merge_findings,
     recorded_steps,
-    update_warnings,
 )
 from mlp_lab.model import hidden_blocks
 from mlp_lab.optim import needs_closure

@@ -12,6 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from mlp_lab import atomic_files, runs
+from mlp_lab import diagnostic_warnings as warn
 from mlp_lab import diagnostics as diag
 from mlp_lab.cli import app
 from mlp_lab.config import config_from_dict
@@ -115,8 +116,8 @@ def test_warning_texts_name_layer_value_and_threshold():
         LayerStats(layer=2, activation="relu", post_std=0.5, dead=0.72),
         LayerStats(layer=3, activation="relu", post_std=5e-4, dead=0.2),
     ]
-    found = diag.activation_warnings(layers, probe_size=1000)
-    assert diag.merge_findings(found, 1000) == [
+    found = warn.activation_warnings(layers, probe_size=1000)
+    assert warn.merge_findings(found, 1000) == [
         "72% of layer 2's relu units are dead: never positive on 1000 probe samples, so they get no gradient (threshold 50%)",
         "layer 3's relu activations have std 5.0e-04: the signal has all but vanished by this layer (threshold 1e-03); "
         "use a scaled init such as xavier_normal or kaiming_normal",
@@ -125,16 +126,16 @@ def test_warning_texts_name_layer_value_and_threshold():
         LayerStats(layer=i, activation="tanh", post_std=0.9, saturated=v)
         for i, v in ((1, 0.85), (2, 0.4), (3, 0.9), (4, 0.91))
     ]
-    assert diag.merge_findings(diag.activation_warnings(layers, 1000), 1000) == [
+    assert warn.merge_findings(warn.activation_warnings(layers, 1000), 1000) == [
         "the tanh units of layers 1 and 3-4 are 85%, 90% and 91% saturated: outputs within 0.02 of their bounds, "
         "where the gradient is ~0 (threshold 50%)"
     ]
-    assert [f.text for f in diag.gradient_warnings([1e-4, 0.5, 1.0])] == [
+    assert [f.text for f in warn.gradient_warnings([1e-4, 0.5, 1.0])] == [
         "layer 1 gets 1e-04 of the gradient norm of layer 3 (the output layer): vanishing gradients (threshold 1e-03)"
     ]
-    assert [f.kind for f in diag.gradient_warnings([5e3, 1.0])] == ["exploding"]
-    assert diag.gradient_warnings([0.1, 1.0]) == []
-    assert [f.kind for f in diag.update_warnings([1e-3, 0.5])] == ["update"]
+    assert [f.kind for f in warn.gradient_warnings([5e3, 1.0])] == ["exploding"]
+    assert warn.gradient_warnings([0.1, 1.0]) == []
+    assert [f.kind for f in warn.update_warnings([1e-3, 0.5])] == ["update"]
 
 
 def test_zero_init_gets_no_gradient_and_says_so():

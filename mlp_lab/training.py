@@ -212,27 +212,9 @@ def _run_experiment(
     with stop_on_signals() as stop:
         try:
             for epoch in range(start_epoch, cfg.train.epochs + 1):
-                t0 = time.perf_counter()
-                lr = optimizer.param_groups[0]["lr"]
                 if progress is not None:
                     progress.start_epoch(epoch, cfg.train.epochs)
-                train_loss, train_acc = _train_epoch(
-                    forward,
-                    optimizer,
-                    data,
-                    cfg,
-                    device,
-                    shuffle,
-                    stop,
-                    on_step=progress.step if progress is not None else None,
-                )
-                if scheduler is not None:
-                    scheduler.step()
-                record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
-                record["test_loss"], record["test_acc"] = evaluate(forward, data.test_x, data.test_y, data, cfg, device)
-                if data.val_x is not None and data.val_y is not None:
-                    record["val_loss"], record["val_acc"] = evaluate(forward, data.val_x, data.val_y, data, cfg, device)
-                record.update(lr=lr, seconds=round(time.perf_counter() - t0, 4))
+                record = _epoch(epoch, forward, optimizer, scheduler, data, cfg, device, shuffle, stop, progress)
                 run.add_epoch(record)
                 run.keep_if_selected(model.state_dict())  # best.pt, when this epoch is the one chosen
                 if diagnostics is not None:
@@ -253,6 +235,34 @@ def _run_experiment(
         stop.finishing = True
         status = _finish(run, diagnostics, status, ending, model.state_dict() if status == "completed" else None)
     return RunResult(run_dir=run_dir, status=status, summary=run.summary, history=run.history)
+
+
+def _epoch(
+    epoch: int,
+    forward: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    data: DataSplits,
+    cfg: ExperimentConfig,
+    device: torch.device,
+    shuffle: torch.Generator,
+    stop: StopFlag,
+    progress: Any,
+) -> dict[str, Any]:
+    """One epoch: its training steps, the scheduler's step, evaluation on test (and validation
+    when there is a split); the epoch's line of metrics.jsonl."""
+    t0 = time.perf_counter()
+    lr = optimizer.param_groups[0]["lr"]  # the lr the epoch trained at, before the scheduler moves it
+    on_step = progress.step if progress is not None else None
+    train_loss, train_acc = _train_epoch(forward, optimizer, data, cfg, device, shuffle, stop, on_step=on_step)
+    if scheduler is not None:
+        scheduler.step()
+    record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
+    record["test_loss"], record["test_acc"] = evaluate(forward, data.test_x, data.test_y, data, cfg, device)
+    if data.val_x is not None and data.val_y is not None:
+        record["val_loss"], record["val_acc"] = evaluate(forward, data.val_x, data.val_y, data, cfg, device)
+    record.update(lr=lr, seconds=round(time.perf_counter() - t0, 4))
+    return record
 
 
 def _finish(run: RunWriter, diagnostics: Any, status: str, ending: dict[str, str], model_state: Any) -> str:

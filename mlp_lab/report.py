@@ -89,7 +89,7 @@ def search_figures(paths: Sequence[Path]) -> list[str]:
     folders = runs.search_folders(list(paths))
     if not folders:
         return []
-    from mlp_lab.plots import search_figure
+    from mlp_lab.search_plots import search_figure
     from mlp_lab.sweeps.folder import load_manifest
     from mlp_lab.sweeps.search_runner import spec_of, trial_rows
 

@@ -366,8 +366,8 @@ def _short(v: Any) -> str:
 
 
 def draw_search(folder: Path, path: Path) -> Path:
-    """The search's scatter (plots.search_figure) of ``folder`` to ``path``."""
-    from mlp_lab.plots import plot_search
+    """The search's scatter (search_plots.search_figure) of ``folder`` to ``path``."""
+    from mlp_lab.search_plots import plot_search
     from mlp_lab.sweeps.folder import load_manifest
 
     manifest = load_manifest(folder)

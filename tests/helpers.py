@@ -167,15 +167,18 @@ def without_seconds(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in rec.items() if k != "seconds"} for rec in history]
 
 
-def start(*args: str | Path, cwd: Path) -> subprocess.Popen:
-    """``mlp-lab ARGS`` as a background process (stdout and stderr captured)."""
+def start(*args: str | Path, cwd: Path, env: dict[str, str] | None = None, **popen: Any) -> subprocess.Popen:
+    """``mlp-lab ARGS`` as a background process (stdout and stderr captured), offline.
+    ``popen``: more of ``subprocess.Popen``'s options (``start_new_session=True`` gives it
+    its own process group, as a terminal does: Ctrl-C reaches the sweep and its runs alike)."""
     return subprocess.Popen(
         [*MLP_LAB, *[str(a) for a in args]],
         cwd=cwd,
-        env=offline_env(),
+        env=env if env is not None else offline_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        **popen,
     )
 
 

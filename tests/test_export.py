@@ -101,21 +101,13 @@ def test_train_writes_tensorboard_events_as_it_trains(tmp_path):
 
 
 def test_sweep_events_can_be_read_while_the_sweep_runs(tmp_path):
-    import subprocess
     import time
 
-    from helpers import MLP_LAB, offline_env, write_config
+    from helpers import start, write_config
 
     write_config(tmp_path / "c.yaml", {"data": {"synthetic_train_size": 1000}, "train": {"epochs": 60}})
     (tmp_path / "s.yaml").write_text("base: c.yaml\nseeds: 2\n", encoding="utf-8")
-    proc = subprocess.Popen(
-        [*MLP_LAB, "sweep", "s.yaml", "--quiet", "--jobs", "1", "--tensorboard", "tb"],
-        cwd=tmp_path,
-        env=offline_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start("sweep", "s.yaml", "--quiet", "--jobs", "1", "--tensorboard", "tb", cwd=tmp_path)
     seen_live = False
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import yaml
 
 from mlp_lab.sweeps import load_manifest, load_sweep
 
-from helpers import MLP_LAB, assert_user_error, cli, cli_subprocess, offline_env, without_seconds, write_yaml
+from helpers import assert_user_error, cli, cli_subprocess, start, without_seconds, write_yaml
 from test_search_study import assert_study_is_the_manifest
 
 BASE = {
@@ -173,14 +172,8 @@ def test_a_stopped_random_search_resumed_ends_as_one_never_stopped(tmp_path):
         "train": {"epochs": 40, "batch_size": 50, "device": "cpu"},
     }
     sfile = search_file(tmp_path, base=base, trials=3, space={"optimizer.lr": {"log_uniform": [0.01, 0.5]}})
-    proc = subprocess.Popen(
-        [*MLP_LAB, "sweep", str(sfile), "--runs-dir", "stopped", "--quiet", "--jobs", "1"],
-        cwd=tmp_path,
-        env=offline_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    proc = start(
+        "sweep", str(sfile), "--runs-dir", "stopped", "--quiet", "--jobs", "1", cwd=tmp_path, start_new_session=True
     )
     deadline = time.monotonic() + 120
     while True:

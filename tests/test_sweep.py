@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,13 +14,12 @@ from mlp_lab.sweeps import cell_id, load_manifest, load_sweep
 from mlp_lab.sweeps.folder import held
 
 from helpers import (
-    MLP_LAB,
     SWEEP_TINY,
     assert_user_error,
     cli,
     cli_subprocess,
     merge,
-    offline_env,
+    start,
     wait_for,
     without_seconds,
     write_yaml,
@@ -298,13 +296,9 @@ def test_ctrl_c_then_resume_ends_with_the_uninterrupted_metrics(tmp_path, base):
     }
     sfile = write_yaml(tmp_path / "s.yaml", doc)
     # Its own process group, as a terminal gives: Ctrl-C reaches the sweep and its runs alike.
-    proc = subprocess.Popen(
-        [*MLP_LAB, "sweep", str(sfile), "--runs-dir", str(tmp_path / "stopped"), "--quiet", "--jobs", "1"],
+    proc = start(
+        *["sweep", sfile, "--runs-dir", tmp_path / "stopped", "--quiet", "--jobs", "1"],
         cwd=tmp_path,
-        env=offline_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
         start_new_session=True,
     )
     folder_of = lambda: next(iter((tmp_path / "stopped").glob("s-*")), None)  # noqa: E731

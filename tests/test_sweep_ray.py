@@ -27,13 +27,13 @@ from mlp_lab.config import config_from_dict, dump_config  # noqa: E402
 from mlp_lab.sweeps import load_manifest, load_sweep  # noqa: E402
 
 from helpers import (  # noqa: E402
-    MLP_LAB,
     SWEEP_TINY,
     assert_user_error,
     cli,
     cli_subprocess,
     merge,
     offline_env,
+    start,
     without_seconds,
     write_yaml,
 )
@@ -221,13 +221,10 @@ def test_ctrl_c_stops_the_tasks_and_resume_ends_with_the_uninterrupted_metrics(t
     # socket paths must stay short), so the test can see the second run's first checkpoint.
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    proc = subprocess.Popen(
-        [*MLP_LAB, "sweep", str(sfile), "--backend", "ray", "--jobs", "1", "--runs-dir", "stopped", "--quiet"],
+    proc = start(
+        *["sweep", sfile, "--backend", "ray", "--jobs", "1", "--runs-dir", "stopped", "--quiet"],
         cwd=tmp_path,
         env=offline_env(TMPDIR=str(scratch), RAY_TMPDIR="/tmp"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
         start_new_session=True,
         preexec_fn=_ignore_sigint if how != "ctrl-c" else None,
     )
@@ -396,13 +393,9 @@ def _alive(pid: int) -> bool:
 def test_sigkill_of_the_driver_ends_its_ray_tasks_and_resume_trains_every_run_once(tmp_path):
     write_yaml(tmp_path / "tiny.yaml", TINY)
     sfile = write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "set": LONGER, "seeds": 3})
-    proc = subprocess.Popen(
-        [*MLP_LAB, "sweep", str(sfile), "--backend", "ray", "--jobs", "1", "--runs-dir", "killed", "--quiet"],
+    proc = start(
+        *["sweep", sfile, "--backend", "ray", "--jobs", "1", "--runs-dir", "killed", "--quiet"],
         cwd=tmp_path,
-        env=offline_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
         start_new_session=True,
     )
     deadline = time.monotonic() + 120

@@ -281,7 +281,12 @@ def mean_records(runs: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any
                 layer = slot["layers"].setdefault(d["layer"], {})
                 for k, v in d.items():
                     if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "layer":
-                        layer.setdefault(k, []).append(float(v))
+                        # A list of the runs' numbers, replacing what a run without one left
+                        # (a diverged seed's null update ratio).
+                        numbers = layer.get(k)
+                        if not isinstance(numbers, list):
+                            numbers = layer[k] = []
+                        numbers.append(float(v))
                     else:
                         layer.setdefault(k, v)
     out = []

@@ -47,26 +47,12 @@ def activation_warnings(layers: Sequence[LayerStats], probe_size: int) -> list[F
         flagged = False
         if isinstance(dead, float) and dead >= DEAD_WARN_FRACTION:
             flagged = True
-            out.append(
-                Finding(
-                    "dead",
-                    i,
-                    f"{100 * dead:.0f}% of layer {i}'s {act} units are dead: {_dead_reason(probe_size)}",
-                    dead,
-                    act,
-                )
-            )
+            text = f"{100 * dead:.0f}% of layer {i}'s {act} units are dead: {_dead_reason(probe_size)}"
+            out.append(Finding("dead", i, text, dead, act))
         if isinstance(sat, float) and sat >= SATURATION_WARN_FRACTION:
             flagged = True
-            out.append(
-                Finding(
-                    "saturated",
-                    i,
-                    f"layer {i}'s {act} units are {100 * sat:.0f}% saturated: {_saturation_reason()}",
-                    sat,
-                    act,
-                )
-            )
+            text = f"layer {i}'s {act} units are {100 * sat:.0f}% saturated: {_saturation_reason()}"
+            out.append(Finding("saturated", i, text, sat, act))
         if not vanished_reported and not flagged and isinstance(std, float) and std < VANISHING_ACTIVATION_STD:
             vanished_reported = True
             out.append(

@@ -282,6 +282,20 @@ def test_a_seed_groups_diagnostics_are_the_mean_of_its_runs():
     assert probe["layers"] == [{"layer": 1, "activation": "relu", "dead": pytest.approx(0.2)}]
 
 
+@pytest.mark.parametrize("order", ["missing first", "missing last"])
+def test_a_number_one_run_lacks_is_the_mean_of_the_runs_that_have_it(order):
+    """A diverged seed records its update ratio as null (NaN): the group's mean is the other
+    seeds', whichever run comes first (compare --plot of such a group once raised)."""
+    from mlp_lab.diagnostic_plots import mean_records
+
+    def recs(ratio):
+        return [{"kind": "step", "epoch": 1, "step": 0, "layers": [{"layer": 1, "update_ratio": ratio}]}]
+
+    runs = [recs(None), recs(1e-3), recs(3e-3)]
+    merged = mean_records(runs if order == "missing first" else runs[::-1])
+    assert merged[0]["layers"] == [{"layer": 1, "update_ratio": pytest.approx(2e-3)}]
+
+
 def test_runs_that_repeat_a_seed_are_one_observation(tmp_path):
     root = tmp_path / "runs"
     seeded(root, "init_relu_he", HE, HE_ACCS)

@@ -44,6 +44,7 @@ from mlp_lab.training import train_step
 INIT_BATCH = 1000  # training samples the loss at init is measured on
 OVERFIT_STEPS = 300  # full-batch steps the tiny subset gets
 OVERFIT_LOSS = 0.05  # "near 0"
+RANGE_CHECK = "learning-rate range"  # the range test's line
 RANGE_STEPS = 150
 RANGE_LR = (1e-7, 10.0)
 RANGE_SMOOTHING = 0.9  # exponential moving average of the loss, bias-corrected
@@ -215,7 +216,7 @@ def _fix_for(finding: str, cfg: ExperimentConfig) -> str:
 
 
 def _range_test(cfg: ExperimentConfig, data: Any, device: Any, result: CheckResult) -> Check:
-    name = "learning-rate range"
+    name = RANGE_CHECK
     if cfg.optimizer.name in ("lbfgs", "rprop"):
         return Check(name, "skip", "-", "-", f"{cfg.optimizer.name} sets its own step sizes: no range test")
     lrs, losses, blew_up = _range_curve(_without_regularisation(cfg), data, device)
@@ -255,7 +256,7 @@ def _range_test(cfg: ExperimentConfig, data: Any, device: Any, result: CheckResu
 def _lr_in_range(lr: float, lo: float, top: float, blowup: float | None, last: float) -> Check:
     """The range test's line: the config's lr against the range (``lo`` to ``top``, the lowest
     loss) and where the loss blew up (``blowup``; None when it never did, up to ``last``)."""
-    name = "learning-rate range"
+    name = RANGE_CHECK
     numbers = {"suggested_lr": top / 10, "range": [lo, top], "blows_up_at": blowup, "rule": "lowest loss / 10"}
     measured = f"the loss falls from {lo:.1e} to {top:.1e} (lowest there)" + (
         f", blows up by {blowup:.1e}" if blowup else f", up to {last:.0e} without blowing up"

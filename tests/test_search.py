@@ -173,7 +173,7 @@ def test_a_stopped_random_search_resumed_ends_as_one_never_stopped(tmp_path):
     }
     sfile = search_file(tmp_path, base=base, trials=3, space={"optimizer.lr": {"log_uniform": [0.01, 0.5]}})
     proc = start(
-        "sweep", str(sfile), "--runs-dir", "stopped", "--quiet", "--jobs", "1", cwd=tmp_path, start_new_session=True
+        "sweep", sfile, "--runs-dir", "stopped", "--quiet", "--jobs", "1", cwd=tmp_path, start_new_session=True
     )
     deadline = time.monotonic() + 120
     while True:

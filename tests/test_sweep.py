@@ -296,11 +296,8 @@ def test_ctrl_c_then_resume_ends_with_the_uninterrupted_metrics(tmp_path, base):
     }
     sfile = write_yaml(tmp_path / "s.yaml", doc)
     # Its own process group, as a terminal gives: Ctrl-C reaches the sweep and its runs alike.
-    proc = start(
-        *["sweep", sfile, "--runs-dir", tmp_path / "stopped", "--quiet", "--jobs", "1"],
-        cwd=tmp_path,
-        start_new_session=True,
-    )
+    command = ["sweep", sfile, "--runs-dir", tmp_path / "stopped", "--quiet", "--jobs", "1"]
+    proc = start(*command, cwd=tmp_path, start_new_session=True)
     folder_of = lambda: next(iter((tmp_path / "stopped").glob("s-*")), None)  # noqa: E731
 
     def one_run_done_another_going():

@@ -62,11 +62,8 @@ def test_sigkill_of_the_driver_ends_its_runs_and_an_immediate_resume_trains_noth
             "grid": {"model.activation": ["relu", "tanh", "elu"]},
         },
     )
-    proc = start(
-        *["sweep", sfile, "--runs-dir", tmp_path / "killed", "--quiet", "--jobs", "2", "--threads", "1"],
-        cwd=tmp_path,
-        start_new_session=True,
-    )
+    command = ["sweep", sfile, "--runs-dir", tmp_path / "killed", "--quiet", "--jobs", "2", "--threads", "1"]
+    proc = start(*command, cwd=tmp_path, start_new_session=True)
     folder_of = lambda: next(iter((tmp_path / "killed").glob("s-*")), None)  # noqa: E731
 
     def two_training_with_a_checkpoint():
@@ -87,7 +84,7 @@ def test_sigkill_of_the_driver_ends_its_runs_and_an_immediate_resume_trains_noth
     killed_at = time.monotonic()
 
     # Resume at once, while the orphaned runs may still be ending.
-    resume = start("resume", str(folder), "--quiet", cwd=tmp_path)
+    resume = start("resume", folder, "--quiet", cwd=tmp_path)
     wait_for(lambda: not any(alive(p) for p in pids), timeout=15)
     assert time.monotonic() - killed_at < 15  # no training process of the old sweep is left
     out, err = resume.communicate(timeout=300)
@@ -307,7 +304,7 @@ def test_two_resumes_of_one_folder_run_it_once(finished_sweep, tmp_path):
         _edit(finished_sweep, index, status="pending", folder=None)
 
     def resume():
-        return start("resume", str(finished_sweep), "--quiet", cwd=tmp_path)
+        return start("resume", finished_sweep, "--quiet", cwd=tmp_path)
 
     first = resume()
     wait_for(lambda: _sweep_lock_held(finished_sweep), proc=first)

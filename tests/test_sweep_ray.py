@@ -221,8 +221,9 @@ def test_ctrl_c_stops_the_tasks_and_resume_ends_with_the_uninterrupted_metrics(t
     # socket paths must stay short), so the test can see the second run's first checkpoint.
     scratch = tmp_path / "scratch"
     scratch.mkdir()
+    command = ["sweep", sfile, "--backend", "ray", "--jobs", "1", "--runs-dir", "stopped", "--quiet"]
     proc = start(
-        *["sweep", sfile, "--backend", "ray", "--jobs", "1", "--runs-dir", "stopped", "--quiet"],
+        *command,
         cwd=tmp_path,
         env=offline_env(TMPDIR=str(scratch), RAY_TMPDIR="/tmp"),
         start_new_session=True,
@@ -393,11 +394,8 @@ def _alive(pid: int) -> bool:
 def test_sigkill_of_the_driver_ends_its_ray_tasks_and_resume_trains_every_run_once(tmp_path):
     write_yaml(tmp_path / "tiny.yaml", TINY)
     sfile = write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", "set": LONGER, "seeds": 3})
-    proc = start(
-        *["sweep", sfile, "--backend", "ray", "--jobs", "1", "--runs-dir", "killed", "--quiet"],
-        cwd=tmp_path,
-        start_new_session=True,
-    )
+    command = ["sweep", sfile, "--backend", "ray", "--jobs", "1", "--runs-dir", "killed", "--quiet"]
+    proc = start(*command, cwd=tmp_path, start_new_session=True)
     deadline = time.monotonic() + 120
     while not _first_run_recorded(tmp_path / "killed"):  # the first run is back, the second trains
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()

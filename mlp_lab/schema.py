@@ -46,7 +46,7 @@ Beta = Annotated[float, Field(ge=0, lt=1)]
 class _Section(BaseModel):
     # Unknown keys are errors (with a did-you-mean), never silently ignored: a typo in
     # a config must not quietly run a different experiment.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

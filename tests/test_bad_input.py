@@ -173,6 +173,10 @@ CASES = [
     cfg_case("val-split-one", {"data": {"val_split": 1.0}}, "data.val_split", "1.0", "less than 1"),
     cfg_case("val-split-above-one", {"data": {"val_split": 1.5}}, "data.val_split", "1.5", "less than 1"),
     cfg_case("weight-decay-negative", {"optimizer": {"weight_decay": -1}}, "optimizer.weight_decay", "-1"),
+    # YAML's .inf and .nan are floats: never a run that trains on them, or a summary that cannot be written
+    cfg_case("lr-infinite", {"optimizer": {"lr": float("inf")}}, "optimizer.lr", "inf", "finite number"),
+    cfg_case("init-value-nan", {"model": {"init_value": float("nan")}}, "model.init_value", "nan", "finite number"),
+    cfg_case("weight-decay-infinite", {"optimizer": {"weight_decay": float("inf")}}, "weight_decay", "finite number"),
     # --- unknown names for every choice
     cfg_case(
         "activation",
@@ -257,6 +261,8 @@ CASES = [
     set_case("set-unparsable", "model.hidden=[8, 16", "--set model.hidden", "cannot parse value", "[8, 16"),
     set_case("set-value-not-section", "optimizer.lr.x=1", "--set optimizer.lr.x", "'optimizer.lr' is a value"),
     set_case("set-bad-value", "train.batch_size=-5", "train.batch_size", "-5", "greater than or equal to 1"),
+    set_case("set-infinite-lr", "optimizer.lr=inf", "optimizer.lr", "'inf'", "finite number"),
+    set_case("set-overflowing-lr", "optimizer.lr=1e400", "optimizer.lr", "'1e400'", "finite number"),
     set_case("set-bad-choice", "model.activation=swish", "model.activation", "'swish'", "allowed:", "silu"),
     set_case("set-duplicate-key", "model={dropout: 0.1, dropout: 0.2}", "--set model", "cannot parse value"),
     # --- devices this machine does not have

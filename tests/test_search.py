@@ -55,6 +55,7 @@ def test_a_random_search_draws_the_same_trials_every_time_and_the_dry_run_lists_
     "search,words",
     [
         ({"space": {"optimizer.lr": {"uniform": [1.0, 0.1]}}}, ["space optimizer.lr", "low must be below high"]),
+        ({"space": {"optimizer.lr": {"uniform": [float("nan"), 1.0]}}}, ["space optimizer.lr", "must be finite"]),
         ({"space": {"optimizer.lr": {"log_uniform": [0, 1]}}}, ["space optimizer.lr", "log scale needs low > 0"]),
         ({"space": {"train.batch_size": {"int": [8.5, 64]}}}, ["space train.batch_size", "must be integers"]),
         ({"space": {"model.activation": {"choice": []}}}, ["space model.activation", "non-empty list"]),
@@ -72,6 +73,7 @@ def test_a_random_search_draws_the_same_trials_every_time_and_the_dry_run_lists_
     ],
     ids=[
         "low-high",
+        "nan-bound",
         "log-zero",
         "int-bounds",
         "empty-choice",

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 KINDS = {
     "uniform": "a number in [low, high]",
@@ -89,10 +89,6 @@ class SearchSpec(BaseModel):
                 raise ValueError(f"space {key}: {problem}")
         return space
 
-    @model_validator(mode="after")
-    def _direction(self) -> SearchSpec:
-        return self
-
     @property
     def direction(self) -> Literal["maximize", "minimize"]:
         return METRICS[self.metric]
@@ -117,6 +113,8 @@ def _form_problem(dist: Any) -> str | None:
     ):
         return f"{kind} needs [low, high], two numbers, got {args!r}"
     low, high = args
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return f"{kind} [{low}, {high}]: the bounds must be finite numbers"
     if not low < high:
         return f"{kind} [{low}, {high}]: low must be below high"
     if kind.startswith("log") and low <= 0:

@@ -97,7 +97,11 @@ class SweepFile(BaseModel):
     @field_validator("seeds", mode="before")
     @classmethod
     def _seeds(cls, v: Any) -> Any:
-        if isinstance(v, bool) or (isinstance(v, int) and v < 1):
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        # Anything but a count or a list is this one message, not pydantic's per-branch
+        # wording of the union (`seeds.int: Input should be ...`).
+        if isinstance(v, bool) or not isinstance(v, (int, list)) or (isinstance(v, int) and v < 1):
             raise ValueError(f"seeds: {shorten(v)}: give a count of 1 or more, or a list of seeds")
         if isinstance(v, list):
             if not v:

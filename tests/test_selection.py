@@ -106,3 +106,13 @@ def test_groups_on_other_networks_are_not_tested_against_each_other(tmp_path):
     # The verdict sets the winner against its nearest rival on the same network, not init_he.
     doc = json.loads(invoke("compare", str(root), "--format", "json").stdout)
     assert "init_he" not in doc["verdict"] and doc["verdict"].startswith("opt_rmsprop")
+
+
+def test_a_seed_groups_chosen_epoch_is_their_mean_to_one_decimal(tmp_path):
+    # Validation peaks at epochs 2, 2 and 1 for the three seeds: the group's cell says @1.7.
+    root = tmp_path / "runs"
+    for seed, vals in enumerate([[0.90, 0.95, 0.94], [0.91, 0.96, 0.95], [0.95, 0.93, 0.94]]):
+        make_run(root, "net", {"train": {"seed": seed}}, accs=[0.90, 0.95, 0.96], vals=vals)
+    r = invoke("compare", str(root))
+    assert r.exit_code == 0, r.output
+    assert "@1.7" in r.stdout and "@1.66667" not in r.stdout

@@ -186,12 +186,17 @@ def metric_cell(row: Any, m: str, spread: Any = None) -> str:
     if m in ("best_test_acc", "selected_test_acc"):
         s = fmt_metric(m, v)
         e = row.metrics.get("best_epoch" if m == "best_test_acc" else "selected_epoch")
-        return f"{s} @{e:g}" if v is not None and e is not None else s
+        return f"{s} @{fmt_epoch(e)}" if v is not None and e is not None else s
     if m == "epochs_done":
         planned = row.metrics.get("epochs_planned")
         done = "-" if v is None else str(v)
         return f"{done}/{planned}" if planned is not None else done
     return fmt_metric(m, v)
+
+
+def fmt_epoch(e: float) -> str:
+    """An epoch number; a seed group's mean of them to one decimal (1.7, not 1.66667)."""
+    return f"{e:g}" if float(e).is_integer() else f"{e:.1f}"
 
 
 def ci_cell(key: str, st: Any) -> str:

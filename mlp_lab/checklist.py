@@ -258,20 +258,20 @@ def _lr_in_range(lr: float, lo: float, top: float, blowup: float | None, last: f
     loss) and where the loss blew up (``blowup``; None when it never did, up to ``last``)."""
     name = RANGE_CHECK
     numbers = {"suggested_lr": top / 10, "range": [lo, top], "blows_up_at": blowup, "rule": "lowest loss / 10"}
-    measured = f"the loss falls from {lo:.1e} to {top:.1e} (lowest there)" + (
-        f", blows up by {blowup:.1e}" if blowup else f", up to {last:.0e} without blowing up"
+    measured = f"the loss falls from lr {lo:.1e}, lowest at lr {top:.1e}" + (
+        f", blows up by lr {blowup:.1e}" if blowup else f", up to lr {last:.0e} without blowing up"
     )
     want = f"optimizer.lr inside the range; suggested --set optimizer.lr={top / 10:.2g}"
     use = f"use --set optimizer.lr={top / 10:.2g}"
     if blowup is not None and lr >= blowup:
-        advice = f"your lr {lr:g} is too high: the loss blows up above {blowup:.1e}; {use}"
+        advice = f"your lr {lr:g} is too high: the loss blows up above lr {blowup:.1e}; {use}"
         return Check(name, "fail", measured, want, advice, numbers)
     if lr > top:
-        advice = f"your lr {lr:g} is too high: past the lowest loss ({top:.1e}) the loss turns up; {use}"
+        advice = f"your lr {lr:g} is too high: past the lowest loss (lr {top:.1e}) the loss turns up; {use}"
         return Check(name, "warn", measured, want, advice, numbers)
     if lr < lo / RANGE_LAG:
         verdict = "fail" if lr < lo / (RANGE_LAG * RANGE_FAR_BELOW) else "warn"
-        advice = f"your lr {lr:g} is too low: the loss barely moves below {lo:.1e}; {use}"
+        advice = f"your lr {lr:g} is too low: the loss barely moves below lr {lo:.1e}; {use}"
         return Check(name, verdict, measured, want, advice, numbers)
     return Check(name, "pass", measured + f"; your lr {lr:g} is inside the range", want, numbers=numbers)
 

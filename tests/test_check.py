@@ -73,6 +73,9 @@ def test_the_range_test_says_when_the_lr_is_too_high_or_too_low(lr, words):
     check = by_name(result)["learning-rate range"]
     assert check.verdict in ("warn", "fail") and words in check.advice, check
     assert f"--set optimizer.lr={result.suggested_lr:.2g}" in check.advice
+    # The numbers it quotes are learning rates, and say so (not losses).
+    lo, top = check.numbers["range"]
+    assert check.measured.startswith(f"the loss falls from lr {lo:.1e}, lowest at lr {top:.1e}"), check.measured
     ratio = by_name(result)["update / weight ratio"]
     assert ratio.verdict == "warn"
 

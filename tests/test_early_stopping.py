@@ -81,6 +81,11 @@ def test_early_stopping_ends_the_run_completed_saying_why(tmp_path):
     assert (result.run_dir / "best.pt").exists() and (result.run_dir / "model.pt").exists()
 
 
+def test_a_patience_of_one_epoch_is_said_in_the_singular(tmp_path):
+    s = summary(train(merge(STOPPING, {"train": {"early_stopping": {"patience": 1}}}), tmp_path).run_dir)
+    assert "has not improved by more than 0 for 1 epoch; the epoch chosen" in s["message"]
+
+
 def test_min_delta_counts_only_real_improvements(tmp_path):
     loose = metrics(train(merge(STOPPING, {"train": {"early_stopping": {"min_delta": 0.05}}}), tmp_path).run_dir)
     strict = metrics(train(STOPPING, tmp_path / "b").run_dir)

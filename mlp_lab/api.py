@@ -38,6 +38,19 @@ class Run:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        # Short, for a notebook cell or a list of runs: the whole config and summary are
+        # one attribute away, not a screenful each time a Run is shown.
+        parts = [f"path={str(self.path)!r}", f"status={self.status!r}"]
+        done, planned = self.summary.get("epochs_done"), self.summary.get("epochs_planned")
+        if planned is not None:
+            parts.append(f"epochs={done}/{planned}")
+        final = self.final or {}
+        parts += [f"{k}={final[k]:.4g}" for k in ("val_acc", "test_acc") if final.get(k) is not None]
+        if self.problems:
+            parts.append(f"problems={len(self.problems)}")
+        return f"Run({', '.join(parts)})"
+
     @property
     def name(self) -> str:
         return self.path.name

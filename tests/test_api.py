@@ -44,6 +44,16 @@ def test_train_returns_the_run_folder_it_wrote(seeded_runs):
     assert run.best == {"test_acc": run.final["test_acc"], "epoch": 1}
 
 
+def test_a_run_shows_as_one_short_line_in_a_notebook(seeded_runs):
+    _, made = seeded_runs
+    run = made[0]
+    shown = repr(run)
+    assert shown == (
+        f"Run(path={str(run.path)!r}, status='completed', epochs=1/1, test_acc={run.final['test_acc']:.4g})"
+    )
+    assert "optimizer" not in repr(made)  # a list of runs neither spells out their configs
+
+
 def test_train_takes_a_dict_or_a_schema_object_and_set_style_overrides(tmp_path):
     from mlp_lab.config import config_from_dict
 

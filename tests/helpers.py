@@ -103,7 +103,7 @@ def cli(*args: str | Path) -> CliResult:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        res = _runner.invoke(app, [str(a) for a in args])
+        res = _runner.invoke(app, [str(a) for a in args], prog_name="mlp-lab")
     finally:
         torch.set_num_threads(threads)
     exc = res.exception if res.exception is not None and not isinstance(res.exception, SystemExit) else None

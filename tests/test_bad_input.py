@@ -333,6 +333,25 @@ CASES = [
     Case("show-a-file", ["show", "good.yaml"], ("good.yaml", "not a run folder")),
     Case("show-missing", ["show", "runs/nope"], ("runs/nope", "no such run folder")),
     Case("show-plain-folder", ["show", "plain"], ("plain", "not a run folder"), {"plain/notes.txt": "x\n"}),
+    # --- the command line itself: what Typer would answer with its usage text and a box
+    Case(
+        "unknown-option",
+        ["train", "--config", "good.yaml", "--epochs", "3"],
+        ("mlp-lab train", "no such option", "--epochs", "see mlp-lab train --help"),
+    ),
+    Case("misspelt-option", ["train", "--config", "good.yaml", "--quite"], ("--quite", "did you mean --quiet?")),
+    Case("unknown-command", ["trian"], ("no such command 'trian'", "did you mean 'train'", "see mlp-lab --help")),
+    Case("unknown-subcommand", ["export", "tb"], ("mlp-lab export", "no such command 'tb'")),
+    Case(
+        "missing-option", ["export", "tensorboard", "runs"], ("mlp-lab export tensorboard", "missing option '--logdir'")
+    ),
+    Case("option-without-value", ["compare", "runs", "--sort"], ("mlp-lab compare", "'--sort' requires an argument")),
+    Case(
+        "option-not-a-number",
+        ["sweep", "--config", "good.yaml", "--jobs", "two"],
+        ("mlp-lab sweep", "'--jobs'", "integer"),
+    ),
+    Case("extra-argument", ["configs", "extra"], ("mlp-lab configs", "unexpected extra argument", "extra")),
 ]
 
 
@@ -628,8 +647,17 @@ def test_plain_pickle_checkpoint_is_refused(tmp_path):
         (["train", "--config", "good.yaml", "--runs-dir", "good.yaml/runs"], ["cannot create runs directory"]),
         (["train", "--resume", "."], ["not a run folder"]),
         (["show", "good.yaml"], ["not a run folder"]),
+        (["train", "--config", "good.yaml", "--epochs", "3"], ["no such option", "--epochs"]),
     ],
-    ids=["missing-file", "bad-choice", "cuda", "unwritable-runs-dir", "resume-non-run", "show-non-run"],
+    ids=[
+        "missing-file",
+        "bad-choice",
+        "cuda",
+        "unwritable-runs-dir",
+        "resume-non-run",
+        "show-non-run",
+        "unknown-option",
+    ],
 )
 def test_subprocess_one_line_no_traceback(tmp_path, args, words):
     if "train.device=cuda" in args and torch.cuda.is_available():

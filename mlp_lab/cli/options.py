@@ -4,11 +4,17 @@ error for a user's mistake, and printing Rich renderables to a terminal or a pip
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
-from typing import Any, Callable, List, Optional, overload
+from typing import Any, Callable, List, NoReturn, Optional, overload
 
 import typer
 from typer.core import TyperCommand, TyperGroup
+
+try:  # typer 0.20 and later carry their own copy of click
+    from typer._click.exceptions import UsageError
+except ImportError:
+    from click.exceptions import UsageError  # type: ignore[assignment]
 
 from mlp_lab.errors import MlpLabError
 
@@ -25,11 +31,40 @@ class _PlainFlags:
         return params
 
 
-class Command(_PlainFlags, TyperCommand):
+class _OneLineUsageErrors:
+    """A mistyped option or command, a missing or ill-typed value: one line on stderr and
+    exit 2, as every other mistake, instead of Typer's usage text and boxed message."""
+
+    def make_context(self, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)  # type: ignore[misc]
+        except UsageError as e:
+            # Some errors (an option's missing value) come without a context: name the
+            # command from the one being made.
+            _usage_error(e, f"{parent.command_path} {info_name}" if parent is not None else str(info_name))
+
+    def resolve_command(self, ctx: Any, args: Any) -> Any:  # a group's: `mlp-lab trian`
+        try:
+            return super().resolve_command(ctx, args)  # type: ignore[misc]
+        except UsageError as e:
+            _usage_error(e, ctx.command_path)
+
+
+def _usage_error(e: Any, command: str) -> NoReturn:
+    if type(e).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as asked for
+        raise e
+    where = e.ctx.command_path if e.ctx is not None else command
+    message = " ".join(e.format_message().split()).rstrip(".")
+    message = re.sub(r"\(Possible options?: (.*)\)$", r"(did you mean \1?)", message)
+    typer.echo(f"error: {where}: {message[:1].lower()}{message[1:]} (see {where} --help)", err=True)
+    raise typer.Exit(2) from None
+
+
+class Command(_OneLineUsageErrors, _PlainFlags, TyperCommand):
     pass
 
 
-class Group(_PlainFlags, TyperGroup):
+class Group(_OneLineUsageErrors, _PlainFlags, TyperGroup):
     pass
 
 

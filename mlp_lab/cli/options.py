@@ -11,7 +11,7 @@ from typing import Any, Callable, List, NoReturn, Optional, overload
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-try:  # typer 0.20 and later carry their own copy of click
+try:  # newer typer releases carry their own copy of click
     from typer._click.exceptions import UsageError
 except ImportError:
     from click.exceptions import UsageError  # type: ignore[assignment]

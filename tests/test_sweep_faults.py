@@ -527,6 +527,19 @@ def test_a_sweep_run_that_has_not_written_its_summary_yet_reads_as_running(tmp_p
 # --- the manifest's journal ---------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "content", ['{"format": "mlp-lab sweep v1", "runs": [{"ind', '["a list"]'], ids=["cut", "other"]
+)
+def test_a_corrupt_manifest_is_one_line_that_says_the_runs_are_intact(finished_sweep, content):
+    (finished_sweep / "manifest.json").write_text(content)
+    folders = sorted(p.name for p in finished_sweep.iterdir())
+    assert_user_error(
+        cli("resume", finished_sweep), "manifest.json", "cannot be resumed", f"mlp-lab compare {finished_sweep}"
+    )
+    assert sorted(p.name for p in finished_sweep.iterdir()) == folders
+    assert cli("compare", finished_sweep).code == 0  # and compare does read them
+
+
 def test_the_journal_is_replayed_over_the_manifest_and_a_torn_last_line_ignored(finished_sweep):
     from mlp_lab.sweeps.folder import JOURNAL
 

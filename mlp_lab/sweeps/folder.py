@@ -242,9 +242,9 @@ def load_manifest(folder: Path) -> Manifest:
             f"{folder} is not a sweep folder ({MANIFEST} is missing); mlp-lab sweep FILE.yaml starts one"
         ) from None
     except (OSError, ValueError):
-        raise RunError(f"{path} is corrupt; this sweep cannot be resumed") from None
+        raise RunError(f"{path} is corrupt; {_cannot_resume(folder)}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("runs"), list):
-        raise RunError(f"{path} is not an mlp-lab sweep manifest; this sweep cannot be resumed")
+        raise RunError(f"{path} is not an mlp-lab sweep manifest; {_cannot_resume(folder)}")
     _replay(folder / JOURNAL, data["runs"])
     for i, entry in enumerate(data["runs"]):
         problem = _entry_problem(i, entry)
@@ -256,6 +256,14 @@ def load_manifest(folder: Path) -> Manifest:
     return Manifest(path, data)
 
 
+def _cannot_resume(folder: Path) -> str:
+    """What is left to a user whose sweep state cannot be read: its runs are intact."""
+    return (
+        f"this sweep cannot be resumed; its runs are intact (mlp-lab compare {folder} reads them), "
+        "and mlp-lab sweep FILE.yaml starts it anew"
+    )
+
+
 def _replay(journal: Path, entries: list[Any]) -> None:
     """Apply the journal's events to the snapshot's entries, in order; RunError (one line)
     for an event that is not one. An event the snapshot already holds (written before a
@@ -265,7 +273,7 @@ def _replay(journal: Path, entries: list[Any]) -> None:
     except FileNotFoundError:
         return
     except OSError:
-        raise RunError(f"{journal} is unreadable; this sweep cannot be resumed") from None
+        raise RunError(f"{journal} is unreadable; {_cannot_resume(journal.parent)}") from None
     lines = text.split("\n")
     for number, line in enumerate(lines, 1):
         if not line.strip():

@@ -38,6 +38,7 @@ body { font: 15px/1.45 -apple-system, "Segoe UI", "DejaVu Sans", Arial, sans-ser
        max-width: 1400px; margin: 2em auto; padding: 0 1.2em; }
 h1 { font-size: 1.6em; margin-bottom: .2em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
 .meta { color: #667; } .verdict { font-size: 1.05em; background: #f2f6fa; border-left: 4px solid #3b73b9; padding: .6em .9em; }
+.selection { background: #fff6e5; border-left: 4px solid #d08a00; padding: .6em .9em; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; font-size: .78em; font-variant-numeric: tabular-nums; width: 100%; }
 th, td { padding: .25em .35em; border-bottom: 1px solid #e4e7ea; white-space: nowrap; vertical-align: top; }
@@ -119,6 +120,8 @@ def render_report(
     parts = [f"<h1>{_e(title)}</h1>", f'<p class="meta">{_e(what)}; made by mlp-lab on {when}</p>']
     if verdict(comp):
         parts.append(f'<p class="verdict">{_e(verdict(comp))}</p>')
+    if comp.selection:  # compare prints it under its table: the page must not drop the caveat
+        parts.append(f'<p class="selection">{_e(comp.selection)}</p>')
     parts += ["<h2>Comparison</h2>", _table(comp), *_figures(comp), *(searches or []), *_details(comp)]
     for name, text in (sweeps or {}).items():
         parts.append(f"<h2>Sweep file of {_e(name)}</h2><pre>{_e(text)}</pre>")

@@ -77,6 +77,22 @@ def test_the_page_is_self_contained_and_holds_the_comparison(lecture_like, tmp_p
     assert "seed 4" in text
 
 
+def test_the_page_keeps_compares_note_when_the_best_is_chosen_on_test(lecture_like, tmp_path):
+    # These runs have no validation split: compare says its pick is made on test, and so must the page.
+    text = " ".join(_text(write_report([lecture_like], tmp_path / "test.html")))
+    assert "chosen on test: these runs have no validation split" in text
+    validated = tmp_path / "validated"
+    for name, lr in (("a", 0.001), ("b", 0.01)):
+        make_run(validated, name, {"optimizer": {"lr": lr}}, val=True)
+    assert "chosen on test" not in " ".join(_text(write_report([validated], tmp_path / "val.html")))
+
+
+def _text(path) -> list[str]:
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    return page.text
+
+
 def test_diagnostics_figures_are_included_when_runs_have_them(tmp_path):
     from test_diagnostics import train
 

@@ -35,7 +35,8 @@ SLOW_MODULES = {
 # What makes a test slow wherever it stands, found in its code (and in the module's own
 # helpers it calls): a real process (the CLI as a user's shell runs it, subprocess), or a
 # sweep, whose every run is a worker process.
-PROCESS_NAMES = {"subprocess", "Popen", "cli_subprocess", "start_training", "run_sweep", "sweep"}
+# docs/figures.py's run_block runs a page's commands (sweeps among them) as shell processes.
+PROCESS_NAMES = {"subprocess", "Popen", "cli_subprocess", "start_training", "run_sweep", "sweep", "run_block"}
 PROCESS_STARTERS = (helpers.start,)  # too common a word to go by name: by identity
 # Fixtures that bring real data: integration tests, and slow ones (decoding MNIST alone takes ~0.5 s).
 REAL_DATA_FIXTURES = {"shared_data"}

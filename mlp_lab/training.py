@@ -294,7 +294,7 @@ def _stopped_early(cfg: ExperimentConfig, history: list[dict[str, Any]]) -> dict
     chosen = select_epoch(history, rule.metric) or history[-1]
     return {
         "message": f"stopped early after epoch {history[-1]['epoch']} of {cfg.train.epochs}: {rule.metric} "
-        f"has not improved by more than {rule.min_delta:g} for {rule.patience} epoch{'s' * (rule.patience != 1)}; "
+        f"has not improved by more than {rule.min_delta:g} for {rule.patience} epoch{'s' if rule.patience != 1 else ''}; "
         f"the epoch chosen on validation is {chosen['epoch']} (its weights: best.pt)"
     }
 

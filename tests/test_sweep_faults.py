@@ -568,7 +568,13 @@ def test_a_damaged_journal_is_one_line_and_nothing_runs(finished_sweep, line, wo
     before = {
         p.name: (p / "summary.json").read_text() for p in finished_sweep.iterdir() if (p / "summary.json").exists()
     }
-    assert_user_error(cli("resume", finished_sweep), "manifest.jsonl", *words)
+    assert_user_error(
+        cli("resume", finished_sweep),
+        "manifest.jsonl",
+        *words,
+        "cannot be resumed",
+        f"mlp-lab compare {finished_sweep}",
+    )
     after = {
         p.name: (p / "summary.json").read_text() for p in finished_sweep.iterdir() if (p / "summary.json").exists()
     }

@@ -251,17 +251,18 @@ def load_manifest(folder: Path) -> Manifest:
         if problem:
             raise RunError(
                 f"{path}: run {i}: {problem}; the manifest was edited or is corrupt: put the entry back "
-                f"as it was, or start the sweep anew (mlp-lab compare {folder} still reads its runs)"
+                f"as it was to resume; {_runs_intact(folder)}"
             )
     return Manifest(path, data)
 
 
 def _cannot_resume(folder: Path) -> str:
     """What is left to a user whose sweep state cannot be read: its runs are intact."""
-    return (
-        f"this sweep cannot be resumed; its runs are intact (mlp-lab compare {folder} reads them), "
-        "and mlp-lab sweep FILE.yaml starts it anew"
-    )
+    return f"this sweep cannot be resumed; {_runs_intact(folder)}"
+
+
+def _runs_intact(folder: Path) -> str:
+    return f"its runs are intact (mlp-lab compare {folder} reads them), and mlp-lab sweep FILE.yaml starts it anew"
 
 
 def _replay(journal: Path, entries: list[Any]) -> None:
@@ -283,10 +284,16 @@ def _replay(journal: Path, entries: list[Any]) -> None:
         except ValueError:
             if number == len(lines):  # the last line, torn by a process killed as it wrote
                 return
-            raise RunError(f"{journal}: line {number} is not JSON; the journal was edited or is corrupt") from None
+            raise RunError(
+                f"{journal}: line {number} is not JSON; the journal was edited or is corrupt, so "
+                f"{_cannot_resume(journal.parent)}"
+            ) from None
         problem = _apply(event, entries)
         if problem:
-            raise RunError(f"{journal}: line {number}: {problem}; the journal was edited or is corrupt")
+            raise RunError(
+                f"{journal}: line {number}: {problem}; the journal was edited or is corrupt, so "
+                f"{_cannot_resume(journal.parent)}"
+            )
 
 
 def _apply(event: Any, entries: list[Any]) -> str | None:

@@ -64,6 +64,12 @@ def test_grid_cases_and_seeds_multiply(tmp_path, base):
     assert load_sweep(sweep_file(tmp_path, seeds=[0, 7, 42])).runs[2].seed == 42
 
 
+def test_runs_are_named_by_their_values_as_compare_spells_them(tmp_path, base):
+    grid = {"optimizer.lr": [1e6, 1e-5, 0.123456789], "model.hidden": [[8, 8]], "model.norm": ["none"]}
+    names = [r.config.name for r in load_sweep(sweep_file(tmp_path, grid=grid)).runs]
+    assert names == ["1e06-8_8-none", "1e-05-8_8-none", "0.123457-8_8-none"]  # compare's column: 1e+06, [8, 8]
+
+
 def test_cell_ids_are_stable_and_ignore_seed_and_name(tmp_path, base):
     a = load_sweep(sweep_file(tmp_path, grid={"model.activation": ["relu", "tanh"]}, seeds=2))
     b = load_sweep(sweep_file(tmp_path, grid={"model.activation": ["tanh", "relu"]}, seeds=[5]))

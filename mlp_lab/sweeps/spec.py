@@ -40,6 +40,7 @@ from mlp_lab.config import (
     validate_config,
 )
 from mlp_lab.errors import ConfigError, shorten
+from mlp_lab.results.values import fmt_value
 from mlp_lab.schema import ExperimentConfig
 from mlp_lab.sweeps.plan import PlannedRun, cell_id
 from mlp_lab.sweeps.search import SearchSpec
@@ -374,8 +375,9 @@ def _as_validated(varies: dict[str, Any], cfg: ExperimentConfig) -> dict[str, An
 
 
 def _run_name(varies: dict[str, Any], fallback: Any) -> str:
-    """'tanh-kaiming_normal-adam-0.001' from a cell's values (a config file by its stem)."""
-    parts = [Path(v).stem if k == "config" else str(v) for k, v in varies.items()]
-    name = re.sub(r"[^A-Za-z0-9_.\-]+", "_", "-".join(parts)).strip("._-")
+    """'tanh-kaiming_normal-adam-0.001' from a cell's values (a config file by its stem),
+    spelt as compare's columns spell them (1e+06 as 1e06, where a name has no '+')."""
+    parts = [Path(v).stem if k == "config" else fmt_value(v, None).replace("e+", "e") for k, v in varies.items()]
+    name = "-".join(re.sub(r"[^A-Za-z0-9_.\-]+", "_", part).strip("_") for part in parts).strip("._-")
     name = re.sub(r"\.{2,}", ".", name)[:64].rstrip("._-")
     return name if name and name[0].isalnum() else str(fallback or "run")

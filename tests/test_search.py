@@ -354,8 +354,22 @@ def test_a_search_from_the_command_line_plans_what_its_file_plans(tmp_path):
         (["--search", "optimizer.lr=log_uniform:1e-4:0.1"], ["--search needs --trials"]),
         (["--method", "tpe"], ["--method", "--search"]),
         (["--trials", "4"], ["--trials", "--search"]),
-        (["--search", "optimizer.lr=gaussian:0:1", "--trials", "3"], ["gaussian"]),
-        (["--search", "optimizer.lr=uniform:0:1", "--grid", "model.activation=relu,tanh", "--trials", "3"], ["grid"]),
+        (["--search", "optimizer.lr=gaussian:0:1", "--trials", "3"], ["--search optimizer.lr:", "gaussian"]),
+        (
+            ["--search", "optimizer.lr=uniform:0:1", "--grid", "model.activation=relu,tanh", "--trials", "3"],
+            ["--search and --grid", "--set"],
+        ),
+        # what a flag gives is named by the flag, not by the base config the sweep is named after
+        (["--search", "optimizer.lr=log_uniform:0.1:1e-4", "--trials", "3"], ["--search optimizer.lr:", "low must"]),
+        (["--search", "optimizer.lr=uniform:0:1", "--trials", "0"], ["--trials 0:", "greater than or equal to 1"]),
+        (["--search", "optimizer.lr=uniform:0:1", "--trials", "3", "--method", "grid"], ["--method 'grid':", "tpe"]),
+        (["--search", "optimizer.lr=uniform:0:1", "--trials", "3", "--prune", "asha"], ["--prune 'asha':", "median"]),
+        (["--search", "optimizer.lr=uniform:0:1", "--trials", "3", "--seeds", "0"], ["--seeds 0:", "a count of 1"]),
+        (["--seeds", "abc"], ["--seeds 'abc':", "a count of 1"]),
+        (
+            ["--search", "model.nope=uniform:0:1", "--trials", "3"],
+            ["tiny.yaml: search space model.nope: unknown key 'nope'"],
+        ),
     ],
 )
 def test_a_bad_command_line_search_is_one_line(tmp_path, args, words):

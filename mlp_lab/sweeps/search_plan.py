@@ -36,6 +36,10 @@ def plan_search(
         )
     validate_config(base, source=f"{path}: base")
     for key, dist in search.space.items():
+        try:  # a key that names no field is said once, before any of its values
+            set_value(copy.deepcopy(base), key, None, label="search space")
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
         for value in edge_values(dist):  # every value the space can produce is a valid config
             trial_config(base, {key: value}, 0, source=f"{path}: search space {key}={shorten(value, 40)}")
     runs: list[PlannedRun] = []

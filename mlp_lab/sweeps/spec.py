@@ -164,6 +164,11 @@ def sweep_from_options(
     config = Path(config)
     raw: dict[str, Any] = {"name": default_name(config), "base": config.name, "grid": {}}
     if search is not None and search.space:
+        if grid:
+            raise ConfigError(
+                "--search and --grid: a search samples its own values, so it takes no grid; "
+                "give one of them (fix other fields with --set)"
+            )
         raw["search"] = search.section()
     for item in grid:
         key, sep, values = item.partition("=")
@@ -177,7 +182,7 @@ def sweep_from_options(
         raw["grid"][key] = parse_yaml_value(key, f"[{values}]")  # YAML flow: relu,tanh and [64],[128,128] alike
     if seeds is not None:
         raw["seeds"] = parse_yaml_value("--seeds", seeds)
-    return _sweep(raw, config, overrides, yes)
+    return _sweep(raw, config, overrides, yes, flags=SHORTHAND_FLAGS)
 
 
 def _number(text: str) -> Any:
@@ -228,7 +233,9 @@ class SearchOptions:
         return out  # messages name the base config; base is beside itself
 
 
-def _sweep(raw: dict[str, Any], path: Path, overrides: list[str] | None, yes: bool) -> Sweep:
+def _sweep(
+    raw: dict[str, Any], path: Path, overrides: list[str] | None, yes: bool, flags: dict[str, str] | None = None
+) -> Sweep:
     given: list[str] = []  # keys --set gives, which must not be keys the sweep varies
     for item in overrides or []:  # --set on the command line joins the file's set
         key, sep, value = item.partition("=")
@@ -239,7 +246,7 @@ def _sweep(raw: dict[str, Any], path: Path, overrides: list[str] | None, yes: bo
     try:
         spec = SweepFile.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(f"{path}: {_describe(e)}") from None
+        raise ConfigError(_flag_problem(e, flags or {}) or f"{path}: {_describe(e)}") from None
     name = spec.name or default_name(path)
     sources, found = _sources(spec, path)
     _check_set_varies_nothing(spec, sources, given, path)
@@ -250,6 +257,33 @@ def _sweep(raw: dict[str, Any], path: Path, overrides: list[str] | None, yes: bo
     if len(runs) > MAX_RUNS_WITHOUT_YES and not yes:
         raise ConfigError(f"{path}: {len(runs):,} runs; more than {MAX_RUNS_WITHOUT_YES:,} needs --yes")
     return Sweep(name=name, path=path, spec=spec, runs=runs, notes=found)
+
+
+# Where the shorthand's flags put their values in the sweep file it stands for: what is
+# wrong with one of them names the flag the user typed, not the base config.
+SHORTHAND_FLAGS = {
+    "search.trials": "--trials",
+    "search.method": "--method",
+    "search.prune": "--prune",
+    "search.space": "--search",
+    "seeds": "--seeds",
+}
+
+
+def _flag_problem(e: ValidationError, flags: dict[str, str]) -> str | None:
+    """``--method foo: input should be 'random' or 'tpe'`` for a value a flag gave, else None."""
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ()))
+    flag = next((f for key, f in flags.items() if loc == key or loc.startswith(key + ".")), None)
+    if flag is None:
+        return None
+    given = err.get("input")
+    # the validators' own messages start with the field ("space optimizer.lr: ...", "seeds: 3.5: ...")
+    msg = str(err.get("msg", "")).removeprefix("Value error, ").removeprefix("space ").removeprefix("seeds: ")
+    if not isinstance(given, (str, int, float)):
+        return f"{flag} {msg}"
+    msg = msg.removeprefix(f"{shorten(given)}: ")
+    return f"{flag} {shorten(given)}: {msg[0].lower() + msg[1:]}"
 
 
 def _describe(e: ValidationError) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,9 @@ _PERCENT = ("train_acc", "test_acc", "val_acc", "best_test_acc", "selected_test_
 
 def export_tensorboard(paths: Iterable[str | Path], logdir: str | Path, **compare_options: Any) -> list[Path]:
     """Write every run under ``paths`` to ``logdir``; return the TensorBoard run folders written."""
-    writer_class = _summary_writer()
     comp = build_comparison(list(paths), **compare_options)
     logdir = Path(logdir)
+    writer_class = require_tensorboard(logdir)
     written = []
     for row, label in zip(comp.rows, plot_labels(comp)):
         for run in runs_of(row):
@@ -64,9 +65,20 @@ def export_tensorboard(paths: Iterable[str | Path], logdir: str | Path, **compar
     return written
 
 
-def require_tensorboard() -> None:
-    """MlpLabError, before anything is written, when the tensorboard package is missing."""
-    _summary_writer()
+def require_tensorboard(logdir: Path) -> Any:
+    """TensorBoard's writer class; an MlpLabError, before anything is written, when the
+    tensorboard package is missing or ``logdir`` is no folder this process can write in
+    (a file of that name, a read-only disk): said before any run starts, not at its first epoch."""
+    writer_class = _summary_writer()
+    logdir = Path(logdir)
+    if logdir.exists() and not logdir.is_dir():
+        raise MlpLabError(f"{logdir} is a file; TensorBoard's events need a folder there")
+    try:
+        logdir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=logdir).close()
+    except OSError as e:
+        raise write_error(e, logdir) from None
+    return writer_class
 
 
 def _summary_writer() -> Any:
@@ -131,8 +143,8 @@ class LiveTensorBoard:
     id appended). Call ``epoch`` as each epoch ends and ``end`` when the run has ended."""
 
     def __init__(self, logdir: Path) -> None:
-        self.writer_class = _summary_writer()
         self.logdir = Path(logdir)
+        self.writer_class = require_tensorboard(self.logdir)
         self.writers: dict[Path, Any] = {}
 
     def _writer(self, run_dir: Path, config: dict[str, Any]) -> Any:

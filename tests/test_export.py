@@ -100,6 +100,19 @@ def test_train_writes_tensorboard_events_as_it_trains(tmp_path):
     assert ea.Scalars("final/test_acc")[0].value == pytest.approx(100 * lines[-1]["test_acc"])
 
 
+@pytest.mark.parametrize("command", ["train", "sweep"])
+def test_a_tensorboard_folder_that_is_a_file_is_one_line_before_anything_runs(tmp_path, command):
+    from helpers import assert_user_error, cli, write_config
+
+    write_config(tmp_path / "c.yaml", {"train": {"epochs": 1}})
+    (tmp_path / "s.yaml").write_text("base: c.yaml\nseeds: 2\n", encoding="utf-8")
+    (tmp_path / "tb").write_text("notes\n", encoding="utf-8")
+    args = ["train", "--config", "c.yaml"] if command == "train" else ["sweep", "s.yaml"]
+    assert_user_error(cli(*args, "--quiet", "--tensorboard", "tb"), "tb is a file", "folder")
+    assert not (tmp_path / "runs").exists()  # no run trained, no sweep folder left to resume
+    assert (tmp_path / "tb").read_text(encoding="utf-8") == "notes\n"
+
+
 def test_sweep_events_can_be_read_while_the_sweep_runs(tmp_path):
     import time
 

@@ -282,7 +282,7 @@ def test_a_run_on_a_disk_that_fills_fails_saying_so(tmp_path, small_disk):
     assert s["status"] == "failed" and "no space left on device" in s["message"], s
 
 
-@pytest.mark.parametrize("command", ["export", "report", "compare", "train"])
+@pytest.mark.parametrize("command", ["export", "report", "compare", "train", "train-tensorboard", "sweep-tensorboard"])
 def test_read_only_targets_are_one_line(tmp_path, read_only, command):
     write_config(tmp_path / "c.yaml", {"train": {"epochs": 1}})
     if command != "train":
@@ -292,8 +292,11 @@ def test_read_only_targets_are_one_line(tmp_path, read_only, command):
         "report": ("report", "runs", "-o", read_only / "r.html"),
         "compare": ("compare", "runs", "--output", read_only / "c.csv"),
         "train": ("train", "--config", "c.yaml", "--runs-dir", read_only / "runs"),
+        "train-tensorboard": ("train", "--config", "c.yaml", "--runs-dir", "fresh", "--tensorboard", read_only / "tb"),
+        "sweep-tensorboard": ("sweep", "--config", "c.yaml", "--runs-dir", "fresh", "--tensorboard", read_only / "tb"),
     }[command]
     assert_user_error(cli(*args), "read-only")
+    assert not (tmp_path / "fresh").exists()  # said before a run or a sweep folder was made
 
 
 def test_a_sweep_on_a_disk_that_fills_stops_starting_runs_and_says_so(tmp_path, small_disk):

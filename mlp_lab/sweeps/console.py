@@ -107,7 +107,7 @@ def _check_run_options(
     if tensorboard is not None:
         from mlp_lab.export import require_tensorboard
 
-        require_tensorboard()  # a missing extra: before any folder is made
+        require_tensorboard(tensorboard)  # a missing extra, or no folder to write in: before any folder is made
     if address is not None and backend != "ray":
         raise ConfigError(f"--address {address}: a Ray cluster's address; it goes with --backend ray")
 

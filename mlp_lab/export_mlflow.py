@@ -79,6 +79,12 @@ def _open(tracking_uri: str, experiment: str) -> tuple[Any, str]:
         found = client.get_experiment_by_name(experiment)
         return client, str(found.experiment_id if found is not None else client.create_experiment(experiment))
     except Exception as e:  # noqa: BLE001 - any store that cannot be reached or opened means the same
+        if "MLFLOW_ALLOW_FILE_STORE" in str(e):  # (its own words run to 500 characters)
+            raise MlpLabError(
+                f"--tracking-uri {tracking_uri}: MLflow refuses a folder as its store (the file store is "
+                "deprecated); give a database such as sqlite:///mlflow.db (mlflow migrate-filestore moves an old "
+                "store into one), or set MLFLOW_ALLOW_FILE_STORE=true to use the folder"
+            ) from None
         detail = " ".join(str(e).split())[:200]
         raise MlpLabError(
             f"--tracking-uri {tracking_uri}: cannot open the MLflow store ({e.__class__.__name__}: {detail})"

@@ -99,4 +99,5 @@ def test_no_runs_a_folder_that_is_not_a_run_and_an_unreachable_store_are_one_lin
     assert_user_error(_export(sweep_folder, f"http://127.0.0.1:{port}"), "--tracking-uri", "cannot open")
     (tmp_path / "a-file").write_text("not a folder")
     assert_user_error(_export(sweep_folder, f"sqlite:///{tmp_path / 'a-file' / 'm.db'}"), "cannot open")
+    assert_user_error(_export(sweep_folder, str(tmp_path / "mlruns")), "refuses a folder", "sqlite:///mlflow.db")
     assert not (tmp_path / "mlflow.db").exists()

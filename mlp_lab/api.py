@@ -15,6 +15,7 @@ with the one-line message the CLI would print. Importing ``mlp_lab`` imports non
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,8 +189,12 @@ def sweep(
 
 
 def load_runs(*paths: str | Path) -> list[Run]:
-    """Run folders, or folders holding them (default: runs/), in the order compare reads them."""
-    folders, _ = run_folders.discover_runs([Path(p) for p in paths] or [Path("runs")])
+    """Run folders, or folders holding them (default: runs/), in the order compare reads them.
+    A path that holds no run (a typo, a folder of something else) is a UserWarning, as compare
+    warns of it, so that an empty list is never the only sign of it."""
+    folders, problems = run_folders.discover_runs([Path(p) for p in paths] or [Path("runs")])
+    for problem in problems:
+        warnings.warn(problem, UserWarning, stacklevel=2)
     return [Run.read(f) for f in folders]
 
 

@@ -85,6 +85,15 @@ def test_load_runs_and_compare_give_what_the_cli_shows(seeded_runs):
     assert [g.n for g in comp.rows] == [2, 2] and comp.baseline.params["model.activation"] == "tanh"
 
 
+def test_load_runs_warns_of_a_path_that_holds_no_run(seeded_runs, tmp_path):
+    runs_dir, made = seeded_runs
+    with pytest.warns(UserWarning, match="no such file or folder"):
+        assert mlp_lab.load_runs(tmp_path / "runz") == []  # a typo is not silently no runs
+    (tmp_path / "notes").mkdir()
+    with pytest.warns(UserWarning, match="notes"):
+        assert len(mlp_lab.load_runs(runs_dir, tmp_path / "notes")) == len(made)
+
+
 def test_dataframes_of_runs_and_of_seed_groups(seeded_runs):
     pytest.importorskip("pandas", reason="DataFrames need pandas (pip install pandas)")
     runs_dir, made = seeded_runs

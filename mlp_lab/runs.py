@@ -57,6 +57,8 @@ def create_run_dir(runs_dir: Path, name: str) -> Path:
     several processes can never share a folder: the loser just draws another id.
     """
     runs_dir = Path(runs_dir)
+    if runs_dir.is_file():  # (mkdir would say only "File exists")
+        raise RunError(f"runs directory {runs_dir} is a file; pass --runs-dir with a folder")
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -278,7 +278,7 @@ CASES = [
     Case(
         "runs-dir-is-a-file",
         ["train", "--config", "good.yaml", "--runs-dir", "afile"],
-        ("cannot create runs directory", "afile"),
+        ("runs directory afile is a file", "--runs-dir with a folder"),
         {"afile": "I am a file\n"},
     ),
     # --- mlp-lab resume without a folder it can continue

@@ -199,13 +199,17 @@ def _run_experiment(
     forward = cast(torch.nn.Module, torch.compile(model)) if cfg.train.compile else model
 
     run = RunWriter(run_dir, cfg, _run_facts(model, data, device), progress)
-    start_epoch = 1
-    if resume_from is not None:
-        ckpt = checkpoint.restore(resume_from, model, optimizer, scheduler, shuffle, device, run_dir / runs.CONFIG)
-        start_epoch = ckpt["epoch"] + 1
-        run.resume(start_epoch, ckpt.get("summary") or {})
-    diagnostics = _diagnostics(cfg, model, optimizer, data, run_dir, device, start_epoch)
-    run.start()
+    try:  # what fails before the run starts (a corrupt checkpoint, a full disk) is raised, the run let go
+        start_epoch = 1
+        if resume_from is not None:
+            ckpt = checkpoint.restore(resume_from, model, optimizer, scheduler, shuffle, device, run_dir / runs.CONFIG)
+            start_epoch = ckpt["epoch"] + 1
+            run.resume(start_epoch, ckpt.get("summary") or {})
+        diagnostics = _diagnostics(cfg, model, optimizer, data, run_dir, device, start_epoch)
+        run.start()
+    except BaseException:
+        run_lock.release_run(run_dir)
+        raise
 
     status, epoch = "completed", start_epoch - 1
     ending: dict[str, str] = {}

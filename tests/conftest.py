@@ -114,3 +114,16 @@ def _isolated_env(monkeypatch, tmp_path):
 
 def _no_download(*args, **kwargs):
     raise AssertionError("a test tried to download a data set")
+
+
+@pytest.fixture(autouse=True)
+def _no_run_lock_left_held():
+    # A run that ends, however (a crash, a failed resume, a full disk), lets go of its
+    # folder's lock: a lock this process kept would make another process's resume wait.
+    from mlp_lab import run_lock
+
+    yield
+    left, run_lock._held = dict(run_lock._held), {}
+    for f in left.values():
+        f.close()
+    assert not left, f"run locks left held: {sorted(str(p) for p in left)}"

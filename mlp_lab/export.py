@@ -137,33 +137,57 @@ def add_ending(writer: Any, run_dir: Path, status: str, hparams: dict[str, Any],
     writer.add_text("run", f"{run_dir} ({status})", global_step=0)
 
 
+# In each live TensorBoard run's folder: the run folder it holds (TensorBoard reads only the
+# event files), so that a resumed run goes on in its own TensorBoard run, not in a second one.
+OWNER = "mlp-lab-run.txt"
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 class LiveTensorBoard:
     """Event files written while runs train, one TensorBoard run per mlp-lab run at
     ``<logdir>/<run name>/seed<N>`` (a second run of the same name and seed gets its run
-    id appended). Call ``epoch`` as each epoch ends and ``end`` when the run has ended."""
+    id appended; a resumed run goes on in its own, its epochs from the resume on written
+    anew). Call ``epoch`` as each epoch ends and ``end`` when the run has ended."""
 
     def __init__(self, logdir: Path) -> None:
         self.logdir = Path(logdir)
         self.writer_class = require_tensorboard(self.logdir)
         self.writers: dict[Path, Any] = {}
 
-    def _writer(self, run_dir: Path, config: dict[str, Any]) -> Any:
+    def _writer(self, run_dir: Path, config: dict[str, Any], first_epoch: int | None = None) -> Any:
         if run_dir not in self.writers:
-            target = (
-                self.logdir
-                / _safe(str(config.get("name") or run_dir.name))
-                / f"seed{config.get('train', {}).get('seed')}"
-            )
-            if target.exists() or any(w.log_dir == str(target) for w in self.writers.values()):
-                target = target.with_name(f"{target.name}-{run_dir.name[-6:]}")
+            target = self._target(run_dir, config)
+            ours = target.exists()  # this run's events before a resume: epochs from first_epoch on are redone
             try:
-                self.writers[run_dir] = self.writer_class(log_dir=str(target))
+                writer = self.writer_class(log_dir=str(target), purge_step=first_epoch if ours else None)
+                (target / OWNER).write_text(f"{Path(run_dir).resolve()}\n", encoding="utf-8")
             except OSError as e:
                 raise write_error(e, target) from None
+            self.writers[run_dir] = writer
         return self.writers[run_dir]
 
+    def _target(self, run_dir: Path, config: dict[str, Any]) -> Path:
+        """The run's TensorBoard folder: ``<name>/seed<N>``, where events of this run before a
+        resume stay; ``<name>/seed<N>-<run id>`` where another run of that name and seed wrote."""
+        named = (
+            self.logdir / _safe(str(config.get("name") or run_dir.name)) / f"seed{config.get('train', {}).get('seed')}"
+        )
+        mine = f"{Path(run_dir).resolve()}\n"
+        for target in (named, named.with_name(f"{named.name}-{run_dir.name[-6:]}")):
+            taken = any(w.log_dir == str(target) for w in self.writers.values())
+            if not taken and (not target.exists() or _read_text(target / OWNER) == mine):
+                return target
+        return target
+
     def epoch(self, run_dir: Path, config: dict[str, Any], record: dict[str, Any]) -> None:
-        writer = self._writer(run_dir, config)
+        epoch = record.get("epoch")
+        writer = self._writer(run_dir, config, epoch if isinstance(epoch, int) else None)
         add_epoch(writer, record)
         writer.flush()  # on disk now: tensorboard shows the epoch while the run goes on
 

@@ -100,6 +100,27 @@ def test_train_writes_tensorboard_events_as_it_trains(tmp_path):
     assert ea.Scalars("final/test_acc")[0].value == pytest.approx(100 * lines[-1]["test_acc"])
 
 
+def test_a_resumed_run_goes_on_in_its_own_tensorboard_run(tmp_path):
+    from mlp_lab.export import LiveTensorBoard
+
+    config = {"name": "tiny", "train": {"seed": 0}}
+    run, other = tmp_path / "runs" / "tiny-20261206-000000-aaaaaa", tmp_path / "runs" / "tiny-20261206-000001-bbbbbb"
+    live = LiveTensorBoard(tmp_path / "tb")
+    for epoch in (1, 2, 3):  # then the process is killed: no ending
+        live.epoch(run, config, {"epoch": epoch, "test_acc": epoch / 10})
+    live.close()
+    live = LiveTensorBoard(tmp_path / "tb")  # the resume: from epoch 3 again (its checkpoint was of epoch 2)
+    for epoch in (3, 4):
+        live.epoch(run, config, {"epoch": epoch, "test_acc": epoch / 10 + 0.05})
+    live.end(run, config, "completed", {"test_acc": 0.45}, varies={})
+    live.epoch(other, config, {"epoch": 1, "test_acc": 0.5})  # another run of that name and seed
+    live.close()
+    assert sorted(p.name for p in (tmp_path / "tb" / "tiny").iterdir()) == ["seed0", "seed0-bbbbbb"]
+    steps = [(e.step, round(e.value, 4)) for e in _read(tmp_path / "tb" / "tiny" / "seed0").Scalars("accuracy/test")]
+    assert steps == [(1, 10.0), (2, 20.0), (3, 35.0), (4, 45.0)]  # epoch 3 once, as the resumed run wrote it
+    assert [e.step for e in _read(tmp_path / "tb" / "tiny" / "seed0-bbbbbb").Scalars("accuracy/test")] == [1]
+
+
 @pytest.mark.parametrize("command", ["train", "sweep"])
 def test_a_tensorboard_folder_that_is_a_file_is_one_line_before_anything_runs(tmp_path, command):
     from helpers import assert_user_error, cli, write_config

@@ -163,7 +163,8 @@ class LiveTensorBoard:
     def _writer(self, run_dir: Path, config: dict[str, Any], first_epoch: int | None = None) -> Any:
         if run_dir not in self.writers:
             target = self._target(run_dir, config)
-            ours = target.exists()  # this run's events before a resume: epochs from first_epoch on are redone
+            # this run's events before a resume: those of epochs from first_epoch on are written anew
+            ours = _read_text(target / OWNER) == f"{Path(run_dir).resolve()}\n"
             try:
                 writer = self.writer_class(log_dir=str(target), purge_step=first_epoch if ours else None)
                 (target / OWNER).write_text(f"{Path(run_dir).resolve()}\n", encoding="utf-8")

@@ -239,6 +239,9 @@ def test_refine_narrows_to_what_the_top_trials_span(finished_search, tmp_path, r
     from mlp_lab.sweeps.search_runner import trial_rows
 
     rows = sorted(trial_rows(load_manifest(finished_search)), key=lambda r: -r["metric"])[:3]
+    for bad, words in [(["--trials", "0"], ["--trials 0", "1 or more"]), (["--jobs", "0"], ["--jobs 0"])]:
+        assert_user_error(cli(*refine, finished_search, *bad, "--dry-run"), *words)
+    assert not (finished_search / "refined.yaml").exists()  # a bad option: nothing written
     r = cli(*refine, finished_search, "--top", "3", "--trials", "5", "--dry-run")
     assert r.code == 0, r
     assert "optimizer.lr: log_uniform [0.0001, 1.0] ->" in r.stdout
@@ -262,6 +265,8 @@ def test_refine_of_anything_but_a_search_folder_is_one_line(tmp_path):
     (folder,) = (tmp_path / "runs").iterdir()
     assert_user_error(cli("refine", folder), "not a search folder", "mlp-lab refine narrows a finished search")
     assert_user_error(cli("sweep", "--refine", folder), "not a search folder")
+    for extra in (["--method", "tpe"], ["--config", "base.yaml"], ["g.yaml"]):  # the older spelling: its own file
+        assert_user_error(cli("sweep", "--refine", folder, *extra), "--refine makes its own sweep file")
     assert_user_error(cli("refine", tmp_path / "nowhere"), "no such sweep folder")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -87,34 +87,33 @@ def sweep(
     mlp-lab sweep --config relu_adam --grid model.activation=relu,tanh
     mlp-lab sweep --config relu_adam --search optimizer.lr=log_uniform:1e-4:1e-1
     """
-    from mlp_lab.sweeps.console import refined_file, sweep_from_cli
+    from mlp_lab.sweeps.console import refine_from_cli, sweep_from_cli
     from mlp_lab.sweeps.spec import SearchOptions
 
+    options: dict[str, Any] = {
+        "overrides": set_,
+        "jobs": jobs,
+        "threads": threads,
+        "dry_run": dry_run,
+        "resume": resume,
+        "runs_dir": runs_dir,
+        "data_dir": data_dir,
+        "quiet": quiet,
+        "yes": yes,
+        "backend": backend,
+        "address": address,
+        "shorthand": (located(config), grid, seeds),
+        "search": SearchOptions(search, trials if refine is None else None, method, prune),
+        "tensorboard": tensorboard,
+    }
     if refine is not None:
-        if file is not None or resume is not None:
+        if file is not None or resume is not None or config is not None or grid or search or method or prune or seeds:
             raise MlpLabError(
-                "--refine makes its own sweep file from the search folder; give no sweep file or --resume"
+                "--refine makes its own sweep file from the search folder; give no sweep file, --resume, "
+                "--config, --grid, --search, --seeds, --method or --prune (mlp-lab refine FOLDER --top K --trials N)"
             )
-        file = refined_file(refine, top, trials)
-    raise typer.Exit(
-        sweep_from_cli(
-            located(file, "sweep"),
-            set_,
-            jobs,
-            threads,
-            dry_run,
-            resume,
-            runs_dir,
-            data_dir,
-            quiet,
-            yes,
-            backend=backend,
-            address=address,
-            shorthand=(located(config), grid, seeds),
-            search=SearchOptions(search, trials if refine is None else None, method, prune),
-            tensorboard=tensorboard,
-        )
-    )
+        raise typer.Exit(refine_from_cli(refine, top, trials, **options))
+    raise typer.Exit(sweep_from_cli(located(file, "sweep"), **options))
 
 
 @user_errors

@@ -78,6 +78,8 @@ def resume_from_cli(
 def refine_from_cli(search_folder: Path, top: int, trials: int | None, **sweep_options: Any) -> int:
     """``mlp-lab refine SEARCH_FOLDER``: write the narrowed search next to the old one, say
     each range's change, then run it as ``mlp-lab sweep`` runs a file (``sweep_options``)."""
+    options = {k: sweep_options.get(k) for k in ("jobs", "threads", "backend", "address", "tensorboard")}
+    _check_run_options(**options)  # a bad one: before the refined search is written
     return sweep_from_cli(refined_file(search_folder, top, trials), **sweep_options)
 
 

@@ -31,6 +31,8 @@ def refine(folder: Path, top: int = 5, trials: int | None = None) -> tuple[Path,
 
     if top < 1:
         raise ConfigError(f"--top {top}: refine around 1 trial or more")
+    if trials is not None and trials < 1:
+        raise ConfigError(f"--trials {trials}: must be 1 or more (or leave it out: as many as before)")
     manifest = load_manifest(folder)
     if "search" not in manifest.data:
         raise RunError(
@@ -48,7 +50,7 @@ def refine(folder: Path, top: int = 5, trials: int | None = None) -> tuple[Path,
         space[key] = narrow(dist, [r["values"][key] for r in best])
         lines.append(f"  {key}: {_show(dist)} -> {_show(space[key])}")
     name = f"{manifest.data['name']}-refined"
-    search = {**spec.model_dump(), "space": space, "trials": trials or spec.trials}
+    search = {**spec.model_dump(), "space": space, "trials": spec.trials if trials is None else trials}
     base_path, sweep_path = folder / BASE_FILE, folder / REFINED_FILE
     atomic_files.atomic_write_text(base_path, yaml.safe_dump(manifest.data["search"]["base"], sort_keys=False))
     doc = {"name": name, "base": BASE_FILE, "seeds": manifest.data["search"]["seeds"], "search": search}

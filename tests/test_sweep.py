@@ -166,6 +166,8 @@ def load_sweep_from_cli(args: list[str]):
         (["--config", "tiny.yaml", "--seeds", "0"], ["seeds", "1 or more"]),
         (["--config", "nope.yaml", "--seeds", "2"], ["nope.yaml"]),
         (["--seeds", "3"], ["--grid, --search and --seeds", "--config BASE.yaml"]),
+        (["--config", "tiny.yaml", "--grid", "train.seed=0,1"], ["grid train.seed", "--seeds"]),
+        (["--config", "tiny.yaml", "--seeds", "2", "--set", "train.seed=4"], ["--set train.seed", "--seeds"]),
         (["s.yaml", "--config", "tiny.yaml"], ["not both"]),
         ([], ["no sweep given"]),
     ],
@@ -198,6 +200,11 @@ BAD = [
     ({"cases": {"optimizer.lr": 0.1}}, ["cases"]),
     ({"cases": [{"optimizer.lr": 0.001}, {"optimizer.lr": 1e-3}]}, ["come out identical"]),
     ({"gird": {"model.activation": ["relu"]}}, ["unknown key 'gird'", "did you mean 'grid'"]),
+    # train.seed comes from seeds: anywhere else it would be overridden in silence
+    ({"grid": {"train.seed": [0, 1]}}, ["grid train.seed", "sweep's seeds", "seeds: [0, 7, 42]"]),
+    ({"set": {"train.seed": 5}}, ["set train.seed", "sweep's seeds"]),
+    ({"set": {"train": {"seed": 5, "epochs": 1}}}, ["set train.seed", "sweep's seeds"]),
+    ({"cases": [{"train.seed": 3}]}, ["cases train.seed", "sweep's seeds"]),
 ]
 
 
@@ -209,6 +216,15 @@ def test_bad_sweep_files_are_one_line_and_exit_2(tmp_path, base, monkeypatch, fi
         doc.pop("base")
     assert_user_error(cli("sweep", write_yaml(tmp_path / "s.yaml", doc)), *words)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_configs_own_seed_that_the_seeds_leave_out_is_a_note(tmp_path):
+    write_yaml(tmp_path / "tiny.yaml", merge(TINY, {"train": {"seed": 7}}))
+    r = cli("sweep", sweep_file(tmp_path), "--dry-run")
+    assert r.code == 0 and "tiny.yaml sets train.seed 7" in r.stderr and "seeds: [7]" in r.stderr, r
+    r = cli("sweep", sweep_file(tmp_path, seeds=[7, 8]), "--dry-run")
+    assert r.code == 0 and "train.seed" not in r.stderr, r  # the seeds run it: nothing to say
+    assert [run.seed for run in load_sweep(tmp_path / "s.yaml").runs] == [7, 8]
 
 
 def test_a_glob_that_matches_nothing_is_an_error(tmp_path, base):

@@ -250,6 +250,7 @@ def _sweep(
     name = spec.name or default_name(path)
     sources, found = _sources(spec, path)
     _check_set_varies_nothing(spec, sources, given, path)
+    found += _seeds_given_elsewhere(spec, sources, given, path)
     if spec.search is not None:
         runs, base, notes = plan_search(spec.search, spec.set, spec.seed_list(), sources[0][1], path)
         return Sweep(name=name, path=path, spec=spec, runs=runs, search_base=base, notes=found + notes)
@@ -349,6 +350,34 @@ def _check_set_varies_nothing(
                 f"{where} {key}: the sweep varies {hits[0]} (its {varied[hits[0]]}), so one value for "
                 f"every run cannot hold; change it in the {varied[hits[0]]} instead"
             )
+
+
+def _seeds_given_elsewhere(
+    spec: SweepFile, sources: list[tuple[Path, dict[str, Any]]], given: list[str], path: Path
+) -> list[str]:
+    """Every run's train.seed comes from the sweep's seeds: train.seed in its set, grid,
+    cases or search space would be overridden in silence (an error); a config's own seed
+    that the seeds leave out is a note."""
+    places = [("--set" if "train.seed" in given else f"{path}: set", spec.set), (f"{path}: grid", spec.grid)]
+    places += [(f"{path}: cases", case) for case in spec.cases]
+    places += [(f"{path}: search space", spec.search.space)] if spec.search is not None else []
+    for where, values in places:
+        section = values.get("train")  # (set may give the section whole: train: {seed: 3})
+        if "train.seed" in values or (isinstance(section, dict) and "seed" in section):
+            raise ConfigError(
+                f"{where} train.seed: every run's seed comes from the sweep's seeds (a count or a list, "
+                "seeds: [0, 7, 42], or --seeds), which would override it; give the seeds there"
+            )
+    notes = []
+    for file, raw in sources:
+        train = raw.get("train")
+        seed = train.get("seed") if isinstance(train, dict) else None
+        if isinstance(seed, int) and seed not in spec.seed_list():
+            notes.append(
+                f"{file.name} sets train.seed {seed}, but the sweep runs the seeds of its seeds: "
+                f"{shorten(spec.seed_list())}; give seeds: [{seed}] (or --seeds [{seed}]) to run that one"
+            )
+    return notes
 
 
 def _base_file(here: Path, base: str) -> Path:

@@ -374,8 +374,8 @@ def _seeds_given_elsewhere(
         seed = train.get("seed") if isinstance(train, dict) else None
         if isinstance(seed, int) and seed not in spec.seed_list():
             notes.append(
-                f"{file.name} sets train.seed {seed}, but the sweep runs the seeds of its seeds: "
-                f"{shorten(spec.seed_list())}; give seeds: [{seed}] (or --seeds [{seed}]) to run that one"
+                f"{file.name} sets train.seed {seed}; a sweep runs the seeds in its seeds: "
+                f"({shorten(spec.seed_list())} here), so give seeds: [{seed}] (or --seeds [{seed}]) to run that one"
             )
     return notes
 

@@ -283,6 +283,17 @@ def test_two_jobs_run_every_run_into_one_sweep_folder(tmp_path, base):
     assert [row["n"] for row in doc["rows"]] == [2, 2]
 
 
+def test_the_closing_table_fits_the_terminal_as_compares_does(tmp_path, base, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # an 80-column terminal (a pipe without COLUMNS gets every column)
+    grid = {"optimizer.lr": [0.05, 0.123456], "model.hidden": [[16], [8, 8]], "model.norm": ["none", "batchnorm"]}
+    r = cli("sweep", sweep_file(tmp_path, grid=grid), "--quiet", "--jobs", "2", "--threads", "1")
+    assert r.code == 0, r
+    (folder,) = (tmp_path / "runs").iterdir()
+    compared = cli("compare", folder).stdout  # what compare prints in that terminal: the table, the verdict
+    assert compared.rstrip() in r.stdout, (compared, r.stdout)
+    assert max(len(line) for line in compared.splitlines()) <= 80, compared
+
+
 def test_a_run_killed_outright_is_failed_and_the_others_complete(tmp_path, base):
     from mlp_lab import sweeps
     from mlp_lab.sweeps.views import LineView

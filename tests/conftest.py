@@ -3,7 +3,9 @@
 Tiers: ``python -m pytest -m "not slow"`` is the edit-test loop (under a minute on two
 cores); ``python -m pytest`` runs everything. A test is marked where its cost comes from,
 here, not by hand: its module (Ray, real sweeps under signals, benchmarks), what it calls
-(a real ``mlp-lab`` process, ``subprocess``), or a fixture (real data).
+(a real ``mlp-lab`` process, ``subprocess``, a sweep), or a fixture (real data). The modules
+that test a sweep's plan and bad input only (``PLANNING_MODULES``) stay fast: a test there
+that starts a process fails.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ SLOW_MODULES = {
 # docs/figures.py's run_block runs a page's commands (sweeps among them) as shell processes.
 PROCESS_NAMES = {"subprocess", "Popen", "cli_subprocess", "start_training", "run_sweep", "sweep", "run_block"}
 PROCESS_STARTERS = (helpers.start,)  # too common a word to go by name: by identity
+# Modules whose tests stop before any run starts (a sweep's plan, dry runs, bad input): the word
+# "sweep" in them is no sign of a process, and their own fixture fails a test that starts one.
+PLANNING_MODULES = {"test_sweep_plan", "test_search_plan"}
 # Fixtures that bring real data: integration tests, and slow ones (decoding MNIST alone takes ~0.5 s).
 REAL_DATA_FIXTURES = {"shared_data"}
 
@@ -54,16 +59,16 @@ def _names(code: types.CodeType) -> tuple[set[str], set[str]]:
     return names, strings
 
 
-def _starts_processes(function: types.FunctionType, depth: int = 1) -> bool:
+def _starts_processes(function: types.FunctionType, depth: int = 1, by_word: bool = True) -> bool:
     names, strings = _names(function.__code__)
-    if names & PROCESS_NAMES or "sweep" in strings:
+    if names & PROCESS_NAMES or (by_word and "sweep" in strings):
         return True
     module_globals = function.__globals__
     if any(module_globals.get(name) is starter for name in names for starter in PROCESS_STARTERS):
         return True
     # One level into the test module's own helper functions (a `_run` that calls subprocess).
     return depth > 0 and any(
-        _starts_processes(helper, depth - 1)
+        _starts_processes(helper, depth - 1, by_word)
         for name in names
         if isinstance(helper := module_globals.get(name), types.FunctionType)
         and helper.__module__ == function.__module__
@@ -88,7 +93,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if (
             item.module.__name__ in SLOW_MODULES
             or fixtures & REAL_DATA_FIXTURES
-            or any(_starts_processes(f) for f in code)
+            or any(_starts_processes(f, by_word=item.module.__name__ not in PLANNING_MODULES) for f in code)
         ):
             item.add_marker(pytest.mark.slow)
 
@@ -127,3 +132,21 @@ def _no_run_lock_left_held():
     for f in left.values():
         f.close()
     assert not left, f"run locks left held: {sorted(str(p) for p in left)}"
+
+
+@pytest.fixture(autouse=True)
+def _planning_starts_no_process(request, monkeypatch):
+    # A PLANNING_MODULES test sits in the fast tier on its word that it starts no process: hold it to it.
+    if request.module.__name__ not in PLANNING_MODULES:
+        return
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{request.node.name} plans a sweep, yet started a process")
+
+    # (by their dotted names: the tiers above read a name like Popen as a test that starts processes)
+    for target in (
+        "subprocess.Popen.__init__",
+        "multiprocessing.process.BaseProcess.start",
+        "multiprocessing.util.spawnv_passfds",
+    ):
+        monkeypatch.setattr(target, refuse)

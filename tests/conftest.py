@@ -99,6 +99,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
+def base(tmp_path) -> Path:
+    """``tiny.yaml`` beside the test's sweep files (helpers.sweep_file): SWEEP_TINY's runs."""
+    return helpers.write_yaml(tmp_path / "tiny.yaml", helpers.SWEEP_TINY)
+
+
+@pytest.fixture
 def shared_data() -> Path:
     if not (SHARED_DATA / "MNIST" / "raw").is_dir():
         pytest.skip(f"real data not found in {SHARED_DATA}")

@@ -44,6 +44,12 @@ SWEEP_TINY: dict[str, Any] = {
     "train": {"epochs": 1, "batch_size": 50, "device": TEST_DEVICE},
 }
 
+
+def sweep_file(folder: Path, **fields: Any) -> Path:
+    """``folder/s.yaml``: a sweep of ``tiny.yaml`` (SWEEP_TINY: the ``base`` fixture writes it) with ``fields``."""
+    return write_yaml(folder / "s.yaml", {"base": "tiny.yaml", **fields})
+
+
 _runner = CliRunner()
 
 

@@ -8,36 +8,23 @@ import os
 import signal
 from pathlib import Path
 
-import pytest
 import yaml
 
 from mlp_lab.sweeps import load_manifest, load_sweep
 from mlp_lab.sweeps.folder import held
 
 from helpers import (
-    SWEEP_TINY,
     assert_user_error,
     cli,
     cli_subprocess,
-    merge,
     start,
+    sweep_file,
     wait_for,
     without_seconds,
     write_yaml,
 )
 
 REPO = Path(__file__).resolve().parents[1]
-# Seconds per run: synthetic data, a small net, one epoch.
-TINY = merge(SWEEP_TINY, {})  # a copy: a test may change its own
-
-
-@pytest.fixture
-def base(tmp_path) -> Path:
-    return write_yaml(tmp_path / "tiny.yaml", TINY)
-
-
-def sweep_file(tmp_path: Path, **fields) -> Path:
-    return write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", **fields})
 
 
 # --- running ----------------------------------------------------------------------------

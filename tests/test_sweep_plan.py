@@ -10,18 +10,9 @@ import pytest
 
 from mlp_lab.sweeps import cell_id, load_sweep
 
-from helpers import SWEEP_TINY, assert_user_error, cli, merge, write_yaml
+from helpers import SWEEP_TINY, assert_user_error, cli, merge, sweep_file, write_yaml
 
 TINY = merge(SWEEP_TINY, {})  # a copy: a test may change its own
-
-
-@pytest.fixture
-def base(tmp_path) -> Path:
-    return write_yaml(tmp_path / "tiny.yaml", TINY)
-
-
-def sweep_file(tmp_path: Path, **fields) -> Path:
-    return write_yaml(tmp_path / "s.yaml", {"base": "tiny.yaml", **fields})
 
 
 # --- expansion ------------------------------------------------------------------------

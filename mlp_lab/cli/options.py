@@ -194,13 +194,13 @@ def user_errors(fn: Callable) -> Callable:
 
 
 def stdout_console():
-    import os
-
     from rich.console import Console
 
+    from mlp_lab.results import table_width
+
     console = Console(highlight=False, emoji=False)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console.width = 200  # a pipe or a file: don't squeeze tables into 80 columns
+    if not console.is_terminal:
+        console.width = table_width()  # a pipe or a file: every column (or $COLUMNS), not squeezed into 80
     return console
 
 

@@ -7,7 +7,10 @@ import csv
 import difflib
 import io
 import json
+import os
 import re
+import shutil
+import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +24,7 @@ from mlp_lab.results.values import MISSING, ci_cell, fmt_value, metric_cell, sho
 from mlp_lab.results.verdict import verdict
 
 FORMATS = ("table", "json", "csv", "markdown")
+PIPE_WIDTH = 200  # a table into a pipe or a file: every column, not squeezed into 80
 _SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
 
 # Table layouts, tried in order until one fits the terminal: widest value and run label,
@@ -253,6 +257,13 @@ def _stacked(comp: Comparison, width: int) -> Any:
     if caption:
         parts.append(Text(caption))
     return Group(*parts)
+
+
+def table_width() -> int:
+    """Columns for a table on stdout: the terminal's (or $COLUMNS); PIPE_WIDTH into a pipe or a file."""
+    if sys.stdout.isatty() or "COLUMNS" in os.environ:
+        return shutil.get_terminal_size((PIPE_WIDTH, 24)).columns
+    return PIPE_WIDTH
 
 
 def to_table(comp: Comparison, width: int | None = None) -> str:

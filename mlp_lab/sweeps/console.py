@@ -3,8 +3,6 @@ seed-grouped comparison with the closing lines."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -141,7 +139,7 @@ def confirm_from_cli(
     code = _close(folder, outcome, compare=False)
     if not outcome.stopped and outcome.counts.get("completed"):
         comp, lines = judge(confirmation, folder)  # the winner as the baseline, as the verdict reads it
-        _out(results.to_table(comp, width=_table_width()).rstrip())
+        _out(results.to_table(comp, width=results.table_width()).rstrip())
         for line in lines:  # the verdict last: what the user came for
             _out(line)
     return code
@@ -225,14 +223,6 @@ def _plan(file: Path | None, overrides: list[str], shorthand: Any, yes: bool, se
     return sw.load_sweep(file, overrides, yes=yes)
 
 
-def _table_width() -> int:
-    """The terminal's width (or $COLUMNS), which compare fits its table to; into a pipe or a
-    file, 200 columns: every column, as compare writes there."""
-    if sys.stdout.isatty() or "COLUMNS" in os.environ:
-        return shutil.get_terminal_size((200, 24)).columns
-    return 200
-
-
 def _out(line: str) -> None:
     print(line, flush=True)
 
@@ -301,7 +291,7 @@ def _print_comparison(folder: Path) -> None:
     try:  # a search is compared on what it selected on: never on the test set
         comp = results.build_comparison([folder], sort=runs.compared_on([folder]))
         if comp.rows:
-            _out(results.to_table(comp, width=_table_width()).rstrip())
+            _out(results.to_table(comp, width=results.table_width()).rstrip())
     except results.CompareError:
         pass  # no run ended yet: nothing to compare
 

@@ -162,29 +162,28 @@ class LiveTensorBoard:
 
     def _writer(self, run_dir: Path, config: dict[str, Any], first_epoch: int | None = None) -> Any:
         if run_dir not in self.writers:
-            target = self._target(run_dir, config)
-            # this run's events before a resume: those of epochs from first_epoch on are written anew
-            ours = _read_text(target / OWNER) == f"{Path(run_dir).resolve()}\n"
-            try:
+            owner = f"{Path(run_dir).resolve()}\n"
+            target, ours = self._target(run_dir, config, owner)
+            try:  # this run's events before a resume: those of epochs from first_epoch on are written anew
                 writer = self.writer_class(log_dir=str(target), purge_step=first_epoch if ours else None)
-                (target / OWNER).write_text(f"{Path(run_dir).resolve()}\n", encoding="utf-8")
+                (target / OWNER).write_text(owner, encoding="utf-8")
             except OSError as e:
                 raise write_error(e, target) from None
             self.writers[run_dir] = writer
         return self.writers[run_dir]
 
-    def _target(self, run_dir: Path, config: dict[str, Any]) -> Path:
-        """The run's TensorBoard folder: ``<name>/seed<N>``, where events of this run before a
-        resume stay; ``<name>/seed<N>-<run id>`` where another run of that name and seed wrote."""
+    def _target(self, run_dir: Path, config: dict[str, Any], owner: str) -> tuple[Path, bool]:
+        """The run's TensorBoard folder, and whether it holds this run's events from before a
+        resume: ``<name>/seed<N>``; ``<name>/seed<N>-<run id>`` where another run of that name
+        and seed wrote."""
         named = (
             self.logdir / _safe(str(config.get("name") or run_dir.name)) / f"seed{config.get('train', {}).get('seed')}"
         )
-        mine = f"{Path(run_dir).resolve()}\n"
         for target in (named, named.with_name(f"{named.name}-{run_dir.name[-6:]}")):
-            taken = any(w.log_dir == str(target) for w in self.writers.values())
-            if not taken and (not target.exists() or _read_text(target / OWNER) == mine):
-                return target
-        return target
+            ours = _read_text(target / OWNER) == owner
+            if not any(w.log_dir == str(target) for w in self.writers.values()) and (ours or not target.exists()):
+                return target, ours
+        return target, ours
 
     def epoch(self, run_dir: Path, config: dict[str, Any], record: dict[str, Any]) -> None:
         epoch = record.get("epoch")

@@ -75,6 +75,17 @@ def test_user_errors_raise_the_clis_one_line_message(tmp_path):
     assert "\n" not in str(e.value) and not tmp_path.exists() or not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(
+    "option, words", [({"jobs": 0}, "--jobs 0: must be 1 or more"), ({"threads": 0}, "--threads 0")]
+)
+def test_a_sweeps_bad_worker_counts_are_the_clis_errors_before_anything_is_written(tmp_path, option, words):
+    # threads=0 started every run, each failing in torch.set_num_threads; jobs=0 divided by zero.
+    (tmp_path / "s.yaml").write_text(f"base: {REPO / 'configs' / 'smoke.yaml'}\nseeds: 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=words):
+        mlp_lab.sweep(tmp_path / "s.yaml", TINY, runs_dir=tmp_path / "runs", **option)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_load_runs_and_compare_give_what_the_cli_shows(seeded_runs):
     runs_dir, made = seeded_runs
     loaded = mlp_lab.load_runs(runs_dir)

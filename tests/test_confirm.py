@@ -90,10 +90,16 @@ def test_confirm_reruns_the_top_trials_on_fresh_seeds(finished_search):  # noqa:
 
 @pytest.mark.parametrize(
     "args,words",
-    [(["--top", "1"], "--top 1"), (["--seeds", "2"], "--seeds 2")],
+    [
+        (["--top", "1"], "--top 1"),
+        (["--seeds", "2"], "--seeds 2"),
+        (["--jobs", "0"], "--jobs 0"),
+        (["--threads", "0"], "--threads 0"),  # it ran every run, each failing in torch.set_num_threads
+    ],
 )
 def test_confirm_settings_are_checked_before_anything_runs(tmp_path, args, words):
     assert_user_error(cli("confirm", tmp_path, *args), words)
+    assert not any(tmp_path.iterdir())
 
 
 def test_confirm_of_anything_but_a_search_folder_is_one_line(tmp_path):

@@ -100,12 +100,7 @@ def _check_run_options(
     """The options of how runs run: one line for a bad one, before anything is written."""
     from mlp_lab import sweeps as sw
 
-    if jobs is not None and jobs < 1:
-        raise ConfigError(f"--jobs {jobs}: must be 1 or more")
-    if threads is not None and threads < 1:
-        raise ConfigError(f"--threads {threads}: must be 1 or more (or leave it out: the cores shared among the jobs)")
-    if backend is not None:
-        sw.default_workers(jobs, threads, backend)  # an unknown backend is an error before anything else
+    sw.default_workers(jobs, threads, backend or "local")  # a bad count or backend: before anything else
     if tensorboard is not None:
         from mlp_lab.export import require_tensorboard
 
@@ -129,8 +124,7 @@ def confirm_from_cli(
     from mlp_lab import sweeps as sw
     from mlp_lab.sweeps.confirm import judge, plan_confirmation
 
-    if jobs is not None and jobs < 1:
-        raise ConfigError(f"--jobs {jobs}: must be 1 or more")
+    sw.default_workers(jobs, threads)  # a bad --jobs or --threads: before the confirmation is planned
     confirmation = plan_confirmation(Path(search_folder), top, seeds)
     for line in confirmation.lines():
         _out(line)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mlp_lab.errors import DiskFull, lookup
+from mlp_lab.errors import ConfigError, DiskFull, lookup
 from mlp_lab.sweeps.datasets import decode_data
 from mlp_lab.sweeps.folder import DONE, Manifest, create_sweep_folder, held, load_manifest, settle
 from mlp_lab.sweeps.local import run_local
@@ -29,7 +29,12 @@ BACKENDS = {"local": "a process per run (local.py)", "ray": "a Ray task per run 
 def default_workers(jobs: int | None, threads: int | None, backend: str = "local") -> tuple[int | None, int]:
     """(runs at once, torch threads each): one run per core and the cores shared among them,
     unless given. With Ray, one thread per run and no cap (None) unless given: the cluster's
-    CPUs decide how many run at once."""
+    CPUs decide how many run at once. A count below 1 or an unknown backend is a
+    ConfigError, so every caller (the CLI's commands, the notebook API) refuses them alike."""
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"--jobs {jobs}: must be 1 or more")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads {threads}: must be 1 or more (or leave it out: the cores shared among the jobs)")
     lookup(BACKENDS, "--backend", backend)
     if backend == "ray":
         return jobs, threads if threads is not None else 1

@@ -18,12 +18,16 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
 from mlp_lab import runs as run_folders
 from mlp_lab.keys import flatten
 from mlp_lab.selection import DEFAULT_METRIC, selection
+
+# As --set: {"optimizer.lr": 0.01}, ["optimizer.lr=0.01"], one "key=value" string, or None.
+Overrides = Mapping[str, Any] | Sequence[str] | str | None
 
 __all__ = ["Run", "train", "sweep", "load_runs", "compare", "comparison", "runs_frame", "groups_frame"]
 
@@ -98,7 +102,7 @@ class Run:
         )
 
 
-def _config(config: str | Path | Mapping[str, Any] | Any, overrides: Mapping[str, Any] | Sequence[str]) -> Any:
+def _config(config: str | Path | Mapping[str, Any] | Any, overrides: Overrides) -> Any:
     """A validated config from a YAML file, a dict or an ExperimentConfig, with overrides."""
     from mlp_lab.config import config_from_dict, config_to_dict, load_config
     from mlp_lab.schema import ExperimentConfig
@@ -108,12 +112,14 @@ def _config(config: str | Path | Mapping[str, Any] | Any, overrides: Mapping[str
         return config_from_dict(config_to_dict(config), items)
     if isinstance(config, Mapping):
         return config_from_dict(dict(config), items, source="config")
-    return load_config(config, items)
+    if not isinstance(config, (str, PathLike)):
+        raise TypeError(f"config: a YAML file's path, a dict or an ExperimentConfig, not {type(config).__name__}")
+    return load_config(Path(config), items)
 
 
 def check(
     config: str | Path | Mapping[str, Any] | Any,
-    overrides: Mapping[str, Any] | Sequence[str] = (),
+    overrides: Overrides = (),
     *,
     data_dir: str | Path | None = None,
     tiny: int = 20,
@@ -127,7 +133,7 @@ def check(
 
 def train(
     config: str | Path | Mapping[str, Any] | Any,
-    overrides: Mapping[str, Any] | Sequence[str] = (),
+    overrides: Overrides = (),
     *,
     data_dir: str | Path | None = None,
     runs_dir: str | Path = "runs",
@@ -137,7 +143,7 @@ def train(
     """Train one experiment, as ``mlp-lab train`` does, and return its run folder.
 
     ``config``: a YAML file, a dict (nested, as in a file), or an ExperimentConfig.
-    ``overrides``: ``{"optimizer.lr": 0.01}`` or ``["optimizer.lr=0.01"]``, as ``--set``.
+    ``overrides``: ``{"optimizer.lr": 0.01}``, ``["optimizer.lr=0.01"]`` or one such string, as ``--set``.
     A run that diverges or is interrupted still returns (see ``Run.status``).
     """
     from mlp_lab.launch import train_experiment
@@ -151,7 +157,12 @@ def train(
     return Run.read(result.run_dir)
 
 
-def _override_items(overrides: Mapping[str, Any] | Sequence[str]) -> list[str]:
+def _override_items(overrides: Overrides) -> list[str]:
+    """``--set`` items from a dict, a list of ``key=value`` strings, one such string, or None."""
+    if overrides is None:
+        return []
+    if isinstance(overrides, str):  # one override, not a sequence of one-letter ones
+        return [overrides]
     if isinstance(overrides, Mapping):
         import json
 
@@ -162,7 +173,7 @@ def _override_items(overrides: Mapping[str, Any] | Sequence[str]) -> list[str]:
 
 def sweep(
     file: str | Path,
-    overrides: Mapping[str, Any] | Sequence[str] = (),
+    overrides: Overrides = (),
     *,
     jobs: int | None = None,
     threads: int | None = None,

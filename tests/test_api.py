@@ -75,6 +75,15 @@ def test_user_errors_raise_the_clis_one_line_message(tmp_path):
     assert "\n" not in str(e.value) and not tmp_path.exists() or not any(tmp_path.iterdir())
 
 
+def test_overrides_as_one_string_or_none_are_what_a_notebook_means(tmp_path):
+    smoke = REPO / "configs" / "smoke.yaml"
+    one = mlp_lab.train(smoke, "train.epochs=1", runs_dir=tmp_path)  # one override, not 14 one-letter ones
+    assert one.params["train.epochs"] == 1 and one.status == "completed"
+    assert mlp_lab.check(smoke, None).checks  # no overrides
+    with pytest.raises(TypeError, match="config: a YAML file's path, a dict or an ExperimentConfig, not int"):
+        mlp_lab.train(42, runs_dir=tmp_path)
+
+
 @pytest.mark.parametrize(
     "option, words", [({"jobs": 0}, "--jobs 0: must be 1 or more"), ({"threads": 0}, "--threads 0")]
 )
@@ -84,6 +93,14 @@ def test_a_sweeps_bad_worker_counts_are_the_clis_errors_before_anything_is_writt
     with pytest.raises(ConfigError, match=words):
         mlp_lab.sweep(tmp_path / "s.yaml", TINY, runs_dir=tmp_path / "runs", **option)
     assert not (tmp_path / "runs").exists()
+
+
+def test_one_filter_or_group_field_may_be_a_string(seeded_runs):
+    runs_dir, _ = seeded_runs
+    one = mlp_lab.comparison(runs_dir, filters="model.activation=relu")  # it read 'm' as a filter
+    assert [r.params["model.activation"] for r in one.rows] == ["relu"]
+    by = mlp_lab.comparison(runs_dir, group_by="model.activation")
+    assert sorted(g.n for g in by.rows) == [2, 2]
 
 
 def test_load_runs_and_compare_give_what_the_cli_shows(seeded_runs):

@@ -149,11 +149,11 @@ def build_comparison(
     paths: Iterable[str | Path],
     sort: str | None = None,
     top: int | None = None,
-    filters: Sequence[str | Filter] = (),
+    filters: Sequence[str | Filter] | str = (),
     all_params: bool = False,
     reverse: bool = False,
     group: bool = True,
-    group_by: Sequence[str] = (),
+    group_by: Sequence[str] | str = (),
     baseline: str | None = None,
 ) -> Comparison:
     """Read run folders (or folders of run folders) and compare them.
@@ -170,6 +170,9 @@ def build_comparison(
     if not group and (baseline is not None or group_by):
         option = "--baseline" if baseline is not None else "--group-by"
         raise CompareError(f"{option} works on groups of runs; it cannot go with --no-group")
+    # One filter or field as a string is one, not a sequence of one-letter ones.
+    filters = [filters] if isinstance(filters, str) else filters
+    group_by = [group_by] if isinstance(group_by, str) else group_by
     parsed = [f if isinstance(f, Filter) else parse_filter(f) for f in filters]
     rows, warnings = read_rows(paths)
     total = len(rows)

@@ -10,7 +10,9 @@ used as it is, anything else is looked up among the shipped files (``relu_adam``
 from __future__ import annotations
 
 import difflib
+import glob
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,20 +101,62 @@ def _name(arg: str) -> str:
     return name.removeprefix("configs/")
 
 
-def copy_out(name: str, dest: Path) -> Path:
-    """Copy a shipped config (or sweep file) to ``dest`` (a file, or a folder to put it in),
-    to start your own from. Never overwrites."""
+@dataclass(frozen=True)
+class Copied:
+    """What ``copy_out`` wrote, and what to know about it before running it."""
+
+    path: Path
+    notes: list[str]
+
+
+def copy_out(name: str, dest: Path) -> Copied:
+    """Copy a shipped config, sweep file or folder of them (``lecture``) to ``dest``: a
+    file or folder name, or an existing folder to put it in. Never overwrites."""
+    folder = _shipped_folder(name)
+    if folder is not None:
+        return Copied(_copy(folder, Path(dest), shutil.copytree), [])
     _, entry = locate(name, "sweep" if _name(name).startswith("sweeps/") else "config")
     if entry is None:  # an existing path was given, not a shipped name
         entry = next((s for s in list_shipped() if s.path == Path(name).resolve()), None)
         if entry is None:
             raise ConfigError(f"{name}: not a shipped config; mlp-lab configs lists them")
-    dest = Path(dest)
-    target = dest / entry.path.name if dest.is_dir() else dest
+    target = _copy(entry.path, Path(dest), shutil.copyfile)
+    return Copied(target, _configs_left_behind(entry, target))
+
+
+def _shipped_folder(name: str) -> Path | None:
+    """The shipped folder ``name`` names (``lecture``, ``configs/sweeps/``), if it is one
+    and no folder of that name is here."""
+    root = shipped_dir()
+    wanted = _name(name.rstrip("/\\"))
+    if root is None or not wanted or Path(name).exists():
+        return None
+    return root / wanted if (root / wanted).is_dir() else None
+
+
+def _copy(source: Path, dest: Path, copy: Callable[[Path, Path], object]) -> Path:
+    target = dest / source.name if dest.is_dir() else dest
     if target.exists():
         raise RunError(f"{target} exists already; give another name, or remove it first")
     try:
-        shutil.copyfile(entry.path, target)
+        copy(source, target)
     except OSError as e:
         raise RunError(f"cannot write {target}: {e.strerror or e}") from None
     return target
+
+
+def _configs_left_behind(entry: Shipped, target: Path) -> list[str]:
+    """A sweep file's ``configs:`` are read beside it: the patterns its copy no longer finds."""
+    raw = yaml.safe_load(entry.path.read_text(encoding="utf-8"))
+    patterns = raw.get("configs") if isinstance(raw, dict) else None
+    if entry.kind != "sweep" or not isinstance(patterns, list):
+        return []
+    missing = [str(p) for p in patterns if not glob.glob(str(target.parent / str(p)))]
+    if not missing:
+        return []
+    folder = entry.name.rsplit("/", 1)[0] if "/" in entry.name else ""
+    whole = f"copy the whole folder (mlp-lab configs --copy {folder} --to DIR)" if folder else "copy them too"
+    return [
+        f"{target} reads its configs: beside it ({', '.join(missing)}), which are not there; "
+        f"to run it, {whole}, or point its configs: at your own"
+    ]

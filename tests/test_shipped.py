@@ -74,6 +74,31 @@ def test_shipped_sweep_files_by_name_and_copied_out(tmp_path):
     assert_user_error(cli("configs", "--copy", "sweeps/batchnorm", "--to", "mine.yaml"), "exists already")
 
 
+def test_the_lecture_suite_copied_out_as_a_folder_runs_with_more_seeds(tmp_path):
+    r = cli("configs", "--copy", "lecture", "--to", "lecture5")
+    assert r.code == 0 and r.stdout.strip() == "wrote lecture5", r
+    assert {p.name for p in (tmp_path / "lecture5").iterdir()} == {p.name for p in (REPO / "configs/lecture").iterdir()}
+    sweep = tmp_path / "lecture5" / "sweep.yaml"
+    sweep.write_text(sweep.read_text().replace("seeds: 3", "seeds: 5"))
+    r = cli("sweep", sweep, "--dry-run")
+    assert r.code == 0 and "90 runs: 18 cells x 5 seeds" in r.stdout, r
+    assert cli("configs", "--copy", "lecture", "--to", "lecture5").stdout == "wrote lecture5/lecture\n"  # as cp -r
+    assert_user_error(cli("configs", "--copy", "lecture", "--to", "lecture5"), "lecture5/lecture exists already")
+
+
+def test_a_sweep_file_copied_without_its_configs_says_what_it_left_behind(tmp_path):
+    r = cli("configs", "--copy", "lecture/sweep", "--to", "lec.yaml")
+    assert r.code == 0 and (tmp_path / "lec.yaml").exists(), r
+    assert "note: lec.yaml reads its configs: beside it (act_sigmoid_deep.yaml, init_*.yaml" in r.stderr, r
+    assert "mlp-lab configs --copy lecture --to DIR" in r.stderr
+    r = cli("configs", "--copy", "sweeps/batchnorm", "--to", "mine.yaml")  # a base by name: nothing left behind
+    assert r.code == 0 and r.stderr == "", r
+
+
+def test_to_without_copy_is_an_error_not_ignored(tmp_path):
+    assert_user_error(cli("configs", "--to", "x.yaml"), "--to x.yaml", "--copy")
+
+
 def test_configs_lists_every_shipped_file_with_its_description():
     r = cli("configs")
     assert r.code == 0, r

@@ -17,6 +17,7 @@ from mlp_lab.cli.options import (
     stdout_console,
     user_errors,
 )
+from mlp_lab.errors import ConfigError, lookup
 
 
 @user_errors
@@ -39,7 +40,6 @@ def check(
     from mlp_lab.check_result import check_lines
     from mlp_lab.checklist import run_check
     from mlp_lab.config import load_config
-    from mlp_lab.errors import ConfigError, lookup
     from mlp_lab.plots import check_plot_path, plot_lr_range
 
     lookup({"text": None, "json": None}, "--format", format_, ConfigError)
@@ -100,9 +100,14 @@ def inspect(
 @user_errors
 def configs(
     copy: Optional[str] = typer.Option(
-        None, "--copy", help="Copy this shipped config (or sweep file) out to start your own.", show_default=False
+        None,
+        "--copy",
+        help="Copy this shipped config, sweep file or folder (lecture) out to start your own.",
+        show_default=False,
     ),
-    to: Path = typer.Option(Path("."), "--to", help="Where --copy puts it: a folder, or a file name."),
+    to: Optional[Path] = typer.Option(
+        None, "--to", help="Where --copy puts it: a folder (default: this one), or a new name.", show_default=False
+    ),
 ) -> None:
     """The configs and sweep files that ship with mlp-lab, each with what it is for.
 
@@ -111,12 +116,18 @@ def configs(
     Examples: mlp-lab train --config relu_adam
     mlp-lab sweep batchnorm
     mlp-lab configs --copy relu_adam --to my.yaml
+    mlp-lab configs --copy lecture --to my-lecture
     """
     from mlp_lab.shipped import copy_out, list_shipped, shipped_dir
 
     if copy is not None:
-        typer.echo(f"wrote {copy_out(copy, to)}")
+        copied = copy_out(copy, to if to is not None else Path("."))
+        typer.echo(f"wrote {copied.path}")
+        for note in copied.notes:
+            typer.echo(f"note: {note}", err=True)
         return
+    if to is not None:
+        raise ConfigError(f"--to {to}: says where --copy puts a shipped file; give --copy NAME with it")
     entries = list_shipped()
     width = max((len(e.name) for e in entries), default=0)
     for kind, title in (("config", "train configs"), ("sweep", "sweep files")):

@@ -224,6 +224,18 @@ def test_missing_data_with_download_off(tmp_path):
     assert "download is off" in msg
 
 
+def test_a_data_directory_that_is_a_file_says_so_and_downloads_nothing(tmp_path, monkeypatch):
+    # It tried to download into the file and reported "downloading it failed (NotADirectoryError ...)".
+    monkeypatch.setattr(files, "download", lambda *a: pytest.fail("a download was tried"))
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DataError) as e:
+        load_data(cfg(), tmp_path / "notes.txt")
+    msg = one_line_error(e)
+    assert msg.startswith(f"the data directory {tmp_path / 'notes.txt'} is a file; point --data-dir or MLP_LAB_DATA")
+    assert "MNIST/raw/" in msg
+    assert load_data(cfg(dataset="synthetic"), tmp_path / "notes.txt").train_x.shape[0] > 0  # needs no folder
+
+
 def test_missing_only_some_files_names_those(tmp_path):
     make_idx_dataset(tmp_path)
     (tmp_path / "MNIST/raw" / (IDX_NAMES["test_labels"] + ".gz")).unlink()

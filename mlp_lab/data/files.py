@@ -89,6 +89,11 @@ class FileDataset:
     parse: Callable[[list[Path], list[Path]], Tensors]
 
     def __call__(self, cfg: DataConfig, data_dir: Path) -> Decoded:
+        if data_dir.exists() and not data_dir.is_dir():  # not a download's failure to report
+            raise DataError(
+                f"the data directory {data_dir} is a file; point --data-dir or MLP_LAB_DATA at a folder "
+                f"that holds {self.folder}/ ({self.layout_hint})"
+            )
         folder = data_dir / self.folder
         found, missing = self._locate(folder)
         download_problem = ""

@@ -230,6 +230,17 @@ class RpropConfig(_Optimizer):
     etas: tuple[PositiveFloat, PositiveFloat] = (0.5, 1.2)
     step_sizes: tuple[PositiveFloat, PositiveFloat] = (1e-6, 50.0)
 
+    @model_validator(mode="after")
+    def _etas_shrink_then_grow(self) -> RpropConfig:
+        # torch checks etas only as the optimizer is built (a ValueError and a traceback there).
+        minus, plus = self.etas
+        if not minus < 1 < plus:
+            raise ValueError(f"etas: [{minus}, {plus}]: needs [etaminus, etaplus] with etaminus < 1 < etaplus")
+        low, high = self.step_sizes
+        if low > high:
+            raise ValueError(f"step_sizes: [{low}, {high}]: needs [smallest, largest] with smallest <= largest")
+        return self
+
 
 OptimizerConfig = Annotated[
     SGDConfig

@@ -161,6 +161,7 @@ CASES = [
     cfg_case("name-not-a-string", {"name": 123}, "name", "123", "string"),
     cfg_case("betas-one-value", {"optimizer": {"name": "adam", "betas": [0.9]}}, "optimizer.betas"),
     cfg_case("nesterov-without-momentum", {"optimizer": {"nesterov": True}}, "nesterov", "momentum > 0"),
+    cfg_case("rprop-etas-reversed", {"optimizer": {"name": "rprop", "etas": [1.2, 0.5]}}, "etas", "etaminus < 1"),
     # --- out of range
     cfg_case("lr-zero", {"optimizer": {"lr": 0}}, "optimizer.lr", "0", "greater than 0"),
     cfg_case("lr-negative", {"optimizer": {"lr": -0.1}}, "optimizer.lr", "-0.1", "greater than 0"),

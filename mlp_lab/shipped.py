@@ -125,13 +125,15 @@ def copy_out(name: str, dest: Path) -> Copied:
 
 
 def _shipped_folder(name: str) -> Path | None:
-    """The shipped folder ``name`` names (``lecture``, ``configs/sweeps/``), if it is one
-    and no folder of that name is here."""
+    """The shipped folder ``name`` is (``configs/lecture`` in a checkout) or names
+    (``lecture``, ``sweeps/``), if it is one: a folder of one's own is not copied."""
     root = shipped_dir()
-    wanted = _name(name.rstrip("/\\"))
-    if root is None or not wanted or Path(name).exists():
+    if root is None:
         return None
-    return root / wanted if (root / wanted).is_dir() else None
+    for candidate in (Path(name).resolve(), root / _name(name.rstrip("/\\"))):
+        if candidate.is_dir() and candidate != root and candidate.is_relative_to(root):
+            return candidate
+    return None
 
 
 def _copy(source: Path, dest: Path, copy: Callable[[Path, Path], object]) -> Path:

@@ -84,6 +84,11 @@ def test_the_lecture_suite_copied_out_as_a_folder_runs_with_more_seeds(tmp_path)
     assert r.code == 0 and "90 runs: 18 cells x 5 seeds" in r.stdout, r
     assert cli("configs", "--copy", "lecture", "--to", "lecture5").stdout == "wrote lecture5/lecture\n"  # as cp -r
     assert_user_error(cli("configs", "--copy", "lecture", "--to", "lecture5"), "lecture5/lecture exists already")
+    # By its path in a checkout, and by name beside a folder of one's own called lecture:
+    assert cli("configs", "--copy", REPO / "configs" / "lecture", "--to", "by-path").code == 0
+    (tmp_path / "lecture").mkdir()
+    assert cli("configs", "--copy", "lecture", "--to", "by-name").code == 0
+    assert (tmp_path / "by-path" / "sweep.yaml").is_file() and (tmp_path / "by-name" / "sweep.yaml").is_file()
 
 
 def test_a_sweep_file_copied_without_its_configs_says_what_it_left_behind(tmp_path):

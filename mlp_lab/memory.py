@@ -78,15 +78,15 @@ def estimate(cfg: Any) -> Estimate:
         activations += out
     train = TRAIN_SIZES.get(cfg.data.dataset, getattr(cfg.data, "synthetic_train_size", 6000))
     test = TEST_SIZE if cfg.data.dataset in TRAIN_SIZES else getattr(cfg.data, "synthetic_test_size", 1000)
+    # A batch holds at most the samples there are: batch_size 100000 on 1,000 images (full-
+    # batch gradient descent, said generously) trains on batches of 1,000.
+    used = min(train, cfg.data.limit_train or train)
+    batch, eval_batch = min(cfg.train.batch_size, used), min(cfg.train.eval_batch_size, max(test, used))
     parts = {
         "weights": params * FLOAT_BYTES,
         "gradients": params * FLOAT_BYTES,
         "optimizer state": params * FLOAT_BYTES * optimizer_copies(cfg.optimizer),
-        "activations": FLOAT_BYTES
-        * (
-            activations * ACTIVATION_COPIES * cfg.train.batch_size
-            + 2 * max(widths) * pieces * cfg.train.eval_batch_size
-        ),
+        "activations": FLOAT_BYTES * (activations * ACTIVATION_COPIES * batch + 2 * max(widths) * pieces * eval_batch),
         "data": (train + test) * channels * h * w,
         "overhead": OVERHEAD_BYTES,
     }

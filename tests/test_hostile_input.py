@@ -170,6 +170,20 @@ def test_too_big_from_a_small_file_and_check_memory_false_lets_it_through(tmp_pa
     check_fits(big)  # forced: the user knows their machine
 
 
+def test_a_batch_larger_than_the_training_set_is_estimated_as_the_set_it_trains_on():
+    from mlp_lab.config import validate_config
+    from mlp_lab.memory import check_fits, estimate
+
+    # "full batch" said generously: one batch of the 1,000 images there are, not 10M of them
+    # (the check refused it as needing 84 GB of activations).
+    def cfg(batch: int) -> object:
+        return validate_config({"data": {"dataset": "mnist", "limit_train": 1000}, "train": {"batch_size": batch}})
+
+    assert estimate(cfg(10_000_000)).bytes == estimate(cfg(1000)).bytes < estimate(cfg(999)).bytes + 2**20
+    check_fits(cfg(10_000_000))
+    assert estimate(cfg(60_000)).parts["activations"] < 50 * 2**20
+
+
 def test_a_sweep_with_a_cell_too_big_writes_nothing(tmp_path):
     write_config(tmp_path / "base.yaml")
     (tmp_path / "s.yaml").write_text("base: base.yaml\ngrid: {model.hidden: [[16], [300000, 300000, 300000]]}\n")

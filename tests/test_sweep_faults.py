@@ -10,6 +10,8 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -293,6 +295,35 @@ def test_a_strangers_pid_in_a_running_summary_does_not_stop_a_resume(finished_sw
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_a_ray_tasks_scratch_left_by_a_killed_worker_goes_with_the_next_task(tmp_path, monkeypatch):
+    from mlp_lab.sweeps.ray_backend import SCRATCH_PREFIX, scratch_folder
+
+    task = "from mlp_lab.sweeps.ray_backend import scratch_folder\nwith scratch_folder() as d:\n print(d, flush=True)\n input()"
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+
+    def start_task() -> tuple[subprocess.Popen, Path]:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", task], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        return proc, Path(proc.stdout.readline().strip())
+
+    killed, dead = start_task()
+    (dead / "checkpoint.pt").write_bytes(b"x" * 1000)
+    killed.kill()  # SIGKILL: its `with` never ends
+    killed.wait()
+    alive, live = start_task()
+    try:
+        assert not dead.exists() and live.is_dir()  # the second task removed the first's
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        (tmp_path / f"{SCRATCH_PREFIX}nolock").mkdir()  # not one of ours yet, or from an older mlp-lab
+        with scratch_folder() as mine:
+            assert live.is_dir() and mine.is_dir() and (tmp_path / f"{SCRATCH_PREFIX}nolock").is_dir()
+        assert not mine.exists()
+    finally:
+        alive.communicate("\n")
+    assert not live.exists()  # a task that ends removes its own
 
 
 def test_two_resumes_of_one_folder_run_it_once(finished_sweep, tmp_path):

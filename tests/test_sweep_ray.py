@@ -45,9 +45,17 @@ LONGER = {"train.epochs": 150, "data.synthetic_train_size": 1000}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
+def local_ray(tmp_path_factory):
+    """The module's Ray; yields the temp folder its tasks' scratch folders are made in."""
+    scratch = tmp_path_factory.mktemp("task-temp")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        runtime_env={"env_vars": {"TMPDIR": str(scratch)}},
+    )
+    yield scratch
     ray.shutdown()
 
 
@@ -120,7 +128,7 @@ def test_a_run_starts_when_its_task_posted_not_when_the_driver_next_looked():
     assert posted <= began[0] <= arrived
 
 
-def test_a_worker_killed_mid_run_is_retried_and_the_run_completes(tmp_path):
+def test_a_worker_killed_mid_run_is_retried_and_the_run_completes(tmp_path, local_ray):
     folder = new_sweep(tmp_path, set=LONGER, seeds=2)
     killed = []
 
@@ -138,6 +146,9 @@ def test_a_worker_killed_mid_run_is_retried_and_the_run_completes(tmp_path):
     index, pid = killed[0]
     again = [place.pid for i, place in events.placed_at if i == index]
     assert len(again) == 2 and again[0] == pid != again[1]  # it ran again, in another worker
+    # The killed attempt could not remove its scratch folder (a checkpoint in the node's temp
+    # folder, one per killed attempt); the attempt after it did.
+    assert list(local_ray.glob("mlp-lab-run-*")) == []
     # and it ended as a run that was never killed does
     straight = new_sweep(tmp_path, "straight", set=LONGER, seeds=2)
     sweeps.run_sweep(straight, jobs=1, threads=1)

@@ -24,7 +24,9 @@ How it fits Ray, and why:
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import signal
 import socket
 import tempfile
@@ -37,6 +39,7 @@ from typing import Any
 
 from mlp_lab import atomic_files, runs
 from mlp_lab.errors import ConfigError, DiskFull, RunError
+from mlp_lab.run_lock import lock_held
 from mlp_lab.sweeps.datasets import data_key, decode_data
 from mlp_lab.sweeps.folder import Manifest, prepare_run, run_ending
 from mlp_lab.sweeps.plan import Outcome, Plan, to_do
@@ -44,6 +47,9 @@ from mlp_lab.sweeps.scheduler import Backend, Ended, Epoch, Event, Started, driv
 from mlp_lab.sweeps.watch import Place, Watch
 
 RETRIES = 3  # attempts after a worker process or node died
+# A task's scratch folder in its node's temp folder, and the lock its task holds in it.
+SCRATCH_PREFIX = "mlp-lab-run-"
+SCRATCH_LOCK = ".task.lock"
 CONNECT_TIMEOUT_S = 10.0  # how long an address may take to accept a connection
 INSTALL = 'pip install -e ".[ray]"'
 
@@ -212,8 +218,8 @@ def train_task(
     handler = _TaskSignals()
     previous = signal.signal(signal.SIGINT, handler)
     try:
-        with tempfile.TemporaryDirectory(prefix="mlp-lab-run-") as tmp:
-            run_dir = Path(tmp) / name
+        with scratch_folder() as tmp:
+            run_dir = tmp / name
             run_dir.mkdir()
             for file, content in files.items():
                 (run_dir / file).write_bytes(content)
@@ -230,6 +236,25 @@ def train_task(
             }
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def scratch_folder() -> Iterator[Path]:
+    """A task's scratch folder, removed as the task ends. A task whose worker was killed
+    (SIGKILL, out of memory, its node taken away) cannot remove its own, and left a run's
+    checkpoint in the node's temp folder for each attempt: the task holds a lock in it for
+    as long as it lives, and each task removes the folders whose lock nobody holds."""
+    temp = Path(tempfile.gettempdir())
+    for lock in temp.glob(f"{SCRATCH_PREFIX}*/{SCRATCH_LOCK}"):
+        if lock_held(lock) is False:
+            shutil.rmtree(lock.parent, ignore_errors=True)  # (another task may be removing it too)
+    with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX) as tmp:
+        # The lock is taken before the file has its name, so no one sees it free while we live.
+        fd, name = tempfile.mkstemp(dir=tmp)
+        with os.fdopen(fd, "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            os.replace(name, Path(tmp) / SCRATCH_LOCK)
+            yield Path(tmp)
 
 
 def run_ray(

@@ -17,7 +17,8 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -57,9 +58,33 @@ def export_mlflow(
         raise MlpLabError(f"{warnings[0]}; nothing exported")
     if not folders:
         raise MlpLabError("no runs to export: pass run folders or folders holding them, e.g. runs/")
-    client, experiment_id = _open(tracking_uri, experiment)
-    cells: dict[Path, dict[str, str] | None] = {}  # sweep folder -> {run folder: cell}, each read once
-    return [_export_run(client, experiment_id, runs.load_run(folder), cells) for folder in folders]
+    with _quick_and_quiet():
+        client, experiment_id = _open(tracking_uri, experiment)
+        cells: dict[Path, dict[str, str] | None] = {}  # sweep folder -> {run folder: cell}, each read once
+        return [_export_run(client, experiment_id, runs.load_run(folder), cells) for folder in folders]
+
+
+@contextmanager
+def _quick_and_quiet() -> Iterator[None]:
+    """For the export's length, and as they were after (a notebook goes on using MLflow): a
+    server that does not answer is one line now, not minutes of retries; MLflow's INFO lines
+    (creating a store's tables) do not bury the one line the command prints."""
+    settings = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    before = {name: os.environ.get(name) for name in settings}
+    loggers = [logging.getLogger(name) for name in ("mlflow", "alembic")]
+    levels = [logger.level for logger in loggers]
+    for name, value in settings.items():
+        os.environ.setdefault(name, value)  # the user's own setting stands
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for name, was in before.items():
+            if was is None:  # (a value the user had set was never changed)
+                os.environ.pop(name, None)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _open(tracking_uri: str, experiment: str) -> tuple[Any, str]:
@@ -68,12 +93,6 @@ def _open(tracking_uri: str, experiment: str) -> tuple[Any, str]:
         from mlflow.tracking import MlflowClient
     except ImportError:
         raise MlpLabError(f"export mlflow needs MLflow: {EXTRA}") from None
-    # A server that does not answer should be one line now, not minutes of retries.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    # Its INFO lines (creating a store's tables) would bury the one line the command prints.
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         client = MlflowClient(tracking_uri=tracking_uri)
         found = client.get_experiment_by_name(experiment)

@@ -4,6 +4,8 @@ folders, twice without a copy; bad inputs are one line."""
 from __future__ import annotations
 
 import json
+import logging
+import os
 import socket
 from pathlib import Path
 
@@ -85,6 +87,21 @@ def test_a_sweep_exports_to_mlflow_and_reads_back_equal_twice_without_copies(swe
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert artifacts == {"config.yaml", "summary.json"}
     assert {r.info.status for r in exported.values()} == {"FINISHED", "FAILED"}
+
+
+def test_an_export_leaves_mlflows_settings_as_it_found_them(sweep_folder, tmp_path, monkeypatch):
+    # In a notebook that goes on using MLflow, the export's quick-failing requests and quiet
+    # logs were left in place for good (conftest checks the environment after every test).
+    from mlp_lab.export_mlflow import export_mlflow
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")  # the user's own
+    logging.getLogger("mlflow").setLevel(logging.DEBUG)
+    try:
+        export_mlflow([sweep_folder], f"sqlite:///{tmp_path / 'mlflow.db'}", "lesson")
+        assert logging.getLogger("mlflow").level == logging.DEBUG
+    finally:
+        logging.getLogger("mlflow").setLevel(logging.NOTSET)
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "120" and "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
 
 
 def test_no_runs_a_folder_that_is_not_a_run_and_an_unreachable_store_are_one_line(tmp_path, sweep_folder):

@@ -46,6 +46,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -216,8 +218,23 @@ def train_section(data_dir: Path, runs: int, tmp: Path, log) -> dict:
     return {"data": "real MNIST" if real else "SYNTHETIC (no MNIST in the data folder)", "rows": rows}
 
 
+@contextmanager
+def cache_home(folder: Path) -> Iterator[None]:
+    """XDG_CACHE_HOME set to ``folder`` inside the block, as it was after: read-only data's
+    decoded cache falls back there. (Left set, it sent the rest of a test session's
+    fallback caches into this script's deleted temp folder, which they made again.)"""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = before
+
+
 def cache_section(data_dir: Path, runs: int, tmp: Path, cifar_per_batch: int, log) -> dict:
-    os.environ["XDG_CACHE_HOME"] = str(tmp / "xdg-cache")  # read-only data: the cache falls back here
     import torch  # noqa: F401  (imported before timing: not part of any load)
 
     from mlp_lab import data as mldata
@@ -302,7 +319,8 @@ def main(argv: list[str] | None = None) -> dict:
         tmp = Path(tmp_name)
         out["cli"] = cli_section(args.runs, tmp, log)
         if not args.skip_cache:  # before any run fills the cache
-            out["cache"] = cache_section(data_dir, args.runs, tmp, args.cifar_per_batch, log)
+            with cache_home(tmp / "xdg-cache"):
+                out["cache"] = cache_section(data_dir, args.runs, tmp, args.cifar_per_batch, log)
         if not args.skip_train:
             out["train"] = train_section(data_dir, args.runs, tmp, log)
     out["load_after"] = load_avg()

@@ -43,6 +43,8 @@ PROCESS_STARTERS = (helpers.start,)  # too common a word to go by name: by ident
 # Modules whose tests stop before any run starts (a sweep's plan, dry runs, bad input): the word
 # "sweep" in them is no sign of a process, and their own fixture fails a test that starts one.
 PLANNING_MODULES = {"test_sweep_plan", "test_search_plan"}
+# Environment variables (by prefix) a test must leave as it found them.
+WATCHED_ENVIRONMENT = ("MLP_LAB_", "XDG_", "MLFLOW_", "RAY_", "TMP", "TEMP", "HOME", "COLUMNS", "CUDA_", "OMP_")
 # Fixtures that bring real data: integration tests, and slow ones (decoding MNIST alone takes ~0.5 s).
 REAL_DATA_FIXTURES = {"shared_data"}
 
@@ -138,6 +140,21 @@ def _no_run_lock_left_held():
     for f in left.values():
         f.close()
     assert not left, f"run locks left held: {sorted(str(p) for p in left)}"
+
+
+@pytest.fixture(autouse=True)
+def _environment_left_as_found():
+    # A test, or the library code it calls, that changes os.environ and leaves it so changes
+    # every test after it (and a notebook's session): a cache home left pointing into a
+    # deleted temp folder sent the test session's caches there; MLflow's request settings
+    # stayed changed after an export. Watched: what mlp-lab, its tests and its tools read
+    # (libraries that note their own settings in it, torch's compile cache say, are theirs).
+    # monkeypatch's changes are undone before this looks.
+    before = dict(os.environ)
+    yield
+    names = {k for k in before.keys() | os.environ.keys() if k.startswith(WATCHED_ENVIRONMENT)}
+    changed = sorted(k for k in names if before.get(k) != os.environ.get(k))
+    assert not changed, f"environment variables left changed: {changed}"
 
 
 @pytest.fixture(autouse=True)

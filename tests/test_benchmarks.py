@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -144,9 +145,11 @@ def test_startup_end_to_end(tmp_path, capsys):
     out = tmp_path / "startup.json"
     data = tmp_path / "data"
     make_idx_dataset(data, n_train=50, n_test=10)
+    cache_home = os.environ.get("XDG_CACHE_HOME")
     result = _script("startup").main(
         ["--data-dir", str(data), "--runs", "1", "--cifar-per-batch", "20", "--json", str(out)]
     )
+    assert os.environ.get("XDG_CACHE_HOME") == cache_home  # not its deleted temp folder, for the tests after
     printed = capsys.readouterr().out
     assert "mlp-lab --help" in printed and "decoded-data cache" in printed
     saved = json.loads(out.read_text())

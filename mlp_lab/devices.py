@@ -43,6 +43,18 @@ def set_matmul_precision(cfg: ExperimentConfig) -> None:
 
 
 @contextmanager
+def matmul_precision(cfg: ExperimentConfig) -> Iterator[None]:
+    """``train.precision``'s float32 matmul precision inside the block, then torch's as it
+    was (a notebook that trained a tf32 run goes on in its own precision)."""
+    previous = torch.get_float32_matmul_precision()
+    set_matmul_precision(cfg)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+@contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
     """Use ``n`` CPU threads inside the block (None: leave torch's choice), then restore."""
     previous = torch.get_num_threads()

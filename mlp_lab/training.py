@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from mlp_lab import __version__, checkpoint, run_lock, runs
 from mlp_lab.data import DataSplits
-from mlp_lab.devices import autocast, set_matmul_precision, torch_threads
+from mlp_lab.devices import autocast, matmul_precision, torch_threads
 from mlp_lab.errors import DiskFull
 from mlp_lab.model import build_model, count_params
 from mlp_lab.optim import build_optimizer, build_scheduler, needs_closure
@@ -177,7 +177,7 @@ def run_experiment(
 ) -> RunResult:
     """Train ``cfg`` into ``run_dir`` and return how it ended. Never raises for a run
     that started: divergence, interruption and crashes all end in a summary."""
-    with torch_threads(cfg.train.threads):
+    with torch_threads(cfg.train.threads), matmul_precision(cfg):
         return _run_experiment(cfg, Path(run_dir), data, device, progress, resume_from)
 
 
@@ -189,7 +189,6 @@ def _run_experiment(
     progress: Any,
     resume_from: Path | None,
 ) -> RunResult:
-    set_matmul_precision(cfg)
     torch.manual_seed(cfg.train.seed)  # model init and dropout
     shuffle = torch.Generator().manual_seed(cfg.train.seed)  # batch order, independent of dropout draws
     model = build_model(cfg.model, data.input_dim, data.num_classes).to(device)

@@ -289,6 +289,14 @@ def test_threads_setting_is_used_for_the_run_and_then_restored(tmp_path):
     assert torch.get_num_threads() == before
 
 
+def test_a_tf32_run_leaves_torchs_matmul_precision_as_it_found_it(tmp_path):
+    # A notebook that trained one tf32 run went on in tf32 ("high") for good.
+    before = torch.get_float32_matmul_precision()
+    result, _, _ = run_tiny(tmp_path, overrides=["train.precision=tf32", "train.epochs=1"])
+    assert result.status == "completed"
+    assert torch.get_float32_matmul_precision() == before == "highest"
+
+
 def test_run_files_are_readable_by_others_like_any_written_file(tmp_path):
     # Atomic writes go through mkstemp, which makes private (0600) files: a teacher
     # reading students' runs folder, or compare on a shared disk, needs 0644.

@@ -9,7 +9,6 @@ names the key, the value and what is allowed. No torch here.
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 from pathlib import Path
 from typing import Any, get_args
@@ -17,7 +16,7 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from mlp_lab.errors import ConfigError, shorten
+from mlp_lab.errors import ConfigError, did_you_mean, shorten
 from mlp_lab.schema import DEFAULT_NAMES, VARIANTS, ExperimentConfig
 
 # --- loading ----------------------------------------------------------------------------
@@ -253,7 +252,7 @@ def _check_path(parts: list[str], raw: dict[str, Any], label: str = "--set") -> 
             where = ".".join(parts[:depth]) or "top level"
             hint = _other_variants_hint(parts[0], part) if depth == 1 else ""
             raise ConfigError(
-                f"{label} {'.'.join(parts)}: unknown key '{part}' in {where}{_did_you_mean(part, fields)}; allowed: {', '.join(sorted(fields))}{hint}"
+                f"{label} {'.'.join(parts)}: unknown key '{part}' in {where}{did_you_mean(part, fields)}; allowed: {', '.join(sorted(fields))}{hint}"
             )
         annotation = fields[part]
         if depth < len(parts) - 1:
@@ -288,7 +287,7 @@ def section_class(section: str, name: str) -> type[BaseModel]:
 
 def _unknown_name(section: str, name: Any) -> str:
     names = list(VARIANTS[section])
-    return f"unknown {section} {shorten(name)}{_did_you_mean(str(name), names)}; allowed: {', '.join(names)}"
+    return f"unknown {section} {shorten(name)}{did_you_mean(str(name), names)}; allowed: {', '.join(names)}"
 
 
 def _other_variants_hint(section: str, key: str) -> str:
@@ -299,11 +298,6 @@ def _other_variants_hint(section: str, key: str) -> str:
     if not owners:
         return ""
     return f" ('{key}' is a setting of {section} {', '.join(owners)}: set {section}.name)"
-
-
-def _did_you_mean(word: str, choices: Any) -> str:
-    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean '{match[0]}'?)" if match else ""
 
 
 def _loc_str(loc: tuple[Any, ...]) -> str:
@@ -335,11 +329,11 @@ def _describe_one(err: dict[str, Any]) -> str:
         allowed = sorted(parent.model_fields) if parent else []
         where = ".".join(_loc_str(loc[:-1]).split(".")) or "top level"
         hint = _other_variants_hint(str(loc[0]), str(loc[-1])) if len(loc) in (2, 3) else ""
-        return f"unknown key '{loc[-1]}' in {where}{_did_you_mean(str(loc[-1]), allowed)}; allowed: {', '.join(allowed)}{hint}"
+        return f"unknown key '{loc[-1]}' in {where}{did_you_mean(str(loc[-1]), allowed)}; allowed: {', '.join(allowed)}{hint}"
     if kind == "literal_error":
         allowed = [a.strip().strip("'") for a in re.split(r",| or ", ctx.get("expected", "")) if a.strip()]
         return (
-            f"{key}: {shorten(value)} is not allowed{_did_you_mean(str(value), allowed)}; allowed: {', '.join(allowed)}"
+            f"{key}: {shorten(value)} is not allowed{did_you_mean(str(value), allowed)}; allowed: {', '.join(allowed)}"
         )
     if kind == "union_tag_invalid":
         return f"{key}.name: {_unknown_name(str(loc[0]), ctx.get('tag', value))}"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import reprlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
 
@@ -65,3 +66,18 @@ def lookup(registry: Mapping[str, _T], key: str, value: str, error: type[MlpLabE
         return registry[value]
     except (KeyError, TypeError):
         raise error(f"{key}: {shorten(value)} is not allowed; allowed: {', '.join(registry)}") from None
+
+
+def close_names(word: object, names: Iterable[object], n: int = 1, cutoff: float = 0.6) -> list[str]:
+    """The ``n`` names nearest ``word`` (a mistyped key, choice or file name), case aside:
+    'ReLU' finds relu and 'Adam' adam."""
+    by_lower: dict[str, str] = {}
+    for name in names:
+        by_lower.setdefault(str(name).lower(), str(name))
+    return [by_lower[m] for m in difflib.get_close_matches(str(word).lower(), list(by_lower), n=n, cutoff=cutoff)]
+
+
+def did_you_mean(word: object, names: Iterable[object], cutoff: float = 0.6) -> str:
+    """' (did you mean 'relu'?)' for the nearest of ``names``, or '' when none is near."""
+    near = close_names(word, names, 1, cutoff)
+    return f" (did you mean '{near[0]}'?)" if near else ""

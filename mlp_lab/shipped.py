@@ -9,7 +9,6 @@ used as it is, anything else is looked up among the shipped files (``relu_adam``
 
 from __future__ import annotations
 
-import difflib
 import glob
 import shutil
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from mlp_lab.errors import ConfigError, RunError
+from mlp_lab.errors import ConfigError, RunError, close_names
 
 _PACKAGE = Path(__file__).resolve().parent
 SWEEP_KEYS = ("base", "configs")  # what a sweep file has and a train config has not
@@ -85,7 +84,7 @@ def locate(arg: str | Path, kind: str = "config") -> tuple[Path, Shipped | None]
     if len(by_stem) == 1:
         return by_stem[0].path, by_stem[0]
     names = [n for n, s in found.items() if s.kind == kind]
-    near = difflib.get_close_matches(wanted, names, n=3, cutoff=0.5)
+    near = close_names(wanted, names, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(near)}?" if near else ""
     raise ConfigError(
         f"{kind} file not found: {arg}, and no shipped {kind} has that name{hint} (mlp-lab configs lists them)"

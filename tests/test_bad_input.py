@@ -197,6 +197,11 @@ CASES = [
         "bias-init", {"model": {"bias_init": "ones"}}, "model.bias_init", "'ones'", "allowed:", "zeros", "constant"
     ),
     cfg_case("norm", {"model": {"norm": "batchnrom"}}, "model.norm", "did you mean 'batchnorm'", "layernorm"),
+    # as the lecture slides spell them: the hint ignores case
+    cfg_case(
+        "activation-as-written", {"model": {"activation": "ReLU"}}, "'ReLU' is not allowed", "did you mean 'relu'"
+    ),
+    cfg_case("optimizer-in-capitals", {"optimizer": {"name": "ADAM"}}, "did you mean 'adam'"),
     cfg_case(
         "norm-position",
         {"model": {"norm_position": "middle"}},

@@ -4,7 +4,6 @@ JSON, CSV and markdown, the verdict sentence, and the labels the plots use."""
 from __future__ import annotations
 
 import csv
-import difflib
 import io
 import json
 import os
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mlp_lab import atomic_files
+from mlp_lab.errors import did_you_mean
 from mlp_lab.results.comparison import Comparison
 from mlp_lab.results.rows import Row
 from mlp_lab.results.selection import CompareError
@@ -349,8 +349,7 @@ def resolve_format(fmt: str | None, output: Path | None) -> str:
     f = fmt.strip().lower()
     f = {"md": "markdown", "txt": "table", "text": "table"}.get(f, f)
     if f not in FORMATS:
-        hint = difflib.get_close_matches(f, FORMATS, n=1, cutoff=0.5)
-        did = f" (did you mean '{hint[0]}'?)" if hint else ""
+        did = did_you_mean(f, FORMATS, cutoff=0.5)
         raise CompareError(f"--format {fmt!r}: unknown format{did}; allowed: {', '.join(FORMATS)}")
     return f
 

@@ -4,14 +4,13 @@ pydantic only when a default must be looked up (``defaults_for``)."""
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlp_lab.errors import MlpLabError
+from mlp_lab.errors import MlpLabError, did_you_mean
 from mlp_lab.keys import flatten
 from mlp_lab.results.rows import IDENTITY, Row
 from mlp_lab.results.values import METRICS, MISSING, canon, float_str, fmt_value, number, parse_value
@@ -136,8 +135,7 @@ def resolve_key(key: str, known: list[str], rows: list[Row], option: str) -> str
     if key in known:
         return key
     metric_keys = [*IDENTITY, *METRICS]
-    hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    did = f" (did you mean '{hint[0]}'?)" if hint else ""
+    did = did_you_mean(key, known)
     params = [k for k in known if k not in metric_keys]
     shown = differing_fields(rows, params) or params[:8]
     more = f", ... ({len(params)} config fields in all)" if len(shown) < len(params) else ""

@@ -19,7 +19,6 @@ name, so it is the same on every machine and in every sweep that has that config
 
 from __future__ import annotations
 
-import difflib
 import glob
 import itertools
 import json
@@ -39,7 +38,7 @@ from mlp_lab.config import (
     set_value,
     validate_config,
 )
-from mlp_lab.errors import ConfigError, shorten
+from mlp_lab.errors import ConfigError, did_you_mean, shorten
 from mlp_lab.results.values import fmt_value
 from mlp_lab.schema import ExperimentConfig
 from mlp_lab.sweeps.plan import PlannedRun, cell_id
@@ -292,9 +291,7 @@ def _describe(e: ValidationError) -> str:
     err = e.errors()[0]
     loc = ".".join(str(p) for p in err.get("loc", ()))
     if err.get("type") == "extra_forbidden":
-        match = difflib.get_close_matches(loc, list(SweepFile.model_fields), n=1)
-        hint = f" (did you mean '{match[0]}'?)" if match else ""
-        return f"unknown key '{loc}'{hint}; allowed: {', '.join(SweepFile.model_fields)}"
+        return f"unknown key '{loc}'{did_you_mean(loc, SweepFile.model_fields)}; allowed: {', '.join(SweepFile.model_fields)}"
     msg = str(err.get("msg", "")).removeprefix("Value error, ")
     if err.get("type") in ("list_type", "dict_type", "int_type", "string_type"):
         return f"{loc}: {shorten(err.get('input'))}: {msg[0].lower() + msg[1:]}"

@@ -180,7 +180,9 @@ def test_refine_of_anything_but_a_search_folder_is_one_line(tmp_path):
     write_yaml(tmp_path / "g.yaml", {"base": "base.yaml", "set": {"train.epochs": 1}})
     assert cli("sweep", "g.yaml", "--quiet").code == 0
     (folder,) = (tmp_path / "runs").iterdir()
-    assert_user_error(cli("refine", folder), "not a search folder", "mlp-lab refine narrows a finished search")
+    # (this sweep has no grid: the reason given is the one every non-search sweep has)
+    assert_user_error(cli("refine", folder), "not a search folder", "no search: section", "refine narrows a finished")
+    assert_user_error(cli("confirm", folder), "not a search folder", "no search: section", "a search's top trials")
     assert_user_error(cli("sweep", "--refine", folder), "not a search folder")
     for extra in (["--method", "tpe"], ["--config", "base.yaml"], ["g.yaml"]):  # the older spelling: its own file
         assert_user_error(cli("sweep", "--refine", folder, *extra), "--refine makes its own sweep file")

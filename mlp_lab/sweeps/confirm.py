@@ -57,7 +57,9 @@ def plan_confirmation(folder: Path, top: int = 3, seeds: int = 5) -> Confirmatio
         raise ConfigError(f"--seeds {seeds}: at least 3 seeds, or no difference can be told from seed noise")
     manifest = load_manifest(folder)
     if "search" not in manifest.data:
-        raise RunError(f"{folder}: not a search folder (its sweep has a grid); confirm re-runs a search's top trials")
+        raise RunError(
+            f"{folder}: not a search folder (its sweep file has no search: section); confirm re-runs a search's top trials"
+        )
     spec = spec_of(manifest)
     done = [r for r in trial_rows(manifest) if r["status"] == "completed" and r["metric"] is not None]
     if len(done) < 2:

@@ -36,7 +36,7 @@ def refine(folder: Path, top: int = 5, trials: int | None = None) -> tuple[Path,
     manifest = load_manifest(folder)
     if "search" not in manifest.data:
         raise RunError(
-            f"{folder} is not a search folder (its sweep has a grid, not a search section); "
+            f"{folder} is not a search folder (its sweep file has no search: section); "
             "mlp-lab refine narrows a finished search"
         )
     spec = spec_of(manifest)

@@ -74,6 +74,11 @@ def test_the_lowest_versions_job_installs_exactly_the_declared_floors():
     assert 'python -m pytest -m "not slow"' in steps
 
 
+def test_the_dev_extra_builds_the_docs_as_the_docs_extra_does():
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert set(extras["docs"]) <= set(extras["dev"])  # the docs test builds with what docs users install
+
+
 def test_the_workflow_runs_the_checks_and_the_tiers_the_readme_names():
     workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
     steps = "\n".join(step.get("run", "") for step in workflow["jobs"]["checks"]["steps"])

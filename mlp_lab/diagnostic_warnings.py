@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from mlp_lab.diagnostics import (
+    DEAD_MIN_SAMPLES,
     DEAD_WARN_FRACTION,
     EXPLODING_ACTIVATION_STD,
     EXPLODING_GRAD_RATIO,
@@ -34,7 +35,8 @@ class Finding(NamedTuple):
 
 
 def activation_warnings(layers: Sequence[LayerStats], probe_size: int) -> list[Finding]:
-    """Findings for dead, saturated and vanished or exploding activations of hidden layers.
+    """Findings for dead, saturated and vanished or exploding activations of hidden layers
+    (dead units only on ``DEAD_MIN_SAMPLES`` samples or more).
 
     Vanished activations are reported for the first layer below the threshold only
     (every later layer inherits it), and so are exploding ones.
@@ -45,7 +47,7 @@ def activation_warnings(layers: Sequence[LayerStats], probe_size: int) -> list[F
         i, act = d.layer, d.activation or ""
         dead, sat, std = d.dead, d.saturated, d.post_std
         flagged = False
-        if isinstance(dead, float) and dead >= DEAD_WARN_FRACTION:
+        if isinstance(dead, float) and dead >= DEAD_WARN_FRACTION and probe_size >= DEAD_MIN_SAMPLES:
             flagged = True
             text = f"{100 * dead:.0f}% of layer {i}'s {act} units are dead: {_dead_reason(probe_size)}"
             out.append(Finding("dead", i, text, dead, act))

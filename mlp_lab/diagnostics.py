@@ -63,6 +63,9 @@ from mlp_lab.choices import activations_in
 SATURATION_MARGIN = 0.02  # sigmoid: y < 0.02 or y > 0.98; tanh: |y| > 0.98
 SATURATION_WARN_FRACTION = 0.5  # warn when at least this fraction of a layer's outputs is saturated
 DEAD_WARN_FRACTION = 0.5  # warn when at least this fraction of a layer's ReLU units is dead
+# ... judged on this many samples or more: a healthy ReLU unit is positive for about half of
+# them, so on n samples it looks dead by chance 2^-n of the time (on 1, half the units do).
+DEAD_MIN_SAMPLES = 20
 VANISHING_GRAD_RATIO = 1e-3  # first hidden layer's gradient norm / output layer's below this: vanishing
 EXPLODING_GRAD_RATIO = 1e3  # ... above this: exploding
 VANISHING_ACTIVATION_STD = 1e-3  # post-activation std below this: the signal has died out

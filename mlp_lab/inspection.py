@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlp_lab.diagnostic_warnings import activation_warnings, gradient_warnings, merge_findings
-from mlp_lab.diagnostics import RELU_FAMILY, LayerStats, activation_stats, dead_fraction
+from mlp_lab.diagnostics import DEAD_MIN_SAMPLES, RELU_FAMILY, LayerStats, activation_stats, dead_fraction
 from mlp_lab.errors import ConfigError
 from mlp_lab.memory import INPUT_SHAPES  # data.dataset -> one input's shape, for --synthetic-input
 from mlp_lab.model import build_model, hidden_blocks
@@ -119,6 +119,11 @@ def inspect_batch(cfg: ExperimentConfig, x: torch.Tensor, y: torch.Tensor, input
     )
     found = activation_warnings(layers, batch) + gradient_warnings([s.grad_norm or 0.0 for s in [*layers, output]])
     warnings = [text.replace("probe samples", "samples") for text in merge_findings(found, batch)]
+    if blocks and layers[0].dead is not None and batch < DEAD_MIN_SAMPLES:
+        warnings.append(
+            f"dead units are not judged on {batch} sample{'s' if batch != 1 else ''}: a healthy unit is positive on "
+            f"about half of all samples, so on so few it can look dead by chance; use --batch {DEAD_MIN_SAMPLES} or more"
+        )
     return Inspection(
         layers=layers, output=output, loss=float(loss.detach()), inputs=inputs, batch=batch, warnings=warnings
     )

@@ -150,6 +150,20 @@ def test_exploding_activations_warn():
     assert any("blowing up (threshold 1e+02)" in w for w in r.warnings), r.warnings
 
 
+def test_dead_units_are_not_judged_on_a_handful_of_samples():
+    # On 1 sample, half of a healthy He-initialised ReLU layer is "never positive": it warned
+    # "55% of layer 1's relu units are dead" of a net that trains fine.
+    few = inspect("relu", "kaiming_normal", batch=1)
+    assert few.layers[0].dead > 0.3  # measured, and shown in the table, as before
+    assert not any("are dead" in w for w in few.warnings), few.warnings
+    assert any(w.startswith("dead units are not judged on 1 sample:") and "--batch 20" in w for w in few.warnings)
+    enough = inspect("relu", "kaiming_normal", batch=20)
+    assert not any("dead" in w for w in enough.warnings), enough.warnings
+    # a net whose units are dead is still told so on enough samples
+    dead = inspect("relu", "constant", batch=20, init_value=-0.1, hidden=[32, 32])
+    assert any("are dead" in w for w in dead.warnings), dead.warnings
+
+
 def test_inspect_uses_trainings_initial_weights():
     cfg = config_from_dict({"model": {"hidden": [16]}, "train": {"seed": 3}})
     a = inspect_network(cfg, batch=8, synthetic=True)

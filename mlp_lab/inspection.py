@@ -142,10 +142,13 @@ def _inputs(
         g = torch.Generator().manual_seed(cfg.train.seed)
         x = torch.randn(batch, shape[0] * shape[1] * shape[2], generator=g)
         y = torch.randint(0, NUM_CLASSES, (batch,), generator=g)
-        return x, y, f"{batch} standard-normal inputs of {cfg.data.dataset}'s shape {'x'.join(map(str, shape))}"
+        what = "1 standard-normal input" if batch == 1 else f"{batch} standard-normal inputs"
+        return x, y, f"{what} of {cfg.data.dataset}'s shape {'x'.join(map(str, shape))}"
     data = load_data(cfg.data, resolve_data_dir(data_dir, cfg.data), "cpu", seed=cfg.train.seed)
     n = min(batch, int(data.train_y.shape[0]))
-    inputs = f"the first {n} training samples of {data.source}"
+    inputs = (
+        f"the first training sample of {data.source}" if n == 1 else f"the first {n} training samples of {data.source}"
+    )
     if n < batch:
         inputs += f" (all there are; {batch} asked)"
     return data.normalize(data.train_x[:n]), data.train_y[:n], inputs

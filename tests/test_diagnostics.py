@@ -157,6 +157,7 @@ def test_dead_units_are_not_judged_on_a_handful_of_samples():
     assert few.layers[0].dead > 0.3  # measured, and shown in the table, as before
     assert not any("are dead" in w for w in few.warnings), few.warnings
     assert any(w.startswith("dead units are not judged on 1 sample:") and "--batch 20" in w for w in few.warnings)
+    assert few.inputs.startswith("1 standard-normal input of")  # (it said "1 ... inputs")
     enough = inspect("relu", "kaiming_normal", batch=20)
     assert not any("dead" in w for w in enough.warnings), enough.warnings
     # a net whose units are dead is still told so on enough samples

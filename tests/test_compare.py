@@ -277,8 +277,16 @@ def test_filters_compare_parsed_values(tmp_path):
     assert names(build_comparison([root], filters=["test_acc>=0.95"])) == ["a", "b"]
     assert names(build_comparison([root], filters=["model.hidden=[64, 64]"])) == ["a"]
     assert names(build_comparison([root], filters=["status=completed"])) == ["a", "b", "c"]
-    with pytest.raises(CompareError, match="no run matches"):
+    with pytest.raises(CompareError, match="no run matches") as e:
         build_comparison([root], filters=["model.activation=gelu"])
+    # what the runs do have for that key, and the near one when it is a word mistyped
+    assert str(e.value).endswith("; model.activation is relu, tanh in these runs")
+    with pytest.raises(CompareError, match=r"model.activation is relu, tanh in these runs \(did you mean 'relu'\?\)$"):
+        build_comparison([root], filters=["model.activation=ReLU"])
+    with pytest.raises(CompareError, match=r"optimizer.lr is 0.001, 0.01 in these runs$"):  # no guess for a number
+        build_comparison([root], filters=["optimizer.lr=0.003"])
+    with pytest.raises(CompareError, match=r"\(of 3 runs read\)$"):  # each value is there, not both at once
+        build_comparison([root], filters=["model.activation=tanh", "optimizer.lr=0.01"])
     with pytest.raises(CompareError, match="did you mean 'model.activation'"):
         build_comparison([root], filters=["model.activaton=relu"])
     with pytest.raises(CompareError, match="expected key=value"):

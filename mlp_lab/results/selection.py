@@ -87,9 +87,22 @@ def keep_matching(rows: list[Row], filters: list[Filter], total: int) -> list[Ro
     kept = [r for r in rows if all(f.matches(r) for f in filters)]
     if not kept:
         raise CompareError(
-            f"no run matches {' and '.join(repr(f.text) for f in filters)} (of {total} run{'s' if total != 1 else ''} read)"
+            f"no run matches {' and '.join(repr(f.text) for f in filters)} "
+            f"(of {total} run{'s' if total != 1 else ''} read){_values_there(rows, filters)}"
         )
     return kept
+
+
+def _values_there(rows: list[Row], filters: list[Filter]) -> str:
+    """For the first key=value that no run has: the values the runs do have for that key."""
+    for f in filters:
+        if f.op in ("=", "==") and not any(f.matches(r) for r in rows):
+            values = sorted({fmt_value(r.get(f.key, MISSING)) for r in rows})
+            shown = ", ".join(values[:8]) + (f", ... ({len(values)} values)" if len(values) > 8 else "")
+            # A word mistyped (ReLU, tanhh), not another value (gelu is no typo of relu), nor a number.
+            hint = did_you_mean(f.value, values, cutoff=0.8) if isinstance(f.value, str) else ""
+            return f"; {f.key} is {shown} in these runs{hint}"
+    return ""
 
 
 _BASELINE_SPLIT = re.compile(r",(?=\s*[A-Za-z_][A-Za-z0-9_.]*\s*=)")  # commas that start another key=

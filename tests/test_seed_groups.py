@@ -119,7 +119,12 @@ def test_baseline_names_the_reference_group(inits):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("model.init=orthogonal", "no group of runs has that; the groups differ in model.init"),
+        # a value no group has: the values the groups have (they said only which fields differ)
+        (
+            "model.init=orthogonal",
+            "no group of runs has that; model.init is kaiming_normal, xavier_normal in these runs",
+        ),
+        ("model.init=Xavier_Normal", "(did you mean 'xavier_normal'?)"),
         ("model.act=relu", "unknown key"),
         ("model.init", "expected key=value"),
     ],

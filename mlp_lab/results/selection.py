@@ -123,8 +123,10 @@ def find_baseline(groups: list[Row], text: str, keys: list[str]) -> Row:
         return found[0]
     fields = differing_fields(groups, keys)
     if not found:
+        there = _values_there(groups, conditions)  # a value no group has: the ones they have
         raise CompareError(
-            f"--baseline {text!r}: no group of runs has that; the groups differ in {', '.join(fields) or 'nothing'}"
+            f"--baseline {text!r}: no group of runs has that"
+            + (there or f"; the groups differ in {', '.join(fields) or 'nothing'}")
         )
     raise CompareError(
         f"--baseline {text!r}: {len(found)} groups have that; name more of the fields they differ in "

@@ -41,6 +41,7 @@ def test_a_random_search_draws_the_same_trials_every_time_and_the_dry_run_lists_
         ({"space": {"train.batch_size": {"int": [8.5, 64]}}}, ["space train.batch_size", "must be integers"]),
         ({"space": {"model.activation": {"choice": []}}}, ["space model.activation", "non-empty list"]),
         ({"space": {"optimizer.lr": {"normal": [0, 1]}}}, ["unknown distribution 'normal'", "log_uniform"]),
+        ({"space": {"optimizer.lr": {"log_unifrom": [1e-4, 1]}}}, ["'log_unifrom' (did you mean 'log_uniform'?)"]),
         ({"space": {"optimizer.lr": [0.1, 0.01]}}, ["space", "optimizer.lr"]),
         (
             {"space": {"model.activation": {"choice": ["relu", "swish"]}}},
@@ -59,6 +60,7 @@ def test_a_random_search_draws_the_same_trials_every_time_and_the_dry_run_lists_
         "int-bounds",
         "empty-choice",
         "kind",
+        "kind-mistyped",
         "form",
         "bad-choice",
         "dropout-1",

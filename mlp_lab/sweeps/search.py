@@ -31,6 +31,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mlp_lab.errors import did_you_mean
+
 KINDS = {
     "uniform": "a number in [low, high]",
     "log_uniform": "a number in [low, high] on a log scale",
@@ -101,7 +103,7 @@ def _form_problem(dist: Any) -> str | None:
         return f"{dist!r}: {allowed}"
     ((kind, args),) = dist.items()
     if kind not in KINDS:
-        return f"unknown distribution {kind!r}; {allowed}"
+        return f"unknown distribution {kind!r}{did_you_mean(kind, KINDS)}; {allowed}"
     if kind == "choice":
         if not isinstance(args, list) or not args:
             return "choice needs a non-empty list of values"

@@ -65,7 +65,8 @@ def lookup(registry: Mapping[str, _T], key: str, value: str, error: type[MlpLabE
     try:
         return registry[value]
     except (KeyError, TypeError):
-        raise error(f"{key}: {shorten(value)} is not allowed; allowed: {', '.join(registry)}") from None
+        hint = did_you_mean(value, registry) if isinstance(value, str) else ""
+        raise error(f"{key}: {shorten(value)} is not allowed{hint}; allowed: {', '.join(registry)}") from None
 
 
 def close_names(word: object, names: Iterable[object], n: int = 1, cutoff: float = 0.6) -> list[str]:

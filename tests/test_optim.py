@@ -116,7 +116,10 @@ def test_sparse_adam_is_mapped_but_rejected_by_the_config():
 
 def test_unknown_optimizer_and_scheduler_are_config_errors():
     bad = schema.AdamConfig.model_construct(name="adamax", lr=1e-3)
-    with pytest.raises(ConfigError, match=r"optimizer\.name: 'adamax' is not allowed; allowed: sgd, "):
+    # (the schema's own words for it, did-you-mean included)
+    with pytest.raises(
+        ConfigError, match=r"optimizer\.name: 'adamax' is not allowed \(did you mean 'adam'\?\); allowed: sgd, "
+    ):
         build_optimizer(bad, nn.Linear(3, 2).parameters())
     opt = torch.optim.SGD(nn.Linear(3, 2).parameters(), lr=1.0)
     with pytest.raises(ConfigError, match=r"scheduler\.name: 'plateau' is not allowed; allowed: none, "):

@@ -51,6 +51,7 @@ def test_a_random_search_draws_the_same_trials_every_time_and_the_dry_run_lists_
         ({"space": {"model.activaton": {"choice": ["relu"]}}}, ["model.activaton", "did you mean"]),
         ({"metric": "test_acc"}, ["metric test_acc", "never on the test set"]),
         ({"metric": "val_f1"}, ["metric 'val_f1'", "val_acc, val_loss"]),
+        ({"metric": "val_ac"}, ["metric 'val_ac' is not allowed (did you mean 'val_acc'?)"]),
         ({"method": "grid"}, ["method", "random"]),
     ],
     ids=[
@@ -67,6 +68,7 @@ def test_a_random_search_draws_the_same_trials_every_time_and_the_dry_run_lists_
         "unknown-key",
         "test-metric",
         "metric",
+        "metric-mistyped",
         "method",
     ],
 )

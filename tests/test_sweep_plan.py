@@ -214,6 +214,7 @@ def test_a_glob_that_matches_nothing_is_an_error(tmp_path, base):
     [
         (["--jobs", "0"], ["--jobs 0", "1 or more"]),
         (["--threads", "0"], ["--threads 0", "1 or more"]),
+        (["--backend", "Ray"], ["--backend: 'Ray' is not allowed (did you mean 'ray'?)", "allowed: local, ray"]),
     ],
 )
 def test_bad_options_are_one_line_and_exit_2(tmp_path, base, args, words):

@@ -77,7 +77,7 @@ class SearchSpec(BaseModel):
                 f"makes its number meaningless); use {' or '.join(METRICS)}"
             )
         if v not in METRICS:
-            raise ValueError(f"metric {v!r} is not allowed; allowed: {', '.join(METRICS)}")
+            raise ValueError(f"metric {v!r} is not allowed{did_you_mean(v, METRICS)}; allowed: {', '.join(METRICS)}")
         return v
 
     @field_validator("space")

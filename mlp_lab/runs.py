@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from mlp_lab.atomic_files import read_jsonl, write_error
-from mlp_lab.errors import RunError
+from mlp_lab.errors import RunError, close_names
 from mlp_lab.run_lock import process_gone, run_lock_held
 
 CONFIG = "config.yaml"
@@ -140,11 +140,25 @@ def is_run_dir(path: Path) -> bool:
 SWEEP_MANIFEST = "manifest.json"
 
 
+def near_folder(path: Path) -> str:
+    """' (did you mean runs/relu_adam-...?)' for a missing path with a sibling of a close name
+    (run and sweep folders' ids are long and typed by hand), else ''."""
+    path = Path(path)
+    try:
+        names = [p.name for p in path.parent.iterdir()]
+    except OSError:
+        return ""
+    near = close_names(path.name, names, 1, cutoff=0.8)
+    return f" (did you mean {path.parent / near[0]}?)" if near else ""
+
+
 def folder_kind(path: Path) -> str:
     """What ``mlp-lab resume`` continues: "sweep" or "run"; RunError (one line) for anything else."""
     path = Path(path)
     if not path.is_dir():
-        raise RunError(f"{path}: no such folder; mlp-lab resume continues a run folder or a sweep folder")
+        raise RunError(
+            f"{path}: no such folder{near_folder(path)}; mlp-lab resume continues a run folder or a sweep folder"
+        )
     if (path / SWEEP_MANIFEST).is_file():
         return "sweep"
     if is_run_dir(path):
@@ -219,7 +233,7 @@ def discover_runs(paths: list[Path]) -> tuple[list[Path], list[str]]:
     for arg in paths:
         p = Path(arg)
         if not p.exists():
-            warnings.append(f"{p}: no such file or folder, skipped")
+            warnings.append(f"{p}: no such file or folder{near_folder(p)}, skipped")
         elif is_run_dir(p):
             add(p)
         elif p.is_dir():

@@ -266,6 +266,21 @@ def test_top_keeps_the_first_n_and_columns_follow_the_shown_rows(tmp_path):
         build_comparison([root], top=0)
 
 
+def test_a_run_folder_mistyped_by_one_character_is_named_back(tmp_path):
+    # Run and sweep folders' ids are long and typed by hand: show, resume, compare and
+    # confirm said only "no such ... folder".
+    run = make_run(tmp_path / "runs", "relu", accs=[0.9])
+    typo = run.parent / (run.name[:-1] + ("x" if run.name[-1] != "x" else "y"))
+    hint = f"(did you mean {run}?)"
+    for args in (["show", str(typo)], ["resume", str(typo)], ["confirm", str(typo)]):
+        r = invoke(*args)
+        assert r.exit_code == 2 and hint in r.stderr, (args, r.stderr)
+    r = invoke("compare", str(typo), str(run))
+    assert r.exit_code == 0 and f"no such file or folder {hint}, skipped" in r.stderr
+    r = invoke("show", str(tmp_path / "runs" / "somewhere-else"))
+    assert r.exit_code == 2 and "did you mean" not in r.stderr  # nothing near: no guess
+
+
 def test_filters_compare_parsed_values(tmp_path):
     root = tmp_path / "runs"
     make_run(root, "a", {"optimizer": {"lr": 0.001}, "model": {"activation": "relu", "hidden": [64, 64]}}, accs=[0.97])

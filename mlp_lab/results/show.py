@@ -30,7 +30,7 @@ def describe_run(path: str | Path, all_params: bool = False) -> RunDetails:
     """Read one run folder for ``show``. Raises RunError when it is not a run."""
     path = Path(path)
     if not path.exists():
-        raise RunError(f"{path}: no such run folder")
+        raise RunError(f"{path}: no such run folder{runs.near_folder(path)}")
     if not runs.is_run_dir(path):
         if path.is_dir():
             children, _ = runs.discover_runs([path])

@@ -234,7 +234,7 @@ def load_manifest(folder: Path) -> Manifest:
     folder = Path(folder)
     path = folder / MANIFEST
     if not folder.is_dir():
-        raise RunError(f"{folder}: no such sweep folder")
+        raise RunError(f"{folder}: no such sweep folder{runs.near_folder(folder)}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

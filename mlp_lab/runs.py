@@ -145,7 +145,7 @@ def near_folder(path: Path) -> str:
     (run and sweep folders' ids are long and typed by hand), else ''."""
     path = Path(path)
     try:
-        names = [p.name for p in path.parent.iterdir()]
+        names = [p.name for p in path.parent.iterdir() if p.is_dir() and p.name != path.name]
     except OSError:
         return ""
     near = close_names(path.name, names, 1, cutoff=0.8)
@@ -155,6 +155,13 @@ def near_folder(path: Path) -> str:
 def folder_kind(path: Path) -> str:
     """What ``mlp-lab resume`` continues: "sweep" or "run"; RunError (one line) for anything else."""
     path = Path(path)
+    if path.is_file():
+        instead = ""
+        if is_run_dir(path.parent) or (path.parent / SWEEP_MANIFEST).is_file():  # its checkpoint.pt, say
+            instead = f" (the folder it is in: mlp-lab resume {path.parent})"
+        elif path.suffix in (".yaml", ".yml"):
+            instead = f" (to train a config: mlp-lab train --config {path})"
+        raise RunError(f"{path} is a file; mlp-lab resume continues a run folder or a sweep folder{instead}")
     if not path.is_dir():
         raise RunError(
             f"{path}: no such folder{near_folder(path)}; mlp-lab resume continues a run folder or a sweep folder"

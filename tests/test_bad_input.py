@@ -297,7 +297,13 @@ CASES = [
         ("notarun", "neither a run folder", "nor a sweep folder", "nothing to resume"),
         {"notarun/readme.txt": "hello\n"},
     ),
-    Case("resume-cmd-a-file", ["resume", "good.yaml"], ("good.yaml", "no such folder")),
+    Case("resume-cmd-a-file", ["resume", "good.yaml"], ("good.yaml is a file", "mlp-lab train --config good.yaml")),
+    Case(
+        "resume-cmd-a-runs-file",
+        ["resume", "somerun/checkpoint.pt"],
+        ("somerun/checkpoint.pt is a file", "the folder it is in: mlp-lab resume somerun"),
+        {"somerun/summary.json": "{}\n", "somerun/checkpoint.pt": "x"},
+    ),
     Case(
         "resume-cmd-sweep-option-on-a-run",
         ["resume", "somerun", "--jobs", "2"],

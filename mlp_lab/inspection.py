@@ -119,7 +119,7 @@ def inspect_batch(cfg: ExperimentConfig, x: torch.Tensor, y: torch.Tensor, input
     )
     found = activation_warnings(layers, batch) + gradient_warnings([s.grad_norm or 0.0 for s in [*layers, output]])
     warnings = [text.replace("probe samples", "samples") for text in merge_findings(found, batch)]
-    if blocks and layers[0].dead is not None and batch < DEAD_MIN_SAMPLES:
+    if blocks and act in RELU_FAMILY and batch < DEAD_MIN_SAMPLES:  # the layers whose dead units are measured
         warnings.append(
             f"dead units are not judged on {batch} sample{'s' if batch != 1 else ''}: a healthy unit is positive on "
             f"about half of all samples, so on so few it can look dead by chance; use --batch {DEAD_MIN_SAMPLES} or more"

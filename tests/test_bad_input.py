@@ -364,6 +364,22 @@ CASES = [
         ("mlp-lab sweep", "'--jobs'", "integer"),
     ),
     Case("extra-argument", ["configs", "extra"], ("mlp-lab configs", "unexpected extra argument", "extra")),
+    # --- paths no file system holds: a name over 255 bytes, a path over 4096
+    Case("config-name-too-long", ["train", "--config", "c" * 300], ("file name too long", "300 bytes", "at most 255")),
+    Case("check-name-too-long", ["check", "--config", "c" * 256], ("file name too long", "256 bytes")),
+    Case(
+        "output-name-too-long",
+        ["configs", "--copy", "smoke", "--to", "o" * 300 + ".yaml"],
+        ("file name too long", "305 bytes", "at most 255"),
+    ),
+    Case("show-name-too-long", ["show", "runs/" + "r" * 300], ("file name too long", "300 bytes"), {"runs/.keep": ""}),
+    Case("path-too-long", ["show", "/".join(["p" * 200] * 25)], ("path too long", "5024 bytes", "at most 4096")),
+    Case(
+        "sweep-base-name-too-long",
+        ["sweep", "s.yaml", "--dry-run"],
+        ("file name too long", "305 bytes"),
+        {"s.yaml": f"base: {'b' * 300}.yaml\nseeds: 2\n"},
+    ),
 ]
 
 

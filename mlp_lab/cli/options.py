@@ -3,7 +3,9 @@ error for a user's mistake, and printing Rich renderables to a terminal or a pip
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 import re
 from pathlib import Path
 from typing import Any, Callable, List, NoReturn, Optional, overload
@@ -16,7 +18,7 @@ try:  # newer typer releases carry their own copy of click
 except ImportError:
     from click.exceptions import UsageError  # type: ignore[assignment]
 
-from mlp_lab.errors import MlpLabError
+from mlp_lab.errors import MlpLabError, shorten
 
 
 class _PlainFlags:
@@ -189,8 +191,31 @@ def user_errors(fn: Callable) -> Callable:
         except MlpLabError as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(e.exit_code) from None
+        except OSError as e:
+            # A path typed on the command line or in a config (--config, --output, a sweep's
+            # base:) that no file system can hold: the first stat of it fails, before anything
+            # is written.
+            if e.errno != errno.ENAMETOOLONG:
+                raise
+            typer.echo(f"error: {_name_too_long(e.filename)}", err=True)
+            raise typer.Exit(2) from None
 
     return wrapper
+
+
+NAME_MAX = 255  # bytes in one file or folder name: ext4, XFS, Btrfs, APFS, NTFS (in characters)
+PATH_MAX = 4096  # bytes in a whole path, Linux's limit (macOS: 1024)
+
+
+def _name_too_long(path: object) -> str:
+    if not isinstance(path, (str, bytes)):
+        return "a file name or path is too long for the file system"
+    text = os.fsdecode(path)
+    longest = max(Path(text).parts, key=lambda part: len(os.fsencode(part)), default="")
+    if len(os.fsencode(longest)) > NAME_MAX:
+        size = len(os.fsencode(longest))
+        return f"file name too long: {shorten(longest)} has {size} bytes; a name in a path may have at most {NAME_MAX}"
+    return f"path too long: {shorten(text)} has {len(os.fsencode(text))} bytes; a path may have at most {PATH_MAX}"
 
 
 def stdout_console():

@@ -75,20 +75,32 @@ def locate(arg: str | Path, kind: str = "config") -> tuple[Path, Shipped | None]
     path = Path(arg)
     if path.exists():
         return path, None
+    entry = shipped_named(arg, kind)
+    if entry is not None:
+        return entry.path, entry
+    raise ConfigError(
+        f"{kind} file not found: {arg}, and no shipped {kind} has that name{near_shipped(arg, kind)} "
+        "(mlp-lab configs lists them)"
+    )
+
+
+def shipped_named(arg: str | Path, kind: str = "config") -> Shipped | None:
+    """The shipped config (or sweep file) ``arg`` names: 'relu_adam', 'lecture/opt_sgd.yaml',
+    a sweep's stem alone ('batchnorm' for sweeps/batchnorm); None when none is."""
     wanted = _name(str(arg))
     found = {s.name: s for s in list_shipped()}
     for name in (wanted, f"sweeps/{wanted}" if kind == "sweep" else None):
         if name in found:
-            return found[name].path, found[name]
+            return found[name]
     by_stem = [s for s in found.values() if s.name.rsplit("/", 1)[-1] == wanted and s.kind == kind]
-    if len(by_stem) == 1:
-        return by_stem[0].path, by_stem[0]
-    names = [n for n, s in found.items() if s.kind == kind]
-    near = close_names(wanted, names, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(near)}?" if near else ""
-    raise ConfigError(
-        f"{kind} file not found: {arg}, and no shipped {kind} has that name{hint} (mlp-lab configs lists them)"
-    )
+    return by_stem[0] if len(by_stem) == 1 else None
+
+
+def near_shipped(arg: str | Path, kind: str = "config") -> str:
+    """'; did you mean relu_adam, relu_sgd?' for the shipped names near ``arg``, or ''."""
+    names = [s.name for s in list_shipped() if s.kind == kind]
+    near = close_names(_name(str(arg)), names, n=3, cutoff=0.5)
+    return f"; did you mean {', '.join(near)}?" if near else ""
 
 
 def _name(arg: str) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from mlp_lab.sweeps import cell_id, load_sweep
 
-from helpers import SWEEP_TINY, assert_user_error, cli, merge, sweep_file, write_yaml
+from helpers import SWEEP_TINY, assert_user_error, cli, merge, sweep_file, write_config, write_yaml
 
 TINY = merge(SWEEP_TINY, {})  # a copy: a test may change its own
 
@@ -207,6 +207,25 @@ def test_a_glob_that_matches_nothing_is_an_error(tmp_path, base):
     assert_user_error(
         cli("sweep", write_yaml(tmp_path / "s.yaml", {"configs": ["nope_*.yaml"]})), "nope_*.yaml", "matches no file"
     )
+
+
+def test_a_base_is_found_beside_the_sweep_file_never_in_the_current_folder(tmp_path, monkeypatch):
+    """The same sweep file plans the same runs from any folder: a base.yaml that happens
+    to be in the current folder does not stand in for a missing one beside the file."""
+    monkeypatch.chdir(tmp_path)
+    write_config(tmp_path / "tiny.yaml", {"optimizer": {"lr": 0.5}})  # another config, here
+    write_yaml(tmp_path / "exp" / "s.yaml", {"base": "tiny.yaml", "seeds": 2})
+    line = assert_user_error(cli("sweep", "exp/s.yaml", "--dry-run"), "exp/s.yaml: base: 'tiny.yaml'")
+    assert "no such file beside the sweep file (exp/tiny.yaml)" in line
+    assert line.endswith("for ./tiny.yaml, write its path from the sweep file's folder: base: ../tiny.yaml")
+    write_yaml(tmp_path / "exp" / "s.yaml", {"base": "../tiny.yaml", "seeds": 2})  # as the line says
+    assert {r.config.optimizer.lr for r in load_sweep(tmp_path / "exp" / "s.yaml").runs} == {0.5}
+
+
+def test_a_missing_base_names_the_sweep_file_and_the_shipped_names_near_it(tmp_path):
+    line = assert_user_error(cli("sweep", write_yaml(tmp_path / "s.yaml", {"base": "relu_adma"}), "--dry-run"))
+    assert "s.yaml: base: 'relu_adma': no such file beside the sweep file" in line
+    assert "no shipped config has that name; did you mean relu_adam" in line
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import glob
 import itertools
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ from mlp_lab.config import (
 from mlp_lab.errors import ConfigError, did_you_mean, shorten
 from mlp_lab.results.values import fmt_value
 from mlp_lab.schema import ExperimentConfig
+from mlp_lab.shipped import near_shipped, shipped_named
 from mlp_lab.sweeps.plan import PlannedRun, cell_id
 from mlp_lab.sweeps.search import SearchSpec
 from mlp_lab.sweeps.search_plan import plan_search
@@ -304,7 +306,7 @@ def _sources(spec: SweepFile, path: Path) -> tuple[list[tuple[Path, dict[str, An
     here = path.parent
     notes: list[str] = []
     if spec.base is not None:
-        files = [_base_file(here, spec.base)]
+        files = [_base_file(path, spec.base)]
         # (a shipped name is bare: relu_adam, lecture/opt_sgd_momentum; a path has a suffix or a ./)
         looks_like_a_path = spec.base.endswith((".yaml", ".yml")) or spec.base.startswith((".", "/"))
         if looks_like_a_path and not (here / spec.base).exists():
@@ -377,19 +379,27 @@ def _seeds_given_elsewhere(
     return notes
 
 
-def _base_file(here: Path, base: str) -> Path:
+def _base_file(sweep: Path, base: str) -> Path:
     """``base`` beside the sweep file; else the shipped config of that name (the shipped
     sweep files name theirs so: ``base: relu_adam`` resolves the same from any folder), said
-    in a note; else the path, which then says it is missing."""
-    from mlp_lab.shipped import locate
-
-    path = here / base
+    in a note. Never a file of that name in the current folder: the same sweep file would
+    train another config from another folder."""
+    path = sweep.parent / base
     if path.exists():
         return path
-    try:
-        return locate(base, "config")[0]
-    except ConfigError:
-        return path
+    entry = shipped_named(base, "config")
+    if entry is not None:
+        return entry.path
+    here = Path(base)
+    hint = (
+        f"; for ./{here}, write its path from the sweep file's folder: base: {os.path.relpath(here, sweep.parent)}"
+        if here.is_file()
+        else near_shipped(base, "config")
+    )
+    raise ConfigError(
+        f"{sweep}: base: {shorten(base)}: no such file beside the sweep file ({path}), "
+        f"and no shipped config has that name{hint}"
+    )
 
 
 def _expand(spec: SweepFile, sources: list[tuple[Path, dict[str, Any]]], path: Path) -> list[PlannedRun]:
